@@ -1,0 +1,1 @@
+"""Domain code behind the restore runbook's Lambda steps."""

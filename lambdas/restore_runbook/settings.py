@@ -1,0 +1,93 @@
+"""Settings for every Lambda step, read once from the environment at cold start.
+
+The CDK stack writes these variables from the validated `cdk.json` context; reading them here
+again, typed and checked, means a mis-set function fails at its first invocation with a plain
+message instead of half-way through a restore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from restore_runbook.errors import InvalidInput
+
+SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+
+
+@dataclass(frozen=True)
+class RunbookSettings:
+    source_instance: str
+    database_name: str
+    db_secret_arn: str
+    validation_tables: tuple[str, ...]
+    recency_column: str
+    statement_timeout_ms: int
+    management_tag_key: str
+    management_tag_value: str
+    restore_poll_initial_seconds: int
+    restore_poll_max_seconds: int
+    restore_poll_max_attempts: int
+
+    def __post_init__(self) -> None:
+        if not RDS_IDENTIFIER.match(self.source_instance):
+            raise InvalidInput(f"setting SOURCE_INSTANCE={self.source_instance!r} is not a valid RDS identifier")
+        for name in (*self.validation_tables, self.recency_column, self.database_name):
+            if not SQL_IDENTIFIER.match(name):
+                raise InvalidInput(f"setting names {name!r}, which is not a plain SQL identifier (letters, digits, _)")
+        if not self.validation_tables:
+            raise InvalidInput("setting VALIDATION_TABLES is empty; name at least one table to check")
+        if self.statement_timeout_ms <= 0:
+            raise InvalidInput("setting STATEMENT_TIMEOUT_MS must be a positive number of milliseconds")
+        if not 0 < self.restore_poll_initial_seconds <= self.restore_poll_max_seconds:
+            raise InvalidInput("settings need 0 < RESTORE_POLL_INITIAL_SECONDS <= RESTORE_POLL_MAX_SECONDS")
+        if self.restore_poll_max_attempts <= 0:
+            raise InvalidInput("setting RESTORE_POLL_MAX_ATTEMPTS must be positive")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
+        env = dict(os.environ if env is None else env)
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise InvalidInput(f"setting {name} is not set on this function; redeploy the stack")
+            return value
+
+        def integer(name: str, default: int) -> int:
+            raw = env.get(name, str(default))
+            try:
+                return int(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"setting {name}={raw!r} is not a whole number") from exc
+
+        tables_raw = env.get("VALIDATION_TABLES", '["tenants", "users", "calls", "api_keys"]')
+        try:
+            tables = json.loads(tables_raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"setting VALIDATION_TABLES={tables_raw!r} is not a JSON list of table names") from exc
+        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
+            raise InvalidInput(f"setting VALIDATION_TABLES={tables_raw!r} is not a JSON list of table names")
+
+        return cls(
+            source_instance=required("SOURCE_INSTANCE"),
+            database_name=env.get("DATABASE_NAME", "irisx"),
+            db_secret_arn=env.get("DB_SECRET_ARN", ""),
+            validation_tables=tuple(tables),
+            recency_column=env.get("RECENCY_COLUMN", "created_at"),
+            statement_timeout_ms=integer("STATEMENT_TIMEOUT_MS", 15000),
+            management_tag_key=env.get("MANAGEMENT_TAG_KEY", "irisx-restore:managed-by"),
+            management_tag_value=env.get("MANAGEMENT_TAG_VALUE", "restore-runbook"),
+            restore_poll_initial_seconds=integer("RESTORE_POLL_INITIAL_SECONDS", 30),
+            restore_poll_max_seconds=integer("RESTORE_POLL_MAX_SECONDS", 120),
+            restore_poll_max_attempts=integer("RESTORE_POLL_MAX_ATTEMPTS", 90),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> RunbookSettings:
+    return RunbookSettings.from_env()
