@@ -1,0 +1,96 @@
+"""The stack: shared Lambda code, the dependency layer, the network, and one construct per workflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from stacks.restore_workflow import RestoreWorkflow
+from stacks.settings import StackSettings
+from stacks.workflow import FunctionDefaults, Workflow
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LAYER_PATH = REPO_ROOT / "build" / "layer"
+LAMBDA_SOURCE = REPO_ROOT / "lambdas"
+STATEMACHINES = REPO_ROOT / "statemachines"
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
+
+
+class RestoreRunbookStack(Stack):
+    """`layer_asset_path` is a directory holding `python/` (built by scripts/build_layer.sh);
+    `statemachines_path` is where the `*.asl.json` files and `functions.json` are read from."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        layer_asset_path: Path | str = DEFAULT_LAYER_PATH,
+        statemachines_path: Path | str = STATEMACHINES,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+        self._statemachines = Path(statemachines_path)
+        self.defaults = FunctionDefaults(
+            code=self._build_code(),
+            layers=[self._build_layer(Path(layer_asset_path))],
+            environment=settings.lambda_environment(),
+            name_prefix=settings.name_prefix,
+            **self._build_network(),
+        )
+        self.restore = self._build_restore_workflow()
+        self._build_outputs()
+
+    def _build_code(self) -> lambda_.Code:
+        # The directory as it is: handlers are pure Python and third-party packages live in the layer,
+        # so no bundling (and no Docker) is needed.
+        return lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=ASSET_EXCLUDES)
+
+    def _build_layer(self, layer_path: Path) -> lambda_.LayerVersion:
+        if not (layer_path / "python").is_dir():
+            raise ValueError(
+                f"the dependency layer {layer_path}/python does not exist; build it first with "
+                "`make layer` (scripts/build_layer.sh), or pass layer_asset_path"
+            )
+        return lambda_.LayerVersion(
+            self,
+            "DependencyLayer",
+            code=lambda_.Code.from_asset(str(layer_path), exclude=ASSET_EXCLUDES),
+            compatible_runtimes=[Workflow.RUNTIME],
+            compatible_architectures=[Workflow.ARCHITECTURE],
+            description="requirements.txt for the runbook's Lambda steps",
+        )
+
+    def _build_network(self) -> dict[str, object]:
+        # Imported from settings, never looked up, so synth needs no AWS credentials.
+        vpc = ec2.Vpc.from_vpc_attributes(
+            self,
+            "Vpc",
+            vpc_id=self.settings.vpc_id,
+            availability_zones=list(self.settings.availability_zones),
+            private_subnet_ids=list(self.settings.subnet_ids),
+        )
+        security_groups = [
+            ec2.SecurityGroup.from_security_group_id(self, f"SecurityGroup{index}", group_id, mutable=False)
+            for index, group_id in enumerate(self.settings.security_group_ids)
+        ]
+        return {"vpc": vpc, "security_groups": security_groups}
+
+    def _build_restore_workflow(self) -> RestoreWorkflow:
+        return RestoreWorkflow(
+            self,
+            "Restore",
+            settings=self.settings,
+            defaults=self.defaults,
+            asl_path=self._statemachines / "restore.asl.json",
+            manifest_path=self._statemachines / "functions.json",
+        )
+
+    def _build_outputs(self) -> None:
+        self.restore.workflow.add_arn_output("RestoreStateMachineArn")

@@ -1,0 +1,168 @@
+"""The runbook's settings as the stack sees them: read once from the `runbook` context, checked, typed.
+
+The same names reach the Lambda functions as environment variables (`lambda_environment`), where
+`lambdas/restore_runbook/settings.py` reads them again at cold start. Checking here as well means a
+typo in `cdk.json` stops `cdk synth` with the key's name instead of failing a restore half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+# The runbook's own examples ("vpc-xxxxxx", "sg-xxxxxx") are accepted: the prefix is what is checked.
+VPC_ID = re.compile(r"^vpc-[0-9a-zA-Z]+$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-zA-Z]+$")
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-zA-Z]+$")
+AVAILABILITY_ZONE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+ACCOUNT = re.compile(r"^\d{12}$")
+SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
+NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    source_instance: str
+    database_name: str
+    db_secret_arn: str
+    validation_tables: tuple[str, ...]
+    recency_column: str
+    statement_timeout_ms: int
+    management_tag_key: str
+    management_tag_value: str
+    restore_poll_initial_seconds: int
+    restore_poll_max_seconds: int
+    restore_poll_max_attempts: int
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    availability_zones: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    db_subnet_group_name: str
+    account: str
+    region: str
+    name_prefix: str
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
+        if not isinstance(context, Mapping):
+            raise ValueError("context key 'runbook' is missing or not an object; see cdk.json for the expected settings")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(context) - known)
+        if unknown:
+            raise ValueError(f"runbook setting(s) {', '.join(unknown)} unknown; expected only: {', '.join(sorted(known))}")
+        reader = _Reader(context)
+        settings = cls(
+            source_instance=reader.text("source_instance", RDS_IDENTIFIER, "an RDS instance identifier"),
+            database_name=reader.text("database_name", SQL_IDENTIFIER, "a plain SQL identifier"),
+            db_secret_arn=reader.text("db_secret_arn", SECRET_ARN, "a Secrets Manager secret ARN"),
+            validation_tables=reader.texts("validation_tables", SQL_IDENTIFIER, "plain SQL identifiers"),
+            recency_column=reader.text("recency_column", SQL_IDENTIFIER, "a plain SQL identifier"),
+            statement_timeout_ms=reader.positive("statement_timeout_ms"),
+            management_tag_key=reader.text("management_tag_key", TAG_PART, "a tag key (1-128 characters)"),
+            management_tag_value=reader.text("management_tag_value", TAG_PART, "a tag value (1-128 characters)"),
+            restore_poll_initial_seconds=reader.positive("restore_poll_initial_seconds"),
+            restore_poll_max_seconds=reader.positive("restore_poll_max_seconds"),
+            restore_poll_max_attempts=reader.positive("restore_poll_max_attempts"),
+            vpc_id=reader.text("vpc_id", VPC_ID, "a VPC id like vpc-0abc..."),
+            subnet_ids=reader.texts("subnet_ids", SUBNET_ID, "subnet ids like subnet-0abc..."),
+            availability_zones=reader.texts("availability_zones", AVAILABILITY_ZONE, "availability zones like us-east-1a"),
+            security_group_ids=reader.texts("security_group_ids", SECURITY_GROUP_ID, "security group ids like sg-0abc..."),
+            db_subnet_group_name=reader.text("db_subnet_group_name", SUBNET_GROUP, "a DB subnet group name"),
+            account=reader.text("account", ACCOUNT, "a 12-digit AWS account id"),
+            region=reader.text("region", REGION, "an AWS region like us-east-1"),
+            name_prefix=reader.text("name_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
+        )
+        settings._check_relations()
+        return settings
+
+    def _check_relations(self) -> None:
+        if self.restore_poll_initial_seconds > self.restore_poll_max_seconds:
+            raise ValueError(
+                "runbook setting 'restore_poll_initial_seconds' must be <= 'restore_poll_max_seconds' "
+                f"(got {self.restore_poll_initial_seconds} > {self.restore_poll_max_seconds})"
+            )
+        if len(self.subnet_ids) != len(self.availability_zones):
+            raise ValueError(
+                "runbook settings 'subnet_ids' and 'availability_zones' must have the same length "
+                "(one availability zone per subnet, in the same order)"
+            )
+        for zone in self.availability_zones:
+            if not zone.startswith(self.region):
+                raise ValueError(f"runbook setting 'availability_zones' has {zone!r}, which is not in region {self.region!r}")
+        arn_region, arn_account = self.db_secret_arn.split(":")[3:5]
+        if (arn_region, arn_account) != (self.region, self.account):
+            raise ValueError(
+                f"runbook setting 'db_secret_arn' points at {arn_region}/{arn_account}, "
+                f"expected the stack's region/account {self.region}/{self.account}"
+            )
+
+    def placeholders(self) -> list[str]:
+        """Keys still holding the runbook's example ids (`vpc-xxxxxx`): fine to synth, not to deploy."""
+        network = {
+            "vpc_id": (self.vpc_id,),
+            "subnet_ids": self.subnet_ids,
+            "security_group_ids": self.security_group_ids,
+            "db_subnet_group_name": (self.db_subnet_group_name,),
+        }
+        return [key for key, values in network.items() if any("xxxxxx" in value for value in values)]
+
+    def lambda_environment(self) -> dict[str, str]:
+        """The variables `lambdas/restore_runbook/settings.py` reads, spelled as it reads them."""
+        return {
+            "SOURCE_INSTANCE": self.source_instance,
+            "DATABASE_NAME": self.database_name,
+            "DB_SECRET_ARN": self.db_secret_arn,
+            "VALIDATION_TABLES": json.dumps(list(self.validation_tables)),
+            "RECENCY_COLUMN": self.recency_column,
+            "STATEMENT_TIMEOUT_MS": str(self.statement_timeout_ms),
+            "MANAGEMENT_TAG_KEY": self.management_tag_key,
+            "MANAGEMENT_TAG_VALUE": self.management_tag_value,
+            "RESTORE_POLL_INITIAL_SECONDS": str(self.restore_poll_initial_seconds),
+            "RESTORE_POLL_MAX_SECONDS": str(self.restore_poll_max_seconds),
+            "RESTORE_POLL_MAX_ATTEMPTS": str(self.restore_poll_max_attempts),
+            "DB_SUBNET_GROUP_NAME": self.db_subnet_group_name,
+        }
+
+
+class _Reader:
+    """Reads one key at a time, so every error names the key and what it should hold."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self._context = context
+
+    def _get(self, key: str) -> Any:
+        if key not in self._context:
+            raise ValueError(f"runbook setting {key!r} is missing from the 'runbook' context in cdk.json")
+        return self._context[key]
+
+    def text(self, key: str, pattern: re.Pattern[str], expected: str) -> str:
+        value = self._get(key)
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected {expected}")
+        return value
+
+    def texts(self, key: str, pattern: re.Pattern[str], expected: str) -> tuple[str, ...]:
+        value = self._get(key)
+        if not isinstance(value, list) or not value:
+            raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected a non-empty list of {expected}")
+        for item in value:
+            if not isinstance(item, str) or not pattern.match(item):
+                raise ValueError(f"runbook setting {key!r} has {item!r}; expected a list of {expected}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"runbook setting {key!r} lists an entry twice: {value!r}")
+        return tuple(value)
+
+    def positive(self, key: str) -> int:
+        value = self._get(key)
+        # bool is an int in Python; `true` in cdk.json is a mistake, not 1.
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected a positive whole number")
+        return value

@@ -1,0 +1,268 @@
+"""A workflow: one ASL file from `statemachines/`, the Lambda steps it references, its state machine.
+
+Every workflow (restore, rollback, snapshot, drill, ...) is built the same way, so this construct
+knows nothing about RDS: the caller says which IAM statements each step needs. The ASL deployed is
+the file on disk, loaded with `DefinitionBody.from_string` and substitutions, so the definition in
+the template is the one the workflow tests execute.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks import nag
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def placeholders_in(asl_text: str) -> set[str]:
+    """Names of the `${Placeholders}` an ASL definition expects to be substituted."""
+    return set(PLACEHOLDER.findall(asl_text))
+
+
+def handler_module(handler: str) -> str:
+    """`restore_runbook.handlers.start_restore.handler` -> `start_restore`: the step's short name."""
+    parts = handler.split(".")
+    if len(parts) < 2:
+        raise ValueError(f"handler {handler!r} is not a dotted path like package.module.function")
+    return parts[-2]
+
+
+@dataclass(frozen=True)
+class StepPermissions:
+    """What one Lambda step may do, and why any wildcard in it is acceptable."""
+
+    statements: Sequence[iam.PolicyStatement]
+    # nag rule id -> reason; every wildcard must be justified here, next to the statement that has it.
+    acknowledgements: Mapping[str, str] = field(default_factory=dict)
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(30))
+    memory_size: int = 256
+    in_vpc: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionDefaults:
+    """What every step function of every workflow shares."""
+
+    code: lambda_.Code
+    layers: Sequence[lambda_.ILayerVersion]
+    environment: Mapping[str, str]
+    name_prefix: str
+    vpc: ec2.IVpc | None = None
+    security_groups: Sequence[ec2.ISecurityGroup] = ()
+
+
+class Workflow(Construct):
+    """One state machine and its Lambda steps.
+
+    `manifest` maps placeholder -> handler path (`statemachines/functions.json`); only the entries the
+    ASL references become functions. `steps` maps a handler's module name -> its permissions; a
+    referenced step without permissions is an error, so no function is ever deployed unscoped.
+    """
+
+    RUNTIME = lambda_.Runtime.PYTHON_3_12
+    ARCHITECTURE = lambda_.Architecture.ARM_64
+    LOGGING_FORMAT = lambda_.LoggingFormat.JSON
+    LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        workflow_name: str,
+        asl_path: Path,
+        manifest: Mapping[str, str],
+        steps: Mapping[str, StepPermissions],
+        defaults: FunctionDefaults,
+        extra_substitutions: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.workflow_name = workflow_name
+        self._defaults = defaults
+        asl_text = self._read_asl(asl_path)
+        extra = dict(extra_substitutions or {})
+        self.handlers = self._referenced_handlers(asl_path, asl_text, manifest, extra)
+        self.functions: dict[str, lambda_.Function] = {
+            placeholder: self._build_function(handler, self._permissions_for(steps, handler))
+            for placeholder, handler in sorted(self.handlers.items())
+        }
+        self.state_machine = self._build_state_machine(asl_text, extra)
+        self._grant_invoke()
+
+    @staticmethod
+    def _read_asl(asl_path: Path) -> str:
+        if not asl_path.is_file():
+            raise ValueError(f"state machine definition {asl_path} does not exist")
+        text = asl_path.read_text(encoding="utf-8")
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"state machine definition {asl_path} is not valid JSON: {exc}") from exc
+        return text
+
+    @staticmethod
+    def _referenced_handlers(
+        asl_path: Path, asl_text: str, manifest: Mapping[str, str], extra: Mapping[str, str]
+    ) -> dict[str, str]:
+        wanted = placeholders_in(asl_text)
+        unknown = sorted(wanted - set(manifest) - set(extra))
+        if unknown:
+            raise ValueError(
+                f"{asl_path.name} references {', '.join(unknown)}, which statemachines/functions.json does not map to a handler"
+            )
+        return {name: manifest[name] for name in wanted if name in manifest}
+
+    def _permissions_for(self, steps: Mapping[str, StepPermissions], handler: str) -> StepPermissions:
+        module = handler_module(handler)
+        if module not in steps:
+            raise ValueError(
+                f"workflow {self.workflow_name!r} uses step {module!r} ({handler}) but grants it no permissions; "
+                "add its IAM statements to the workflow's construct"
+            )
+        return steps[module]
+
+    def _build_function(self, handler: str, permissions: StepPermissions) -> lambda_.Function:
+        construct_name = "".join(part.title() for part in handler_module(handler).split("_"))
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_name}Logs",
+            retention=self.LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        role = iam.Role(
+            self,
+            f"{construct_name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{self._defaults.name_prefix} {self.workflow_name}: {handler_module(handler)} step",
+        )
+        for statement in permissions.statements:
+            role.add_to_policy(statement)
+        log_group.grant_write(role)
+        vpc_props = {}
+        if permissions.in_vpc:
+            if self._defaults.vpc is None:
+                raise ValueError(f"step {handler} must run in the VPC, but no VPC was given")
+            vpc_props = {
+                "vpc": self._defaults.vpc,
+                "vpc_subnets": ec2.SubnetSelection(subnets=self._defaults.vpc.private_subnets),
+                "security_groups": list(self._defaults.security_groups),
+            }
+            self._grant_network_interfaces(role)
+        function = lambda_.Function(
+            self,
+            f"{construct_name}Function",
+            code=self._defaults.code,
+            handler=handler,
+            runtime=self.RUNTIME,
+            architecture=self.ARCHITECTURE,
+            layers=list(self._defaults.layers),
+            role=role,
+            log_group=log_group,
+            logging_format=self.LOGGING_FORMAT,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
+            tracing=lambda_.Tracing.ACTIVE,
+            timeout=permissions.timeout,
+            memory_size=permissions.memory_size,
+            environment={
+                **self._defaults.environment,
+                "POWERTOOLS_SERVICE_NAME": f"{self._defaults.name_prefix}-{self.workflow_name}",
+                "POWERTOOLS_METRICS_NAMESPACE": self._defaults.name_prefix,
+            },
+            description=f"{self.workflow_name} workflow: {handler}",
+            **vpc_props,
+        )
+        wildcard_reason = nag.XRAY_REASON
+        if permissions.in_vpc:
+            wildcard_reason += "; the Lambda ENI calls for VPC placement take no resource ARNs either"
+        nag.acknowledge(role, nag.wildcard_resource("*"), wildcard_reason)
+        nag.acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Pinned to Python 3.12: the dependency layer is built for cp312 and the local rehearsal runs 3.12",
+        )
+        for rule_id, reason in permissions.acknowledgements.items():
+            nag.acknowledge(role, rule_id, reason)
+        return function
+
+    @staticmethod
+    def _grant_network_interfaces(role: iam.Role) -> None:
+        # What AWSLambdaVPCAccessExecutionRole grants, inline: ENI calls take no resource ARNs.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )
+
+    def _build_state_machine(self, asl_text: str, extra: Mapping[str, str]) -> sfn.StateMachine:
+        name = f"{self._defaults.name_prefix}-{self.workflow_name}"
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy from growing per log group.
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=self.LOG_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            definition_body=sfn.DefinitionBody.from_string(asl_text),
+            definition_substitutions={
+                **extra,
+                **{placeholder: fn.function_arn for placeholder, fn in self.functions.items()},
+            },
+            # States carry identifiers and reports only (never the DB password), so execution data is
+            # safe to log and is what an on-call engineer needs when a step fails.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        nag.acknowledge(
+            state_machine,
+            nag.wildcard_resource("*"),
+            "Log delivery (logs:CreateLogDelivery etc.) and X-Ray calls support no resource-level permissions",
+        )
+        return state_machine
+
+    def _grant_invoke(self) -> None:
+        stack = Stack.of(self)
+        for function in self.functions.values():
+            function.grant_invoke(self.state_machine)
+            # grant_invoke also allows the function's versions and aliases (`<arn>:*`).
+            logical_id = stack.get_logical_id(function.node.default_child)  # type: ignore[arg-type]
+            nag.acknowledge(
+                self.state_machine,
+                nag.wildcard_resource(f"<{logical_id}.Arn>:*"),
+                "Invoking the step function's own versions and aliases only; no other function matches",
+            )
+
+    def add_arn_output(self, output_id: str) -> CfnOutput:
+        """The output an operator CLI looks the state machine up by."""
+        return CfnOutput(
+            Stack.of(self),
+            output_id,
+            value=self.state_machine.state_machine_arn,
+            description=f"ARN of the {self.workflow_name} state machine",
+        )
