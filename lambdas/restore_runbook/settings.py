@@ -32,6 +32,7 @@ class RunbookSettings:
     restore_poll_initial_seconds: int
     restore_poll_max_seconds: int
     restore_poll_max_attempts: int
+    expected_restore_minutes: int
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -45,6 +46,8 @@ class RunbookSettings:
             raise InvalidInput("setting STATEMENT_TIMEOUT_MS must be a positive number of milliseconds")
         if not 0 < self.restore_poll_initial_seconds <= self.restore_poll_max_seconds:
             raise InvalidInput("settings need 0 < RESTORE_POLL_INITIAL_SECONDS <= RESTORE_POLL_MAX_SECONDS")
+        if self.expected_restore_minutes <= 0:
+            raise InvalidInput("setting EXPECTED_RESTORE_MINUTES must be positive")
         if self.restore_poll_max_attempts <= 0:
             raise InvalidInput("setting RESTORE_POLL_MAX_ATTEMPTS must be positive")
 
@@ -82,9 +85,10 @@ class RunbookSettings:
             statement_timeout_ms=integer("STATEMENT_TIMEOUT_MS", 15000),
             management_tag_key=env.get("MANAGEMENT_TAG_KEY", "irisx-restore:managed-by"),
             management_tag_value=env.get("MANAGEMENT_TAG_VALUE", "restore-runbook"),
-            restore_poll_initial_seconds=integer("RESTORE_POLL_INITIAL_SECONDS", 30),
+            restore_poll_initial_seconds=integer("RESTORE_POLL_INITIAL_SECONDS", 15),
             restore_poll_max_seconds=integer("RESTORE_POLL_MAX_SECONDS", 120),
             restore_poll_max_attempts=integer("RESTORE_POLL_MAX_ATTEMPTS", 90),
+            expected_restore_minutes=integer("EXPECTED_RESTORE_MINUTES", 20),
         )
 
 

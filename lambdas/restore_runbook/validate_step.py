@@ -1,0 +1,45 @@
+"""The validate step: log in to the restored copy and the source, and run the checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook import clock, rds, secrets, validation
+from restore_runbook.database import DbTarget
+from restore_runbook.restore_request import RestorePlan
+from restore_runbook.settings import RunbookSettings
+
+
+def _target(endpoint: dict[str, Any], dbname: str, user: str, password: str) -> DbTarget:
+    return DbTarget(host=endpoint["address"], port=int(endpoint["port"]), dbname=dbname, user=user, password=password)
+
+
+def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    started = clock.now()
+    user, password = secrets.database_credentials(settings.db_secret_arn)
+    copy = _target(progress["endpoint"], settings.database_name, user, password)
+    source_endpoint = rds.describe_source(plan.source_instance).get("Endpoint")
+    source = (
+        _target({"address": source_endpoint["Address"], "port": source_endpoint["Port"]}, settings.database_name, user, password)
+        if source_endpoint
+        else None
+    )
+    report = validation.validate_restored_database(
+        copy,
+        source,
+        tables=settings.validation_tables,
+        recency_column=settings.recency_column,
+        restore_point=clock.parse_utc(progress["restore_point"]),
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    finished = clock.now()
+    report["timings"] = {
+        "requested_at": plan.checked_at,
+        "restore_started_at": progress["started_at"],
+        "available_at": progress.get("available_at"),
+        "validated_at": clock.isoformat(finished),
+        "restore_seconds": progress.get("restore_seconds"),
+        "validation_seconds": round((finished - started).total_seconds(), 3),
+        "total_seconds": round((finished - clock.parse_utc(plan.checked_at)).total_seconds()),
+    }
+    return report

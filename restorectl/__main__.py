@@ -1,0 +1,5 @@
+import sys
+
+from restorectl.cli import main
+
+sys.exit(main())

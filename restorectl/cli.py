@@ -1,0 +1,131 @@
+"""restorectl: start and follow the deployed workflows, or rehearse any of them on this machine.
+
+    python -m restorectl rehearse restore --input '{"mode": "point-in-time"}'
+
+Exit codes: 0 the execution succeeded, 1 it failed, 2 the command line was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from restorectl.paths import LAMBDAS, ROOT
+
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _json_input(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--input is not valid JSON ({exc.msg} at position {exc.pos})") from exc
+
+
+def _injection(text: str) -> Any:
+    from restorectl.lambda_bridge import Injection
+
+    try:
+        return Injection.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of minutes")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="restorectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="run a workflow's real ASL and handlers on emulated AWS and a local PostgreSQL",
+        description="Rehearse WORKFLOW on this machine: no AWS account needed.",
+    )
+    rehearse.add_argument("workflow", help="a workflow in statemachines/, e.g. restore")
+    rehearse.add_argument("--input", type=_json_input, default={}, help="the execution input, as JSON")
+    rehearse.add_argument("--rows", type=_positive_int, default=20000, help="rows in the calls table (others in proportion)")
+    rehearse.add_argument("--restore-minutes", type=_positive_float, default=20.0, help="simulated duration of an RDS restore")
+    rehearse.add_argument(
+        "--restore-outcome",
+        default="available",
+        help="status an emulated restore ends in, e.g. incompatible-parameters (default: available)",
+    )
+    rehearse.add_argument(
+        "--inject",
+        type=_injection,
+        action="append",
+        default=[],
+        metavar="STATE=ERROR[:N]",
+        help="make Task STATE fail with ERROR on its first N invocations (all if N is omitted); repeatable",
+    )
+    rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
+    return parser
+
+
+def rehearse(args: argparse.Namespace) -> int:
+    from restorectl.harness import Rehearsal, RehearsalOptions, UnknownWorkflow, asl_path
+    from restorectl.localpg import LocalPostgres
+
+    try:
+        asl_path(args.workflow)
+    except UnknownWorkflow as exc:
+        print(f"restorectl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    options = RehearsalOptions(
+        calls_rows=args.rows,
+        restore_minutes=args.restore_minutes,
+        restore_outcome=args.restore_outcome,
+        injections=args.inject,
+        progress=sys.stderr,
+    )
+    print(f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes", file=sys.stderr)
+    with LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
+        result = rehearsal.run(args.workflow, args.input)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2, default=str))
+    else:
+        print_summary(result)
+    return EXIT_SUCCEEDED if result.status == "SUCCEEDED" else EXIT_FAILED
+
+
+def print_summary(result: Any) -> None:
+    print(f"\n{result.workflow}: {result.status} after {result.simulated_seconds / 60:.1f} simulated minutes", file=sys.stderr)
+    if result.status != "SUCCEEDED":
+        print(f"error: {result.error}\ncause: {result.cause}", file=sys.stderr)
+        return
+    output = result.output or {}
+    validation = output.get("validation") or {}
+    for check in validation.get("checks", []):
+        mark = "ok  " if check.get("passed") else "FAIL"
+        print(f"  {mark} {check.get('name'):<20} {check.get('detail', '')}", file=sys.stderr)
+    print(json.dumps(output, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    for path in (str(ROOT), str(LAMBDAS)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return int(exc.code or 0) and EXIT_USAGE
+    handlers = {"rehearse": rehearse}
+    return handlers[args.command](args)

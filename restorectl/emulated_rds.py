@@ -1,0 +1,300 @@
+"""Emulated RDS for rehearsals: moto's RDS, made to behave like the real one where it matters.
+
+moto creates every instance `available` at once and has no restore window or data. Here:
+- each emulated instance and snapshot is backed by a database in a throwaway local PostgreSQL,
+  so the validate step runs its real queries against real rows;
+- a restore takes simulated time (`creating` until the clock passes its end), then becomes
+  `available` or the terminal status a scenario asks for;
+- a point-in-time restore copies the source and removes rows created after the restore time;
+  a snapshot restore copies the snapshot's database (`CREATE DATABASE ... TEMPLATE`);
+- automated backups report a restore window, and LatestRestorableTime lags `now` by five minutes
+  as on RDS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from unittest import mock
+
+from restorectl import sample_data
+from restorectl.localpg import LocalPostgres
+from restorectl.simclock import SimulatedClock
+
+RESTORABLE_LAG = timedelta(minutes=5)
+SOURCE_AGE = timedelta(days=30)
+MANUAL_SNAPSHOT_AGE = timedelta(days=2, hours=3)
+
+
+@dataclass
+class PendingRestore:
+    ready_at: datetime
+    outcome: str
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return _aware(value).astimezone(timezone.utc)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _pg_name(*parts: str) -> str:
+    """A PostgreSQL database name for an RDS identifier (hyphens and colons are not welcome)."""
+    raw = "_".join(parts)
+    cleaned = re.sub(r"[^a-z0-9_]", "_", raw.lower())
+    if len(cleaned) > 60:
+        cleaned = cleaned[:50] + "_" + hashlib.sha1(raw.encode()).hexdigest()[:9]
+    return cleaned
+
+
+class EmulatedRds:
+    def __init__(
+        self,
+        pg: LocalPostgres,
+        clock: SimulatedClock,
+        *,
+        run_id: str,
+        restore_minutes: float,
+        restore_outcome: str = "available",
+        tables: tuple[str, ...] = sample_data.TABLES,
+        recency_column: str = "created_at",
+    ) -> None:
+        self.pg = pg
+        self.clock = clock
+        self.run_id = run_id
+        self.restore_duration = timedelta(minutes=restore_minutes)
+        self.restore_outcome = restore_outcome
+        self.tables = tables
+        self.recency_column = recency_column
+        self.instance_db: dict[str, str] = {}
+        self.snapshot_db: dict[str, str] = {}
+        self.pending: dict[str, PendingRestore] = {}
+        self.run_databases: list[str] = []
+
+    # ------------------------------------------------------------------ the world at the start
+
+    def golden_databases(self, calls_rows: int, retention_days: int) -> tuple[str, list[tuple[str, str, datetime, str]]]:
+        """Seeded source and snapshot databases, built once per cluster and reused as templates."""
+        now = self.clock.now()
+        key = _pg_name("golden", str(calls_rows), now.strftime("%Y%m%d%H%M%S"), str(retention_days))
+        source_db = key + "_src"
+        snapshots: list[tuple[str, str, datetime, str]] = []
+        for days_ago in range(1, retention_days + 1):
+            taken = (now - timedelta(days=days_ago)).replace(hour=3, minute=7, second=0, microsecond=0)
+            snapshots.append((f"rds:irisx-prod-rds-postgres-{taken:%Y-%m-%d-%H-%M}", "automated", taken, f"{key}_a{days_ago}"))
+        manual_at = (now - MANUAL_SNAPSHOT_AGE).replace(microsecond=0)
+        snapshots.append((f"irisx-pre-migration-{manual_at:%Y%m%d-%H%M%S}", "manual", manual_at, f"{key}_m1"))
+        if not self.pg.database_exists(source_db):
+            self.pg.create_database(source_db)
+            conn = self.pg.connect(source_db)
+            try:
+                sample_data.seed(conn, calls_rows=calls_rows, now=now, retention_days=retention_days)
+            finally:
+                conn.close()
+        for _, _, taken, dbname in snapshots:
+            if not self.pg.database_exists(dbname):
+                self.pg.create_database(dbname, template=source_db)
+                self.pg.delete_rows_after(dbname, self.tables, self.recency_column, taken)
+        return source_db, snapshots
+
+    def seed(self, source_id: str, *, calls_rows: int, retention_days: int = 7) -> None:
+        """IRISX as it stands: the production instance, its network, backups and data."""
+        import boto3
+
+        from moto.rds import models as rds_models
+
+        golden_source, snapshots = self.golden_databases(calls_rows, retention_days)
+        ec2 = boto3.client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{zone}")["Subnet"]["SubnetId"]
+            for i, zone in ((1, "a"), (2, "b"))
+        ]
+        security_group = ec2.create_security_group(GroupName="irisx-rds", Description="IRISX database", VpcId=vpc)["GroupId"]
+        rds = boto3.client("rds")
+        rds.create_db_subnet_group(
+            DBSubnetGroupName="default-vpc-xxxxxx", DBSubnetGroupDescription="IRISX database subnets", SubnetIds=subnets
+        )
+        rds.create_db_parameter_group(
+            DBParameterGroupName="irisx-postgres15", DBParameterGroupFamily="postgres15", Description="IRISX tuning"
+        )
+        self._attach(source_id, golden_source)
+        rds.create_db_instance(
+            DBInstanceIdentifier=source_id,
+            Engine="postgres",
+            EngineVersion="15.5",
+            DBInstanceClass="db.t3.medium",
+            AllocatedStorage=100,
+            StorageType="gp3",
+            MasterUsername="postgres",
+            MasterUserPassword="not-used-by-the-rehearsal",
+            DBName="irisx",
+            BackupRetentionPeriod=retention_days,
+            PreferredBackupWindow="03:00-04:00",
+            DBSubnetGroupName="default-vpc-xxxxxx",
+            VpcSecurityGroupIds=[security_group],
+            DBParameterGroupName="irisx-postgres15",
+            DeletionProtection=True,
+            Tags=[{"Key": "app", "Value": "irisx"}, {"Key": "env", "Value": "prod"}],
+        )
+        backend = rds_models.rds_backends["123456789012"]["us-east-1"]
+        source = backend.databases[source_id]
+        source.created = self.clock.naive_utcnow() - SOURCE_AGE
+        source.instance_create_time = source.created
+        # moto takes one automated snapshot at creation; the real history is the daily ones.
+        for snapshot_id in [s for s, snap in backend.database_snapshots.items() if snap.db_instance_identifier == source_id]:
+            del backend.database_snapshots[snapshot_id]
+        for snapshot_id, snapshot_type, taken, dbname in snapshots:
+            snapshot = backend.create_db_snapshot(source_id, snapshot_id, snapshot_type=snapshot_type)
+            snapshot.created = taken.replace(tzinfo=None)
+            snapshot.original_snapshot_create_time = snapshot.created
+            self.snapshot_db[snapshot_id] = dbname
+
+    def _attach(self, instance_id: str, template: str, cut_at: datetime | None = None) -> str:
+        dbname = _pg_name(self.run_id, instance_id)
+        self.pg.drop_database(dbname)
+        self.pg.create_database(dbname, template=template)
+        self.run_databases.append(dbname)
+        if cut_at is not None:
+            self.pg.delete_rows_after(dbname, self.tables, self.recency_column, cut_at)
+        self.instance_db[instance_id] = dbname
+        return dbname
+
+    # ------------------------------------------------------------------ behaviour moto lacks
+
+    def _begin_restore(self, instance: Any, overrides: dict[str, Any], template: str, cut_at: datetime | None) -> None:
+        # moto copies the source's deletion protection and ignores an explicit False; RDS does not.
+        instance.deletion_protection = bool(overrides.get("deletion_protection"))
+        self._attach(instance.db_instance_identifier, template, cut_at)
+        instance.status = "creating"
+        self.pending[instance.db_instance_identifier] = PendingRestore(
+            ready_at=self.clock.now() + self.restore_duration, outcome=self.restore_outcome
+        )
+
+    def _advance_restores(self, backend: Any) -> None:
+        now = self.clock.now()
+        for identifier, pending in list(self.pending.items()):
+            if now >= pending.ready_at and identifier in backend.databases:
+                backend.databases[identifier].status = pending.outcome
+                del self.pending[identifier]
+
+    def latest_restorable(self) -> datetime:
+        return self.clock.now() - RESTORABLE_LAG
+
+    def resolve(self, host: str) -> str:
+        """The local database behind an emulated endpoint, as DNS plus RDS would route it."""
+        from moto.rds import models as rds_models
+
+        instance_id = host.split(".", 1)[0]
+        backend = rds_models.rds_backends["123456789012"]["us-east-1"]
+        instance = backend.databases.get(instance_id)
+        if instance is None or instance_id not in self.instance_db or instance.status != "available":
+            raise ConnectionError(f"could not connect to {host}: no available RDS instance answers there")
+        return self.instance_db[instance_id]
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[EmulatedRds]:
+        from moto.rds import models as rds_models
+
+        world = self
+        backend_class = rds_models.RDSBackend
+        original_pitr = backend_class.restore_db_instance_to_point_in_time
+        original_from_snapshot = backend_class.restore_db_instance_from_db_snapshot
+        original_describe = backend_class.describe_db_instances
+        original_delete = backend_class.delete_db_instance
+        original_snapshot = backend_class.create_db_snapshot
+
+        def restore_pitr(backend: Any, source_id: str, target_id: str, overrides: dict[str, Any]) -> Any:
+            if overrides.get("use_latest_restorable_time"):
+                cut_at = world.latest_restorable()
+            else:
+                cut_at = _parse_time(overrides["restore_time"])
+            instance = original_pitr(backend, source_id, target_id, overrides)
+            world._begin_restore(instance, overrides, world.instance_db[source_id], cut_at)
+            return instance
+
+        def restore_from_snapshot(backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
+            instance = original_from_snapshot(backend, snapshot_id, overrides)
+            world._begin_restore(instance, overrides, world.snapshot_db[snapshot_id.rsplit(":snapshot:", 1)[-1]], None)
+            return instance
+
+        def describe(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            world._advance_restores(backend)
+            return original_describe(backend, *args, **kwargs)
+
+        def delete(backend: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+            instance = original_delete(backend, db_instance_identifier, *args, **kwargs)
+            world.pending.pop(db_instance_identifier, None)
+            dbname = world.instance_db.pop(db_instance_identifier, None)
+            if dbname:
+                world.pg.drop_database(dbname)
+            return instance
+
+        def create_snapshot(backend: Any, db_instance_identifier: str, db_snapshot_identifier: str, *args: Any, **kwargs: Any) -> Any:
+            snapshot = original_snapshot(backend, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
+            if db_instance_identifier in world.instance_db and db_snapshot_identifier not in world.snapshot_db:
+                dbname = _pg_name(world.run_id, "snap", db_snapshot_identifier)
+                world.pg.drop_database(dbname)
+                world.pg.create_database(dbname, template=world.instance_db[db_instance_identifier])
+                world.run_databases.append(dbname)
+                world.snapshot_db[db_snapshot_identifier] = dbname
+            return snapshot
+
+        def restore_window(automated_backup: Any) -> dict[str, datetime]:
+            instance = automated_backup.backend.databases.get(automated_backup.db_instance_identifier)
+            now = world.clock.naive_utcnow()
+            retention = timedelta(days=instance.backup_retention_period if instance else 0)
+            earliest = max(now - retention, instance.created if instance else now)
+            return {"EarliestTime": earliest, "LatestTime": world.latest_restorable().replace(tzinfo=None)}
+
+        with contextlib.ExitStack() as stack:
+            patch = stack.enter_context
+            patch(mock.patch.object(backend_class, "restore_db_instance_to_point_in_time", restore_pitr))
+            patch(mock.patch.object(backend_class, "restore_db_instance_from_db_snapshot", restore_from_snapshot))
+            patch(mock.patch.object(backend_class, "describe_db_instances", describe))
+            patch(mock.patch.object(backend_class, "delete_db_instance", delete))
+            patch(mock.patch.object(backend_class, "create_db_snapshot", create_snapshot))
+            patch(mock.patch.object(rds_models.DBInstance, "latest_restorable_time", property(lambda _i: world.latest_restorable().replace(tzinfo=None))))
+            patch(mock.patch.object(rds_models.DBInstanceAutomatedBackup, "restore_window", property(restore_window), create=True))
+            yield self
+
+    def teardown(self) -> None:
+        for dbname in self.run_databases:
+            self.pg.drop_database(dbname)
+        self.run_databases.clear()
+
+    # ------------------------------------------------------------------ reporting
+
+    def describe_world(self) -> dict[str, Any]:
+        import boto3
+
+        rds = boto3.client("rds")
+        instances = [
+            {
+                "id": i["DBInstanceIdentifier"],
+                "status": i["DBInstanceStatus"],
+                "endpoint": (i.get("Endpoint") or {}).get("Address"),
+                "tags": {t["Key"]: t["Value"] for t in i.get("TagList", [])},
+            }
+            for i in rds.describe_db_instances()["DBInstances"]
+        ]
+        snapshots = [
+            {
+                "id": s["DBSnapshotIdentifier"],
+                "type": s["SnapshotType"],
+                "status": s["Status"],
+                "created": s["SnapshotCreateTime"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "tags": {t["Key"]: t["Value"] for t in s.get("TagList", [])},
+            }
+            for s in rds.describe_db_snapshots()["DBSnapshots"]
+        ]
+        return {"db_instances": instances, "db_snapshots": snapshots}

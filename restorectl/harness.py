@@ -1,0 +1,359 @@
+"""Run a workflow's real ASL with the real handlers against emulated AWS and a real PostgreSQL.
+
+    with Rehearsal(pg, options) as rehearsal:
+        result = rehearsal.run("restore", {"mode": "point-in-time"})
+
+Nothing in the control flow is fake: moto's Step Functions interpreter executes the same
+`statemachines/*.asl.json` that CDK deploys, every Task invokes the handler that Lambda would,
+and every Retry, Catch, Wait and Choice is the definition's own. Only the surroundings are
+emulated: AWS (moto), the clock (simulated) and the database servers (a local cluster).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, TextIO
+from unittest import mock
+
+from restorectl.emulated_rds import EmulatedRds
+from restorectl.lambda_bridge import Injection, LambdaBridge, function_name_for, load_manifest
+from restorectl.localpg import LocalPostgres
+from restorectl.paths import CDK_JSON, LAMBDAS, STATEMACHINES
+from restorectl.simclock import SimulatedClock
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+SECRET_NAME = "irisx/prod/rds-postgres"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+# A failed execution must never hang a test run; real seconds, not simulated ones.
+EXECUTION_REAL_TIMEOUT_SECONDS = 300
+
+
+class UnknownWorkflow(ValueError):
+    pass
+
+
+def available_workflows() -> list[str]:
+    return sorted(p.name.removesuffix(".asl.json") for p in STATEMACHINES.glob("*.asl.json"))
+
+
+def asl_path(workflow: str):  # type: ignore[no-untyped-def]
+    path = STATEMACHINES / f"{workflow}.asl.json"
+    if not path.exists():
+        known = ", ".join(available_workflows()) or "none"
+        raise UnknownWorkflow(f"unknown workflow {workflow!r}; known workflows: {known}")
+    return path
+
+
+def placeholders(definition: str) -> list[str]:
+    return sorted(set(PLACEHOLDER.findall(definition)))
+
+
+@dataclass
+class RehearsalOptions:
+    calls_rows: int = 2000
+    restore_minutes: float = 20.0
+    restore_outcome: str = "available"
+    start: datetime = field(default_factory=lambda: datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
+    injections: list[Injection] = field(default_factory=list)
+    source_instance: str = "irisx-prod-rds-postgres"
+    settings_overrides: dict[str, str] = field(default_factory=dict)
+    progress: TextIO | None = None
+
+
+@dataclass
+class RehearsalResult:
+    workflow: str
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+    path: list[dict[str, Any]]
+    world: dict[str, Any]
+    invocations: list[dict[str, Any]]
+    simulated_seconds: float
+    history: list[dict[str, Any]] = field(repr=False, default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "status": self.status,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+            "path": self.path,
+            "world": self.world,
+        }
+
+    def states(self) -> list[str]:
+        return [step["state"] for step in self.path]
+
+
+def lambda_environment(overrides: dict[str, str]) -> dict[str, str]:
+    """The Lambda environment the stack would set, from the same cdk.json settings."""
+    from stacks.settings import StackSettings
+
+    context = json.loads(CDK_JSON.read_text())["context"]["runbook"]
+    env = StackSettings.from_context(context).lambda_environment()
+    env.update(
+        POWERTOOLS_SERVICE_NAME="irisx-restore",
+        POWERTOOLS_METRICS_NAMESPACE="IrisxRestore",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_METRICS_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL=os.environ.get("REHEARSAL_LOG_LEVEL", "ERROR"),
+    )
+    env.update(overrides)
+    return env
+
+
+class Rehearsal:
+    def __init__(self, pg: LocalPostgres, options: RehearsalOptions | None = None) -> None:
+        self.pg = pg
+        self.options = options or RehearsalOptions()
+        self.clock = SimulatedClock(self.options.start)
+        self.run_id = "r" + uuid.uuid4().hex[:8]
+        self.rds = EmulatedRds(
+            pg,
+            self.clock,
+            run_id=self.run_id,
+            restore_minutes=self.options.restore_minutes,
+            restore_outcome=self.options.restore_outcome,
+        )
+        self.bridge = LambdaBridge(handlers={}, injections=list(self.options.injections))
+        self._stack = contextlib.ExitStack()
+        self.state_machines: dict[str, str] = {}
+        self.extra_reporters: list[Callable[[], dict[str, Any]]] = []
+
+    # ------------------------------------------------------------------ set-up and tear-down
+
+    def __enter__(self) -> Rehearsal:
+        try:
+            self._enter()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def _enter(self) -> None:
+        from moto import mock_aws
+
+        if str(LAMBDAS) not in sys.path:
+            sys.path.insert(0, str(LAMBDAS))
+        enter = self._stack.enter_context
+        enter(
+            mock.patch.dict(
+                os.environ,
+                {
+                    "AWS_ACCESS_KEY_ID": "rehearsal",
+                    "AWS_SECRET_ACCESS_KEY": "rehearsal",
+                    "AWS_SESSION_TOKEN": "rehearsal",
+                    "AWS_DEFAULT_REGION": REGION,
+                    "AWS_REGION": REGION,
+                    "MOTO_ACCOUNT_ID": ACCOUNT,
+                    **lambda_environment(self._settings_overrides()),
+                },
+            )
+        )
+        for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            enter(mock.patch.dict(os.environ, {name: ""}))
+            os.environ.pop(name, None)
+        # moto logs every caught state error as an exception; the path and the result say it better.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
+        enter(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        enter(mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}))
+        self._reset_cached_settings()
+        enter(self.clock.installed())
+        enter(self.rds.installed())
+        enter(self.bridge.installed())
+        enter(self._database_routing())
+        self._stack.callback(self.rds.teardown)
+        self._seed()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        self._reset_cached_settings()
+
+    def _settings_overrides(self) -> dict[str, str]:
+        return {
+            "SOURCE_INSTANCE": self.options.source_instance,
+            "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{SECRET_NAME}",
+            **self.options.settings_overrides,
+        }
+
+    @staticmethod
+    def _reset_cached_settings() -> None:
+        # Each rehearsal is a fresh deployment with its own settings: drop per-container caches.
+        with contextlib.suppress(ImportError):
+            from restore_runbook import aws, settings
+
+            settings.settings.cache_clear()
+            aws.client.cache_clear()
+
+    def _database_routing(self) -> contextlib.AbstractContextManager[Any]:
+        """Connections to an emulated RDS endpoint reach that instance's local database."""
+        from restore_runbook import database
+
+        original = database.connect
+        rds = self.rds
+        pg = self.pg
+
+        def connect(target: Any, **kwargs: Any) -> Any:
+            dbname = rds.resolve(target.host)
+            return original(replace(target, host=pg.host, port=pg.port, dbname=dbname), **kwargs)
+
+        return mock.patch.object(database, "connect", connect)
+
+    def _seed(self) -> None:
+        import boto3
+
+        self.rds.seed(self.options.source_instance, calls_rows=self.options.calls_rows)
+        boto3.client("secretsmanager").create_secret(
+            Name=SECRET_NAME, SecretString=json.dumps({"username": self.pg.user, "password": self.pg.password})
+        )
+        boto3.client("iam").create_role(
+            RoleName="rehearsal", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )
+
+    # ------------------------------------------------------------------ deploying and running
+
+    def deploy(self, workflow: str) -> str:
+        """Create the workflow's functions and state machine in moto, as the stack does in AWS."""
+        if workflow in self.state_machines:
+            return self.state_machines[workflow]
+        import boto3
+
+        definition = asl_path(workflow).read_text()
+        manifest = load_manifest()
+        lam = boto3.client("lambda")
+        role = f"arn:aws:iam::{ACCOUNT}:role/rehearsal"
+        substitutions: dict[str, str] = {}
+        for placeholder in placeholders(definition):
+            if placeholder not in manifest:
+                raise KeyError(f"{workflow}.asl.json uses ${{{placeholder}}}, which statemachines/functions.json does not define")
+            name = function_name_for(placeholder)
+            if name not in self.bridge.handlers:
+                lam.create_function(
+                    FunctionName=name,
+                    Runtime="python3.12",
+                    Role=role,
+                    Handler=manifest[placeholder],
+                    Code={"ZipFile": b"rehearsal: handled in process"},
+                )
+                self.bridge.handlers[name] = manifest[placeholder]
+            substitutions[placeholder] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        for placeholder, value in substitutions.items():
+            definition = definition.replace("${" + placeholder + "}", value)
+        arn: str = boto3.client("stepfunctions").create_state_machine(
+            name=f"irisx-restore-{workflow}", definition=definition, roleArn=role
+        )["stateMachineArn"]
+        self.state_machines[workflow] = arn
+        return arn
+
+    def run(self, workflow: str, execution_input: Any) -> RehearsalResult:
+        import boto3
+
+        arn = self.deploy(workflow)
+        sfn = boto3.client("stepfunctions")
+        clock_before = self.clock.waited_seconds
+        invocations_before = len(self.bridge.invocations)
+        execution_arn = sfn.start_execution(
+            stateMachineArn=arn,
+            name=f"rehearsal-{uuid.uuid4().hex[:12]}",
+            input=json.dumps(execution_input),
+        )["executionArn"]
+        history = self._follow(sfn, execution_arn)
+        description = sfn.describe_execution(executionArn=execution_arn)
+        status = description["status"]
+        output = json.loads(description["output"]) if description.get("output") else None
+        return RehearsalResult(
+            workflow=workflow,
+            status=status,
+            output=output,
+            error=description.get("error"),
+            cause=description.get("cause"),
+            path=path_from_history(history),
+            world=self.describe_world(),
+            invocations=self.bridge.invocations[invocations_before:],
+            simulated_seconds=self.clock.waited_seconds - clock_before,
+            history=history,
+        )
+
+    def _follow(self, sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + EXECUTION_REAL_TIMEOUT_SECONDS
+        printed = 0
+        while True:
+            status = sfn.describe_execution(executionArn=execution_arn)["status"]
+            if self.options.progress is not None or status != "RUNNING":
+                events = _all_events(sfn, execution_arn)
+                printed = self._print_progress(events, printed)
+            if status != "RUNNING":
+                return events
+            if time.monotonic() > deadline:
+                sfn.stop_execution(executionArn=execution_arn, error="RehearsalTimedOut", cause="ran for too long in real time")
+                raise TimeoutError(f"execution {execution_arn} still running after {EXECUTION_REAL_TIMEOUT_SECONDS} s of real time")
+            time.sleep(0.02)
+
+    def _print_progress(self, events: list[dict[str, Any]], printed: int) -> int:
+        out = self.options.progress
+        if out is None:
+            return len(events)
+        for event in events[printed:]:
+            kind = event["type"]
+            if kind.endswith("StateEntered"):
+                details = event["stateEnteredEventDetails"]
+                out.write(f"  {details['name']}\n")
+            elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
+                details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+                out.write(f"    ! {details.get('error')}: {_short(details.get('cause'))}\n")
+        out.flush()
+        return len(events)
+
+    def describe_world(self) -> dict[str, Any]:
+        world = self.rds.describe_world()
+        for reporter in self.extra_reporters:
+            world.update(reporter())
+        return world
+
+
+def _short(cause: Any, limit: int = 300) -> str:
+    text = str(cause or "")
+    with contextlib.suppress(ValueError, TypeError):
+        text = json.loads(text).get("errorMessage", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _all_events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def path_from_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each state entered, in order, with the error it ended in (if any)."""
+    path: list[dict[str, Any]] = []
+    for event in events:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            path.append({"state": event["stateEnteredEventDetails"]["name"], "type": kind.removesuffix("StateEntered"), "error": None})
+        elif path and kind in ("TaskFailed", "LambdaFunctionFailed", "LambdaFunctionTimedOut", "ExecutionFailed", "FailStateEntered"):
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+            if details.get("error") and path[-1]["error"] is None:
+                path[-1]["error"] = details["error"]
+    return path

@@ -1,0 +1,130 @@
+"""Answer moto's Lambda invokes with the project's own handlers, in process.
+
+With Docker-less Lambda, moto's simple backend would echo the payload back. Here each invoke is
+routed to the handler named in `statemachines/functions.json`, so the handler's boto3 calls reach
+the same emulated AWS. A raised exception is answered the way AWS Lambda answers it (the
+`x-amz-function-error: Unhandled` header and an errorType/errorMessage payload), so the state's
+error is the exception's class name and the ASL's Retry and Catch run for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+from restorectl.paths import FUNCTIONS_MANIFEST
+
+
+@dataclass
+class Injection:
+    """Make a Task state fail with `error` on its first `times` invocations (None: always)."""
+
+    state: str
+    error: str
+    times: int | None = None
+    used: int = 0
+
+    def fires(self) -> bool:
+        if self.times is None or self.used < self.times:
+            self.used += 1
+            return True
+        return False
+
+    @classmethod
+    def parse(cls, text: str) -> Injection:
+        state, sep, rest = text.partition("=")
+        if not sep or not state or not rest:
+            raise ValueError(f"--inject {text!r}: write STATE=ERROR or STATE=ERROR:N")
+        error, _, count = rest.partition(":")
+        if count and (not count.isdigit() or int(count) < 1):
+            raise ValueError(f"--inject {text!r}: N must be a positive whole number")
+        return cls(state=state, error=error, times=int(count) if count else None)
+
+
+@dataclass
+class LambdaContext:
+    """What a handler's Powertools decorators read from the real Lambda context."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/rehearsal"
+    log_stream_name: str = "rehearsal"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def load_manifest() -> dict[str, str]:
+    manifest: dict[str, str] = json.loads(FUNCTIONS_MANIFEST.read_text())
+    return manifest
+
+
+def function_name_for(placeholder: str) -> str:
+    """The emulated function's name for a `${...FunctionArn}` placeholder."""
+    return "irisx-restore-" + placeholder.removesuffix("FunctionArn")
+
+
+def _resolve(handler_path: str) -> Callable[[dict[str, Any], Any], Any]:
+    module_name, _, attribute = handler_path.rpartition(".")
+    handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), attribute)
+    return handler
+
+
+@dataclass
+class LambdaBridge:
+    handlers: dict[str, str]  # function name -> handler path
+    injections: list[Injection] = field(default_factory=list)
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+
+    def answer(self, function_name: str, body: str | bytes | None, response_headers: dict[str, str]) -> bytes:
+        name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
+        event = json.loads(body or "{}")
+        state = (event.get("context") or {}).get("state") if isinstance(event, dict) else None
+        record: dict[str, Any] = {"function": name, "state": state, "error": None}
+        self.invocations.append(record)
+        for injection in self.injections:
+            if injection.state == state and injection.fires():
+                record["error"] = injection.error
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps(
+                    {"errorType": injection.error, "errorMessage": f"{injection.error} injected by the rehearsal into {state}"}
+                ).encode()
+        if name not in self.handlers:
+            raise KeyError(f"no handler registered for emulated function {name!r}")
+        handler = _resolve(self.handlers[name])
+        context = LambdaContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
+        try:
+            result = handler(event, context)
+        except Exception as exc:  # reported to Step Functions exactly as AWS Lambda reports it
+            record["error"] = type(exc).__name__
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+            ).encode()
+        return json.dumps(result, default=str).encode()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[LambdaBridge]:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        bridge = self
+
+        def invoke(_backend: object, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any) -> bytes:
+            return bridge.answer(function_name, body, response_headers)
+
+        with mock.patch.object(LambdaSimpleBackend, "invoke", invoke):
+            yield self
