@@ -13,7 +13,6 @@ from cdk_nag import AwsSolutionsChecks
 from stacks.restore_runbook_stack import RestoreRunbookStack
 from stacks.settings import StackSettings
 
-
 CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
 

@@ -1,0 +1,88 @@
+"""The runbook settings in cdk.json are checked at synth time, and a bad one is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+
+from stacks.restore_runbook_stack import RestoreRunbookStack
+from stacks.settings import StackSettings
+from stacks.workflow import placeholders_in
+
+from .conftest import cdk_json_context
+
+pytestmark = pytest.mark.infra
+
+
+def test_cdk_json_holds_the_irisx_defaults_with_the_runbooks_placeholders() -> None:
+    settings = StackSettings.from_context(cdk_json_context())
+    assert settings.source_instance == "irisx-prod-rds-postgres"
+    assert settings.validation_tables == ("tenants", "users", "calls", "api_keys")
+    assert settings.account == "123456789012"
+    # the seed's example ids synthesize, and are reported as still to be set
+    assert settings.placeholders() == ["vpc_id", "subnet_ids", "security_group_ids", "db_subnet_group_name"]
+
+
+def test_app_reads_cdk_json_when_run_without_the_cdk_cli() -> None:
+    import app
+
+    assert app.runbook_context(cdk.App()) == cdk_json_context()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("source_instance", "irisx--prod", "RDS instance identifier"),
+        ("validation_tables", [], "non-empty list"),
+        ("validation_tables", ["users; drop table x"], "SQL identifier"),
+        ("statement_timeout_ms", 0, "positive whole number"),
+        ("statement_timeout_ms", "15000", "positive whole number"),
+        ("restore_poll_max_attempts", True, "positive whole number"),
+        ("subnet_ids", ["net-1"], "subnet ids"),
+        ("security_group_ids", "sg-xxxxxx", "non-empty list"),
+        ("account", "1234", "12-digit"),
+        ("db_secret_arn", "irisx/prod/rds-postgres", "secret ARN"),
+        ("restore_poll_initial_seconds", 600, "restore_poll_max_seconds"),
+        ("availability_zones", ["us-west-2a", "us-west-2b"], "not in region"),
+    ],
+)
+def test_a_bad_setting_is_rejected_by_name(key: str, value: Any, expected: str) -> None:
+    context = {**cdk_json_context(), key: value}
+    with pytest.raises(ValueError, match=key) as error:
+        StackSettings.from_context(context)
+    assert expected in str(error.value)
+
+
+def test_a_missing_or_unknown_setting_is_named() -> None:
+    context = cdk_json_context()
+    del context["region"]
+    with pytest.raises(ValueError, match="'region' is missing"):
+        StackSettings.from_context(context)
+    with pytest.raises(ValueError, match="vpc_idd"):
+        StackSettings.from_context({**cdk_json_context(), "vpc_idd": "vpc-1"})
+
+
+def test_synth_without_a_built_layer_says_how_to_build_it(tmp_path: Path) -> None:
+    settings = StackSettings.from_context(cdk_json_context())
+    with pytest.raises(ValueError, match="make layer"):
+        RestoreRunbookStack(cdk.App(), "NoLayer", settings=settings, layer_asset_path=tmp_path / "missing")
+
+
+def test_an_asl_step_without_a_handler_is_refused(tmp_path: Path) -> None:
+    # Given an ASL referencing a function the manifest does not know
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    machines = tmp_path / "statemachines"
+    machines.mkdir()
+    (machines / "functions.json").write_text('{"StartRestoreFunctionArn": "restore_runbook.handlers.start_restore.handler"}')
+    asl = '{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${MysteryFunctionArn}", "End": true}}}'
+    (machines / "restore.asl.json").write_text(asl)
+    assert placeholders_in(asl) == {"MysteryFunctionArn"}
+    settings = StackSettings.from_context(cdk_json_context())
+    # Then building the stack names the placeholder
+    with pytest.raises(ValueError, match="MysteryFunctionArn"):
+        RestoreRunbookStack(
+            cdk.App(), "Unknown", settings=settings, layer_asset_path=tmp_path / "layer", statemachines_path=machines
+        )
