@@ -41,6 +41,7 @@ class StackSettings:
     restore_poll_initial_seconds: int
     restore_poll_max_seconds: int
     restore_poll_max_attempts: int
+    expected_restore_minutes: int
     vpc_id: str
     subnet_ids: tuple[str, ...]
     availability_zones: tuple[str, ...]
@@ -71,6 +72,7 @@ class StackSettings:
             restore_poll_initial_seconds=reader.positive("restore_poll_initial_seconds"),
             restore_poll_max_seconds=reader.positive("restore_poll_max_seconds"),
             restore_poll_max_attempts=reader.positive("restore_poll_max_attempts"),
+            expected_restore_minutes=reader.positive("expected_restore_minutes"),
             vpc_id=reader.text("vpc_id", VPC_ID, "a VPC id like vpc-0abc..."),
             subnet_ids=reader.texts("subnet_ids", SUBNET_ID, "subnet ids like subnet-0abc..."),
             availability_zones=reader.texts("availability_zones", AVAILABILITY_ZONE, "availability zones like us-east-1a"),
@@ -128,6 +130,7 @@ class StackSettings:
             "RESTORE_POLL_INITIAL_SECONDS": str(self.restore_poll_initial_seconds),
             "RESTORE_POLL_MAX_SECONDS": str(self.restore_poll_max_seconds),
             "RESTORE_POLL_MAX_ATTEMPTS": str(self.restore_poll_max_attempts),
+            "EXPECTED_RESTORE_MINUTES": str(self.expected_restore_minutes),
             "DB_SUBNET_GROUP_NAME": self.db_subnet_group_name,
         }
 

@@ -122,6 +122,13 @@ def plan_restore(request: Any, settings: RunbookSettings) -> RestorePlan:
     target_id = checked["target_instance"] or default_target_name(source_id)
 
     source = rds.describe_source(source_id)
+    source_subnet_group = source.get("DBSubnetGroup", {}).get("DBSubnetGroupName")
+    if settings.db_subnet_group_name and source_subnet_group != settings.db_subnet_group_name:
+        # The start step may only place copies in the configured subnet group (IAM); say so now, not halfway.
+        raise InvalidInput(
+            f"source {source_id!r} is in DB subnet group {source_subnet_group!r}, but this deployment may only restore "
+            f"into {settings.db_subnet_group_name!r}; set db_subnet_group_name in cdk.json to the source's and redeploy"
+        )
     rds.ensure_target_free(target_id, source_id)
 
     use_latest = False

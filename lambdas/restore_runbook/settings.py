@@ -33,6 +33,7 @@ class RunbookSettings:
     restore_poll_max_seconds: int
     restore_poll_max_attempts: int
     expected_restore_minutes: int
+    db_subnet_group_name: str
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -89,6 +90,7 @@ class RunbookSettings:
             restore_poll_max_seconds=integer("RESTORE_POLL_MAX_SECONDS", 120),
             restore_poll_max_attempts=integer("RESTORE_POLL_MAX_ATTEMPTS", 90),
             expected_restore_minutes=integer("EXPECTED_RESTORE_MINUTES", 20),
+            db_subnet_group_name=env.get("DB_SUBNET_GROUP_NAME", ""),
         )
 
 

@@ -1,0 +1,56 @@
+# The one command surface. `make rehearse` and `make test` work on a fresh machine: each installs
+# what it needs first (a virtualenv with the pinned requirements).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONPATH := $(CURDIR):$(CURDIR)/lambdas
+
+WORKFLOW ?= restore
+INPUT ?= {"mode": "point-in-time", "restore_time": "latest", "requested_by": "make rehearse"}
+ROWS ?= 20000
+
+.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra lint format synth layer bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(BIN)/.installed  ## create the virtualenv with the pinned dependencies
+
+rehearse: setup  ## run WORKFLOW (default: a point-in-time restore) locally on emulated AWS and a real PostgreSQL
+	$(BIN)/python -m restorectl rehearse $(WORKFLOW) --rows $(ROWS) --input '$(INPUT)'
+
+test: setup  ## the whole suite: unit, validation, workflow, infra, and lint
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-unit: setup
+	$(BIN)/python -m pytest -m unit
+test-workflow: setup
+	$(BIN)/python -m pytest -m workflow
+test-validation: setup
+	$(BIN)/python -m pytest -m validation
+test-infra: setup
+	$(BIN)/python -m pytest -m infra
+
+lint: setup  ## ruff's checks (does not change files)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## rewrite files in ruff's format
+	$(BIN)/ruff format .
+
+layer: setup  ## build the Lambda dependency layer for Python 3.12 (manylinux) into build/layer, without Docker
+	bash scripts/build_layer.sh
+
+synth: layer  ## synthesize the CloudFormation template into cdk.out/ (no Docker, network or credentials)
+	$(BIN)/python app.py
+
+bench: setup  ## print the benchmarks' side-by-side ratios
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) cdk.out build .pytest_cache .ruff_cache
