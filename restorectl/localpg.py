@@ -29,8 +29,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Iterable, Sequence
 
 import psycopg2
 from psycopg2 import sql
@@ -153,9 +153,19 @@ class LocalPostgres:
                 for path in (self.base_dir, self.socket_dir, pwfile):
                     os.chown(path, self._run_as.pw_uid, self._run_as.pw_gid)
             self._run(
-                "initdb", "-D", self.data_dir, "-U", SUPERUSER, f"--pwfile={pwfile}",
-                "--auth-local=trust", "--auth-host=scram-sha-256",
-                "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions",
+                "initdb",
+                "-D",
+                self.data_dir,
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
             )
             os.unlink(pwfile)
             self._start_server()
@@ -205,17 +215,13 @@ class LocalPostgres:
             extra = {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid, "extra_groups": []}
             env["HOME"] = self.base_dir
         try:
-            result = subprocess.run(
-                command, cwd=self.base_dir, env=env, capture_output=True, text=True, timeout=120, **extra
-            )
+            result = subprocess.run(command, cwd=self.base_dir, env=env, capture_output=True, text=True, timeout=120, **extra)
         except FileNotFoundError as exc:
             raise LocalPostgresError(MISSING_BINARIES) from exc
         except subprocess.TimeoutExpired as exc:
             raise LocalPostgresError(f"{tool} did not finish within 120 s") from exc
         if result.returncode != 0:
-            raise LocalPostgresError(
-                f"{tool} failed with exit code {result.returncode}: {(result.stderr or result.stdout).strip()}"
-            )
+            raise LocalPostgresError(f"{tool} failed with exit code {result.returncode}: {(result.stderr or result.stdout).strip()}")
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
@@ -233,16 +239,19 @@ class LocalPostgres:
     def dsn(self, dbname: str = "postgres") -> str:
         """A libpq connection string (password included: for local use, never log it)."""
         self._require_running()
-        return psycopg2.extensions.make_dsn(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname
-        )
+        return psycopg2.extensions.make_dsn(host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname)
 
     def connect(self, dbname: str = "postgres", *, autocommit: bool = False, **kwargs: object):
         """A psycopg2 connection over TCP with the superuser's password."""
         self._require_running()
         conn = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, password=self.password, dbname=dbname,
-            connect_timeout=10, **kwargs,
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname,
+            connect_timeout=10,
+            **kwargs,
         )
         conn.autocommit = autocommit
         return conn
@@ -277,9 +286,7 @@ class LocalPostgres:
             for _attempt in range(5):
                 self._terminate_backends(cur, template)
                 try:
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
-                    )
+                    cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
                     return
                 except psycopg2.errors.ObjectInUse:
                     time.sleep(0.05)  # a backend was still exiting; it is gone in a moment
@@ -320,9 +327,7 @@ class LocalPostgres:
 
     # ----------------------------------------------------------------- point in time
 
-    def delete_rows_after(
-        self, dbname: str, tables: Sequence[str], column: str, moment: datetime
-    ) -> dict[str, int]:
+    def delete_rows_after(self, dbname: str, tables: Sequence[str], column: str, moment: datetime) -> dict[str, int]:
         """Make `dbname` look like a point-in-time restore to `moment`: delete rows created after it.
 
         Tables that reference others are emptied first, so foreign keys never block the delete.

@@ -139,39 +139,39 @@ def seed(conn, calls_rows: int, now: datetime, retention_days: int = 7, seed: in
         (
             f"""INSERT INTO tenants (id, name, plan, created_at)
                 SELECT g, 'tenant-' || g,
-                       (ARRAY['starter','growth','enterprise'])[1 + {_pick('g', s + 8, '3')}],
+                       (ARRAY['starter','growth','enterprise'])[1 + {_pick("g", s + 8, "3")}],
                        {tenant_at}
-                  FROM generate_series(1, {n_t}) AS g"""
+                  FROM generate_series(1, {n_t}) AS g"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
         ),
         (
             f"""INSERT INTO users (id, tenant_id, email, role, created_at)
                 SELECT g, {user_tenant}, 'user' || g || '@tenant-' || {user_tenant} || '.example',
-                       (ARRAY['agent','agent','agent','supervisor','admin'])[1 + {_pick('g', s + 9, '5')}],
+                       (ARRAY['agent','agent','agent','supervisor','admin'])[1 + {_pick("g", s + 9, "5")}],
                        {user_at}
-                  FROM generate_series(1, {n_u}) AS g"""
+                  FROM generate_series(1, {n_u}) AS g"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
         ),
         (
             f"""INSERT INTO calls (id, tenant_id, user_id, direction, status, duration_seconds, recording_key, created_at)
                 SELECT u.g,
                        CASE WHEN u.user_id IS NULL THEN {tenant_by_call} ELSE {tenant_of_user} END,
                        u.user_id,
-                       CASE WHEN {_rand('u.g', s + 10)} < 0.6 THEN 'inbound' ELSE 'outbound' END,
+                       CASE WHEN {_rand("u.g", s + 10)} < 0.6 THEN 'inbound' ELSE 'outbound' END,
                        CASE WHEN {completed} < 0.78 THEN 'completed'
                             WHEN {completed} < 0.90 THEN 'no-answer'
                             WHEN {completed} < 0.97 THEN 'busy' ELSE 'failed' END,
-                       CASE WHEN {completed} < 0.78 THEN 5 + {_pick('u.g', s + 11, '1800')} ELSE 0 END,
-                       CASE WHEN {completed} < 0.78 AND {_rand('u.g', s + 12)} < 0.7
+                       CASE WHEN {completed} < 0.78 THEN 5 + {_pick("u.g", s + 11, "1800")} ELSE 0 END,
+                       CASE WHEN {completed} < 0.78 AND {_rand("u.g", s + 12)} < 0.7
                             THEN 'recordings/call-' || u.g || '.wav' END,
                        u.created_at
                   FROM (SELECT g, {call_user} AS user_id, {call_at} AS created_at
-                          FROM generate_series(1, {n_c}) AS g) AS u"""
+                          FROM generate_series(1, {n_c}) AS g) AS u"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
         ),
         (
             # key k belongs to tenant ((k-1) mod T)+1 and is created between its tenant and now
             f"""INSERT INTO api_keys (id, tenant_id, key_hash, created_at)
-                SELECT g, t.id, md5('{seed}:' || g), t.created_at + ({_rand('g', s + 13)} * (%(now)s::timestamptz - t.created_at))
+                SELECT g, t.id, md5('{seed}:' || g), t.created_at + ({_rand("g", s + 13)} * (%(now)s::timestamptz - t.created_at))
                   FROM generate_series(1, {n_k}) AS g
-                  JOIN tenants t ON t.id = mod(g - 1, {n_t}) + 1"""
+                  JOIN tenants t ON t.id = mod(g - 1, {n_t}) + 1"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
         ),
     ]
     params["now"] = now
