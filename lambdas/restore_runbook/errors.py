@@ -77,4 +77,8 @@ class SnapshotTimedOut(RunbookError):
     """The snapshot did not become available within the poll limit."""
 
 
+class SourceNotAvailable(RunbookError):
+    """The source instance exists but is not in a state that allows the operation (e.g. stopped)."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())
