@@ -1,0 +1,1 @@
+"""Validation checks against a real local PostgreSQL."""

@@ -1,0 +1,70 @@
+"""Databases for the validation tests, in the session's one local PostgreSQL (`local_pg`, tests/conftest.py).
+
+- `source_db`: the seeded IRISX source (2,000 calls ending at `NOW`), built once per session.
+  Treat it as read-only; copy it to change anything.
+- `make_copy(restore_point=None)`: a fresh copy of the source (`CREATE DATABASE ... TEMPLATE`),
+  cut back to `restore_point` when given, as a point-in-time restore would be; dropped after the test.
+- `target(dbname, **changes)`: the `DbTarget` for a database in the local cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from restore_runbook.database import DbTarget
+from restorectl import sample_data
+from restorectl.localpg import LocalPostgres
+
+NOW = datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc)
+RESTORE_POINT = NOW - timedelta(hours=1)
+SOURCE_CALLS = 2_000
+SOURCE_DB = "validation_source"
+
+
+@pytest.fixture(scope="session")
+def source_db(local_pg: LocalPostgres) -> dict:
+    """The seeded source database; returns the seed summary plus its name under "dbname"."""
+    local_pg.drop_database(SOURCE_DB)
+    local_pg.create_database(SOURCE_DB)
+    conn = local_pg.connect(SOURCE_DB)
+    try:
+        summary = sample_data.seed(conn, SOURCE_CALLS, NOW)
+    finally:
+        conn.close()
+    return {**summary, "dbname": SOURCE_DB}
+
+
+@pytest.fixture(scope="session")
+def target(local_pg: LocalPostgres) -> Callable[..., DbTarget]:
+    def make(dbname: str, **changes: object) -> DbTarget:
+        return replace(
+            DbTarget(host=local_pg.host, port=local_pg.port, dbname=dbname, user=local_pg.user, password=local_pg.password),
+            **changes,
+        )
+
+    return make
+
+
+_copy_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def make_copy(local_pg: LocalPostgres, source_db: dict) -> Iterator[Callable[..., str]]:
+    made: list[str] = []
+
+    def make(restore_point: datetime | None = None) -> str:
+        name = f"validation_copy_{next(_copy_numbers)}"
+        local_pg.create_database(name, template=source_db["dbname"])
+        made.append(name)
+        if restore_point is not None:
+            local_pg.delete_rows_after(name, sample_data.TABLES, "created_at", restore_point)
+        return name
+
+    yield make
+    for name in made:
+        local_pg.drop_database(name)
