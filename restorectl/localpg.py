@@ -19,6 +19,7 @@ chowned to it and `initdb`/`pg_ctl` run with that uid and gid.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -174,6 +175,7 @@ class LocalPostgres:
             self.port = None
             raise
         self.startup_seconds = time.monotonic() - began
+        atexit.register(self.stop)  # an interrupted run must not leave a server behind
         return self
 
     def _start_server(self) -> None:
@@ -194,6 +196,7 @@ class LocalPostgres:
         raise LocalPostgresError(f"PostgreSQL did not start: {last_error}; server log:\n{self._log_tail()}")
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self.data_dir and os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
             with contextlib.suppress(LocalPostgresError, OSError):
                 self._run("pg_ctl", "stop", "-m", "immediate", "-w", "-D", self.data_dir)
