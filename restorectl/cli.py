@@ -95,7 +95,10 @@ def rehearse(args: argparse.Namespace) -> int:
         injections=args.inject,
         progress=sys.stderr,
     )
-    print(f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes", file=sys.stderr)
+    print(
+        f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",
+        file=sys.stderr,
+    )
     with LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
         result = rehearsal.run(args.workflow, args.input)
     if args.json:

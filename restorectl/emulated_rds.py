@@ -65,6 +65,8 @@ class EmulatedRds:
         run_id: str,
         restore_minutes: float,
         restore_outcome: str = "available",
+        snapshot_minutes: float = 8.0,
+        snapshot_outcome: str = "available",
         tables: tuple[str, ...] = sample_data.TABLES,
         recency_column: str = "created_at",
     ) -> None:
@@ -78,6 +80,11 @@ class EmulatedRds:
         self.instance_db: dict[str, str] = {}
         self.snapshot_db: dict[str, str] = {}
         self.pending: dict[str, PendingRestore] = {}
+        # Manual snapshots taken through the API are `creating` for a while, with PercentProgress growing.
+        self.snapshot_duration = timedelta(minutes=snapshot_minutes)
+        self.snapshot_outcome = snapshot_outcome
+        self.pending_snapshots: dict[str, tuple[datetime, datetime, str]] = {}
+        self.seeding = False
         self.run_databases: list[str] = []
 
     # ------------------------------------------------------------------ the world at the start
@@ -108,6 +115,13 @@ class EmulatedRds:
 
     def seed(self, source_id: str, *, calls_rows: int, retention_days: int = 7) -> None:
         """IRISX as it stands: the production instance, its network, backups and data."""
+        self.seeding = True
+        try:
+            self._seed(source_id, calls_rows=calls_rows, retention_days=retention_days)
+        finally:
+            self.seeding = False
+
+    def _seed(self, source_id: str, *, calls_rows: int, retention_days: int) -> None:
         import boto3
 
         from moto.rds import models as rds_models
@@ -187,6 +201,29 @@ class EmulatedRds:
                 backend.databases[identifier].status = pending.outcome
                 del self.pending[identifier]
 
+    def _begin_snapshot(self, snapshot: Any) -> None:
+        if self.seeding or self.snapshot_duration.total_seconds() <= 0:
+            snapshot.percent_progress = 100
+            return
+        started = self.clock.now()
+        snapshot.status = "creating"
+        snapshot.percent_progress = 0
+        self.pending_snapshots[snapshot.db_snapshot_identifier] = (started, started + self.snapshot_duration, self.snapshot_outcome)
+
+    def _advance_snapshots(self, backend: Any) -> None:
+        now = self.clock.now()
+        for identifier, (started, ready_at, outcome) in list(self.pending_snapshots.items()):
+            snapshot = backend.database_snapshots.get(identifier)
+            if snapshot is None:
+                del self.pending_snapshots[identifier]
+                continue
+            if now >= ready_at:
+                snapshot.status = outcome
+                snapshot.percent_progress = 100 if outcome == "available" else snapshot.percent_progress
+                del self.pending_snapshots[identifier]
+            else:
+                snapshot.percent_progress = int(100 * (now - started) / (ready_at - started))
+
     def latest_restorable(self) -> datetime:
         return self.clock.now() - RESTORABLE_LAG
 
@@ -212,6 +249,7 @@ class EmulatedRds:
         original_describe = backend_class.describe_db_instances
         original_delete = backend_class.delete_db_instance
         original_snapshot = backend_class.create_db_snapshot
+        original_describe_snapshots = backend_class.describe_db_snapshots
 
         def restore_pitr(backend: Any, source_id: str, target_id: str, overrides: dict[str, Any]) -> Any:
             if overrides.get("use_latest_restorable_time"):
@@ -247,7 +285,12 @@ class EmulatedRds:
                 world.pg.create_database(dbname, template=world.instance_db[db_instance_identifier])
                 world.run_databases.append(dbname)
                 world.snapshot_db[db_snapshot_identifier] = dbname
+            world._begin_snapshot(snapshot)
             return snapshot
+
+        def describe_snapshots(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            world._advance_snapshots(backend)
+            return original_describe_snapshots(backend, *args, **kwargs)
 
         def restore_window(automated_backup: Any) -> dict[str, datetime]:
             instance = automated_backup.backend.databases.get(automated_backup.db_instance_identifier)
@@ -263,6 +306,7 @@ class EmulatedRds:
             patch(mock.patch.object(backend_class, "describe_db_instances", describe))
             patch(mock.patch.object(backend_class, "delete_db_instance", delete))
             patch(mock.patch.object(backend_class, "create_db_snapshot", create_snapshot))
+            patch(mock.patch.object(backend_class, "describe_db_snapshots", describe_snapshots))
             patch(mock.patch.object(rds_models.DBInstance, "latest_restorable_time", property(lambda _i: world.latest_restorable().replace(tzinfo=None))))
             patch(mock.patch.object(rds_models.DBInstanceAutomatedBackup, "restore_window", property(restore_window), create=True))
             yield self

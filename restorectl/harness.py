@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 from unittest import mock
 
+from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_rds import EmulatedRds
 from restorectl.lambda_bridge import Injection, LambdaBridge, function_name_for, load_manifest
 from restorectl.localpg import LocalPostgres
@@ -65,6 +66,8 @@ class RehearsalOptions:
     calls_rows: int = 2000
     restore_minutes: float = 20.0
     restore_outcome: str = "available"
+    snapshot_minutes: float = 8.0
+    snapshot_outcome: str = "available"
     start: datetime = field(default_factory=lambda: datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
     injections: list[Injection] = field(default_factory=list)
     source_instance: str = "irisx-prod-rds-postgres"
@@ -129,11 +132,14 @@ class Rehearsal:
             run_id=self.run_id,
             restore_minutes=self.options.restore_minutes,
             restore_outcome=self.options.restore_outcome,
+            snapshot_minutes=self.options.snapshot_minutes,
+            snapshot_outcome=self.options.snapshot_outcome,
         )
         self.bridge = LambdaBridge(handlers={}, injections=list(self.options.injections))
         self._stack = contextlib.ExitStack()
         self.state_machines: dict[str, str] = {}
         self.extra_reporters: list[Callable[[], dict[str, Any]]] = []
+        self.journal = EmulatedJournal(REGION, ACCOUNT)
 
     # ------------------------------------------------------------------ set-up and tear-down
 
@@ -180,6 +186,8 @@ class Rehearsal:
         enter(self._database_routing())
         self._stack.callback(self.rds.teardown)
         self._seed()
+        self.journal.install()
+        self.extra_reporters.append(self.journal.report)
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -262,17 +270,28 @@ class Rehearsal:
         return arn
 
     def run(self, workflow: str, execution_input: Any) -> RehearsalResult:
+        clock_before = self.clock.waited_seconds
+        invocations_before = len(self.bridge.invocations)
+        execution_arn = self.start(workflow, execution_input)
+        return self.follow(workflow, execution_arn, clock_before=clock_before, invocations_before=invocations_before)
+
+    def start(self, workflow: str, execution_input: Any) -> str:
+        """Start an execution and return its ARN without waiting (several may run at once)."""
         import boto3
 
         arn = self.deploy(workflow)
-        sfn = boto3.client("stepfunctions")
-        clock_before = self.clock.waited_seconds
-        invocations_before = len(self.bridge.invocations)
-        execution_arn = sfn.start_execution(
+        execution_arn: str = boto3.client("stepfunctions").start_execution(
             stateMachineArn=arn,
             name=f"rehearsal-{uuid.uuid4().hex[:12]}",
             input=json.dumps(execution_input),
         )["executionArn"]
+        return execution_arn
+
+    def follow(self, workflow: str, execution_arn: str, *, clock_before: float = 0.0, invocations_before: int = 0) -> RehearsalResult:
+        """Wait (in real time, bounded) for an execution to end and describe how it went."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
         history = self._follow(sfn, execution_arn)
         description = sfn.describe_execution(executionArn=execution_arn)
         status = description["status"]

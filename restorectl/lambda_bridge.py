@@ -105,7 +105,7 @@ class LambdaBridge:
         context = LambdaContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
         try:
             result = handler(event, context)
-        except Exception as exc:  # reported to Step Functions exactly as AWS Lambda reports it
+        except Exception as exc:  # noqa: BLE001 - reported to Step Functions exactly as AWS Lambda reports it
             record["error"] = type(exc).__name__
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(

@@ -64,10 +64,13 @@ def start_restore(plan: RestorePlan, execution_id: str, settings: RunbookSetting
         }
         client = aws.client("rds")
         if plan.mode == "point-in-time":
+            if plan.use_latest_restorable_time:
+                parameters["UseLatestRestorableTime"] = True
+            else:
+                parameters["RestoreTime"] = clock.parse_utc(plan.restore_time or "")
             response = client.restore_db_instance_to_point_in_time(
                 SourceDBInstanceIdentifier=plan.source_instance,
                 TargetDBInstanceIdentifier=plan.target_instance,
-                **({"UseLatestRestorableTime": True} if plan.use_latest_restorable_time else {"RestoreTime": clock.parse_utc(plan.restore_time or "")}),
                 **parameters,
             )
         else:

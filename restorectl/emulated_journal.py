@@ -1,0 +1,102 @@
+"""The journal table and the notification topic, as the stack deploys them, in the rehearsal's moto.
+
+moto's DynamoDB and SNS behave like the real ones for what the workflows do (conditional writes,
+queries, publish), so the only job here is to create them with the stack's key schema, point the
+steps at them, and report what they hold in the rehearsal's world (`journal`, `notifications`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from typing import Any
+
+TABLE_NAME = "irisx-restore-journal"
+TOPIC_NAME = "irisx-restore-notifications"
+
+
+def table_definition(table_name: str) -> dict[str, Any]:
+    """CreateTable arguments; the CDK construct (stacks/journal.py) declares the same schema."""
+    from restore_runbook import journal
+
+    attributes = [journal.PK, journal.SK, journal.INDEX_PK, journal.INDEX_SK]
+    return {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in attributes],
+        "KeySchema": [{"AttributeName": journal.PK, "KeyType": "HASH"}, {"AttributeName": journal.SK, "KeyType": "RANGE"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": journal.INDEX,
+                "KeySchema": [
+                    {"AttributeName": journal.INDEX_PK, "KeyType": "HASH"},
+                    {"AttributeName": journal.INDEX_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+class EmulatedJournal:
+    def __init__(self, region: str, account: str) -> None:
+        self.region = region
+        self.account = account
+        self.table_name = TABLE_NAME
+        self.topic_arn = ""
+
+    def install(self) -> EmulatedJournal:
+        """Create the table and the topic, and set the variables the stack sets on every function.
+
+        Called inside the rehearsal's patched environment, which restores os.environ on exit.
+        """
+        import boto3
+
+        boto3.client("dynamodb").create_table(**table_definition(self.table_name))
+        self.topic_arn = boto3.client("sns").create_topic(Name=TOPIC_NAME)["TopicArn"]
+        os.environ["JOURNAL_TABLE_NAME"] = self.table_name
+        os.environ["NOTIFY_TOPIC_ARN"] = self.topic_arn
+        return self
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every item, executions in start order, then locks."""
+        import boto3
+
+        table = boto3.resource("dynamodb").Table(self.table_name)
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"ConsistentRead": True}
+        while True:
+            page = table.scan(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items.sort(key=lambda i: (i["pk"].startswith("LOCK#"), str(i.get("started_at", "")), i["sk"]))
+        return [_plain(i) for i in items]
+
+    def executions(self) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r["pk"].startswith("WORKFLOW#")]
+
+    def locks(self) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r["pk"].startswith("LOCK#")]
+
+    def notifications(self) -> list[dict[str, Any]]:
+        from moto.sns import models as sns_models
+
+        topic = sns_models.sns_backends[self.account][self.region].topics.get(self.topic_arn)
+        sent = topic.sent_notifications if topic else []
+        return [{"subject": n[2], "message": n[1]} for n in sent]
+
+    def report(self) -> dict[str, Any]:
+        return {"journal": json.loads(json.dumps(self.records(), default=str)), "notifications": self.notifications()}

@@ -1,0 +1,75 @@
+"""`python -m restorectl rehearse`: what a person or a script sees on the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from restorectl.lambda_bridge import Injection
+from restorectl.paths import ROOT
+
+pytestmark = pytest.mark.workflow
+
+
+def restorectl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "restorectl", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_rehearse_json_prints_one_object_with_the_result_the_path_and_the_world():
+    run = restorectl("rehearse", "restore", "--json", "--rows", "500", "--restore-minutes", "12", "--input", '{"mode": "snapshot"}')
+
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert set(result) == {"workflow", "status", "output", "error", "cause", "path", "world"}
+    assert (result["workflow"], result["status"], result["error"]) == ("restore", "SUCCEEDED", None)
+    assert result["path"][0] == {"state": "RecordRequest", "type": "Pass", "error": None}
+    assert {"state": "StartRestore", "type": "Task", "error": None} in result["path"]
+    target = result["output"]["target_instance"]
+    instances = {i["id"]: i for i in result["world"]["db_instances"]}
+    assert instances[target]["status"] == "available"
+    assert instances[target]["tags"]["irisx-restore:managed-by"] == "restore-runbook"
+    assert {s["type"] for s in result["world"]["db_snapshots"]} == {"automated", "manual"}
+    # the states are printed on stderr as they run
+    assert "DescribeRestore" in run.stderr
+
+
+def test_rehearse_exits_1_with_the_error_when_the_workflow_fails():
+    run = restorectl("rehearse", "restore", "--json", "--rows", "200", "--inject", "ValidateRestore=ValidationFailed",
+                     "--input", '{"mode": "snapshot"}')
+
+    assert run.returncode == 1, run.stderr
+    result = json.loads(run.stdout)
+    assert (result["status"], result["error"]) == ("FAILED", "ValidationFailed")
+    assert {"state": "ValidateRestore", "type": "Task", "error": "ValidationFailed"} in result["path"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["rehearse", "restroe"], "unknown workflow 'restroe'; known workflows: "),
+        (["rehearse", "restore", "--input", "{mode: snapshot}"], "--input is not valid JSON"),
+        (["rehearse", "restore", "--inject", "StartRestore"], "write STATE=ERROR or STATE=ERROR:N"),
+        (["rehearse", "restore", "--rows", "0"], "is not a positive whole number"),
+        (["rehearse"], "the following arguments are required: workflow"),
+        (["explode"], "invalid choice: 'explode'"),
+    ],
+)
+def test_a_bad_command_line_is_a_usage_error_with_a_message_not_a_traceback(args, message):
+    run = restorectl(*args)
+
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_injections_fire_on_the_first_n_invocations_or_always():
+    twice = Injection.parse("StartRestore=Lambda.TooManyRequestsException:2")
+    always = Injection.parse("ValidateRestore=ValidationFailed")
+
+    assert [twice.fires() for _ in range(3)] == [True, True, False]
+    assert all(always.fires() for _ in range(5))
