@@ -239,7 +239,7 @@ def test_point_in_time_restore_cleans_up_when_validation_fails_and_keeps_the_ori
     assert "recordings" in result.cause
     assert "deleted irisx-invalid" in result.cause
     assert instance_ids(result.world) == [SOURCE]
-    assert result.states()[-3:] == ["ValidateRestore", "CleanUpAfterFailure", "RestoreFailedWithOriginalError"]
+    assert result.states()[-4:] == ["ValidateRestore", "CleanUpAfterFailure", "RecordFailure", "RestoreFailedWithOriginalError"]
 
 
 def test_keep_on_failure_keeps_the_copy_for_inspection(rehearsal):
