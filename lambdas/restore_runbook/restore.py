@@ -21,10 +21,9 @@ def next_wait_seconds(elapsed_seconds: float, settings: RunbookSettings) -> int:
     remaining = settings.expected_restore_minutes * 60 - elapsed_seconds
     if remaining > 0:
         return int(min(cap, max(floor, remaining / 2)))
-    # Past the expected end: start dense, then back off gently so a slow restore is not polled
-    # hundreds of times.
-    overrun_steps = -remaining / cap
-    return int(min(cap, floor * (1.25**overrun_steps)))
+    # Past the expected end: wait an eighth of the overrun, so a restore running late is noticed
+    # within about 12% of its lateness and a very slow one is not polled hundreds of times.
+    return int(min(cap, max(floor, -remaining / 8)))
 
 
 def management_tags(plan: RestorePlan, execution_id: str, settings: RunbookSettings) -> list[dict[str, str]]:
