@@ -38,6 +38,13 @@ def main() -> None:
             base.append(import_seconds("boto3"))
         ratio = statistics.median(ours) / statistics.median(base)
         print(f"{module:<52} {statistics.median(ours):>8.3f} {ratio:>6.2f}")
+    # Attribution: the X-Ray SDK behind Powertools Tracer builds botocore clients when imported.
+    xray, base = [], []
+    for _ in range(REPEATS):
+        xray.append(import_seconds("boto3, aws_xray_sdk.core"))
+        base.append(import_seconds("boto3"))
+    print(f"{'boto3 + aws_xray_sdk.core (what Tracer adds)':<52} {statistics.median(xray):>8.3f} "
+          f"{statistics.median(xray) / statistics.median(base):>6.2f}")
     print(f"{'boto3 (baseline)':<52} {statistics.median(base):>8.3f} {1.0:>6.2f}")
 
 
