@@ -119,7 +119,10 @@ def record_start(
         "workflow": workflow,
         "execution_arn": execution_arn,
         "execution_name": execution_name(execution_arn),
-        "started_at": started_at,
+        # The key uses Step Functions' StartTime (both journal steps see the same value); the times a
+        # human reads come from the project's clock, like every other timestamp the steps record.
+        "execution_start_time": started_at,
+        "started_at": clock.isoformat(clock.now()),
         "input": _plain(parsed),
         "outcome": RUNNING,
         "console_link": console_link(execution_arn),
@@ -244,18 +247,22 @@ def finish(
 ) -> dict[str, Any]:
     """The end record, the lock released (if ours), and the notification. Returns what was done."""
     finished_at = clock.isoformat(clock.now())
+    key = {PK: execution_pk(workflow), SK: execution_sk(started_at, execution_arn)}
+    recorded = _table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
+    began = str(recorded.get("started_at") or started_at)
     try:
-        seconds = round((clock.parse_utc(finished_at) - clock.parse_utc(started_at)).total_seconds())
+        seconds: int | None = round((clock.parse_utc(finished_at) - clock.parse_utc(began)).total_seconds())
     except ValueError:
         seconds = None
     lock = release_lock(execution_arn=execution_arn, source=source, settings=settings)
     validation = details.get("validation")
     _table(settings).update_item(
-        Key={PK: execution_pk(workflow), SK: execution_sk(started_at, execution_arn)},
+        Key=key,
         UpdateExpression=(
             "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
             "cause = :cause, left_behind = :left, phases = :phases, validation = :validation, #result = :result, "
             "lock_release = :lock, workflow = :workflow, execution_arn = :arn, started_at = :started, "
+            "execution_start_time = :start_time, execution_name = :name, console_link = :link, "
             "gsi1pk = :kind, gsi1sk = :sk"
         ),
         ExpressionAttributeNames={"#error": "error", "#result": "result"},
@@ -273,7 +280,10 @@ def finish(
                 ":lock": lock,
                 ":workflow": workflow,
                 ":arn": execution_arn,
-                ":started": started_at,
+                ":started": began,
+                ":start_time": started_at,
+                ":name": execution_name(execution_arn),
+                ":link": console_link(execution_arn),
                 ":kind": EXECUTION_KIND,
                 ":sk": execution_sk(started_at, execution_arn),
             }
