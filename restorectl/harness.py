@@ -20,7 +20,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -35,7 +35,7 @@ from restorectl.simclock import SimulatedClock
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-SECRET_NAME = "irisx/prod/rds-postgres"
+SECRET_NAME = "irisx/prod/rds-postgres"  # noqa: S105 - a name, not a secret
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 # A failed execution must never hang a test run; real seconds, not simulated ones.
 EXECUTION_REAL_TIMEOUT_SECONDS = 300
@@ -73,6 +73,11 @@ class RehearsalOptions:
     source_instance: str = "irisx-prod-rds-postgres"
     settings_overrides: dict[str, str] = field(default_factory=dict)
     progress: TextIO | None = None
+    # Emulated API hosts (restorectl/app_hosts.py): how many, and which misbehave (by name, irisx-api-N, or instance id).
+    app_hosts: int = 2
+    failing_hosts: tuple[str, ...] = ()  # the first pm2 restart fails (the cutover's); later ones work
+    broken_hosts: tuple[str, ...] = ()  # every pm2 restart fails, so the rollback cannot fix them either
+    app_blocked_from_restored: bool = False  # the app cannot connect to restored instances (health fails after a good swap)
 
 
 @dataclass
@@ -188,6 +193,30 @@ class Rehearsal:
         self._seed()
         self.journal.install()
         self.extra_reporters.append(self.journal.report)
+        self._enter_app_hosts()
+
+    def _enter_app_hosts(self) -> None:
+        from restorectl.app_hosts import EmulatedAppHosts
+
+        env = os.environ
+        self.app_hosts = EmulatedAppHosts(
+            clock=self.clock,
+            rds=self.rds,
+            pg=self.pg,
+            name_prefix=env["SET_DB_HOST_DOCUMENT"].removesuffix("-set-db-host"),
+            tag_key=env["APP_HOST_TAG_KEY"],
+            tag_value=env["APP_HOST_TAG_VALUE"],
+            env_file=env["APP_ENV_FILE"],
+            health_url=env["APP_HEALTH_URL"],
+            count=self.options.app_hosts,
+            failing_hosts=tuple(self.options.failing_hosts),
+            broken_hosts=tuple(self.options.broken_hosts),
+            app_blocked_from_restored=self.options.app_blocked_from_restored,
+        )
+        self._stack.callback(self.app_hosts.teardown)
+        self._stack.enter_context(self.app_hosts.installed())
+        self.app_hosts.seed(self.options.source_instance)
+        self.extra_reporters.append(self.app_hosts.describe_world)
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()

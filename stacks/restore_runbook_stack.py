@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from stacks.cutover import AppHostDocuments, RollbackWorkflow
 from stacks.restore_workflow import RestoreWorkflow
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, Workflow
@@ -45,6 +46,16 @@ class RestoreRunbookStack(Stack):
             **self._build_network(),
         )
         self.restore = self._build_restore_workflow()
+        # Cutover/rollback on the API hosts: the project's own SSM documents, and the rollback workflow.
+        self.app_host_documents = AppHostDocuments(self, "AppHostDocuments", settings=settings)
+        self.rollback = RollbackWorkflow(
+            self,
+            "Rollback",
+            settings=settings,
+            defaults=self.defaults,
+            asl_path=self._statemachines / "rollback.asl.json",
+            manifest_path=self._statemachines / "functions.json",
+        )
         self._build_outputs()
 
     def _build_code(self) -> lambda_.Code:
@@ -94,3 +105,4 @@ class RestoreRunbookStack(Stack):
 
     def _build_outputs(self) -> None:
         self.restore.workflow.add_arn_output("RestoreStateMachineArn")
+        self.rollback.workflow.add_arn_output("RollbackStateMachineArn")

@@ -15,6 +15,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.arns import RdsArns
+from stacks.cutover import AppHostPermissions
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
 
@@ -55,6 +56,8 @@ class RestoreWorkflow(Construct):
                 "describe_restore": self._describe_restore(),
                 "validate_restore": self._validate_restore(),
                 "cleanup_restore": self._cleanup_restore(),
+                # Cutover on the API hosts and its automatic rollback (stacks/cutover.py).
+                **AppHostPermissions(settings).restore_steps(self._describe(["rds:DescribeDBInstances"], [self._arns.db()])),
             },
             defaults=defaults,
         )

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from stacks import ssm_documents
+
 SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
 SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
@@ -50,6 +52,16 @@ class StackSettings:
     account: str
     region: str
     name_prefix: str
+    # Cutover and rollback on the API hosts, through the project's SSM Command documents.
+    app_host_tag_key: str
+    app_host_tag_value: str
+    app_env_file: str
+    app_pm2_name: str
+    app_health_url: str
+    command_poll_seconds: int
+    command_poll_max_attempts: int
+    health_check_attempts: int
+    health_check_interval_seconds: int
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
@@ -81,6 +93,16 @@ class StackSettings:
             account=reader.text("account", ACCOUNT, "a 12-digit AWS account id"),
             region=reader.text("region", REGION, "an AWS region like us-east-1"),
             name_prefix=reader.text("name_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
+            app_host_tag_key=reader.text("app_host_tag_key", TAG_PART, "a tag key (1-128 characters)"),
+            app_host_tag_value=reader.text("app_host_tag_value", TAG_PART, "a tag value (1-128 characters)"),
+            # The SSM documents' own allowedPatterns: a setting SSM would refuse stops synth instead.
+            app_env_file=reader.text("app_env_file", re.compile(ssm_documents.ENV_FILE_PATTERN), "an absolute path to the app's .env"),
+            app_pm2_name=reader.text("app_pm2_name", re.compile(ssm_documents.APP_NAME_PATTERN), "a pm2 process name"),
+            app_health_url=reader.text("app_health_url", re.compile(ssm_documents.HEALTH_URL_PATTERN), "an http(s) URL read on the host"),
+            command_poll_seconds=reader.positive("command_poll_seconds"),
+            command_poll_max_attempts=reader.positive("command_poll_max_attempts"),
+            health_check_attempts=reader.positive("health_check_attempts"),
+            health_check_interval_seconds=reader.positive("health_check_interval_seconds"),
         )
         settings._check_relations()
         return settings
@@ -116,6 +138,9 @@ class StackSettings:
         }
         return [key for key, values in network.items() if any("xxxxxx" in value for value in values)]
 
+    def document_name(self, document: ssm_documents.CommandDocument) -> str:
+        return document.name(self.name_prefix)
+
     def lambda_environment(self) -> dict[str, str]:
         """The variables `lambdas/restore_runbook/settings.py` reads, spelled as it reads them."""
         return {
@@ -132,6 +157,17 @@ class StackSettings:
             "RESTORE_POLL_MAX_ATTEMPTS": str(self.restore_poll_max_attempts),
             "EXPECTED_RESTORE_MINUTES": str(self.expected_restore_minutes),
             "DB_SUBNET_GROUP_NAME": self.db_subnet_group_name,
+            "APP_HOST_TAG_KEY": self.app_host_tag_key,
+            "APP_HOST_TAG_VALUE": self.app_host_tag_value,
+            "APP_ENV_FILE": self.app_env_file,
+            "APP_PM2_NAME": self.app_pm2_name,
+            "APP_HEALTH_URL": self.app_health_url,
+            "SET_DB_HOST_DOCUMENT": self.document_name(ssm_documents.SET_DB_HOST),
+            "APP_CONTROL_DOCUMENT": self.document_name(ssm_documents.APP_CONTROL),
+            "COMMAND_POLL_SECONDS": str(self.command_poll_seconds),
+            "COMMAND_POLL_MAX_ATTEMPTS": str(self.command_poll_max_attempts),
+            "HEALTH_CHECK_ATTEMPTS": str(self.health_check_attempts),
+            "HEALTH_CHECK_INTERVAL_SECONDS": str(self.health_check_interval_seconds),
         }
 
 

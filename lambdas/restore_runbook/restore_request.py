@@ -24,6 +24,7 @@ FIELDS = {
     "target_instance": "new RDS instance identifier (default: derived from source and time)",
     "keep_on_failure": "true to keep the restored instance for inspection when a later step fails",
     "requested_by": "free text for the record",
+    "cutover": "true to point the API hosts at the restored database after validation (rolled back on failure)",
 }
 SNAPSHOT_ID = re.compile(r"^(rds:)?[A-Za-z][A-Za-z0-9-]{0,254}$")
 MAX_REQUESTED_BY = 256
@@ -41,6 +42,7 @@ class RestorePlan:
     keep_on_failure: bool
     requested_by: str
     checked_at: str
+    cutover: bool = False
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +81,10 @@ def check_shape(request: Any) -> dict[str, Any]:
     if not isinstance(keep, bool):
         raise InvalidInput(f"keep_on_failure must be true or false, got {keep!r}")
     checked["keep_on_failure"] = keep
+    cutover = request.get("cutover", False)
+    if not isinstance(cutover, bool):
+        raise InvalidInput(f"cutover must be true or false, got {cutover!r}")
+    checked["cutover"] = cutover
 
     if mode == "point-in-time" and checked["snapshot_id"] is not None:
         raise InvalidInput("snapshot_id only applies to mode 'snapshot'; for point-in-time give restore_time")
@@ -168,4 +174,5 @@ def plan_restore(request: Any, settings: RunbookSettings) -> RestorePlan:
         keep_on_failure=checked["keep_on_failure"],
         requested_by=checked["requested_by"] or "not given",
         checked_at=clock.isoformat(clock.now()),
+        cutover=checked["cutover"],
     )

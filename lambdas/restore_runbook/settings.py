@@ -34,6 +34,18 @@ class RunbookSettings:
     restore_poll_max_attempts: int
     expected_restore_minutes: int
     db_subnet_group_name: str
+    # Cutover and rollback on the API hosts (SSM Run Command); defaults are IRISX's.
+    app_host_tag_key: str = "irisx:role"
+    app_host_tag_value: str = "irisx-api"
+    app_env_file: str = "/home/ubuntu/irisx-backend/.env"
+    app_pm2_name: str = "irisx-api"
+    app_health_url: str = "http://localhost:3000/health"
+    set_db_host_document: str = "irisx-restore-set-db-host"
+    app_control_document: str = "irisx-restore-app-control"
+    command_poll_seconds: int = 5
+    command_poll_max_attempts: int = 24
+    health_check_attempts: int = 6
+    health_check_interval_seconds: int = 10
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -51,6 +63,11 @@ class RunbookSettings:
             raise InvalidInput("setting EXPECTED_RESTORE_MINUTES must be positive")
         if self.restore_poll_max_attempts <= 0:
             raise InvalidInput("setting RESTORE_POLL_MAX_ATTEMPTS must be positive")
+        for name in ("command_poll_seconds", "command_poll_max_attempts", "health_check_attempts", "health_check_interval_seconds"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
+        if not self.app_host_tag_key or not self.app_host_tag_value:
+            raise InvalidInput("settings APP_HOST_TAG_KEY and APP_HOST_TAG_VALUE must name the tag that marks the API hosts")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
@@ -91,6 +108,17 @@ class RunbookSettings:
             restore_poll_max_attempts=integer("RESTORE_POLL_MAX_ATTEMPTS", 90),
             expected_restore_minutes=integer("EXPECTED_RESTORE_MINUTES", 20),
             db_subnet_group_name=env.get("DB_SUBNET_GROUP_NAME", ""),
+            app_host_tag_key=env.get("APP_HOST_TAG_KEY", "irisx:role"),
+            app_host_tag_value=env.get("APP_HOST_TAG_VALUE", "irisx-api"),
+            app_env_file=env.get("APP_ENV_FILE", "/home/ubuntu/irisx-backend/.env"),
+            app_pm2_name=env.get("APP_PM2_NAME", "irisx-api"),
+            app_health_url=env.get("APP_HEALTH_URL", "http://localhost:3000/health"),
+            set_db_host_document=env.get("SET_DB_HOST_DOCUMENT", "irisx-restore-set-db-host"),
+            app_control_document=env.get("APP_CONTROL_DOCUMENT", "irisx-restore-app-control"),
+            command_poll_seconds=integer("COMMAND_POLL_SECONDS", 5),
+            command_poll_max_attempts=integer("COMMAND_POLL_MAX_ATTEMPTS", 24),
+            health_check_attempts=integer("HEALTH_CHECK_ATTEMPTS", 6),
+            health_check_interval_seconds=integer("HEALTH_CHECK_INTERVAL_SECONDS", 10),
         )
 
 

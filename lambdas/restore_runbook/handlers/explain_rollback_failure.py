@@ -1,0 +1,15 @@
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from restore_runbook import app_hosts
+from restore_runbook.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(correlation_id_path="context.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcome = app_hosts.explain_rollback_failure(event.get("failure"), event.get("rollback_failure"), event.get("plan"))
+    logger.error("rollback failed", extra=outcome)
+    return outcome

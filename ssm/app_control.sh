@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Stop, restart or health-check the IRISX API on this host. Run by the project's SSM Command document.
+#
+# Inputs (environment variables, set by the document from its allowedValues/allowedPattern-checked parameters):
+#   ACTION      stop | restart | health
+#   APP_NAME    the pm2 process name
+#   HEALTH_URL  the app's health endpoint (health only)
+#   ENV_FILE    absolute path of the app's .env file (health reports the DB_HOST it holds)
+#
+# Output lines the workflow reads: db_host=... and, for health, health_status=<HTTP code> and
+# health=<the JSON body>. Exits non-zero when the action fails or the app answers anything but 200.
+set -euo pipefail
+
+fail() {
+  echo "app_control: $*" >&2
+  exit 1
+}
+
+[[ "${APP_NAME:-}" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || fail "APP_NAME is not a pm2 process name"
+
+db_host=""
+if [ -n "${ENV_FILE:-}" ] && [ -r "$ENV_FILE" ]; then
+  db_host=$(LC_ALL=C awk '
+    {
+      line = $0
+      sub(/\r$/, "", line)
+      if (match(line, /^[ \t]*(export[ \t]+)?DB_HOST[ \t]*=/)) {
+        value = substr(line, RLENGTH + 1)
+        gsub(/^[ \t"'"'"']+|[ \t"'"'"']+$/, "", value)
+        last = value
+      }
+    }
+    END { printf "%s", last }' "$ENV_FILE")
+fi
+echo "db_host=$db_host"
+
+pm2_as_owner() {
+  local owner
+  owner=$(stat -c %U -- "${ENV_FILE:-/}" 2>/dev/null || echo root)
+  if [ "$(id -u)" = 0 ] && [ "$owner" != root ] && command -v sudo >/dev/null 2>&1; then
+    sudo -H -i -u "$owner" -- pm2 "$@"
+  else
+    pm2 "$@"
+  fi
+}
+
+case "${ACTION:-}" in
+  stop)
+    pm2_as_owner stop "$APP_NAME" || fail "pm2 stop $APP_NAME failed"
+    echo "stopped=$APP_NAME"
+    ;;
+  restart)
+    pm2_as_owner restart "$APP_NAME" --update-env || fail "pm2 restart $APP_NAME failed"
+    echo "restarted=$APP_NAME"
+    ;;
+  health)
+    [[ "${HEALTH_URL:-}" =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$ ]] || fail "HEALTH_URL is not an http(s) URL"
+    response=$(curl -sS --max-time 5 -w '\n%{http_code}' -- "$HEALTH_URL" 2>&1) || fail "GET $HEALTH_URL failed: $response"
+    status=${response##*$'\n'}
+    body=${response%$'\n'*}
+    echo "health_status=$status"
+    echo "health=$(printf '%s' "$body" | tr -d '\r\n')"
+    [ "$status" = 200 ] || fail "GET $HEALTH_URL answered HTTP $status"
+    ;;
+  *)
+    fail "ACTION must be stop, restart or health, got '${ACTION:-}'"
+    ;;
+esac

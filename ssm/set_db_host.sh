@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Point the IRISX API at a database host: rewrite the DB_HOST= line of the app's env file and
+# restart the app with pm2. Run by the project's own SSM Command document, nothing generic.
+#
+# Inputs (environment variables, set by the document from its allowedPattern-checked parameters):
+#   DB_HOST   the new database host name
+#   ENV_FILE  absolute path of the app's .env file
+#   APP_NAME  the pm2 process name
+#
+# Guarantees: every line but DB_HOST= is kept byte for byte (CRLF endings, comments, a last line
+# without a newline); DB_HOST= is added when absent; a timestamped backup is kept next to the file;
+# the new file replaces the old one atomically (rename), so no partial file is ever left behind.
+# Output lines the workflow reads: previous_db_host=..., backup=..., db_host=...
+set -euo pipefail
+
+fail() {
+  echo "set_db_host: $*" >&2
+  exit 1
+}
+
+[ -n "${DB_HOST:-}" ] || fail "DB_HOST is empty; nothing was changed"
+[ -n "${ENV_FILE:-}" ] || fail "ENV_FILE is empty; nothing was changed"
+[ -n "${APP_NAME:-}" ] || fail "APP_NAME is empty; nothing was changed"
+# The document's allowedPattern already checked these; checked again so the script is safe on its own.
+[[ "$DB_HOST" =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$ ]] || fail "DB_HOST '$DB_HOST' is not a host name; nothing was changed"
+[[ "$APP_NAME" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || fail "APP_NAME is not a pm2 process name; nothing was changed"
+
+[ -e "$ENV_FILE" ] || fail "env file $ENV_FILE does not exist on $(hostname); nothing was changed"
+[ -f "$ENV_FILE" ] || fail "$ENV_FILE is not a regular file; nothing was changed"
+[ -r "$ENV_FILE" ] || fail "$ENV_FILE is not readable by $(id -un); nothing was changed"
+[ -w "$ENV_FILE" ] || fail "$ENV_FILE is not writable by $(id -un); nothing was changed"
+dir=$(dirname -- "$ENV_FILE")
+
+# The value the app uses today (the last DB_HOST= line wins, as with dotenv), for the rollback.
+previous=$(LC_ALL=C awk '
+  {
+    line = $0
+    sub(/\r$/, "", line)
+    if (match(line, /^[ \t]*(export[ \t]+)?DB_HOST[ \t]*=/)) {
+      value = substr(line, RLENGTH + 1)
+      gsub(/^[ \t"'"'"']+|[ \t"'"'"']+$/, "", value)
+      last = value
+    }
+  }
+  END { printf "%s", last }' "$ENV_FILE")
+echo "previous_db_host=${previous}"
+
+# Does the file end without a newline? ($(...) strips a trailing newline, so a newline reads as empty.)
+no_final_newline=0
+if [ -s "$ENV_FILE" ] && [ -n "$(tail -c1 -- "$ENV_FILE")" ]; then
+  no_final_newline=1
+fi
+
+tmp=$(mktemp "$dir/.set_db_host.XXXXXX" 2>/dev/null) || fail "cannot create a temporary file in $dir; nothing was changed"
+trap 'rm -f -- "$tmp"' EXIT
+
+LC_ALL=C awk -v host="$DB_HOST" -v nofinal="$no_final_newline" '
+  { lines[NR] = $0 }
+  END {
+    found = 0
+    crlf = (NR > 0 && lines[1] ~ /\r$/)
+    for (i = 1; i <= NR; i++) {
+      line = lines[i]
+      cr = ""
+      if (line ~ /\r$/) { cr = "\r"; line = substr(line, 1, length(line) - 1) }
+      if (match(line, /^[ \t]*(export[ \t]+)?DB_HOST[ \t]*=/)) {
+        rest = substr(line, RLENGTH + 1)
+        quote = ""
+        if (rest ~ /^"/) quote = "\""
+        else if (rest ~ /^'"'"'/) quote = "'"'"'"
+        line = substr(line, 1, RLENGTH) quote host quote
+        found = 1
+      }
+      if (i < NR || !nofinal) printf "%s%s\n", line, cr
+      else printf "%s%s", line, cr
+    }
+    if (!found) {
+      if (NR > 0 && nofinal) printf "%s", (crlf ? "\r\n" : "\n")
+      printf "DB_HOST=%s%s\n", host, (crlf ? "\r" : "")
+    }
+  }' "$ENV_FILE" >"$tmp" || fail "could not write the new $ENV_FILE; nothing was changed"
+
+# Same owner and mode as the original, then the atomic switch.
+chmod --reference="$ENV_FILE" -- "$tmp" || fail "could not copy the mode of $ENV_FILE; nothing was changed"
+chown --reference="$ENV_FILE" -- "$tmp" 2>/dev/null || true
+
+backup="$ENV_FILE.bak.$(date -u +%Y%m%dT%H%M%SZ)"
+if [ -e "$backup" ]; then
+  backup="$backup.$$"
+fi
+cp -p -- "$ENV_FILE" "$backup" || fail "could not back up $ENV_FILE to $backup; nothing was changed"
+echo "backup=$backup"
+
+mv -f -- "$tmp" "$ENV_FILE" || fail "could not replace $ENV_FILE; it is unchanged (backup: $backup)"
+echo "db_host=$DB_HOST"
+
+# pm2 belongs to the user who owns the app; when run as root (as SSM does), act as that user.
+owner=$(stat -c %U -- "$ENV_FILE")
+if [ "$(id -u)" = 0 ] && [ "$owner" != root ] && command -v sudo >/dev/null 2>&1; then
+  pm2_out=$(sudo -H -i -u "$owner" -- pm2 restart "$APP_NAME" --update-env 2>&1) && pm2_rc=0 || pm2_rc=$?
+else
+  pm2_out=$(pm2 restart "$APP_NAME" --update-env 2>&1) && pm2_rc=0 || pm2_rc=$?
+fi
+echo "$pm2_out"
+if [ "$pm2_rc" -ne 0 ]; then
+  fail "pm2 restart $APP_NAME failed (exit $pm2_rc): $ENV_FILE already points at $DB_HOST (previous: ${previous:-none}, backup: $backup) but the app was not restarted"
+fi
+echo "restarted=$APP_NAME"

@@ -1,0 +1,227 @@
+"""Cutover in `restore` and the `rollback` workflow, executed end to end on emulated API hosts.
+
+The real ASL and handlers; SSM Run Command runs the project's own document scripts under a real
+shell in a per-host sandbox; each host's app is a real health server connecting to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.workflow.conftest import SOURCE, instance_ids
+
+pytestmark = pytest.mark.workflow
+
+SNAPSHOT_CUTOVER = {"mode": "snapshot", "cutover": True}
+
+
+def env_path(world, host):
+    return host.path(world.app_hosts.env_file)
+
+
+def env_text(world, host) -> str:
+    return env_path(world, host).read_bytes().decode()
+
+
+def endpoint_of(instance_id: str) -> str:
+    import boto3
+
+    return boto3.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["Endpoint"]["Address"]
+
+
+def without_db_host(text: str) -> list[str]:
+    return [line for line in text.split("\n") if not line.startswith("DB_HOST=")]
+
+
+@pytest.mark.parametrize("hosts", [1, 2])
+def test_cutover_points_every_api_host_at_the_validated_copy_and_keeps_the_rest_of_env(rehearsal, hosts):
+    # Given IRISX with `hosts` API hosts on the production database
+    world = rehearsal(calls_rows=300, app_hosts=hosts)
+    source_host = endpoint_of(SOURCE)
+    before = {h.instance_id: env_text(world, h) for h in world.app_hosts.hosts}
+
+    # When an engineer restores the latest snapshot with cutover
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the execution succeeds through validation, the swap and the health check
+    assert result.status == "SUCCEEDED", result.cause
+    states = result.states()
+    assert states.index("ValidateBeforeCutover") < states.index("StartCutover") < states.index("CheckCutover")
+    assert states.index("CheckHealthOnRestored") < states.index("RestoreSucceeded")
+    assert "RevertCutover" not in states
+    target = result.output["target_instance"]
+    restored_host = result.output["endpoint"]["address"]
+    assert result.output["cutover"]["target_db_host"] == restored_host
+
+    # And every host's .env names the restored endpoint, every other line byte for byte as before
+    for host in world.app_hosts.hosts:
+        after = env_text(world, host)
+        assert f"\nDB_HOST={restored_host}\n" in after
+        assert without_db_host(after) == without_db_host(before[host.instance_id])
+        assert not after.endswith("\n")  # the last line still has no newline
+        backups = list(env_path(world, host).parent.glob(".env.bak.*"))
+        assert len(backups) == 1 and backups[0].read_bytes().decode() == before[host.instance_id]
+        assert not list(env_path(world, host).parent.glob(".set_db_host.*"))  # no temporary file left
+        # the previous DB_HOST is recorded for the rollback
+        assert result.output["cutover"]["results"][host.instance_id]["output"]["previous_db_host"] == source_host
+
+    # And the app answers from the restored database, a real connection
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(restored_host, "connected")] * hosts
+    assert instance_ids(result.world) == sorted([SOURCE, target])
+    # And only the project's documents ran, only on the tagged hosts
+    assert {c["document"] for c in world.app_hosts.commands_run} == {"irisx-restore-set-db-host", "irisx-restore-app-control"}
+
+
+def test_a_failed_swap_on_one_of_two_hosts_rolls_both_back_and_deletes_the_copy(rehearsal):
+    # Given two API hosts, the second of which fails its first pm2 restart
+    world = rehearsal(calls_rows=300, failing_hosts=("irisx-api-2",))
+    source_host = endpoint_of(SOURCE)
+
+    # When a restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then it fails with the original error, naming the host
+    assert result.status == "FAILED"
+    assert result.error == "CutoverFailed"
+    failing = world.app_hosts.hosts[1].instance_id
+    assert failing in result.cause and "pm2 restart irisx-api failed" in result.cause
+    states = result.states()
+    assert (
+        states.index("CheckCutover")
+        < states.index("RevertCutover")
+        < states.index("CheckHealthOnOriginal")
+        < states.index("CleanUpAfterFailure")
+    )
+    assert "CheckHealthOnRestored" not in states
+
+    # And both hosts are back on the original endpoint and healthy there, the copy deleted
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
+    assert instance_ids(result.world) == [SOURCE]
+
+
+def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_error(rehearsal):
+    # Given hosts that cannot reach restored instances (as with a missing security group rule)
+    world = rehearsal(calls_rows=300, app_blocked_from_restored=True)
+    source_host = endpoint_of(SOURCE)
+
+    # When a restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the swap itself succeeds, the health check fails after its bounded retries
+    assert result.status == "FAILED"
+    assert result.error == "HealthCheckFailed"
+    assert "not healthy on the restored database" in result.cause and "database='error'" in result.cause
+    states = result.states()
+    assert states.count("CheckHealthOnRestored") >= 2
+    assert states.index("CheckHealthOnRestored") < states.index("RevertCutover") < states.index("CleanUpAfterFailure")
+
+    # And every host is back on production and healthy, the copy deleted
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
+    assert instance_ids(result.world) == [SOURCE]
+
+
+def test_a_rollback_that_cannot_restart_a_host_fails_with_rollback_failed_naming_every_host(rehearsal):
+    # Given a host whose pm2 never restarts
+    world = rehearsal(calls_rows=300, broken_hosts=("irisx-api-2",))
+    source_host = endpoint_of(SOURCE)
+    good, broken = world.app_hosts.hosts
+
+    # When a restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the execution fails with RollbackFailed, whose cause says where each host points
+    assert result.status == "FAILED"
+    assert result.error == "RollbackFailed"
+    assert good.instance_id in result.cause and broken.instance_id in result.cause
+    assert f"DB_HOST={source_host}" in result.cause
+    assert "original error CutoverFailed" in result.cause
+    assert "was NOT deleted" in result.cause
+    assert "CleanUpAfterFailure" not in result.states()
+
+    # And the restored copy is kept: a host may still use it
+    target = next(i["id"] for i in result.world["db_instances"] if i["id"] != SOURCE)
+    assert instance_ids(result.world) == sorted([SOURCE, target])
+    hosts = {h["id"]: h for h in result.world["app_hosts"]}
+    assert hosts[good.instance_id] == {**hosts[good.instance_id], "db_host": source_host, "health": "connected"}
+
+
+def test_an_injected_error_in_the_revert_ends_in_rollback_failed_and_keeps_the_copy(rehearsal):
+    world = rehearsal(calls_rows=300, app_blocked_from_restored=True, inject=["CheckRevert=Lambda.ServiceException"])
+
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    assert result.status == "FAILED"
+    assert result.error == "RollbackFailed"
+    assert "Lambda.ServiceException" in result.cause and "original error HealthCheckFailed" in result.cause
+    assert len(instance_ids(result.world)) == 2
+
+
+def test_without_cutover_no_host_is_touched(rehearsal):
+    world = rehearsal(calls_rows=300)
+
+    result = world.run("restore", {"mode": "snapshot"})
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["cutover"] is None
+    assert world.app_hosts.commands_run == []
+
+
+# -- the rollback workflow ---------------------------------------------------------------------------------
+
+
+def test_rollback_workflow_stops_deletes_points_back_restarts_and_checks_health(rehearsal):
+    # Given a restore that was cut over to and must now be undone
+    world = rehearsal(calls_rows=300)
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+    source_host = endpoint_of(SOURCE)
+
+    # When the rollback workflow runs on the restored instance
+    result = world.run("rollback", {"restored_instance": target})
+
+    # Then each runbook step ran, in order
+    assert result.status == "SUCCEEDED", result.cause
+    states = result.states()
+    for earlier, later in (
+        ("StopApp", "DeleteRestoredInstance"),
+        ("DeleteRestoredInstance", "PointDbHostBackAndRestart"),
+        ("PointDbHostBackAndRestart", "CheckHealthOnOriginal"),
+    ):
+        assert states.index(earlier) < states.index(later)
+    # And the copy is gone, every host is on production and healthy, the output says what was done per host
+    assert instance_ids(result.world) == [SOURCE]
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
+    assert result.output["original_endpoint"] == source_host
+    assert result.output["deleted"].startswith(f"deleted {target}")
+    assert set(result.output["hosts"]) == {h.instance_id for h in world.app_hosts.hosts}
+    assert all(h["healthy"] for h in result.output["health"].values())
+
+
+@pytest.mark.parametrize("which", ["source", "unmanaged"])
+def test_rollback_workflow_refuses_the_source_and_unmanaged_instances_touching_nothing(rehearsal, which):
+    import boto3
+
+    world = rehearsal(calls_rows=300)
+    if which == "source":
+        name = SOURCE
+    else:
+        name = "irisx-reporting-replica"
+        boto3.client("rds").create_db_instance(
+            DBInstanceIdentifier=name,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            AllocatedStorage=20,
+            MasterUsername="postgres",
+            MasterUserPassword="not-used-by-the-rehearsal",
+        )
+    before = sorted(i["id"] for i in world.describe_world()["db_instances"])
+
+    result = world.run("rollback", {"restored_instance": name})
+
+    assert result.status == "FAILED"
+    assert result.error == "InvalidInput"
+    assert "nothing was touched" in result.cause.lower()
+    assert instance_ids(result.world) == before
+    assert world.app_hosts.commands_run == []
+    assert [h["health"] for h in result.world["app_hosts"]] == ["connected"] * 2
