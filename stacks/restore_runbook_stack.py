@@ -10,8 +10,10 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.cutover import AppHostDocuments, RollbackWorkflow
+from stacks.journal import Journal
 from stacks.restore_workflow import RestoreWorkflow
 from stacks.settings import StackSettings
+from stacks.snapshot_workflow import SnapshotWorkflow
 from stacks.workflow import FunctionDefaults, Workflow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,10 +40,12 @@ class RestoreRunbookStack(Stack):
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
         self._statemachines = Path(statemachines_path)
+        # The journal and the topic come first: every step function is told where they are.
+        self.journal = Journal(self, "Journal", settings=settings)
         self.defaults = FunctionDefaults(
             code=self._build_code(),
             layers=[self._build_layer(Path(layer_asset_path))],
-            environment=settings.lambda_environment(),
+            environment={**settings.lambda_environment(), **self.journal.environment()},
             name_prefix=settings.name_prefix,
             **self._build_network(),
         )
@@ -54,6 +58,15 @@ class RestoreRunbookStack(Stack):
             settings=settings,
             defaults=self.defaults,
             asl_path=self._statemachines / "rollback.asl.json",
+            manifest_path=self._statemachines / "functions.json",
+        )
+        self.snapshot = SnapshotWorkflow(
+            self,
+            "Snapshot",
+            settings=settings,
+            defaults=self.defaults,
+            journal=self.journal,
+            asl_path=self._statemachines / "snapshot.asl.json",
             manifest_path=self._statemachines / "functions.json",
         )
         self._build_outputs()
@@ -101,8 +114,11 @@ class RestoreRunbookStack(Stack):
             defaults=self.defaults,
             asl_path=self._statemachines / "restore.asl.json",
             manifest_path=self._statemachines / "functions.json",
+            journal_steps=self.journal.step_permissions(),
         )
 
     def _build_outputs(self) -> None:
         self.restore.workflow.add_arn_output("RestoreStateMachineArn")
         self.rollback.workflow.add_arn_output("RollbackStateMachineArn")
+        self.snapshot.workflow.add_arn_output("SnapshotStateMachineArn")
+        self.journal.add_outputs()

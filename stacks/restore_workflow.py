@@ -7,6 +7,7 @@ carrying the tool's management tag, and the source instance is explicitly denied
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -39,6 +40,7 @@ class RestoreWorkflow(Construct):
         defaults: FunctionDefaults,
         asl_path: Path,
         manifest_path: Path,
+        journal_steps: Mapping[str, StepPermissions] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
@@ -58,6 +60,8 @@ class RestoreWorkflow(Construct):
                 "cleanup_restore": self._cleanup_restore(),
                 # Cutover on the API hosts and its automatic rollback (stacks/cutover.py).
                 **AppHostPermissions(settings).restore_steps(self._describe(["rds:DescribeDBInstances"], [self._arns.db()])),
+                # Journal, per-source lock and notification (stacks/journal.py).
+                **(journal_steps or {}),
             },
             defaults=defaults,
         )

@@ -27,6 +27,9 @@ REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ACCOUNT = re.compile(r"^\d{12}$")
 SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
 NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The snapshot workflow's reasons (lambdas/restore_runbook/snapshot.py REASONS).
+SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
 TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 
 
@@ -62,6 +65,11 @@ class StackSettings:
     command_poll_max_attempts: int
     health_check_attempts: int
     health_check_interval_seconds: int
+    # The journal's notifications and the snapshot workflow (stacks/journal.py, stacks/snapshot_workflow.py).
+    notify_emails: tuple[str, ...]
+    snapshot_prefix: str
+    snapshot_keep_last: Mapping[str, int]
+    snapshot_poll_max_attempts: int
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
@@ -103,6 +111,10 @@ class StackSettings:
             command_poll_max_attempts=reader.positive("command_poll_max_attempts"),
             health_check_attempts=reader.positive("health_check_attempts"),
             health_check_interval_seconds=reader.positive("health_check_interval_seconds"),
+            notify_emails=reader.texts("notify_emails", EMAIL, "e-mail addresses", allow_empty=True),
+            snapshot_prefix=reader.text("snapshot_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
+            snapshot_keep_last=reader.counts("snapshot_keep_last", SNAPSHOT_REASONS),
+            snapshot_poll_max_attempts=reader.positive("snapshot_poll_max_attempts"),
         )
         settings._check_relations()
         return settings
@@ -168,6 +180,9 @@ class StackSettings:
             "COMMAND_POLL_MAX_ATTEMPTS": str(self.command_poll_max_attempts),
             "HEALTH_CHECK_ATTEMPTS": str(self.health_check_attempts),
             "HEALTH_CHECK_INTERVAL_SECONDS": str(self.health_check_interval_seconds),
+            "SNAPSHOT_PREFIX": self.snapshot_prefix,
+            "SNAPSHOT_KEEP_LAST": json.dumps(dict(self.snapshot_keep_last)),
+            "SNAPSHOT_POLL_MAX_ATTEMPTS": str(self.snapshot_poll_max_attempts),
         }
 
 
@@ -188,8 +203,10 @@ class _Reader:
             raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected {expected}")
         return value
 
-    def texts(self, key: str, pattern: re.Pattern[str], expected: str) -> tuple[str, ...]:
+    def texts(self, key: str, pattern: re.Pattern[str], expected: str, *, allow_empty: bool = False) -> tuple[str, ...]:
         value = self._get(key)
+        if isinstance(value, list) and not value and allow_empty:
+            return ()
         if not isinstance(value, list) or not value:
             raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected a non-empty list of {expected}")
         for item in value:
@@ -198,6 +215,17 @@ class _Reader:
         if len(set(value)) != len(value):
             raise ValueError(f"runbook setting {key!r} lists an entry twice: {value!r}")
         return tuple(value)
+
+    def counts(self, key: str, allowed: tuple[str, ...]) -> dict[str, int]:
+        value = self._get(key)
+        if not isinstance(value, Mapping):
+            raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected an object like {{\"pre-migration\": 10}}")
+        for name, count in value.items():
+            if name not in allowed:
+                raise ValueError(f"runbook setting {key!r} names {name!r}; expected only: {', '.join(allowed)}")
+            if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+                raise ValueError(f"runbook setting {key!r} has {name!r}: {count!r}; expected a positive whole number")
+        return dict(value)
 
     def positive(self, key: str) -> int:
         value = self._get(key)

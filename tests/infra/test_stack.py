@@ -63,7 +63,8 @@ def referenced_handlers() -> dict[str, str]:
 
 def test_state_machine_deploys_the_asl_file_with_every_placeholder_substituted(synthesized: Synthesized) -> None:
     # Given the state machine in the template
-    (machine,) = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+    machines = synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+    (machine,) = [m for m in machines if m["Properties"]["StateMachineName"] == "irisx-restore-restore"]
     props = machine["Properties"]
     functions = synthesized.of_type("AWS::Lambda::Function")
     # Then its substitutions map each placeholder of the ASL to the ARN of the function running that handler
@@ -85,36 +86,55 @@ def test_operator_cli_finds_the_state_machine_by_its_output(synthesized: Synthes
     assert outputs["RestoreStateMachineArn"]["Value"] == {"Ref": machine_id}
 
 
+def workflow_functions(synthesized: Synthesized, machine_id: str) -> set[str]:
+    """Logical ids of the functions built by the same Workflow construct as the state machine."""
+    prefix = machine_id.split("StateMachine")[0]
+    return {f for f in synthesized.of_type("AWS::Lambda::Function") if f.startswith(prefix)}
+
+
 def test_state_machine_may_invoke_exactly_its_functions(synthesized: Synthesized) -> None:
-    machine = next(iter(synthesized.of_type("AWS::StepFunctions::StateMachine").values()))
-    statements = role_policies(synthesized)[machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]]
-    invoked = {
-        resource["Fn::GetAtt"][0]
-        for statement in statements
-        if "lambda:InvokeFunction" in as_list(statement["Action"])
-        for resource in as_list(statement["Resource"])
-        if "Fn::GetAtt" in resource
-    }
-    assert invoked == set(synthesized.of_type("AWS::Lambda::Function"))
+    for machine_id, machine in synthesized.of_type("AWS::StepFunctions::StateMachine").items():
+        statements = role_policies(synthesized)[machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]]
+        invoked = {
+            resource["Fn::GetAtt"][0]
+            for statement in statements
+            if "lambda:InvokeFunction" in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+            if "Fn::GetAtt" in resource
+        }
+        assert invoked == workflow_functions(synthesized, machine_id), machine_id
 
 
 # -- functions ------------------------------------------------------------------------------------------
 
 
 def test_one_function_per_step_the_asl_references(synthesized: Synthesized) -> None:
-    handlers = sorted(f["Properties"]["Handler"] for f in synthesized.of_type("AWS::Lambda::Function").values())
-    assert handlers == sorted(referenced_handlers().values())
+    functions = synthesized.of_type("AWS::Lambda::Function")
+    for machine_id, machine in synthesized.of_type("AWS::StepFunctions::StateMachine").items():
+        workflow = machine["Properties"]["StateMachineName"].removeprefix("irisx-restore-")
+        asl = (REPO_ROOT / "statemachines" / f"{workflow}.asl.json").read_text(encoding="utf-8")
+        handlers = sorted(functions[f]["Properties"]["Handler"] for f in workflow_functions(synthesized, machine_id))
+        assert handlers == sorted(MANIFEST[name] for name in placeholders_in(asl)), workflow
+    assert sorted(referenced_handlers().values()) == sorted(
+        functions[f]["Properties"]["Handler"]
+        for f in workflow_functions(synthesized, next(m for m in synthesized.of_type("AWS::StepFunctions::StateMachine") if m.startswith("Restore")))
+    )
 
 
 def test_functions_share_runtime_tracing_and_json_logging(synthesized: Synthesized) -> None:
-    expected_env = {
-        **synthesized.settings.lambda_environment(),
-        "POWERTOOLS_SERVICE_NAME": "irisx-restore-restore",
-        "POWERTOOLS_METRICS_NAMESPACE": "irisx-restore",
-    }
+    (table_id,) = synthesized.of_type("AWS::DynamoDB::GlobalTable")
+    (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
     (layer_id,) = synthesized.of_type("AWS::Lambda::LayerVersion")
     for function in synthesized.of_type("AWS::Lambda::Function").values():
         props = function["Properties"]
+        workflow = props["Description"].split(" workflow: ")[0]
+        expected_env = {
+            **synthesized.settings.lambda_environment(),
+            "JOURNAL_TABLE_NAME": {"Ref": table_id},
+            "NOTIFY_TOPIC_ARN": {"Ref": topic_id},
+            "POWERTOOLS_SERVICE_NAME": f"irisx-restore-{workflow}",
+            "POWERTOOLS_METRICS_NAMESPACE": "irisx-restore",
+        }
         assert props["Runtime"] == "python3.12"
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -129,8 +149,9 @@ def test_every_function_has_its_own_role_and_its_own_log_group_with_retention(sy
     log_groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions]
     assert len(set(roles)) == len(roles) == len(functions)
     assert len(set(log_groups)) == len(log_groups)
-    # functions' roles plus the state machine's, nothing shared
-    assert len(synthesized.of_type("AWS::IAM::Role")) == len(functions) + 1
+    # functions' roles plus one per state machine, nothing shared
+    machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
+    assert len(synthesized.of_type("AWS::IAM::Role")) == len(functions) + len(machines)
     for log_group in synthesized.of_type("AWS::Logs::LogGroup").values():
         assert log_group["Properties"]["RetentionInDays"] > 0
 
@@ -202,13 +223,17 @@ def test_delete_is_allowed_only_to_cleanup_and_only_on_tagged_instances(synthesi
 def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     start = function_role(synthesized, "start_restore")
-    for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource"):
+    for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"):
         assert roles_allowing(synthesized, action) == {start}, action
-    for statement in role_policies(synthesized)[start]:
-        if statement["Effect"] == "Allow" and any(a.startswith("rds:Restore") for a in as_list(statement["Action"])):
-            assert statement["Condition"] == {
-                "StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}
-            }
+    # tagging at creation: the restore's start step, and the snapshot workflow's (its own snapshots)
+    assert roles_allowing(synthesized, "rds:AddTagsToResource") == {start, function_role(synthesized, "start_snapshot")}
+    for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
+        for statement in role_policies(synthesized)[role]:
+            actions = as_list(statement["Action"])
+            if statement["Effect"] == "Allow" and any(a.startswith("rds:Restore") or a == "rds:AddTagsToResource" for a in actions):
+                assert statement["Condition"] == {
+                    "StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}
+                }
 
 
 def test_roles_that_change_rds_are_denied_the_source_instance(synthesized: Synthesized) -> None:

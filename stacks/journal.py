@@ -1,0 +1,110 @@
+"""The journal of every execution (DynamoDB) and the notification topic (SNS), and what the journal
+steps of any workflow may do with them.
+
+The table's key schema is the one `lambdas/restore_runbook/journal.py` writes and
+`restorectl/emulated_journal.py` creates in the rehearsal. Each workflow gets its own record-start,
+take-lock and record-outcome functions (the Workflow construct builds one per workflow); the
+permissions below are the same for all of them and scoped to this table and this topic.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from stacks import nag
+from stacks.arns import partition_of
+from stacks.settings import StackSettings
+from stacks.workflow import StepPermissions
+
+PK, SK, INDEX, INDEX_PK, INDEX_SK = "pk", "sk", "gsi1", "gsi1pk", "gsi1sk"
+
+
+class Journal(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
+        super().__init__(scope, construct_id)
+        self._settings = settings
+        self.table = self._build_table()
+        self.topic = self._build_topic()
+
+    def _build_table(self) -> dynamodb.TableV2:
+        table = dynamodb.TableV2(
+            self,
+            "Table",
+            table_name=f"{self._settings.name_prefix}-journal",
+            partition_key=dynamodb.Attribute(name=PK, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=SK, type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            # The incident log is evidence: recoverable to any second of the last 35 days, never deleted by a stack change.
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
+            global_secondary_indexes=[
+                dynamodb.GlobalSecondaryIndexPropsV2(
+                    index_name=INDEX,
+                    partition_key=dynamodb.Attribute(name=INDEX_PK, type=dynamodb.AttributeType.STRING),
+                    sort_key=dynamodb.Attribute(name=INDEX_SK, type=dynamodb.AttributeType.STRING),
+                )
+            ],
+        )
+        return table
+
+    def _build_topic(self) -> sns.Topic:
+        topic = sns.Topic(
+            self,
+            "Notifications",
+            topic_name=f"{self._settings.name_prefix}-notifications",
+            display_name="IRISX restore runbook",
+            # The AWS managed key for SNS: encrypted at rest without a key policy to maintain.
+            master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        for address in self._settings.notify_emails:
+            topic.add_subscription(subscriptions.EmailSubscription(address))
+        return topic
+
+    def environment(self) -> dict[str, str]:
+        """What every step function needs to find the journal and the topic."""
+        return {"JOURNAL_TABLE_NAME": self.table.table_name, "NOTIFY_TOPIC_ARN": self.topic.topic_arn}
+
+    def _table_statement(self, actions: list[str]) -> iam.PolicyStatement:
+        return iam.PolicyStatement(actions=actions, resources=[self.table.table_arn])
+
+    def step_permissions(self) -> dict[str, StepPermissions]:
+        """The journal steps (handler module -> permissions), for any workflow's `steps`."""
+        settings = self._settings
+        executions = (
+            f"arn:{partition_of(settings.region)}:states:{settings.region}:{settings.account}:"
+            f"execution:{settings.name_prefix}-*"
+        )
+        describe_holder = iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        publish = iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
+        return {
+            "record_start": StepPermissions(statements=[self._table_statement(["dynamodb:PutItem"])]),
+            "take_lock": StepPermissions(
+                statements=[self._table_statement(["dynamodb:PutItem", "dynamodb:GetItem"]), describe_holder],
+                acknowledgements={
+                    nag.wildcard_resource(executions): (
+                        "A lock names its holder execution only at run time; DescribeExecution is limited to "
+                        "executions of this stack's state machines (name prefix)"
+                    )
+                },
+            ),
+            "record_outcome": StepPermissions(
+                statements=[
+                    self._table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
+                    publish,
+                ]
+            ),
+        }
+
+    def add_outputs(self) -> None:
+        stack = Stack.of(self)
+        CfnOutput(stack, "JournalTableName", value=self.table.table_name, description="DynamoDB journal of every execution")
+        CfnOutput(stack, "NotificationTopicArn", value=self.topic.topic_arn, description="SNS topic for workflow notifications")

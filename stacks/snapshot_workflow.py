@@ -1,0 +1,108 @@
+"""The `snapshot` workflow (runbook "Creating Manual Snapshots"): what each of its steps may do in IAM.
+
+Snapshots can only be created under the configured name prefix and only with the management tag;
+DeleteDBSnapshot (retention, and removing a failed snapshot) is allowed only on snapshots that carry
+the management tag AND were taken by this workflow, so automated snapshots and anyone else's are
+out of reach in IAM as well as in code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks import nag
+from stacks.arns import RdsArns
+from stacks.journal import Journal
+from stacks.settings import StackSettings
+from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
+
+DESCRIBE_REASON = (
+    "Read-only describe/list of RDS snapshots and instances in this account and region: snapshot names "
+    "are generated per execution and retention lists the source's snapshots"
+)
+TAG_WORKFLOW = "irisx-restore:workflow"
+
+
+class SnapshotWorkflow(Construct):
+    WORKFLOW_NAME = "snapshot"
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        defaults: FunctionDefaults,
+        journal: Journal,
+        asl_path: Path,
+        manifest_path: Path,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._settings = settings
+        self._arns = RdsArns.for_settings(settings)
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        self.workflow = Workflow(
+            self,
+            "Workflow",
+            workflow_name=self.WORKFLOW_NAME,
+            asl_path=asl_path,
+            manifest=manifest,
+            steps={
+                **journal.step_permissions(),
+                "check_snapshot_input": self._read(["rds:DescribeDBInstances", "rds:DescribeDBSnapshots"]),
+                "start_snapshot": self._start_snapshot(),
+                "describe_snapshot": self._read(["rds:DescribeDBSnapshots"]),
+                "apply_retention": self._with_delete(self._read(["rds:DescribeDBSnapshots", "rds:ListTagsForResource"])),
+                "cleanup_snapshot": self._with_delete(self._read(["rds:DescribeDBSnapshots", "rds:ListTagsForResource"])),
+            },
+            defaults=defaults,
+        )
+        self.state_machine = self.workflow.state_machine
+
+    def _read(self, actions: list[str]) -> StepPermissions:
+        resources = [self._arns.db(), self._arns.snapshot()]
+        return StepPermissions(
+            statements=[iam.PolicyStatement(actions=actions, resources=resources)],
+            acknowledgements={nag.wildcard_resource(arn): DESCRIBE_REASON for arn in resources},
+        )
+
+    def _own_snapshots(self) -> str:
+        return self._arns.snapshot(f"{self._settings.snapshot_prefix}-*")
+
+    def _start_snapshot(self) -> StepPermissions:
+        create = iam.PolicyStatement(
+            actions=["rds:CreateDBSnapshot", "rds:AddTagsToResource"],
+            resources=[self._arns.db(self._settings.source_instance), self._own_snapshots()],
+            # Only snapshots tagged as this tool's, so retention and cleanup can recognise them later.
+            conditions={"StringEquals": {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}},
+        )
+        base = self._read(["rds:DescribeDBSnapshots"])
+        acknowledgements = dict(base.acknowledgements)
+        acknowledgements[nag.wildcard_resource(self._own_snapshots())] = (
+            "Snapshot names carry the time they were taken; creation is limited to the configured name prefix "
+            "and to requests that carry the management tag"
+        )
+        return StepPermissions(statements=[*base.statements, create], acknowledgements=acknowledgements)
+
+    def _with_delete(self, base: StepPermissions) -> StepPermissions:
+        settings = self._settings
+        delete = iam.PolicyStatement(
+            actions=["rds:DeleteDBSnapshot"],
+            resources=[self._own_snapshots()],
+            conditions={
+                "StringEquals": {
+                    f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value,
+                    f"aws:ResourceTag/{TAG_WORKFLOW}": self.WORKFLOW_NAME,
+                }
+            },
+        )
+        acknowledgements = dict(base.acknowledgements)
+        acknowledgements[nag.wildcard_resource(self._own_snapshots())] = (
+            "Retention deletes older snapshots by name prefix, and only those tagged as taken by this tool's "
+            "snapshot workflow (tag condition); automated and other snapshots never match"
+        )
+        return StepPermissions(statements=[*base.statements, delete], acknowledgements=acknowledgements)
