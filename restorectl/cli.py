@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="make Task STATE fail with ERROR on its first N invocations (all if N is omitted); repeatable",
     )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
+    # Commands against the deployed stack: restorectl/start.py and restorectl/journal_view.py.
+    from restorectl import journal_view, start
+
+    start.add_parser(commands, _json_input)
+    journal_view.add_parsers(commands, _positive_int)
     return parser
 
 
@@ -130,5 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return int(exc.code or 0) and EXIT_USAGE
-    handlers = {"rehearse": rehearse}
+    from restorectl import journal_view, start
+
+    handlers = {"rehearse": rehearse, "start": start.start, "history": journal_view.run_history, "status": journal_view.run_status}
     return handlers[args.command](args)

@@ -1,0 +1,173 @@
+"""`restorectl history` and `restorectl status`: the journal as tables for people, JSON for scripts.
+
+The journal table is found by the stack's output `JournalTableName`, or by its name
+`<name_prefix>-journal`. Reads are Queries on the table's keys (see lambdas/restore_runbook/journal.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from decimal import Decimal
+from typing import Any
+
+from restorectl.start import EXIT_SUCCEEDED, Deployment, UsageError, aws_errors_as_exit_codes, client, stack_outputs
+
+SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def find_table(deployment: Deployment, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    name = stack_outputs(deployment, region).get("JournalTableName") or f"{deployment.name_prefix}-journal"
+    try:
+        client("dynamodb", region).describe_table(TableName=name)
+    except ClientError as exc:
+        raise UsageError(
+            f"the journal table {name!r} was not found in this account and region; deploy the stack, or check AWS_REGION / AWS_PROFILE"
+        ) from exc
+    config = Config(retries={"mode": "standard", "max_attempts": 8})
+    return boto3.resource("dynamodb", region_name=region, config=config).Table(name)
+
+
+def _query(table: Any, limit: int | None, **kwargs: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = table.query(ScanIndexForward=False, **({"Limit": limit - len(items)} if limit else {}), **kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
+            return [_plain(i) for i in items]
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def history(table: Any, workflow: str | None, limit: int) -> list[dict[str, Any]]:
+    from boto3.dynamodb.conditions import Key
+
+    if workflow:
+        return _query(table, limit, KeyConditionExpression=Key("pk").eq(f"WORKFLOW#{workflow}"))
+    return _query(table, limit, IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("EXECUTION"))
+
+
+def status(table: Any, workflows: list[str]) -> dict[str, Any]:
+    from boto3.dynamodb.conditions import Key
+
+    locks = _query(table, None, IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("LOCK"))
+    last_runs = {}
+    for workflow in workflows:
+        runs = history(table, workflow, 1)
+        if runs:
+            last_runs[workflow] = runs[0]
+    snapshots: dict[str, dict[str, Any]] = {}
+    for run in history(table, "snapshot", 500):
+        reason = (run.get("result") or {}).get("reason")
+        if run.get("outcome") == "SUCCEEDED" and reason and reason not in snapshots:
+            snapshots[reason] = run
+    return {"locks": locks, "last_runs": last_runs, "last_snapshot_by_reason": snapshots}
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def _run_row(run: dict[str, Any]) -> list[str]:
+    return [
+        str(run.get("started_at", "-")),
+        str(run.get("workflow", "-")),
+        str(run.get("outcome", "-")),
+        _duration(run.get("duration_seconds")),
+        str(run.get("requested_by", "-"))[:30],
+        str(run.get("error") or ""),
+        str(run.get("execution_name", "-")),
+    ]
+
+
+RUN_HEADERS = ["STARTED", "WORKFLOW", "OUTCOME", "DURATION", "REQUESTED BY", "ERROR", "EXECUTION"]
+
+
+def print_history(runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        print("the journal holds no executions yet")
+        return
+    print(_table(RUN_HEADERS, [_run_row(r) for r in runs]))
+
+
+def print_status(state: dict[str, Any]) -> None:
+    print("Locks held")
+    rows = [
+        [
+            str(lock.get("source_instance")),
+            str(lock.get("workflow")),
+            str(lock.get("holder", "")).rsplit(":", 1)[-1],
+            str(lock.get("acquired_at")),
+            str(lock.get("requested_by"))[:30],
+        ]
+        for lock in state["locks"]
+    ]
+    print(_table(["SOURCE", "WORKFLOW", "EXECUTION", "SINCE", "REQUESTED BY"], rows) if rows else "  none")
+    print("\nLast run of each workflow")
+    runs = list(state["last_runs"].values())
+    print(_table(RUN_HEADERS, [_run_row(r) for r in runs]) if runs else "  none")
+    print("\nLast successful snapshot per reason")
+    rows = []
+    for reason in SNAPSHOT_REASONS:
+        run = state["last_snapshot_by_reason"].get(reason)
+        result = (run or {}).get("result") or {}
+        rows.append([reason, str(result.get("snapshot_id", "none")), str((run or {}).get("finished_at", "-"))])
+    print(_table(["REASON", "SNAPSHOT", "TAKEN"], rows))
+
+
+@aws_errors_as_exit_codes
+def run_history(args: argparse.Namespace) -> int:
+    table = find_table(Deployment.from_cdk_json(args.stack), args.region)
+    runs = history(table, args.workflow, args.limit)
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+    else:
+        print_history(runs)
+    return EXIT_SUCCEEDED
+
+
+@aws_errors_as_exit_codes
+def run_status(args: argparse.Namespace) -> int:
+    from restorectl.harness import available_workflows
+
+    table = find_table(Deployment.from_cdk_json(args.stack), args.region)
+    state = status(table, available_workflows())
+    if args.json:
+        print(json.dumps(state, indent=2, default=str))
+    else:
+        print_status(state)
+    return EXIT_SUCCEEDED
+
+
+def add_parsers(commands: Any, positive_int: Any) -> None:
+    history_parser = commands.add_parser("history", help="the journal's last executions, newest first")
+    history_parser.add_argument("--workflow", help="only this workflow, e.g. restore")
+    history_parser.add_argument("--limit", type=positive_int, default=20, help="how many executions (default 20)")
+    status_parser = commands.add_parser("status", help="locks held, the last run of each workflow, the last snapshot per reason")
+    for parser in (history_parser, status_parser):
+        parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+        parser.add_argument("--stack", help="the stack's name (default: <name_prefix>-runbook from cdk.json)")
+        parser.add_argument("--region", help="AWS region (default: the environment's)")
