@@ -79,10 +79,7 @@ class Journal(Construct):
     def step_permissions(self) -> dict[str, StepPermissions]:
         """The journal steps (handler module -> permissions), for any workflow's `steps`."""
         settings = self._settings
-        executions = (
-            f"arn:{partition_of(settings.region)}:states:{settings.region}:{settings.account}:"
-            f"execution:{settings.name_prefix}-*"
-        )
+        executions = f"arn:{partition_of(settings.region)}:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
         describe_holder = iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
         publish = iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
         return {

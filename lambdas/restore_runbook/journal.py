@@ -105,9 +105,7 @@ def starter(execution_input: Any) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------- start
 
 
-def record_start(
-    *, workflow: str, execution_arn: str, started_at: str, execution_input: Any, settings: JournalSettings
-) -> dict[str, Any]:
+def record_start(*, workflow: str, execution_arn: str, started_at: str, execution_input: Any, settings: JournalSettings) -> dict[str, Any]:
     """The execution's first record. Idempotent: a retried step overwrites its own record only."""
     parsed = _parse_input(execution_input)
     who = starter(parsed)
@@ -145,9 +143,7 @@ def _holder_is_running(holder: str) -> bool:
     return bool(status == RUNNING)
 
 
-def take_lock(
-    *, workflow: str, execution_arn: str, source: str, requested_by: str, settings: JournalSettings
-) -> dict[str, Any]:
+def take_lock(*, workflow: str, execution_arn: str, source: str, requested_by: str, settings: JournalSettings) -> dict[str, Any]:
     """Take the per-source lock, or raise OperationInProgress naming the execution that holds it.
 
     A lock whose holder is no longer RUNNING (it ended without releasing, or never existed) is
@@ -194,9 +190,7 @@ def take_lock(
         )
     except Exception as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
-            raise OperationInProgress(
-                f"another execution took the lock on {source} at the same moment; only one may proceed"
-            ) from exc
+            raise OperationInProgress(f"another execution took the lock on {source} at the same moment; only one may proceed") from exc
         raise
     return {"source_instance": source, "holder": execution_arn, "acquired_at": now, "took_over_from": holder}
 

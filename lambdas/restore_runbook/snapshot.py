@@ -78,9 +78,7 @@ class SnapshotSettings:
         if not isinstance(keep, dict) or any(
             r not in REASONS or isinstance(n, bool) or not isinstance(n, int) or n < 1 for r, n in keep.items()
         ):
-            raise InvalidInput(
-                f"setting SNAPSHOT_KEEP_LAST={raw_keep!r} must map reasons ({', '.join(REASONS)}) to whole numbers >= 1"
-            )
+            raise InvalidInput(f"setting SNAPSHOT_KEEP_LAST={raw_keep!r} must map reasons ({', '.join(REASONS)}) to whole numbers >= 1")
         settings = cls(
             prefix=prefix,
             keep_last=dict(keep),
@@ -126,21 +124,17 @@ def _tag_text(request: dict[str, Any], name: str) -> str | None:
     if len(value) > MAX_TAG_VALUE:
         raise InvalidInput(f"{name} is longer than {MAX_TAG_VALUE} characters")
     if not TAG_VALUE.match(value):
-        raise InvalidInput(
-            f"{name} {value!r} has characters an RDS tag cannot hold; use letters, digits, spaces and _ . : / = + - @"
-        )
+        raise InvalidInput(f"{name} {value!r} has characters an RDS tag cannot hold; use letters, digits, spaces and _ . : / = + - @")
     return value
 
 
 def check_shape(request: Any) -> dict[str, Any]:
     """Everything that can be said about the input without asking AWS."""
     if not isinstance(request, dict):
-        raise InvalidInput(f"the execution input must be a JSON object such as {{\"reason\": \"pre-migration\"}}, got {request!r}")
+        raise InvalidInput(f'the execution input must be a JSON object such as {{"reason": "pre-migration"}}, got {request!r}')
     unknown = sorted(set(request) - set(FIELDS))
     if unknown:
-        raise InvalidInput(
-            f"unknown input field(s) {', '.join(unknown)}; the snapshot workflow accepts: {', '.join(sorted(FIELDS))}"
-        )
+        raise InvalidInput(f"unknown input field(s) {', '.join(unknown)}; the snapshot workflow accepts: {', '.join(sorted(FIELDS))}")
     reason = request.get("reason")
     if reason not in REASONS:
         raise InvalidInput(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
@@ -307,9 +301,7 @@ def apply_retention(progress: dict[str, Any], settings: RunbookSettings, snapsho
     if not keep:
         return {"keep_last": None, "deleted": [], "kept": None, "detail": f"no retention set for reason {reason!r}; nothing deleted"}
     snapshots: list[dict[str, Any]] = []
-    for page in aws.client("rds").get_paginator("describe_db_snapshots").paginate(
-        DBInstanceIdentifier=source, SnapshotType="manual"
-    ):
+    for page in aws.client("rds").get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=source, SnapshotType="manual"):
         snapshots.extend(page["DBSnapshots"])
     own = [s for s in snapshots if is_own_snapshot(s, reason, settings) and s.get("Status") == rds.AVAILABLE]
     own.sort(key=lambda s: (s["DBSnapshotIdentifier"] == current, s["SnapshotCreateTime"]), reverse=True)

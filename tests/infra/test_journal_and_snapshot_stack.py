@@ -40,7 +40,7 @@ def test_the_key_schema_is_the_one_the_rehearsal_and_the_steps_use(synthesized: 
 
 
 def test_the_topic_is_encrypted_and_refuses_plain_http(synthesized: Synthesized) -> None:
-    ((topic_id, topic),) = synthesized.of_type("AWS::SNS::Topic").items()
+    (topic,) = synthesized.of_type("AWS::SNS::Topic").values()
     key = topic["Properties"]["KmsMasterKeyId"]
     assert str(key).endswith(":alias/aws/sns']]}") or key["Fn::Join"][1][-1].endswith(":alias/aws/sns")
     (policy,) = synthesized.of_type("AWS::SNS::TopicPolicy").values()

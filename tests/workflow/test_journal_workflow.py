@@ -28,8 +28,17 @@ def put_lock(world: Any, holder: str, source: str = SOURCE) -> None:
     import boto3
 
     boto3.resource("dynamodb").Table(world.journal.table_name).put_item(
-        Item={"pk": f"LOCK#{source}", "sk": "LOCK", "gsi1pk": "LOCK", "gsi1sk": source, "source_instance": source,
-              "holder": holder, "workflow": "restore", "acquired_at": "2025-11-02T11:00:00Z", "requested_by": "someone"}
+        Item={
+            "pk": f"LOCK#{source}",
+            "sk": "LOCK",
+            "gsi1pk": "LOCK",
+            "gsi1sk": source,
+            "source_instance": source,
+            "holder": holder,
+            "workflow": "restore",
+            "acquired_at": "2025-11-02T11:00:00Z",
+            "requested_by": "someone",
+        }
     )
 
 
@@ -60,15 +69,28 @@ def test_a_successful_restore_is_journaled_with_phases_and_validation_releases_i
 RESTORE_FAILURES = [
     (dict(), {"mode": "yesterday"}, "InvalidInput", "nothing was created"),
     (dict(restore_outcome="incompatible-parameters"), {"mode": "snapshot"}, "RestoreFailed", "deleted irisx-"),
-    (dict(restore_minutes=24 * 60, settings_overrides={"RESTORE_POLL_MAX_ATTEMPTS": "3"}), {"mode": "snapshot"}, "RestoreTimedOut", "deleted irisx-"),
+    (
+        dict(restore_minutes=24 * 60, settings_overrides={"RESTORE_POLL_MAX_ATTEMPTS": "3"}),
+        {"mode": "snapshot"},
+        "RestoreTimedOut",
+        "deleted irisx-",
+    ),
     (dict(settings_overrides={"VALIDATION_TABLES": '["calls", "recordings"]'}), {"mode": "snapshot"}, "ValidationFailed", "deleted irisx-"),
-    (dict(restore_outcome="failed", inject=["CleanUpAfterFailure=CleanupCrashed"]), {"mode": "snapshot"}, "RestoreFailed", "cleanup FAILED"),
+    (
+        dict(restore_outcome="failed", inject=["CleanUpAfterFailure=CleanupCrashed"]),
+        {"mode": "snapshot"},
+        "RestoreFailed",
+        "cleanup FAILED",
+    ),
     (dict(inject=["RecordStart=JournalUnavailable"]), {"mode": "snapshot"}, "JournalUnavailable", "nothing was created"),
 ]
 
 
-@pytest.mark.parametrize(("options", "execution_input", "error", "left"), RESTORE_FAILURES,
-                         ids=["bad-input", "rds-failed", "timed-out", "validation", "cleanup-failed", "journal-start-failed"])
+@pytest.mark.parametrize(
+    ("options", "execution_input", "error", "left"),
+    RESTORE_FAILURES,
+    ids=["bad-input", "rds-failed", "timed-out", "validation", "cleanup-failed", "journal-start-failed"],
+)
 def test_every_failure_path_of_restore_is_journaled_releases_the_lock_and_notifies(rehearsal, options, execution_input, error, left):
     world = rehearsal(**options)
 
@@ -93,8 +115,9 @@ SNAPSHOT_FAILURES = [
 ]
 
 
-@pytest.mark.parametrize(("options", "execution_input", "error"), SNAPSHOT_FAILURES,
-                         ids=["bad-input", "rds-failed", "timed-out", "cleanup-failed"])
+@pytest.mark.parametrize(
+    ("options", "execution_input", "error"), SNAPSHOT_FAILURES, ids=["bad-input", "rds-failed", "timed-out", "cleanup-failed"]
+)
 def test_every_failure_path_of_snapshot_is_journaled_and_notifies(rehearsal, options, execution_input, error):
     world = rehearsal(**options)
 

@@ -43,8 +43,12 @@ def test_a_pre_migration_snapshot_is_named_tagged_waited_for_and_journaled(rehea
     # When a pipeline asks for a pre-migration snapshot
     result = world.run(
         "snapshot",
-        {"reason": "pre-migration", "label": "add calls.region", "requested_by": "deploy-bot",
-         "pipeline_run": "https://github.com/irisx/api/actions/runs/42"},
+        {
+            "reason": "pre-migration",
+            "label": "add calls.region",
+            "requested_by": "deploy-bot",
+            "pipeline_run": "https://github.com/irisx/api/actions/runs/42",
+        },
     )
 
     # Then it succeeds with the runbook's naming, the size and how long it took
