@@ -209,15 +209,18 @@ def test_no_statement_allows_every_action_of_a_service(synthesized: Synthesized)
 def test_delete_is_allowed_only_to_cleanup_and_only_on_tagged_instances(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     cleanup = function_role(synthesized, "cleanup_restore")
-    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup}
-    (delete,) = [
-        s
-        for s in role_policies(synthesized)[cleanup]
-        if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
-    ]
-    assert delete["Condition"] == {
-        "StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
-    }
+    # The rollback workflow's delete step (runbook Rollback Procedure step 2) is the only other deleter.
+    rollback_delete = function_role(synthesized, "delete_restored_instance")
+    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup, rollback_delete}
+    for role in (cleanup, rollback_delete):
+        (delete,) = [
+            s
+            for s in role_policies(synthesized)[role]
+            if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
+        ]
+        assert delete["Condition"] == {
+            "StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
+        }
 
 
 def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
@@ -238,7 +241,7 @@ def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
 
 def test_roles_that_change_rds_are_denied_the_source_instance(synthesized: Synthesized) -> None:
     source = f"arn:aws:rds:us-east-1:123456789012:db:{synthesized.settings.source_instance}"
-    for step in ("start_restore", "cleanup_restore"):
+    for step in ("start_restore", "cleanup_restore", "delete_restored_instance"):
         denies = [s for s in role_policies(synthesized)[function_role(synthesized, step)] if s["Effect"] == "Deny"]
         assert any("rds:DeleteDBInstance" in as_list(s["Action"]) and as_list(s["Resource"]) == [source] for s in denies), step
 
