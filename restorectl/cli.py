@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="available",
         help="status an emulated restore ends in, e.g. incompatible-parameters (default: available)",
     )
+    rehearse.add_argument("--snapshot-minutes", type=_positive_float, default=8.0, help="simulated duration of a manual snapshot")
+    rehearse.add_argument(
+        "--snapshot-outcome", default="available", help="status an emulated manual snapshot ends in, e.g. failed (default: available)"
+    )
     rehearse.add_argument(
         "--inject",
         type=_injection,
@@ -97,6 +101,8 @@ def rehearse(args: argparse.Namespace) -> int:
         calls_rows=args.rows,
         restore_minutes=args.restore_minutes,
         restore_outcome=args.restore_outcome,
+        snapshot_minutes=args.snapshot_minutes,
+        snapshot_outcome=args.snapshot_outcome,
         injections=args.inject,
         progress=sys.stderr,
     )
