@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
 
+from restore_runbook import clock  # noqa: E402
 from restorectl.harness import Rehearsal, RehearsalOptions  # noqa: E402
 from restorectl.localpg import LocalPostgres  # noqa: E402
-from restore_runbook import clock  # noqa: E402
 
 
 def measure(pg: LocalPostgres, restore_minutes: float, rows: int) -> dict[str, float]:

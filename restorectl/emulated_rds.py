@@ -52,7 +52,7 @@ def _pg_name(*parts: str) -> str:
     raw = "_".join(parts)
     cleaned = re.sub(r"[^a-z0-9_]", "_", raw.lower())
     if len(cleaned) > 60:
-        cleaned = cleaned[:50] + "_" + hashlib.sha1(raw.encode()).hexdigest()[:9]
+        cleaned = cleaned[:50] + "_" + hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:9]
     return cleaned
 
 
@@ -123,7 +123,6 @@ class EmulatedRds:
 
     def _seed(self, source_id: str, *, calls_rows: int, retention_days: int) -> None:
         import boto3
-
         from moto.rds import models as rds_models
 
         golden_source, snapshots = self.golden_databases(calls_rows, retention_days)
@@ -307,7 +306,8 @@ class EmulatedRds:
             patch(mock.patch.object(backend_class, "delete_db_instance", delete))
             patch(mock.patch.object(backend_class, "create_db_snapshot", create_snapshot))
             patch(mock.patch.object(backend_class, "describe_db_snapshots", describe_snapshots))
-            patch(mock.patch.object(rds_models.DBInstance, "latest_restorable_time", property(lambda _i: world.latest_restorable().replace(tzinfo=None))))
+            latest = property(lambda _instance: world.latest_restorable().replace(tzinfo=None))
+            patch(mock.patch.object(rds_models.DBInstance, "latest_restorable_time", latest))
             patch(mock.patch.object(rds_models.DBInstanceAutomatedBackup, "restore_window", property(restore_window), create=True))
             yield self
 
