@@ -36,7 +36,7 @@ def without_db_host(text: str) -> list[str]:
 @pytest.mark.parametrize("hosts", [1, 2])
 def test_cutover_points_every_api_host_at_the_validated_copy_and_keeps_the_rest_of_env(rehearsal, hosts):
     # Given IRISX with `hosts` API hosts on the production database
-    world = rehearsal(calls_rows=300, app_hosts=hosts)
+    world = rehearsal(calls_rows=300, restore_minutes=3, app_hosts=hosts)
     source_host = endpoint_of(SOURCE)
     before = {h.instance_id: env_text(world, h) for h in world.app_hosts.hosts}
 
@@ -74,7 +74,7 @@ def test_cutover_points_every_api_host_at_the_validated_copy_and_keeps_the_rest_
 
 def test_a_failed_swap_on_one_of_two_hosts_rolls_both_back_and_deletes_the_copy(rehearsal):
     # Given two API hosts, the second of which fails its first pm2 restart
-    world = rehearsal(calls_rows=300, failing_hosts=("irisx-api-2",))
+    world = rehearsal(calls_rows=300, restore_minutes=3, failing_hosts=("irisx-api-2",))
     source_host = endpoint_of(SOURCE)
 
     # When a restore with cutover runs
@@ -101,7 +101,7 @@ def test_a_failed_swap_on_one_of_two_hosts_rolls_both_back_and_deletes_the_copy(
 
 def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_error(rehearsal):
     # Given hosts that cannot reach restored instances (as with a missing security group rule)
-    world = rehearsal(calls_rows=300, app_blocked_from_restored=True)
+    world = rehearsal(calls_rows=300, restore_minutes=3, app_blocked_from_restored=True)
     source_host = endpoint_of(SOURCE)
 
     # When a restore with cutover runs
@@ -122,7 +122,7 @@ def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_erro
 
 def test_a_rollback_that_cannot_restart_a_host_fails_with_rollback_failed_naming_every_host(rehearsal):
     # Given a host whose pm2 never restarts
-    world = rehearsal(calls_rows=300, broken_hosts=("irisx-api-2",))
+    world = rehearsal(calls_rows=300, restore_minutes=3, broken_hosts=("irisx-api-2",))
     source_host = endpoint_of(SOURCE)
     good, broken = world.app_hosts.hosts
 
@@ -146,7 +146,7 @@ def test_a_rollback_that_cannot_restart_a_host_fails_with_rollback_failed_naming
 
 
 def test_an_injected_error_in_the_revert_ends_in_rollback_failed_and_keeps_the_copy(rehearsal):
-    world = rehearsal(calls_rows=300, app_blocked_from_restored=True, inject=["CheckRevert=Lambda.ServiceException"])
+    world = rehearsal(calls_rows=300, restore_minutes=3, app_blocked_from_restored=True, inject=["CheckRevert=Lambda.ServiceException"])
 
     result = world.run("restore", SNAPSHOT_CUTOVER)
 
@@ -157,7 +157,7 @@ def test_an_injected_error_in_the_revert_ends_in_rollback_failed_and_keeps_the_c
 
 
 def test_without_cutover_no_host_is_touched(rehearsal):
-    world = rehearsal(calls_rows=300)
+    world = rehearsal(calls_rows=300, restore_minutes=3)
 
     result = world.run("restore", {"mode": "snapshot"})
 
@@ -171,7 +171,7 @@ def test_without_cutover_no_host_is_touched(rehearsal):
 
 def test_rollback_workflow_stops_deletes_points_back_restarts_and_checks_health(rehearsal):
     # Given a restore that was cut over to and must now be undone
-    world = rehearsal(calls_rows=300)
+    world = rehearsal(calls_rows=300, restore_minutes=3)
     restored = world.run("restore", SNAPSHOT_CUTOVER)
     assert restored.status == "SUCCEEDED", restored.cause
     target = restored.output["target_instance"]
@@ -202,7 +202,7 @@ def test_rollback_workflow_stops_deletes_points_back_restarts_and_checks_health(
 def test_rollback_workflow_refuses_the_source_and_unmanaged_instances_touching_nothing(rehearsal, which):
     import boto3
 
-    world = rehearsal(calls_rows=300)
+    world = rehearsal(calls_rows=300, restore_minutes=3)
     if which == "source":
         name = SOURCE
     else:
@@ -225,3 +225,46 @@ def test_rollback_workflow_refuses_the_source_and_unmanaged_instances_touching_n
     assert instance_ids(result.world) == before
     assert world.app_hosts.commands_run == []
     assert [h["health"] for h in result.world["app_hosts"]] == ["connected"] * 2
+
+
+def test_rollback_workflow_without_stopping_first_skips_only_the_stop(rehearsal):
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    target = world.run("restore", {"mode": "snapshot"}).output["target_instance"]
+
+    result = world.run("rollback", {"restored_instance": target, "stop_app_first": False})
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert "StopApp" not in result.states()
+    assert {"DeleteRestoredInstance", "PointDbHostBackAndRestart", "CheckHealthOnOriginal"} <= set(result.states())
+    assert instance_ids(result.world) == [SOURCE]
+    assert [h["health"] for h in result.world["app_hosts"]] == ["connected"] * 2
+
+
+def test_rollback_workflow_that_cannot_restart_a_host_fails_with_rollback_failed_naming_it(rehearsal):
+    # Given a restored copy and a host whose pm2 never restarts
+    world = rehearsal(calls_rows=300, restore_minutes=3, broken_hosts=("irisx-api-2",))
+    target = world.run("restore", {"mode": "snapshot"}).output["target_instance"]
+    good, broken = world.app_hosts.hosts
+
+    # When the rollback workflow runs
+    result = world.run("rollback", {"restored_instance": target})
+
+    # Then it fails with RollbackFailed, naming both hosts and where they point
+    assert result.status == "FAILED"
+    assert result.error == "RollbackFailed"
+    assert broken.instance_id in result.cause and good.instance_id in result.cause
+    assert "pm2 restart irisx-api failed" in result.cause
+    assert result.states()[-1] == "RollbackFailed"
+
+
+def test_an_injected_failure_in_the_rollback_workflow_is_reported_as_rollback_failed(rehearsal):
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["DeleteRestoredInstance=UnsafeOperation"])
+    target = world.run("restore", {"mode": "snapshot"}).output["target_instance"]
+
+    result = world.run("rollback", {"restored_instance": target})
+
+    assert result.status == "FAILED"
+    assert result.error == "RollbackFailed"
+    assert "UnsafeOperation" in result.cause
+    assert "PointDbHostBackAndRestart" not in result.states()
+    assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
