@@ -237,8 +237,7 @@ class EmulatedAppHosts:
             InstanceType="t3.small",
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "irisx-worker"}]}],
         )
-        for host in self.hosts:
-            self._pm2(host, "start")
+        self._start_apps()
 
     def _build_host(self, host: EmulatedHost, source_host: str) -> None:
         env_path = host.path(self.env_file)
@@ -271,13 +270,26 @@ class EmulatedAppHosts:
         for tool in (pm2, curl):
             tool.chmod(0o755)
 
-    def _pm2(self, host: EmulatedHost, action: str) -> None:
-        result = subprocess.run(
-            [str(host.root / "usr/local/bin/pm2"), action, "irisx-api"], capture_output=True, text=True, cwd=ROOT, timeout=30, check=False
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"could not start the emulated app on {host.name}: {result.stderr}")
-        (host.dir / "pm2_failures").write_text((host.dir / "pm2_failures_after_start").read_text())
+    def _start_apps(self) -> None:
+        """The app running on every host before the rehearsal, started side by side."""
+        started = [
+            (
+                host,
+                subprocess.Popen(
+                    [str(host.root / "usr/local/bin/pm2"), "start", "irisx-api"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    cwd=ROOT,
+                ),
+            )
+            for host in self.hosts
+        ]
+        for host, process in started:
+            _, stderr = process.communicate(timeout=30)
+            if process.returncode != 0:
+                raise RuntimeError(f"could not start the emulated app on {host.name}: {stderr}")
+            (host.dir / "pm2_failures").write_text((host.dir / "pm2_failures_after_start").read_text())
 
     def _write_map(self) -> None:
         """Emulated DNS for the health servers: RDS endpoint address -> local database (available instances only)."""
