@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="make Task STATE fail with ERROR on its first N invocations (all if N is omitted); repeatable",
     )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
+    rehearse.add_argument("--app-hosts", type=_positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")
+    rehearse.add_argument(
+        "--failing-host", action="append", default=[], metavar="NAME", help="this host's first pm2 restart fails (irisx-api-N); repeatable"
+    )
+    rehearse.add_argument(
+        "--broken-host", action="append", default=[], metavar="NAME", help="every pm2 restart on this host fails (irisx-api-N); repeatable"
+    )
+    rehearse.add_argument(
+        "--app-blocked-from-restored",
+        action="store_true",
+        help="the app cannot connect to restored instances (health fails after the swap)",
+    )
     # Commands against the deployed stack: restorectl/start.py and restorectl/journal_view.py.
     from restorectl import journal_view, start
 
@@ -105,6 +117,10 @@ def rehearse(args: argparse.Namespace) -> int:
         snapshot_outcome=args.snapshot_outcome,
         injections=args.inject,
         progress=sys.stderr,
+        app_hosts=args.app_hosts,
+        failing_hosts=tuple(args.failing_host),
+        broken_hosts=tuple(args.broken_host),
+        app_blocked_from_restored=args.app_blocked_from_restored,
     )
     print(
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",

@@ -268,3 +268,44 @@ def test_an_injected_failure_in_the_rollback_workflow_is_reported_as_rollback_fa
     assert "UnsafeOperation" in result.cause
     assert "PointDbHostBackAndRestart" not in result.states()
     assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
+
+
+def test_rehearse_cli_reports_app_hosts_in_the_world_and_takes_the_host_options():
+    import json
+    import subprocess
+    import sys
+
+    from restorectl.paths import ROOT
+
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "restorectl",
+            "rehearse",
+            "restore",
+            "--json",
+            "--rows",
+            "300",
+            "--restore-minutes",
+            "3",
+            "--app-hosts",
+            "1",
+            "--app-blocked-from-restored",
+            "--input",
+            '{"mode": "snapshot", "cutover": true}',
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert run.returncode == 1, run.stderr
+    result = json.loads(run.stdout)
+    assert result["error"] == "HealthCheckFailed"
+    (host,) = result["world"]["app_hosts"]
+    assert set(host) >= {"id", "db_host", "health"}
+    assert host["health"] == "connected" and host["db_host"].startswith(SOURCE + ".")
+    assert "CheckHealthOnRestored" in run.stderr
