@@ -1,0 +1,105 @@
+"""Pure logic of cutover and rollback: input fields, script output parsing, error explanations, settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from restore_runbook import app_hosts
+from restore_runbook.errors import CutoverFailed, InvalidInput, RollbackFailed
+from restore_runbook.restore_request import check_shape
+from restore_runbook.rollback import plan_rollback
+from restore_runbook.settings import RunbookSettings
+from stacks.settings import StackSettings
+
+pytestmark = pytest.mark.unit
+
+SETTINGS = RunbookSettings.from_env({"SOURCE_INSTANCE": "irisx-prod-rds-postgres"})
+
+
+def test_cutover_defaults_to_false_and_must_be_a_boolean():
+    assert check_shape({"mode": "snapshot"})["cutover"] is False
+    assert check_shape({"mode": "snapshot", "cutover": True})["cutover"] is True
+    with pytest.raises(InvalidInput, match="cutover must be true or false"):
+        check_shape({"mode": "snapshot", "cutover": "yes"})
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ("irisx", "JSON object"),
+        ({}, "restored_instance must be"),
+        ({"restored_instance": "x", "force": True}, "unknown input field"),
+        ({"restored_instance": "bad--name"}, "restored_instance must be"),
+        ({"restored_instance": "irisx-prod-rds-postgres"}, "is the source instance"),
+        ({"restored_instance": "copy", "stop_app_first": "no"}, "stop_app_first must be"),
+    ],
+)
+def test_rollback_input_is_refused_before_anything_is_touched(request_: Any, message: str):
+    with pytest.raises(InvalidInput, match=message):
+        plan_rollback(request_, SETTINGS)
+
+
+def test_script_output_is_read_as_key_value_lines_the_last_one_winning():
+    out = "previous_db_host=old.host\nbackup=/x/.env.bak.1\n[PM2] restarting\ndb_host=new.host\ndb_host=newer.host\n"
+    assert app_hosts.parse_output(out) == {"previous_db_host": "old.host", "backup": "/x/.env.bak.1", "db_host": "newer.host"}
+    assert app_hosts.parse_output("previous_db_host=\n") == {"previous_db_host": ""}
+
+
+def test_each_phase_has_its_error_and_an_unknown_phase_is_a_broken_definition():
+    assert app_hosts.phase_error("cutover") is CutoverFailed
+    assert app_hosts.phase_error("rollback") is RollbackFailed
+    with pytest.raises(InvalidInput):
+        app_hosts.phase_error("deploy")
+
+
+def test_a_failed_rollback_is_explained_with_the_original_error_and_the_copy_kept():
+    lambda_cause = json.dumps({"errorMessage": "the rollback command failed on i-2; where the hosts stand: i-1: Success, DB_HOST=prod"})
+    outcome = app_hosts.explain_rollback_failure(
+        {"Error": "HealthCheckFailed", "Cause": json.dumps({"errorMessage": "not healthy on the restored database"})},
+        {"Error": "RollbackFailed", "Cause": lambda_cause},
+        {"target_instance": "irisx-copy"},
+    )
+    assert outcome["error"] == "RollbackFailed"
+    assert outcome["cause"].startswith("rollback failed: the rollback command failed on i-2")
+    assert "[original error HealthCheckFailed: not healthy on the restored database]" in outcome["cause"]
+    assert "irisx-copy was NOT deleted" in outcome["cause"]
+
+
+def test_a_refused_rollback_input_keeps_its_own_error():
+    outcome = app_hosts.explain_rollback_failure(None, {"Error": "InvalidInput", "Cause": "nothing was touched"}, None)
+    assert outcome == {"error": "InvalidInput", "cause": "nothing was touched"}
+
+
+def test_health_verdicts_need_connected_and_the_expected_db_host():
+    ok = {"status": "Success", "output": {"db_host": "a", "health": '{"database": "connected"}'}}
+    assert app_hosts._health_of(ok, "a")[0] is True
+    assert app_hosts._health_of(ok, None)[0] is True
+    assert app_hosts._health_of(ok, "b") == (False, ".env names DB_HOST=a, expected b")
+    bad = {"status": "Failed", "output": {"db_host": "a", "health": '{"database": "error", "error": "refused"}'}, "error": "HTTP 503"}
+    assert app_hosts._health_of(bad, "a") == (False, "database='error': refused")
+    assert app_hosts._health_of({"status": "Failed", "output": {}, "error": "curl: (7)"}, "a") == (False, "curl: (7)")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("app_env_file", "relative/.env"),
+        ("app_env_file", "/home/ubuntu/my app/.env"),
+        ("app_pm2_name", "irisx api"),
+        ("app_health_url", "http://localhost:3000/health?x=$(id)"),
+        ("command_poll_seconds", 0),
+        ("health_check_attempts", True),
+    ],
+)
+def test_an_app_host_setting_ssm_would_refuse_stops_synth_by_name(key: str, value: Any):
+    context = json.loads((__import__("pathlib").Path(__file__).parents[2] / "cdk.json").read_text())["context"]["runbook"]
+    with pytest.raises(ValueError, match=key):
+        StackSettings.from_context({**context, key: value})
+
+
+def test_lambda_settings_reject_a_non_positive_poll_limit():
+    with pytest.raises(InvalidInput, match="COMMAND_POLL_MAX_ATTEMPTS"):
+        RunbookSettings.from_env({"SOURCE_INSTANCE": "irisx-prod-rds-postgres", "COMMAND_POLL_MAX_ATTEMPTS": "0"})
