@@ -15,7 +15,6 @@ def _target(endpoint: dict[str, Any], dbname: str, user: str, password: str) -> 
 
 
 def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
-    started = clock.now()
     user, password = secrets.database_credentials(settings.db_secret_arn)
     copy = _target(progress["endpoint"], settings.database_name, user, password)
     source_endpoint = rds.describe_source(plan.source_instance).get("Endpoint")
@@ -39,7 +38,8 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         "available_at": progress.get("available_at"),
         "validated_at": clock.isoformat(finished),
         "restore_seconds": progress.get("restore_seconds"),
-        "validation_seconds": round((finished - started).total_seconds(), 3),
+        # Measured by the checks themselves: wall time, not the (possibly simulated) clock.
+        "validation_seconds": round(report["duration_ms"] / 1000, 3),
         "total_seconds": round((finished - clock.parse_utc(plan.checked_at)).total_seconds()),
     }
     return report
