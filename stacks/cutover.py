@@ -8,6 +8,7 @@ scripts in `ssm/`, see stacks/ssm_documents.py), and only to instances carrying 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import aws_iam as iam
@@ -139,6 +140,7 @@ class RollbackWorkflow(Construct):
         defaults: FunctionDefaults,
         asl_path: Path,
         manifest_path: Path,
+        journal_steps: Mapping[str, StepPermissions],
     ) -> None:
         super().__init__(scope, construct_id)
         arns = RdsArns.for_settings(settings)
@@ -172,6 +174,8 @@ class RollbackWorkflow(Construct):
                 "point_hosts_back": hosts.step(send=(ssm_documents.SET_DB_HOST,)),
                 "check_app_health": hosts.step(send=(ssm_documents.APP_CONTROL,), read=True),
                 "explain_rollback_failure": StepPermissions(statements=[]),
+                # Journal, per-source lock and notification, the same as restore's (stacks/journal.py).
+                **journal_steps,
             },
             defaults=defaults,
         )

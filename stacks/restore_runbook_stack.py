@@ -59,6 +59,7 @@ class RestoreRunbookStack(Stack):
             defaults=self.defaults,
             asl_path=self._statemachines / "rollback.asl.json",
             manifest_path=self._statemachines / "functions.json",
+            journal_steps=self.journal.step_permissions(),
         )
         self.snapshot = SnapshotWorkflow(
             self,

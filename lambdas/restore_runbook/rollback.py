@@ -17,7 +17,7 @@ FIELDS = {
     "restored_instance": "the restored RDS instance to delete (required; must carry the management tag)",
     "original_endpoint": "the database host to point the app back at (default: the source instance's endpoint)",
     "stop_app_first": "true (default) to pm2 stop the app before anything else",
-    "source_instance": "the production instance (default from settings)",
+    "source_instance": "the production instance the copy was restored from (default: the copy's irisx-restore:source tag, else settings)",
     "requested_by": "free text for the record",
 }
 # The same rule as the set-db-host document's DbHost allowedPattern.
@@ -55,6 +55,8 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
             f"restored_instance {restored!r} does not carry the tag {settings.management_tag_key}={settings.management_tag_value}, "
             "so this tool did not create it and will not delete it; nothing was touched"
         )
+    # The lock (TakeLock) and the default original endpoint belong to the instance this copy was made from.
+    source = _made_from(restored, instance, source, given="source_instance" in request)
     restored_address = ((instance or {}).get("Endpoint") or {}).get("Address")
 
     original = request.get("original_endpoint")
@@ -80,6 +82,25 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         "requested_by": requested_by,
         "hosts": hosts,
     }
+
+
+def _made_from(restored: str, instance: dict[str, Any] | None, source: str, *, given: bool) -> str:
+    """The source of the restored copy: its `irisx-restore:source` tag, else the given or configured source."""
+    made_from = rds.tags_of(instance or {}).get(rds.TAG_SOURCE)
+    if made_from is None:
+        return source
+    if not RDS_IDENTIFIER.match(made_from):
+        raise InvalidInput(
+            f"restored_instance {restored!r} carries {rds.TAG_SOURCE}={made_from!r}, which is not an RDS identifier; nothing was touched"
+        )
+    if given and made_from != source:
+        raise InvalidInput(
+            f"restored_instance {restored!r} was restored from {made_from!r} (its {rds.TAG_SOURCE} tag), not from "
+            f"source_instance {source!r}; leave source_instance out or correct it. Nothing was touched"
+        )
+    if made_from == restored:
+        raise InvalidInput(f"restored_instance {restored!r} names itself as its source; nothing was touched")
+    return made_from
 
 
 def stop_app(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
         for f in synthesized.of_type("AWS::Lambda::Function").values()
         if handler_module(f["Properties"]["Handler"]) == "record_outcome"
     }
-    assert publishers == expected and len(expected) == 2  # restore's and snapshot's
+    assert publishers == expected and len(expected) == 3  # restore's, rollback's and snapshot's
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):
@@ -108,7 +108,12 @@ def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Syn
         for statement in role_policies(synthesized)[role]:
             if "states:DescribeExecution" in as_list(statement["Action"]):
                 assert statement["Resource"] == f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
-    assert roles_allowing(synthesized, "states:DescribeExecution") == {function_role(synthesized, "take_lock")}
+    lockers = {
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in synthesized.of_type("AWS::Lambda::Function").values()
+        if handler_module(f["Properties"]["Handler"]) == "take_lock"
+    }
+    assert roles_allowing(synthesized, "states:DescribeExecution") == lockers and len(lockers) == 2  # restore's and rollback's
 
 
 def test_the_cli_finds_the_snapshot_workflow_the_journal_and_the_topic_by_outputs(synthesized: Synthesized) -> None:

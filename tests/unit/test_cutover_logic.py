@@ -42,6 +42,45 @@ def test_rollback_input_is_refused_before_anything_is_touched(request_: Any, mes
         plan_rollback(request_, SETTINGS)
 
 
+def _world_with_copy(monkeypatch: pytest.MonkeyPatch, made_from: str | None) -> list[str]:
+    """A managed copy (tagged with its source when `made_from` is given), one API host; returns the endpoints asked for."""
+    from restore_runbook import rds
+
+    tags = [{"Key": SETTINGS.management_tag_key, "Value": SETTINGS.management_tag_value}]
+    if made_from is not None:
+        tags.append({"Key": rds.TAG_SOURCE, "Value": made_from})
+    copy = {"DBInstanceIdentifier": "irisx-copy", "Endpoint": {"Address": "irisx-copy.example"}, "TagList": tags}
+    asked: list[str] = []
+    monkeypatch.setattr(rds, "find_instance", lambda identifier: copy if identifier == "irisx-copy" else None)
+    monkeypatch.setattr(app_hosts, "source_endpoint", lambda source: asked.append(source) or f"{source}.example")
+    monkeypatch.setattr(app_hosts, "find_hosts", lambda settings: ["i-1"])
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("made_from", "expected"), [("irisx-other-prod", "irisx-other-prod"), (None, "irisx-prod-rds-postgres")], ids=["tag", "settings"]
+)
+def test_the_rollback_source_is_the_one_the_copy_was_made_from_else_the_configured_one(monkeypatch, made_from, expected):
+    asked = _world_with_copy(monkeypatch, made_from)
+
+    plan = plan_rollback({"restored_instance": "irisx-copy", "requested_by": "ana"}, SETTINGS)
+
+    # the lock (TakeLock reads plan.source_instance and plan.requested_by) and the default endpoint follow the source
+    assert (plan["source_instance"], plan["requested_by"]) == (expected, "ana")
+    assert (asked, plan["original_endpoint"]) == ([expected], f"{expected}.example")
+
+
+def test_a_rollback_naming_another_source_than_the_copys_tag_is_refused(monkeypatch):
+    asked = _world_with_copy(monkeypatch, "irisx-other-prod")
+
+    with pytest.raises(InvalidInput, match=r"was restored from 'irisx-other-prod'.*Nothing was touched"):
+        plan_rollback({"restored_instance": "irisx-copy", "source_instance": "irisx-prod-rds-postgres"}, SETTINGS)
+    assert asked == []
+    # naming the same source is fine
+    plan = plan_rollback({"restored_instance": "irisx-copy", "source_instance": "irisx-other-prod"}, SETTINGS)
+    assert plan["source_instance"] == "irisx-other-prod"
+
+
 def test_script_output_is_read_as_key_value_lines_the_last_one_winning():
     out = "previous_db_host=old.host\nbackup=/x/.env.bak.1\n[PM2] restarting\ndb_host=new.host\ndb_host=newer.host\n"
     assert app_hosts.parse_output(out) == {"previous_db_host": "old.host", "backup": "/x/.env.bak.1", "db_host": "newer.host"}
