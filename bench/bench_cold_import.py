@@ -18,8 +18,13 @@ REPEATS = 7
 
 def import_seconds(module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    env = {"PYTHONPATH": str(ROOT / "lambdas"), "PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "bench",
-           "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "0"}
+    env = {
+        "PYTHONPATH": str(ROOT / "lambdas"),
+        "PATH": "/usr/bin:/bin",
+        "POWERTOOLS_SERVICE_NAME": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONDONTWRITEBYTECODE": "0",
+    }
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 
@@ -43,8 +48,10 @@ def main() -> None:
     for _ in range(REPEATS):
         xray.append(import_seconds("boto3, aws_xray_sdk.core"))
         base.append(import_seconds("boto3"))
-    print(f"{'boto3 + aws_xray_sdk.core (what Tracer adds)':<52} {statistics.median(xray):>8.3f} "
-          f"{statistics.median(xray) / statistics.median(base):>6.2f}")
+    print(
+        f"{'boto3 + aws_xray_sdk.core (what Tracer adds)':<52} {statistics.median(xray):>8.3f} "
+        f"{statistics.median(xray) / statistics.median(base):>6.2f}"
+    )
     print(f"{'boto3 (baseline)':<52} {statistics.median(base):>8.3f} {1.0:>6.2f}")
 
 

@@ -24,6 +24,5 @@ def wildcard_resource(resource: str) -> str:
 
 
 XRAY_REASON = (
-    "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; "
-    "CDK adds them with Resource * when tracing is active"
+    "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions; CDK adds them with Resource * when tracing is active"
 )

@@ -219,7 +219,7 @@ class _Reader:
     def counts(self, key: str, allowed: tuple[str, ...]) -> dict[str, int]:
         value = self._get(key)
         if not isinstance(value, Mapping):
-            raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected an object like {{\"pre-migration\": 10}}")
+            raise ValueError(f'runbook setting {key!r}={value!r} is not valid; expected an object like {{"pre-migration": 10}}')
         for name, count in value.items():
             if name not in allowed:
                 raise ValueError(f"runbook setting {key!r} names {name!r}; expected only: {', '.join(allowed)}")

@@ -114,9 +114,7 @@ class Workflow(Construct):
         return text
 
     @staticmethod
-    def _referenced_handlers(
-        asl_path: Path, asl_text: str, manifest: Mapping[str, str], extra: Mapping[str, str]
-    ) -> dict[str, str]:
+    def _referenced_handlers(asl_path: Path, asl_text: str, manifest: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
         wanted = placeholders_in(asl_text)
         unknown = sorted(wanted - set(manifest) - set(extra))
         if unknown:

@@ -133,13 +133,11 @@ def find_snapshot(source_identifier: str, snapshot_id: str) -> dict[str, Any]:
     snapshot: dict[str, Any] = found[0]
     if snapshot.get("DBInstanceIdentifier") != source_identifier:
         raise SnapshotNotFound(
-            f"snapshot {snapshot_id!r} was taken of {snapshot.get('DBInstanceIdentifier')!r}, "
-            f"not of the source {source_identifier!r}"
+            f"snapshot {snapshot_id!r} was taken of {snapshot.get('DBInstanceIdentifier')!r}, not of the source {source_identifier!r}"
         )
     if snapshot.get("Status") != AVAILABLE:
         raise SnapshotNotFound(
-            f"snapshot {snapshot_id!r} is {snapshot.get('Status')!r}, not 'available'; "
-            "wait for it to finish or choose another"
+            f"snapshot {snapshot_id!r} is {snapshot.get('Status')!r}, not 'available'; wait for it to finish or choose another"
         )
     return snapshot
 
@@ -152,8 +150,7 @@ def ensure_target_free(target: str, source: str) -> None:
         )
     if find_instance(target) is not None:
         raise TargetAlreadyExists(
-            f"an instance named {target!r} already exists; choose another target_instance or omit it "
-            "to get a unique name"
+            f"an instance named {target!r} already exists; choose another target_instance or omit it to get a unique name"
         )
 
 
@@ -213,20 +210,16 @@ def delete_managed_instance(identifier: str, *, source: str, tag_key: str, tag_v
     tags = tags_of(instance)
     if tags.get(tag_key) != tag_value:
         raise UnsafeOperation(
-            f"refusing to delete {identifier!r}: it does not carry the tag {tag_key}={tag_value}, "
-            "so this tool did not create it"
+            f"refusing to delete {identifier!r}: it does not carry the tag {tag_key}={tag_value}, so this tool did not create it"
         )
     if execution_id is not None and tags.get(TAG_EXECUTION) != execution_id:
         raise UnsafeOperation(
-            f"refusing to delete {identifier!r}: it was created by execution {tags.get(TAG_EXECUTION)!r}, "
-            "not by this one"
+            f"refusing to delete {identifier!r}: it was created by execution {tags.get(TAG_EXECUTION)!r}, not by this one"
         )
     if instance.get("DBInstanceStatus") in ("deleting", "deleted"):
         return f"{identifier} is already being deleted"
     try:
-        aws.client("rds").delete_db_instance(
-            DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
-        )
+        aws.client("rds").delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
     except Exception as exc:
         if aws.error_code(exc) == "DBInstanceNotFound":
             return f"{identifier} disappeared before deletion; nothing to delete"

@@ -43,8 +43,7 @@ def start_restore(plan: RestorePlan, execution_id: str, settings: RunbookSetting
         tags = rds.tags_of(existing)
         if tags.get(rds.TAG_EXECUTION) != execution_id or tags.get(settings.management_tag_key) != settings.management_tag_value:
             raise TargetAlreadyExists(
-                f"{plan.target_instance!r} appeared after the input check and was not created by this execution; "
-                "refusing to touch it"
+                f"{plan.target_instance!r} appeared after the input check and was not created by this execution; refusing to touch it"
             )
         # A retry of this step after RDS accepted the first call: carry on with our own restore.
         already_started = True

@@ -66,7 +66,7 @@ def _string_field(request: dict[str, Any], name: str) -> str | None:
 def check_shape(request: Any) -> dict[str, Any]:
     """Everything that can be said about the input without asking AWS."""
     if not isinstance(request, dict):
-        raise InvalidInput(f"the execution input must be a JSON object such as {{\"mode\": \"snapshot\"}}, got {request!r}")
+        raise InvalidInput(f'the execution input must be a JSON object such as {{"mode": "snapshot"}}, got {request!r}')
     unknown = sorted(set(request) - set(FIELDS))
     if unknown:
         allowed = ", ".join(sorted(FIELDS))

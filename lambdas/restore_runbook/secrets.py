@@ -16,6 +16,4 @@ def database_credentials(secret_arn: str) -> tuple[str, str]:
         document = json.loads(secret["SecretString"])
         return str(document["username"]), str(document["password"])
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(
-            f"secret {secret_arn} is not the JSON RDS writes ({{\"username\": ..., \"password\": ...}})"
-        ) from exc
+        raise InvalidInput(f'secret {secret_arn} is not the JSON RDS writes ({{"username": ..., "password": ...}})') from exc

@@ -83,6 +83,4 @@ def test_an_asl_step_without_a_handler_is_refused(tmp_path: Path) -> None:
     settings = StackSettings.from_context(cdk_json_context())
     # Then building the stack names the placeholder
     with pytest.raises(ValueError, match="MysteryFunctionArn"):
-        RestoreRunbookStack(
-            cdk.App(), "Unknown", settings=settings, layer_asset_path=tmp_path / "layer", statemachines_path=machines
-        )
+        RestoreRunbookStack(cdk.App(), "Unknown", settings=settings, layer_asset_path=tmp_path / "layer", statemachines_path=machines)

@@ -115,9 +115,9 @@ def test_one_function_per_step_the_asl_references(synthesized: Synthesized) -> N
         asl = (REPO_ROOT / "statemachines" / f"{workflow}.asl.json").read_text(encoding="utf-8")
         handlers = sorted(functions[f]["Properties"]["Handler"] for f in workflow_functions(synthesized, machine_id))
         assert handlers == sorted(MANIFEST[name] for name in placeholders_in(asl)), workflow
+    restore_machine = next(m for m in synthesized.of_type("AWS::StepFunctions::StateMachine") if m.startswith("Restore"))
     assert sorted(referenced_handlers().values()) == sorted(
-        functions[f]["Properties"]["Handler"]
-        for f in workflow_functions(synthesized, next(m for m in synthesized.of_type("AWS::StepFunctions::StateMachine") if m.startswith("Restore")))
+        functions[f]["Properties"]["Handler"] for f in workflow_functions(synthesized, restore_machine)
     )
 
 
@@ -214,13 +214,9 @@ def test_delete_is_allowed_only_to_cleanup_and_only_on_tagged_instances(synthesi
     assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup, rollback_delete}
     for role in (cleanup, rollback_delete):
         (delete,) = [
-            s
-            for s in role_policies(synthesized)[role]
-            if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
+            s for s in role_policies(synthesized)[role] if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
         ]
-        assert delete["Condition"] == {
-            "StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
-        }
+        assert delete["Condition"] == {"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}}
 
 
 def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:

@@ -172,8 +172,12 @@ def test_a_target_that_already_exists_is_refused_and_left_untouched(rehearsal):
 
     world = rehearsal()
     boto3.client("rds").create_db_instance(
-        DBInstanceIdentifier="irisx-analytics", Engine="postgres", DBInstanceClass="db.t3.micro",
-        MasterUsername="postgres", MasterUserPassword="not-used-1", AllocatedStorage=20,
+        DBInstanceIdentifier="irisx-analytics",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="postgres",
+        MasterUserPassword="not-used-1",
+        AllocatedStorage=20,
     )
 
     result = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-analytics"})
@@ -191,8 +195,12 @@ def test_a_snapshot_that_is_not_available_or_not_the_sources_is_refused(rehearsa
     world = rehearsal()
     rds = boto3.client("rds")
     rds.create_db_instance(
-        DBInstanceIdentifier="irisx-staging", Engine="postgres", DBInstanceClass="db.t3.micro",
-        MasterUsername="postgres", MasterUserPassword="not-used-1", AllocatedStorage=20,
+        DBInstanceIdentifier="irisx-staging",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="postgres",
+        MasterUserPassword="not-used-1",
+        AllocatedStorage=20,
     )
     rds.create_db_snapshot(DBInstanceIdentifier="irisx-staging", DBSnapshotIdentifier="staging-snap")
     rds.create_db_snapshot(DBInstanceIdentifier=SOURCE, DBSnapshotIdentifier="irisx-half-done")

@@ -15,9 +15,7 @@ pytestmark = pytest.mark.workflow
 
 
 def restorectl(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "restorectl", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
-    )
+    return subprocess.run([sys.executable, "-m", "restorectl", *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_rehearse_json_prints_one_object_with_the_result_the_path_and_the_world():
@@ -39,8 +37,9 @@ def test_rehearse_json_prints_one_object_with_the_result_the_path_and_the_world(
 
 
 def test_rehearse_exits_1_with_the_error_when_the_workflow_fails():
-    run = restorectl("rehearse", "restore", "--json", "--rows", "200", "--inject", "ValidateRestore=ValidationFailed",
-                     "--input", '{"mode": "snapshot"}')
+    run = restorectl(
+        "rehearse", "restore", "--json", "--rows", "200", "--inject", "ValidateRestore=ValidationFailed", "--input", '{"mode": "snapshot"}'
+    )
 
     assert run.returncode == 1, run.stderr
     result = json.loads(run.stdout)
