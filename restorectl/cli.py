@@ -12,16 +12,10 @@ import json
 import sys
 from typing import Any
 
+from restorectl.argtypes import json_input, positive_int, positive_number
 from restorectl.paths import LAMBDAS, ROOT
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _json_input(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--input is not valid JSON ({exc.msg} at position {exc.pos})") from exc
 
 
 def _injection(text: str) -> Any:
@@ -31,22 +25,6 @@ def _injection(text: str) -> Any:
         return Injection.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of minutes")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,15 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rehearse WORKFLOW on this machine: no AWS account needed.",
     )
     rehearse.add_argument("workflow", help="a workflow in statemachines/, e.g. restore")
-    rehearse.add_argument("--input", type=_json_input, default={}, help="the execution input, as JSON")
-    rehearse.add_argument("--rows", type=_positive_int, default=20000, help="rows in the calls table (others in proportion)")
-    rehearse.add_argument("--restore-minutes", type=_positive_float, default=20.0, help="simulated duration of an RDS restore")
+    rehearse.add_argument("--input", type=json_input, default={}, help="the execution input, as JSON")
+    rehearse.add_argument("--rows", type=positive_int, default=20000, help="rows in the calls table (others in proportion)")
+    rehearse.add_argument("--restore-minutes", type=positive_number("minutes"), default=20.0, help="simulated duration of an RDS restore")
     rehearse.add_argument(
         "--restore-outcome",
         default="available",
         help="status an emulated restore ends in, e.g. incompatible-parameters (default: available)",
     )
-    rehearse.add_argument("--snapshot-minutes", type=_positive_float, default=8.0, help="simulated duration of a manual snapshot")
+    rehearse.add_argument(
+        "--snapshot-minutes", type=positive_number("minutes"), default=8.0, help="simulated duration of a manual snapshot"
+    )
     rehearse.add_argument(
         "--snapshot-outcome", default="available", help="status an emulated manual snapshot ends in, e.g. failed (default: available)"
     )
@@ -80,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="make Task STATE fail with ERROR on its first N invocations (all if N is omitted); repeatable",
     )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
-    rehearse.add_argument("--app-hosts", type=_positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")
+    rehearse.add_argument("--app-hosts", type=positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")
     rehearse.add_argument(
         "--failing-host", action="append", default=[], metavar="NAME", help="this host's first pm2 restart fails (irisx-api-N); repeatable"
     )
@@ -95,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Commands against the deployed stack: restorectl/start.py and restorectl/journal_view.py.
     from restorectl import journal_view, start
 
-    start.add_parser(commands, _json_input)
-    journal_view.add_parsers(commands, _positive_int)
+    start.add_parser(commands, json_input)
+    journal_view.add_parsers(commands, positive_int)
     return parser
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from restorectl.argtypes import positive_number
 from restorectl.paths import CDK_JSON
 
 EXIT_SUCCEEDED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -178,16 +179,6 @@ def start(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
 def add_parser(commands: Any, json_input: Callable[[str], Any]) -> None:
     parser = commands.add_parser(
         "start",
@@ -197,7 +188,9 @@ def add_parser(commands: Any, json_input: Callable[[str], Any]) -> None:
     parser.add_argument("workflow", help="a workflow in statemachines/, e.g. snapshot")
     parser.add_argument("--input", type=json_input, default={}, help="the execution input, as JSON")
     parser.add_argument("--wait", action="store_true", help="follow the execution until it ends")
-    parser.add_argument("--timeout", type=_seconds, default=4 * 3600.0, help="seconds --wait follows it at most (default 4 h)")
+    parser.add_argument(
+        "--timeout", type=positive_number("seconds"), default=4 * 3600.0, help="seconds --wait follows it at most (default 4 h)"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON (as rehearse --json, without world)")
     parser.add_argument("--stack", help="the stack's name (default: <name_prefix>-runbook from cdk.json)")
     parser.add_argument("--region", help="AWS region (default: the environment's)")
