@@ -112,8 +112,8 @@ def describe_restore(progress: dict[str, Any], settings: RunbookSettings) -> dic
     if attempts >= settings.restore_poll_max_attempts:
         raise RestoreTimedOut(
             f"the restored instance {target!r} is still {instance.get('DBInstanceStatus')!r} after "
-            f"{attempts} checks over {round(elapsed / 60)} minutes; it was left running for inspection "
-            "unless cleanup deletes it"
+            f"{attempts} checks over {round(elapsed / 60)} minutes, the limit set by restore_poll_max_attempts; "
+            "RDS restores of this size usually finish within 10-30 minutes, so look at the instance's events"
         )
     updated["next_wait_seconds"] = next_wait_seconds(elapsed, settings)
     return updated
