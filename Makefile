@@ -47,7 +47,7 @@ layer: setup  ## build the Lambda dependency layer for Python 3.12 (manylinux) i
 	bash scripts/build_layer.sh
 
 synth: layer  ## synthesize the CloudFormation template into cdk.out/ (no Docker, network or credentials)
-	$(BIN)/python app.py
+	CDK_OUTDIR=cdk.out $(BIN)/python app.py
 
 bench: setup  ## print the benchmarks' side-by-side ratios
 	$(BIN)/python bench/run_all.py
