@@ -309,6 +309,10 @@ class EmulatedRds:
             latest = property(lambda _instance: world.latest_restorable().replace(tzinfo=None))
             patch(mock.patch.object(rds_models.DBInstance, "latest_restorable_time", latest))
             patch(mock.patch.object(rds_models.DBInstanceAutomatedBackup, "restore_window", property(restore_window), create=True))
+            dbi_resource_id = property(
+                lambda backup: getattr(backup.backend.databases.get(backup.db_instance_identifier), "dbi_resource_id", None)
+            )
+            patch(mock.patch.object(rds_models.DBInstanceAutomatedBackup, "dbi_resource_id", dbi_resource_id, create=True))
             yield self
 
     def teardown(self) -> None:

@@ -169,6 +169,7 @@ class LocalPostgres:
                 "--no-instructions",
             )
             os.unlink(pwfile)
+            self._enable_tls()
             self._start_server()
         except BaseException:
             self._remove_dir()
@@ -177,6 +178,28 @@ class LocalPostgres:
         self.startup_seconds = time.monotonic() - began
         atexit.register(self.stop)  # an interrupted run must not leave a server behind
         return self
+
+    def _enable_tls(self) -> None:
+        """Serve TLS with a throwaway self-signed certificate, as RDS serves TLS.
+
+        The validate step connects with sslmode=require by default; the rehearsal exercises that
+        same setting instead of switching encryption off for local runs.
+        """
+        assert self.data_dir
+        key, cert = os.path.join(self.data_dir, "server.key"), os.path.join(self.data_dir, "server.crt")
+        made = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise LocalPostgresError(f"openssl could not make a certificate for the local cluster: {made.stderr.strip()}")
+        os.chmod(key, 0o600)
+        if self._run_as is not None:
+            for path in (key, cert):
+                os.chown(path, self._run_as.pw_uid, self._run_as.pw_gid)
+        with open(os.path.join(self.data_dir, "postgresql.auto.conf"), "a") as conf:
+            conf.write("ssl = on\n")
 
     def _start_server(self) -> None:
         assert self.data_dir and self.socket_dir and self.log_file

@@ -159,7 +159,9 @@ class RestoreWorkflow(Construct):
         )
         base = self._describe(["rds:DescribeDBInstances"], [self._arns.db()])
         # Connecting and querying a freshly restored database takes longer than an API call.
-        return self._with(base, read_secret, timeout=Duration.minutes(3), in_vpc=True)
+        # Freshly restored volumes load blocks from S3 on first read: exact counts over a cold copy
+        # need room (each statement is capped by statement_timeout_ms, 60 s by default).
+        return self._with(base, read_secret, timeout=Duration.minutes(10), in_vpc=True)
 
     def _cleanup_restore(self) -> StepPermissions:
         tag = {f"aws:ResourceTag/{self._settings.management_tag_key}": self._settings.management_tag_value}

@@ -19,6 +19,18 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def precise(moment: datetime) -> str:
+    """Like isoformat, but keeps fractions of a second when there are any.
+
+    Restore points need them: a snapshot taken at 03:07:00.600 holds rows from 03:07:00.3, which
+    a restore point cut to 03:07:00 would call "after the restore point".
+    """
+    moment = moment.astimezone(timezone.utc)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return isoformat(moment)
+
+
 def parse_utc(text: str) -> datetime:
     """Parse an ISO-8601 timestamp that names its offset; naive timestamps are ambiguous at 3 a.m."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -23,6 +23,10 @@ class DbTarget:
     dbname: str
     user: str
     password: str = field(repr=False)
+    # The password crosses this connection: encrypted by default; verify-full with the RDS CA
+    # bundle (sslrootcert) also proves the server is the RDS instance.
+    sslmode: str = "require"
+    sslrootcert: str | None = None
 
     def describe(self) -> str:
         """host:port/dbname, for messages."""
@@ -45,7 +49,8 @@ def connect(target: DbTarget, *, statement_timeout_ms: int, connect_timeout_s: i
         user=target.user,
         password=target.password,
         connect_timeout=connect_timeout_s,
-        sslmode="prefer",
+        sslmode=target.sslmode,
+        **({"sslrootcert": target.sslrootcert} if target.sslrootcert else {}),
         application_name=APPLICATION_NAME,
         options=options,
     )

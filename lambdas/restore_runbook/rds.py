@@ -95,7 +95,14 @@ def restore_window(source: dict[str, Any]) -> RestoreWindow:
             "point in time to restore to; use mode 'snapshot' instead"
         )
     backups = aws.client("rds").describe_db_instance_automated_backups(DBInstanceIdentifier=identifier)
-    windows = [b["RestoreWindow"] for b in backups.get("DBInstanceAutomatedBackups", []) if b.get("RestoreWindow")]
+    # Retained backups of an earlier, deleted instance of the same name are listed too; only the
+    # source's own (same DbiResourceId) describe what can be restored from it.
+    resource_id = source.get("DbiResourceId")
+    windows = [
+        b["RestoreWindow"]
+        for b in backups.get("DBInstanceAutomatedBackups", [])
+        if b.get("RestoreWindow") and b.get("DbiResourceId", resource_id) == resource_id
+    ]
     if not windows or not source.get("LatestRestorableTime"):
         raise InvalidInput(
             f"RDS reports no restore window for {identifier!r} yet (a new instance has none until its first "
@@ -196,11 +203,28 @@ def is_managed(instance: dict[str, Any], tag_key: str, tag_value: str) -> bool:
     return tags_of(instance).get(tag_key) == tag_value
 
 
-def delete_managed_instance(identifier: str, *, source: str, tag_key: str, tag_value: str, execution_id: str | None) -> str:
-    """Delete a throwaway copy this tool created. Returns what happened, in words.
+def final_snapshot_name(identifier: str) -> str:
+    """`<instance>-final-YYYYMMDD-HHMMSS`: the snapshot kept when a copy that may hold real writes is deleted."""
+    return f"{identifier}-final-{clock.now().astimezone(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+def delete_managed_instance(
+    identifier: str,
+    *,
+    source: str,
+    tag_key: str,
+    tag_value: str,
+    execution_id: str | None,
+    final_snapshot: str | None = None,
+    delete_automated_backups: bool = True,
+) -> str:
+    """Delete a copy this tool created. Returns what happened, in words.
 
     Refuses (UnsafeOperation) the source, anything without the management tag, and, when an
-    execution id is given, a copy created by another execution.
+    execution id is given, a copy created by another execution. By default the copy is a
+    never-used throwaway: no final snapshot, automated backups deleted. A copy that may have served
+    production (the rollback workflow's) is deleted with `final_snapshot` named and its automated
+    backups kept (`delete_automated_backups=False`).
     """
     if identifier == source:
         raise UnsafeOperation(f"refusing to delete {identifier!r}: it is the source instance")
@@ -218,12 +242,21 @@ def delete_managed_instance(identifier: str, *, source: str, tag_key: str, tag_v
         )
     if instance.get("DBInstanceStatus") in ("deleting", "deleted"):
         return f"{identifier} is already being deleted"
+    if final_snapshot:
+        snapshot_args: dict[str, Any] = {"SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final_snapshot}
+    else:
+        snapshot_args = {"SkipFinalSnapshot": True}
     try:
-        aws.client("rds").delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+        aws.client("rds").delete_db_instance(
+            DBInstanceIdentifier=identifier, DeleteAutomatedBackups=delete_automated_backups, **snapshot_args
+        )
     except Exception as exc:
         if aws.error_code(exc) == "DBInstanceNotFound":
             return f"{identifier} disappeared before deletion; nothing to delete"
         raise
+    if final_snapshot:
+        backups = "its automated backups deleted" if delete_automated_backups else "its automated backups kept"
+        return f"deleted {identifier} (final snapshot {final_snapshot}, {backups})"
     return f"deleted {identifier} (no final snapshot: it was a throwaway copy)"
 
 

@@ -54,7 +54,7 @@ def start_restore(plan: RestorePlan, execution_id: str, settings: RunbookSetting
         source = rds.describe_source(plan.source_instance)
         if plan.use_latest_restorable_time and source.get("LatestRestorableTime"):
             # RDS restores to the latest restorable time as of this call; record that, not the check's.
-            restore_point = clock.isoformat(source["LatestRestorableTime"])
+            restore_point = clock.precise(source["LatestRestorableTime"])
         plan_now = RestorePlan(**{**plan.to_state(), "restore_point": restore_point})
         parameters: dict[str, Any] = {
             **rds.restore_settings_from(source),

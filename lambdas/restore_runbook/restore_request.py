@@ -157,7 +157,7 @@ def plan_restore(request: Any, settings: RunbookSettings) -> RestorePlan:
                     f"restore time {clock.isoformat(restore_point)} is after the latest restorable time "
                     f"{clock.isoformat(window.latest)}; the restorable window is {window.describe()}"
                 )
-            restore_time = clock.isoformat(restore_point)
+            restore_time = clock.precise(restore_point)
     else:
         snapshot = rds.find_snapshot(source_id, checked["snapshot_id"])
         snapshot_id = snapshot["DBSnapshotIdentifier"]
@@ -170,7 +170,7 @@ def plan_restore(request: Any, settings: RunbookSettings) -> RestorePlan:
         restore_time=restore_time,
         use_latest_restorable_time=use_latest,
         snapshot_id=snapshot_id,
-        restore_point=clock.isoformat(restore_point),
+        restore_point=clock.precise(restore_point),
         keep_on_failure=checked["keep_on_failure"],
         requested_by=checked["requested_by"] or "not given",
         checked_at=clock.isoformat(clock.now()),

@@ -16,6 +16,7 @@ from functools import lru_cache
 from restore_runbook.errors import InvalidInput
 
 SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
 
 
@@ -34,6 +35,8 @@ class RunbookSettings:
     restore_poll_max_attempts: int
     expected_restore_minutes: int
     db_subnet_group_name: str
+    db_sslmode: str = "require"
+    db_sslrootcert: str | None = None
     # Cutover and rollback on the API hosts (SSM Run Command); defaults are IRISX's.
     app_host_tag_key: str = "irisx:role"
     app_host_tag_value: str = "irisx-api"
@@ -59,6 +62,8 @@ class RunbookSettings:
             raise InvalidInput("setting STATEMENT_TIMEOUT_MS must be a positive number of milliseconds")
         if not 0 < self.restore_poll_initial_seconds <= self.restore_poll_max_seconds:
             raise InvalidInput("settings need 0 < RESTORE_POLL_INITIAL_SECONDS <= RESTORE_POLL_MAX_SECONDS")
+        if self.db_sslmode not in SSL_MODES:
+            raise InvalidInput(f"setting DB_SSLMODE={self.db_sslmode!r} is not one of {', '.join(SSL_MODES)}")
         if self.expected_restore_minutes <= 0:
             raise InvalidInput("setting EXPECTED_RESTORE_MINUTES must be positive")
         if self.restore_poll_max_attempts <= 0:
@@ -100,7 +105,7 @@ class RunbookSettings:
             db_secret_arn=env.get("DB_SECRET_ARN", ""),
             validation_tables=tuple(tables),
             recency_column=env.get("RECENCY_COLUMN", "created_at"),
-            statement_timeout_ms=integer("STATEMENT_TIMEOUT_MS", 15000),
+            statement_timeout_ms=integer("STATEMENT_TIMEOUT_MS", 60000),
             management_tag_key=env.get("MANAGEMENT_TAG_KEY", "irisx-restore:managed-by"),
             management_tag_value=env.get("MANAGEMENT_TAG_VALUE", "restore-runbook"),
             restore_poll_initial_seconds=integer("RESTORE_POLL_INITIAL_SECONDS", 15),
@@ -108,6 +113,8 @@ class RunbookSettings:
             restore_poll_max_attempts=integer("RESTORE_POLL_MAX_ATTEMPTS", 90),
             expected_restore_minutes=integer("EXPECTED_RESTORE_MINUTES", 20),
             db_subnet_group_name=env.get("DB_SUBNET_GROUP_NAME", ""),
+            db_sslmode=env.get("DB_SSLMODE", "require"),
+            db_sslrootcert=env.get("DB_SSLROOTCERT") or None,
             app_host_tag_key=env.get("APP_HOST_TAG_KEY", "irisx:role"),
             app_host_tag_value=env.get("APP_HOST_TAG_VALUE", "irisx-api"),
             app_env_file=env.get("APP_ENV_FILE", "/home/ubuntu/irisx-backend/.env"),

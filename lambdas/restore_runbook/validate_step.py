@@ -10,16 +10,24 @@ from restore_runbook.restore_request import RestorePlan
 from restore_runbook.settings import RunbookSettings
 
 
-def _target(endpoint: dict[str, Any], dbname: str, user: str, password: str) -> DbTarget:
-    return DbTarget(host=endpoint["address"], port=int(endpoint["port"]), dbname=dbname, user=user, password=password)
+def _target(endpoint: dict[str, Any], settings: RunbookSettings, user: str, password: str) -> DbTarget:
+    return DbTarget(
+        host=endpoint["address"],
+        port=int(endpoint["port"]),
+        dbname=settings.database_name,
+        user=user,
+        password=password,
+        sslmode=settings.db_sslmode,
+        sslrootcert=settings.db_sslrootcert,
+    )
 
 
 def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
     user, password = secrets.database_credentials(settings.db_secret_arn)
-    copy = _target(progress["endpoint"], settings.database_name, user, password)
+    copy = _target(progress["endpoint"], settings, user, password)
     source_endpoint = rds.describe_source(plan.source_instance).get("Endpoint")
     source = (
-        _target({"address": source_endpoint["Address"], "port": source_endpoint["Port"]}, settings.database_name, user, password)
+        _target({"address": source_endpoint["Address"], "port": source_endpoint["Port"]}, settings, user, password)
         if source_endpoint
         else None
     )

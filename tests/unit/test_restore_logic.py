@@ -129,3 +129,47 @@ class TestFailureExplanation:
     def test_a_plain_cause_is_kept_and_a_missing_failure_is_a_runtime_error(self):
         assert failure.explain({"Error": "States.Timeout", "Cause": "took too long"}) == ("States.Timeout", "took too long")
         assert failure.explain(None) == ("States.Runtime", "")
+
+
+class TestRestorePointPrecision:
+    def test_fractions_of_a_second_are_kept_and_whole_seconds_stay_short(self):
+        from datetime import datetime, timezone
+
+        from restore_runbook import clock
+
+        with_fraction = datetime(2025, 11, 1, 3, 7, 0, 600000, tzinfo=timezone.utc)
+        assert clock.precise(with_fraction) == "2025-11-01T03:07:00.600000Z"
+        assert clock.parse_utc(clock.precise(with_fraction)) == with_fraction
+        assert clock.precise(with_fraction.replace(microsecond=0)) == "2025-11-01T03:07:00Z"
+
+
+class TestRestoreWindow:
+    def test_only_the_sources_own_backups_define_the_window(self, monkeypatch):
+        from datetime import datetime, timezone
+
+        from restore_runbook import aws
+
+        def at(day: int) -> datetime:
+            return datetime(2025, 10, day, tzinfo=timezone.utc)
+
+        class Rds:
+            def describe_db_instance_automated_backups(self, **_: object) -> dict:
+                return {
+                    "DBInstanceAutomatedBackups": [
+                        # retained backups of an earlier, deleted instance with the same name
+                        {"DbiResourceId": "db-OLD", "RestoreWindow": {"EarliestTime": at(1), "LatestTime": at(9)}},
+                        {"DbiResourceId": "db-NOW", "RestoreWindow": {"EarliestTime": at(20), "LatestTime": at(27)}},
+                    ]
+                }
+
+        monkeypatch.setattr(aws, "client", lambda service: Rds())
+        source = {
+            "DBInstanceIdentifier": "irisx-prod-rds-postgres",
+            "DbiResourceId": "db-NOW",
+            "BackupRetentionPeriod": 7,
+            "LatestRestorableTime": at(27),
+        }
+
+        window = rds.restore_window(source)
+
+        assert (window.earliest, window.latest) == (at(20), at(27))
