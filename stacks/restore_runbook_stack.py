@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from stacks.abandoned import AbandonedExecutions
 from stacks.cutover import AppHostDocuments, RollbackWorkflow
 from stacks.journal import Journal
 from stacks.restore_workflow import RestoreWorkflow
@@ -69,6 +70,15 @@ class RestoreRunbookStack(Stack):
             journal=self.journal,
             asl_path=self._statemachines / "snapshot.asl.json",
             manifest_path=self._statemachines / "functions.json",
+        )
+        # Executions that time out or are aborted never reach their own journal step.
+        self.abandoned = AbandonedExecutions(
+            self,
+            "AbandonedExecutions",
+            settings=settings,
+            defaults=self.defaults,
+            journal=self.journal,
+            state_machines=[self.restore.state_machine, self.rollback.state_machine, self.snapshot.state_machine],
         )
         self._build_outputs()
 

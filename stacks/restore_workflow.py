@@ -110,12 +110,7 @@ class RestoreWorkflow(Construct):
     def _start_restore(self) -> StepPermissions:
         tag = {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}
         create = iam.PolicyStatement(
-            actions=[
-                "rds:RestoreDBInstanceToPointInTime",
-                "rds:RestoreDBInstanceFromDBSnapshot",
-                # Tags passed in a create request are authorized as AddTagsToResource on the new instance.
-                "rds:AddTagsToResource",
-            ],
+            actions=["rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"],
             resources=[
                 self._arns.db(),
                 self._arns.snapshot(),
@@ -126,11 +121,20 @@ class RestoreWorkflow(Construct):
             # Only requests that tag the new instance as this tool's are allowed, so cleanup can find it.
             conditions={"StringEquals": tag},
         )
+        # Tags passed in a create request are authorized as AddTagsToResource on the new instance: db ARNs
+        # only (never snapshots, subnet/parameter/option groups), only requests carrying the management tag,
+        # and never the source (explicit Deny below). RDS has no create-only condition key (like
+        # ec2:CreateAction) and target names are the caller's choice, so no ARN pattern narrows it further.
+        tag_new_instance = iam.PolicyStatement(
+            actions=["rds:AddTagsToResource"],
+            resources=[self._arns.db()],
+            conditions={"StringEquals": tag},
+        )
         read = self._describe(
             ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:ListTagsForResource"],
             [self._arns.db(), self._arns.snapshot()],
         )
-        permissions = self._with(read, create, self._deny_changes_to_source())
+        permissions = self._with(read, create, tag_new_instance, self._deny_changes_to_source())
         permissions.acknowledgements.update(
             {
                 nag.wildcard_resource(self._arns.parameter_group()): (

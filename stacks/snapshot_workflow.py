@@ -73,20 +73,38 @@ class SnapshotWorkflow(Construct):
     def _own_snapshots(self) -> str:
         return self._arns.snapshot(f"{self._settings.snapshot_prefix}-*")
 
+    def _deny_changes_to_source(self) -> iam.PolicyStatement:
+        # Second fence besides the code's own checks: no snapshot step may delete, change or (re)tag the source.
+        return iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
+            resources=[self._arns.db(self._settings.source_instance)],
+        )
+
     def _start_snapshot(self) -> StepPermissions:
+        request_tag = {"StringEquals": {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}}
         create = iam.PolicyStatement(
-            actions=["rds:CreateDBSnapshot", "rds:AddTagsToResource"],
+            actions=["rds:CreateDBSnapshot"],
             resources=[self._arns.db(self._settings.source_instance), self._own_snapshots()],
             # Only snapshots tagged as this tool's, so retention and cleanup can recognise them later.
-            conditions={"StringEquals": {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}},
+            conditions=request_tag,
+        )
+        # Tags in the create request are authorized as AddTagsToResource on the new snapshot: only snapshots
+        # under the configured prefix, never the source instance (nor any other instance).
+        tag_new_snapshot = iam.PolicyStatement(
+            actions=["rds:AddTagsToResource"],
+            resources=[self._own_snapshots()],
+            conditions=request_tag,
         )
         base = self._read(["rds:DescribeDBSnapshots"])
         acknowledgements = dict(base.acknowledgements)
         acknowledgements[nag.wildcard_resource(self._own_snapshots())] = (
-            "Snapshot names carry the time they were taken; creation is limited to the configured name prefix "
+            "Snapshot names carry the time they were taken; creation and tagging are limited to the configured name prefix "
             "and to requests that carry the management tag"
         )
-        return StepPermissions(statements=[*base.statements, create], acknowledgements=acknowledgements)
+        return StepPermissions(
+            statements=[*base.statements, create, tag_new_snapshot, self._deny_changes_to_source()], acknowledgements=acknowledgements
+        )
 
     def _with_delete(self, base: StepPermissions) -> StepPermissions:
         settings = self._settings
@@ -105,4 +123,4 @@ class SnapshotWorkflow(Construct):
             "Retention deletes older snapshots by name prefix, and only those tagged as taken by this tool's "
             "snapshot workflow (tag condition); automated and other snapshots never match"
         )
-        return StepPermissions(statements=[*base.statements, delete], acknowledgements=acknowledgements)
+        return StepPermissions(statements=[*base.statements, delete, self._deny_changes_to_source()], acknowledgements=acknowledgements)

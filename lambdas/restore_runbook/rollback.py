@@ -1,7 +1,10 @@
 """The `rollback` workflow (the runbook's Rollback Procedure): its input, checked before anything is touched.
 
-Stop the app, delete the failed restored instance (only one this tool created, never the source),
-point DB_HOST back at the original endpoint, restart, check health on the original database.
+Stop the app, point DB_HOST back at the original endpoint, restart, check health on the original
+database, and only then delete the restored instance (only one this tool created, never the
+source). After a cutover that copy served production: it is deleted with a final snapshot and its
+automated backups kept, so the writes it took are never lost, and it is never deleted while any
+host might still need it.
 """
 
 from __future__ import annotations
@@ -105,19 +108,28 @@ def _made_from(restored: str, instance: dict[str, Any] | None, source: str, *, g
 
 def stop_app(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
     hosts = list(plan["hosts"])
-    command = app_hosts.app_control(hosts, "stop", settings, f"irisx-restore rollback: stop before deleting {plan['restored_instance']}")
+    command = app_hosts.app_control(hosts, "stop", settings, f"irisx-restore rollback: stop before leaving {plan['restored_instance']}")
     return app_hosts.new_progress([command], dict.fromkeys(hosts), settings)
 
 
 def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    """Delete the copy once every host is healthy on the original, keeping what it holds.
+
+    After a cutover the copy was production, perhaps for days: a final snapshot keeps every write
+    it took, and its automated backups are kept rather than deleted with it.
+    """
+    restored = plan["restored_instance"]
+    final_snapshot = rds.final_snapshot_name(restored)
     outcome = rds.delete_managed_instance(
-        plan["restored_instance"],
+        restored,
         source=plan["source_instance"],
         tag_key=settings.management_tag_key,
         tag_value=settings.management_tag_value,
         execution_id=None,
+        final_snapshot=final_snapshot,
+        delete_automated_backups=False,
     )
-    return {"instance": plan["restored_instance"], "outcome": outcome}
+    return {"instance": restored, "outcome": outcome, "final_snapshot": final_snapshot}
 
 
 def point_back(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:

@@ -56,9 +56,10 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
     expected = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
-        if handler_module(f["Properties"]["Handler"]) == "record_outcome"
+        if handler_module(f["Properties"]["Handler"]) in ("record_outcome", "record_abandoned_execution")
     }
-    assert publishers == expected and len(expected) == 3  # restore's, rollback's and snapshot's
+    # restore's, rollback's and snapshot's end record, and the one for executions that timed out or were aborted
+    assert publishers == expected and len(expected) == 4
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):
@@ -91,7 +92,18 @@ def test_snapshots_are_deleted_only_by_retention_and_cleanup_and_only_when_tagge
 def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     start = function_role(synthesized, "start_snapshot")
-    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start}
+    # and the rollback's delete, whose DeleteDBInstance keeps a final snapshot of the copy (see below)
+    delete = function_role(synthesized, "delete_restored_instance")
+    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete}
+    for statement in role_policies(synthesized)[delete]:
+        if statement["Effect"] == "Allow" and "rds:CreateDBSnapshot" in as_list(statement["Action"]):
+            (resource,) = as_list(statement["Resource"])
+            if ":db:" in resource:  # only of an instance this tool created
+                assert statement["Condition"] == {
+                    "StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
+                }
+            else:
+                assert resource == f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:*-final-*"
     (create,) = [s for s in role_policies(synthesized)[start] if "rds:CreateDBSnapshot" in as_list(s["Action"])]
     assert sorted(as_list(create["Resource"])) == sorted(
         [

@@ -224,8 +224,13 @@ def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     start = function_role(synthesized, "start_restore")
     for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"):
         assert roles_allowing(synthesized, action) == {start}, action
-    # tagging at creation: the restore's start step, and the snapshot workflow's (its own snapshots)
-    assert roles_allowing(synthesized, "rds:AddTagsToResource") == {start, function_role(synthesized, "start_snapshot")}
+    # tagging at creation: the restore's start step, the snapshot workflow's (its own snapshots), and the
+    # rollback's delete (the copy's tags copied to its final snapshot)
+    assert roles_allowing(synthesized, "rds:AddTagsToResource") == {
+        start,
+        function_role(synthesized, "start_snapshot"),
+        function_role(synthesized, "delete_restored_instance"),
+    }
     for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
         for statement in role_policies(synthesized)[role]:
             actions = as_list(statement["Action"])
@@ -240,6 +245,43 @@ def test_roles_that_change_rds_are_denied_the_source_instance(synthesized: Synth
     for step in ("start_restore", "cleanup_restore", "delete_restored_instance"):
         denies = [s for s in role_policies(synthesized)[function_role(synthesized, step)] if s["Effect"] == "Deny"]
         assert any("rds:DeleteDBInstance" in as_list(s["Action"]) and as_list(s["Resource"]) == [source] for s in denies), step
+
+
+def test_every_role_that_can_tag_or_delete_in_rds_is_denied_changing_or_tagging_the_source(synthesized: Synthesized) -> None:
+    source = f"arn:aws:rds:us-east-1:123456789012:db:{synthesized.settings.source_instance}"
+    fenced = {"rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"}
+    risky = ("rds:AddTagsToResource", "rds:DeleteDBInstance", "rds:DeleteDBSnapshot", "rds:CreateDBSnapshot")
+    roles = set().union(*(roles_allowing(synthesized, action) for action in risky))
+    snapshot_roles = {function_role(synthesized, s) for s in ("start_snapshot", "apply_retention", "cleanup_snapshot")}
+    assert snapshot_roles <= roles
+    for role in roles:
+        denies = [s for s in role_policies(synthesized)[role] if s["Effect"] == "Deny" and as_list(s["Resource"]) == [source]]
+        assert any(fenced <= set(as_list(s["Action"])) and "Condition" not in s for s in denies), role
+
+
+def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synthesized) -> None:
+    # The restore's start may tag db ARNs only with the management tag in the request (tag-on-create);
+    # the snapshot workflow and the rollback's delete may tag snapshots only, never an instance.
+    settings = synthesized.settings
+    start = function_role(synthesized, "start_restore")
+    db_prefix = f"arn:aws:rds:{settings.region}:{settings.account}:db:"
+    for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
+        for statement in role_policies(synthesized)[role]:
+            if statement["Effect"] != "Allow" or "rds:AddTagsToResource" not in as_list(statement["Action"]):
+                continue
+            resources = as_list(statement["Resource"])
+            if role == start:
+                assert resources == [f"{db_prefix}*"], resources
+            else:
+                assert all(":snapshot:" in r for r in resources), (role, resources)
+    snapshot_tagging = [
+        s
+        for s in role_policies(synthesized)[function_role(synthesized, "start_snapshot")]
+        if s["Effect"] == "Allow" and "rds:AddTagsToResource" in as_list(s["Action"])
+    ]
+    assert [as_list(s["Resource"]) for s in snapshot_tagging] == [
+        [f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot_prefix}-*"]
+    ]
 
 
 def test_only_the_validate_function_reads_the_database_secret(synthesized: Synthesized) -> None:

@@ -169,7 +169,7 @@ def test_without_cutover_no_host_is_touched(rehearsal):
 # -- the rollback workflow ---------------------------------------------------------------------------------
 
 
-def test_rollback_workflow_stops_deletes_points_back_restarts_and_checks_health(rehearsal):
+def test_rollback_workflow_stops_points_back_restarts_checks_health_and_deletes_the_copy_last(rehearsal):
     # Given a restore that was cut over to and must now be undone
     world = rehearsal(calls_rows=300, restore_minutes=3)
     restored = world.run("restore", SNAPSHOT_CUTOVER)
@@ -184,9 +184,9 @@ def test_rollback_workflow_stops_deletes_points_back_restarts_and_checks_health(
     assert result.status == "SUCCEEDED", result.cause
     states = result.states()
     for earlier, later in (
-        ("StopApp", "DeleteRestoredInstance"),
-        ("DeleteRestoredInstance", "PointDbHostBackAndRestart"),
+        ("StopApp", "PointDbHostBackAndRestart"),
         ("PointDbHostBackAndRestart", "CheckHealthOnOriginal"),
+        ("CheckHealthOnOriginal", "DeleteRestoredInstance"),
     ):
         assert states.index(earlier) < states.index(later)
     # And the copy is gone, every host is on production and healthy, the output says what was done per host
@@ -266,8 +266,67 @@ def test_an_injected_failure_in_the_rollback_workflow_is_reported_as_rollback_fa
     assert result.status == "FAILED"
     assert result.error == "RollbackFailed"
     assert "UnsafeOperation" in result.cause
-    assert "PointDbHostBackAndRestart" not in result.states()
+    # The delete comes last: the hosts were already back on the original and healthy when it failed
+    states = result.states()
+    assert states.index("PointDbHostBackAndRestart") < states.index("CheckHealthOnOriginal") < states.index("DeleteRestoredInstance")
     assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(endpoint_of(SOURCE), "connected")] * 2
+    assert f"{target} was NOT deleted" in result.cause and "healthy" in result.cause
+
+
+def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy_on_the_original_keeping_a_final_snapshot(rehearsal):
+    import re
+
+    # Given a restore that was cut over to: the copy is production now, taking writes
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+
+    # When the rollback workflow runs on it
+    result = world.run("rollback", {"restored_instance": target})
+
+    # Then the copy is deleted once, after the last health check, which found every host healthy on the original
+    assert result.status == "SUCCEEDED", result.cause
+    states = result.states()
+    assert states.count("DeleteRestoredInstance") == 1
+    delete_at = states.index("DeleteRestoredInstance")
+    assert max(i for i, s in enumerate(states) if s == "CheckHealthOnOriginal") < delete_at
+    assert states[delete_at - 1] == "IsOriginalHealthy"
+    assert states[delete_at + 1 :] == ["RollbackSucceeded", "RecordSuccess"]
+    assert all(h["healthy"] for h in result.output["health"].values())
+    # And a final snapshot of the copy is kept, named <instance>-final-YYYYMMDD-HHMMSS, and the output says so
+    finals = [s["id"] for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
+    assert len(finals) == 1 and re.fullmatch(rf"{re.escape(target)}-final-\d{{8}}-\d{{6}}", finals[0])
+    # (a copy production was cut over to may also have had its deletion protection lifted first)
+    assert result.output["deleted"].startswith(f"deleted {target} (final snapshot {finals[0]}, its automated backups kept)")
+    assert instance_ids(result.world) == [SOURCE]
+
+
+@pytest.mark.parametrize(
+    ("options", "restore_input"),
+    [
+        # a host that cannot restart fails the cutover too, so that copy was restored without one
+        (dict(broken_hosts=("irisx-api-2",)), {"mode": "snapshot"}),
+        (dict(inject=["PointDbHostBackAndRestart=Lambda.Unknown"]), SNAPSHOT_CUTOVER),
+    ],
+    ids=["host-cannot-restart", "point-back-errors"],
+)
+def test_when_pointing_back_fails_the_rollback_workflow_does_not_delete_the_copy(rehearsal, options, restore_input):
+    # Given a restored copy, and a rollback whose pointing back fails
+    world = rehearsal(calls_rows=300, restore_minutes=3, **options)
+    restored = world.run("restore", restore_input)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+
+    result = world.run("rollback", {"restored_instance": target})
+
+    # Then it fails with RollbackFailed, and the copy every host was using still exists, with no final snapshot taken
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert "DeleteRestoredInstance" not in result.states()
+    assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
+    assert next(i for i in result.world["db_instances"] if i["id"] == target)["status"] == "available"
+    assert not [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
 
 
 def test_rehearse_cli_reports_app_hosts_in_the_world_and_takes_the_host_options():

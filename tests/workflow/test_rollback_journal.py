@@ -43,6 +43,7 @@ def test_a_successful_rollback_is_journaled_releases_its_lock_and_notifies(rehea
     assert states[:4] == [*JOURNAL_START, "TakeLock"]
     assert states[-2:] == ["RollbackSucceeded", "RecordSuccess"]
     assert states.index("TakeLock") < states.index("StopApp") < states.index("DeleteRestoredInstance")
+    assert states.index("CheckHealthOnOriginal") < states.index("DeleteRestoredInstance") == len(states) - 3
     # And the output is still RollbackSucceeded's report, nothing of the journal in it
     assert set(result.output) == {"restored_instance", "original_endpoint", "deleted", "stopped", "hosts", "health"}
     assert result.output["deleted"].startswith(f"deleted {target}")
@@ -113,7 +114,8 @@ def test_a_refused_rollback_is_journaled_as_failed_notifies_and_holds_no_lock(re
 
 
 ROLLBACK_FAILURES = [
-    (dict(inject=["DeleteRestoredInstance=UnsafeOperation"]), "RollbackFailed", "ExplainRollbackFailure"),
+    # The delete comes last, after every host is healthy on the original: its failure is reported as such.
+    (dict(inject=["DeleteRestoredInstance=UnsafeOperation"]), "RollbackFailed", "CopyNotDeleted"),
     (dict(broken_hosts=("irisx-api-2",)), "RollbackFailed", "ExplainRollbackFailure"),
     (
         dict(inject=["ExplainRollbackFailure=Lambda.ServiceException"], broken_hosts=("irisx-api-2",)),

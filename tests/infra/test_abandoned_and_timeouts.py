@@ -1,0 +1,80 @@
+"""Executions that time out or are aborted are journaled from outside, and every bounded poll loop
+ends in its own named error before the state machine's TimeoutSeconds does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stacks.workflow import handler_module
+
+from .conftest import Synthesized
+from .test_stack import as_list, role_policies
+
+pytestmark = pytest.mark.infra
+
+STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
+
+
+def timeout_of(workflow: str) -> int:
+    return int(json.loads((STATEMACHINES / f"{workflow}.asl.json").read_text(encoding="utf-8"))["TimeoutSeconds"])
+
+
+def test_an_eventbridge_rule_sends_timed_out_and_aborted_executions_of_every_workflow_to_the_journal(synthesized: Synthesized) -> None:
+    machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
+    functions = synthesized.of_type("AWS::Lambda::Function")
+    (rule,) = synthesized.of_type("AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "TIMED_OUT"]
+    assert sorted(ref["Ref"] for ref in pattern["detail"]["stateMachineArn"]) == sorted(machines)
+    (target,) = rule["Properties"]["Targets"]
+    function_id = target["Arn"]["Fn::GetAtt"][0]
+    function = functions[function_id]["Properties"]
+    assert function["Handler"] == "restore_runbook.handlers.record_abandoned_execution.handler"
+    # the handler strips this prefix from the state machine name to find the workflow
+    prefix = function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    assert all(m["Properties"]["StateMachineName"].startswith(f"{prefix}-") for m in machines.values())
+    # and EventBridge may invoke it
+    permissions = [
+        p["Properties"]
+        for p in synthesized.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    ]
+    assert any(p["Principal"] == "events.amazonaws.com" for p in permissions)
+
+
+def test_the_abandoned_execution_function_may_only_journal_notify_and_read_this_stacks_executions(synthesized: Synthesized) -> None:
+    settings = synthesized.settings
+    functions = synthesized.of_type("AWS::Lambda::Function").values()
+    (function,) = [f for f in functions if handler_module(f["Properties"]["Handler"]) == "record_abandoned_execution"]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    (table_id,) = synthesized.of_type("AWS::DynamoDB::GlobalTable")
+    (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
+    actions = {}
+    for statement in role_policies(synthesized)[role]:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            actions[action] = as_list(statement["Resource"])
+    assert actions["dynamodb:UpdateItem"] == [{"Fn::GetAtt": [table_id, "Arn"]}]
+    assert actions["sns:Publish"] == [{"Ref": topic_id}]
+    assert actions["states:GetExecutionHistory"] == [
+        f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
+    ]
+    assert not [a for a in actions if a.startswith("rds:") or a.startswith("ssm:")]
+
+
+def test_every_bounded_poll_loop_ends_in_its_own_error_before_the_state_machine_times_out(synthesized: Synthesized) -> None:
+    from restore_runbook.snapshot import SnapshotSettings
+
+    settings = synthesized.settings
+    # restore: RestoreTimedOut after restore_poll_max_attempts waits of at most restore_poll_max_seconds
+    restore_budget = settings.restore_poll_max_attempts * settings.restore_poll_max_seconds
+    assert restore_budget < timeout_of("restore"), (restore_budget, timeout_of("restore"))
+    # snapshot: SnapshotTimedOut after SNAPSHOT_POLL_MAX_ATTEMPTS waits of at most SNAPSHOT_POLL_MAX_SECONDS, as deployed
+    snapshot = SnapshotSettings.from_env(settings.lambda_environment())
+    snapshot_budget = snapshot.poll_max_attempts * snapshot.poll_max_seconds
+    assert snapshot_budget < timeout_of("snapshot"), (snapshot_budget, timeout_of("snapshot"))

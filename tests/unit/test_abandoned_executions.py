@@ -1,0 +1,117 @@
+"""Executions that timed out or were aborted: journaled, unlocked and notified from the EventBridge event."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from restore_runbook import abandoned, journal
+from restore_runbook.errors import InvalidInput
+from restorectl.emulated_journal import EmulatedJournal
+
+pytestmark = pytest.mark.unit
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:irisx-restore-restore"
+ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:irisx-restore-restore:run-1"
+OTHER = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:irisx-restore-restore:run-2"
+START = "2025-11-02T12:00:00.123Z"
+START_MS = 1762084800123  # the same moment, as EventBridge gives it
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SOURCE_INSTANCE": "irisx-prod-rds-postgres",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        emulated = EmulatedJournal(REGION, ACCOUNT).install()
+        # Step Functions is not asked in these tests: the last state is "unknown" unless a test says otherwise
+        monkeypatch.setattr(abandoned, "last_state", lambda arn: "WaitForRestore")
+        yield emulated, journal.JournalSettings.from_env()
+
+
+def event(status: str, execution_arn: str = ARN, **detail: Any) -> dict[str, Any]:
+    return {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {
+            "executionArn": execution_arn,
+            "stateMachineArn": MACHINE,
+            "status": status,
+            "startDate": START_MS,
+            "input": json.dumps({"mode": "snapshot", "requested_by": "ana"}),
+            **detail,
+        },
+    }
+
+
+@pytest.mark.parametrize(("status", "error"), [("TIMED_OUT", "States.Timeout"), ("ABORTED", "ExecutionAborted")])
+def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_and_notifies(world, status, error):
+    emulated, settings = world
+    # Given an execution that recorded its start and took the lock on the source, then never finished
+    journal.record_start(
+        workflow="restore", execution_arn=ARN, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
+    )
+    journal.take_lock(workflow="restore", execution_arn=ARN, source="irisx-prod-rds-postgres", requested_by="ana", settings=settings)
+
+    # When EventBridge reports it ended TIMED_OUT or ABORTED
+    result = abandoned.record_abandoned(event(status), settings, "irisx-restore-")
+
+    # Then its own record (not a second one) says so, with what may be left behind
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["error"], record["execution_arn"]) == (status, error, ARN)
+    assert record["requested_by"] == "ana"
+    assert "it stopped in state WaitForRestore" in record["left_behind"]
+    assert f"irisx-restore:execution={ARN}" in record["left_behind"] and "check the execution" in record["left_behind"]
+    # And the lock it held is released
+    assert record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
+    assert emulated.locks() == []
+    assert result["locks"] == ["irisx-prod-rds-postgres"] and result["had_start_record"] is True
+    # And people are told
+    (notification,) = emulated.notifications()
+    assert notification["subject"] == f"[irisx-restore] restore {status}: {error}"
+    assert "Left behind: it stopped in state WaitForRestore" in notification["message"]
+
+
+def test_a_lock_held_by_another_execution_is_left_alone(world):
+    emulated, settings = world
+    journal.take_lock(workflow="restore", execution_arn=OTHER, source="irisx-prod-rds-postgres", requested_by="ben", settings=settings)
+
+    result = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    assert result["locks"] == [] and result["had_start_record"] is False
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER
+    # the execution never wrote its start record: the end record is written anyway, keyed by its start time
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["execution_start_time"], record["lock_release"]) == ("ABORTED", START, "no lock was taken")
+
+
+def test_a_lock_on_a_source_given_in_the_input_is_released_too(world):
+    emulated, settings = world
+    journal.take_lock(workflow="restore", execution_arn=ARN, source="irisx-staging", requested_by="ana", settings=settings)
+
+    abandoned.record_abandoned(event("TIMED_OUT", input=json.dumps({"source_instance": "irisx-staging"})), settings, "irisx-restore-")
+
+    assert emulated.locks() == []
+
+
+@pytest.mark.parametrize("status", ["SUCCEEDED", "FAILED", None])
+def test_other_statuses_are_refused(world, status):
+    _, settings = world
+    with pytest.raises(InvalidInput):
+        abandoned.record_abandoned(event(status), settings, "irisx-restore-")
+
+
+def test_the_workflow_is_the_state_machine_name_without_the_stack_prefix():
+    assert abandoned.workflow_of(MACHINE, "irisx-restore-") == "restore"
+    assert abandoned.workflow_of(MACHINE.replace("-restore-restore", "-restore-in-place-restore"), "irisx-restore-") == "in-place-restore"
