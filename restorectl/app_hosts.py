@@ -409,7 +409,11 @@ class EmulatedAppHosts:
                     check_and_render(content, call.get("parameters") or {})
                 except ParameterRefused as exc:
                     raise RESTError("InvalidParameters", str(exc)) from exc
+                sent_to = list(call.get("instance_ids") or [])  # copied: moto extends the given list in place
                 command = original_send(backend, *args, **kwargs)
+                if sent_to and not call.get("targets"):
+                    # moto adds every instance in the account when no Targets are given; SSM keeps InstanceIds as sent.
+                    command.instance_ids = list(dict.fromkeys(sent_to))
                 world.send_command(command, content, call.get("parameters") or {})
                 return command
             if document_name == "AWS-RunShellScript":

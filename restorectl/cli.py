@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_injection,
         action="append",
         default=[],
-        metavar="STATE=ERROR[:N]",
-        help="make Task STATE fail with ERROR on its first N invocations (all if N is omitted); repeatable",
+        metavar="STATE=ERROR[:N][@after]",
+        help=(
+            "make Task STATE fail with ERROR on its first N invocations (all if N is omitted); with @after the handler "
+            "runs first and the error is reported after it (a lost answer, a timeout after acting); repeatable"
+        ),
     )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
     rehearse.add_argument("--app-hosts", type=positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")

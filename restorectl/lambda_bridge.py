@@ -24,12 +24,17 @@ from restorectl.paths import FUNCTIONS_MANIFEST
 
 @dataclass
 class Injection:
-    """Make a Task state fail with `error` on its first `times` invocations (None: always)."""
+    """Make a Task state fail with `error` on its first `times` invocations (None: always).
+
+    `after=True` (`STATE=ERROR[:N]@after`): the handler runs first, with all its effects, and only
+    then is the error reported, as when a Lambda times out or its answer is lost after it acted.
+    """
 
     state: str
     error: str
     times: int | None = None
     used: int = 0
+    after: bool = False
 
     def fires(self) -> bool:
         if self.times is None or self.used < self.times:
@@ -41,11 +46,16 @@ class Injection:
     def parse(cls, text: str) -> Injection:
         state, sep, rest = text.partition("=")
         if not sep or not state or not rest:
-            raise ValueError(f"--inject {text!r}: write STATE=ERROR or STATE=ERROR:N")
+            raise ValueError(f"--inject {text!r}: write STATE=ERROR or STATE=ERROR:N, optionally followed by @after")
+        rest, at, mode = rest.partition("@")
+        if at and mode != "after":
+            raise ValueError(f"--inject {text!r}: the only mode is @after (the handler runs, then the error is reported)")
         error, _, count = rest.partition(":")
+        if not error:
+            raise ValueError(f"--inject {text!r}: write STATE=ERROR or STATE=ERROR:N, optionally followed by @after")
         if count and (not count.isdigit() or int(count) < 1):
             raise ValueError(f"--inject {text!r}: N must be a positive whole number")
-        return cls(state=state, error=error, times=int(count) if count else None)
+        return cls(state=state, error=error, times=int(count) if count else None, after=bool(at))
 
 
 @dataclass
@@ -92,19 +102,21 @@ class LambdaBridge:
         state = (event.get("context") or {}).get("state") if isinstance(event, dict) else None
         record: dict[str, Any] = {"function": name, "state": state, "error": None}
         self.invocations.append(record)
+        after: Injection | None = None
         for injection in self.injections:
             if injection.state == state and injection.fires():
-                record["error"] = injection.error
-                response_headers["x-amz-function-error"] = "Unhandled"
-                return json.dumps(
-                    {"errorType": injection.error, "errorMessage": f"{injection.error} injected by the rehearsal into {state}"}
-                ).encode()
+                if injection.after:
+                    after = after or injection
+                    continue
+                return self._injected(injection, state, record, response_headers)
         if name not in self.handlers:
             raise KeyError(f"no handler registered for emulated function {name!r}")
         handler = _resolve(self.handlers[name])
         context = LambdaContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
         try:
             result = handler(event, context)
+            if after is not None:
+                return self._injected(after, state, record, response_headers, ran=True)
         except Exception as exc:  # noqa: BLE001 - reported to Step Functions exactly as AWS Lambda reports it
             record["error"] = type(exc).__name__
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -116,6 +128,17 @@ class LambdaBridge:
                 }
             ).encode()
         return json.dumps(result, default=str).encode()
+
+    @staticmethod
+    def _injected(
+        injection: Injection, state: str | None, record: dict[str, Any], response_headers: dict[str, str], ran: bool = False
+    ) -> bytes:
+        record["error"] = injection.error
+        response_headers["x-amz-function-error"] = "Unhandled"
+        when = " after the handler ran" if ran else ""
+        return json.dumps(
+            {"errorType": injection.error, "errorMessage": f"{injection.error} injected by the rehearsal into {state}{when}"}
+        ).encode()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[LambdaBridge]:

@@ -11,12 +11,14 @@ settings' attempt counts. Every progress record is plain JSON the next step read
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from restore_runbook import aws, clock, rds
-from restore_runbook.errors import CutoverFailed, HealthCheckFailed, InvalidInput, RollbackFailed, RunbookError
+from restore_runbook.errors import CutoverFailed, HealthCheckFailed, InvalidInput, RollbackFailed, RunbookError, UnsafeOperation
 from restore_runbook.settings import RunbookSettings
 
 PENDING = frozenset({"Pending", "InProgress", "Delayed"})
@@ -67,6 +69,35 @@ def set_db_host(hosts: list[str], db_host: str, settings: RunbookSettings, comme
         {"DbHost": db_host, "EnvFile": settings.app_env_file, "AppName": settings.app_pm2_name},
         comment,
     )
+
+
+def execution_marker(execution_id: str) -> str:
+    """A short, deterministic tag for one execution, carried in the Comment of the commands it sends."""
+    return "x:" + hashlib.sha256(execution_id.encode()).hexdigest()[:16]
+
+
+# How far back ListCommands looks for this execution's own command (the workflow's timeout is 4 hours).
+COMMAND_LOOKBACK = timedelta(hours=6)
+
+
+def find_sent_command(document: str, marker: str) -> dict[str, Any] | None:
+    """The command of `document` whose Comment carries `marker`, if one was sent (ssm:ListCommands)."""
+    after = clock.isoformat(clock.now() - COMMAND_LOOKBACK)
+    pages = (
+        aws.client("ssm")
+        .get_paginator("list_commands")
+        .paginate(Filters=[{"key": "InvokedAfter", "value": after}, {"key": "DocumentName", "value": document}])
+    )
+    for page in pages:
+        for command in page.get("Commands", []):
+            if command.get("DocumentName") == document and marker in (command.get("Comment") or ""):
+                return {
+                    "command_id": command["CommandId"],
+                    "document": document,
+                    "hosts": sorted(command.get("InstanceIds") or []),
+                    "db_host": ((command.get("Parameters") or {}).get("DbHost") or [None])[0],
+                }
+    return None
 
 
 def app_control(hosts: list[str], action: str, settings: RunbookSettings, comment: str) -> dict[str, Any]:
@@ -207,7 +238,13 @@ def check_health(progress: dict[str, Any], health: dict[str, Any] | None, phase:
     hosts = sorted(expect)
     health = dict(health or {"checks": 0, "command": None, "polls": 0, "hosts": {}})
     if not hosts:
-        return {**health, "state": "healthy", "next_wait_seconds": 0, "hosts": {}}
+        # No host checked is not a healthy app: it would let the workflow delete a copy that hosts may use.
+        if phase == "rollback":
+            raise RollbackFailed(
+                "there is no API host to check on the original database: the rollback does not know which hosts the cutover "
+                "changed, so it cannot confirm that none still uses the restored copy; check every API host's DB_HOST by hand"
+            )
+        raise phase_error(phase)(f"the {phase} has no API host to check; the state machine input is broken")
     if health.get("command") is None:
         command = app_control(hosts, "health", settings, f"irisx-restore {phase}: health check")
         return {
@@ -225,7 +262,10 @@ def check_health(progress: dict[str, Any], health: dict[str, Any] | None, phase:
     verdicts = {host: _health_of(results.get(host, {"status": "Pending"}), expect[host]) for host in hosts}
     report = {host: {"healthy": ok, "detail": detail} for host, (ok, detail) in verdicts.items()}
     if all(ok for ok, _ in verdicts.values()):
-        return {**health, "polls": polls, "command": None, "state": "healthy", "next_wait_seconds": 0, "hosts": report}
+        healthy = {**health, "polls": polls, "command": None, "state": "healthy", "next_wait_seconds": 0, "hosts": report}
+        if phase == "cutover":
+            healthy.update(after_successful_cutover(progress))
+        return healthy
     if int(health.get("checks", 0)) < settings.health_check_attempts:
         return {
             **health,
@@ -249,6 +289,59 @@ def check_health(progress: dict[str, Any], health: dict[str, Any] | None, phase:
     )
 
 
+# -- after a successful cutover --------------------------------------------------------------------------
+
+
+def protect_new_production(instance: str | None, source: str | None) -> dict[str, Any]:
+    """Turn deletion protection on for the instance production now uses. Never raises: the cutover succeeded.
+
+    Returns {"instance", "enabled", "detail"}; a failure (e.g. missing rds:ModifyDBInstance) is reported, and the
+    success record says so, rather than rolling back a healthy cutover.
+    """
+    if not instance:
+        return {"instance": None, "enabled": False, "detail": "not turned on: the cutover record names no target instance"}
+    if instance == source:
+        return {"instance": instance, "enabled": False, "detail": f"not changed: {instance} is the source instance"}
+    try:
+        aws.client("rds").modify_db_instance(DBInstanceIdentifier=instance, DeletionProtection=True, ApplyImmediately=True)
+    except Exception as exc:  # noqa: BLE001 - reported in the success record and notification
+        code = aws.error_code(exc) or type(exc).__name__
+        return {
+            "instance": instance,
+            "enabled": False,
+            "detail": f"could NOT be turned on ({code}: {exc}); turn it on by hand: production now uses {instance}",
+        }
+    return {"instance": instance, "enabled": True, "detail": f"turned on for {instance}"}
+
+
+def lift_deletion_protection(identifier: str, *, source: str, tag_key: str, tag_value: str) -> str | None:
+    """Before the rollback workflow deletes a copy that was cut over to: turn off the protection the cutover turned on.
+
+    Only for an instance this tool created (management tag), never the source; anything else is left
+    as it is, for the deletion's own checks to refuse. Returns what was done, or None.
+    """
+    if identifier == source:
+        raise UnsafeOperation(f"refusing to change {identifier!r}: it is the source instance")
+    instance = rds.find_instance(identifier)
+    if instance is None or not instance.get("DeletionProtection") or not rds.is_managed(instance, tag_key, tag_value):
+        return None
+    aws.client("rds").modify_db_instance(DBInstanceIdentifier=identifier, DeletionProtection=False, ApplyImmediately=True)
+    return f"turned off deletion protection on {identifier} (turned on when production was cut over to it)"
+
+
+def after_successful_cutover(progress: dict[str, Any]) -> dict[str, Any]:
+    """Deletion protection on the new production instance, and the words the success record leaves behind."""
+    target, source = progress.get("target_instance"), progress.get("source_instance")
+    protection = protect_new_production(target, source)
+    left_behind = (
+        f"production now runs on {target} (DB_HOST={progress.get('target_db_host')} on {', '.join(sorted(progress.get('expect') or {}))}, "
+        f"cut over at {progress.get('sent_at')}); deletion protection {protection['detail']}; "
+        f"the old instance {source or 'the source'} is untouched and still running. Do NOT delete {target}: "
+        "to go back, run the rollback workflow"
+    )
+    return {"deletion_protection": protection, "left_behind": left_behind}
+
+
 # -- the restore workflow's cutover and its automatic rollback ------------------------------------------
 
 
@@ -258,14 +351,34 @@ def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: s
         raise CutoverFailed(
             "the restored instance reported no endpoint address, so there is nothing to point the app at; no host was changed"
         )
+    marker = execution_marker(execution_id)
+    record = {
+        "target_db_host": db_host,
+        "execution_id": execution_id,
+        "marker": marker,
+        "target_instance": plan.get("target_instance"),
+        "source_instance": plan.get("source_instance"),
+    }
+    # Idempotent: a retry of this step (the first invocation sent the command, then its answer was lost)
+    # finds this execution's command by the marker in its Comment and follows it instead of sending again.
+    # A second send would record the restored endpoint as every host's previous DB_HOST.
+    sent = find_sent_command(settings.set_db_host_document, marker)
+    if sent is not None:
+        if sent["db_host"] not in (None, db_host):
+            raise CutoverFailed(
+                f"this execution already sent command {sent['command_id']} pointing {', '.join(sent['hosts'])} at "
+                f"{sent['db_host']}, not at {db_host}; the rollback puts every host back on the source"
+            )
+        command = {key: sent[key] for key in ("command_id", "document", "hosts")}
+        return new_progress([command], dict.fromkeys(sent["hosts"], db_host), settings, **record, reused_command=True)
     hosts = find_hosts(settings)
     if not hosts:
         raise CutoverFailed(
             f"no running instance carries the tag {settings.app_host_tag_key}={settings.app_host_tag_value}, so no API host "
             "could be pointed at the restored database; no host was changed"
         )
-    command = set_db_host(hosts, db_host, settings, f"irisx-restore cutover to {plan.get('target_instance')}")
-    return new_progress([command], dict.fromkeys(hosts, db_host), settings, target_db_host=db_host, execution_id=execution_id)
+    command = set_db_host(hosts, db_host, settings, f"irisx-restore cutover [{marker}] to {plan.get('target_instance')}")
+    return new_progress([command], dict.fromkeys(hosts, db_host), settings, **record)
 
 
 def source_endpoint(source_instance: str) -> str:
@@ -283,11 +396,16 @@ def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], setting
 
     The previous value comes from the cutover command's own output on each host. A host whose
     command failed before reading its .env was not changed and is left alone; a host whose result
-    is unknown (still running, timed out) goes back to the source's endpoint.
+    is unknown (still running, timed out) goes back to the source's endpoint, and so does a host
+    whose recorded previous value is the restored endpoint itself (a second send of the cutover).
+
+    No cutover record (its start step failed, possibly after sending the command) means unknown,
+    not unchanged: every host carrying the app-host tag goes back to the source's endpoint.
     """
     commands = (cutover or {}).get("commands") or []
     if not commands:
-        return new_progress([], {}, settings, note="the cutover changed no host")
+        return revert_unknown_cutover(plan, settings)
+    restored_host = (cutover or {}).get("target_db_host")
     results = look(commands)
     fallback: str | None = None
     targets: dict[str, str] = {}
@@ -298,7 +416,8 @@ def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], setting
         if previous is None and result["status"] not in PENDING:
             unchanged.append(host)  # the script stopped before it read (let alone wrote) the .env
             continue
-        if not previous:
+        if not previous or previous == restored_host:
+            # Unknown, or the restored endpoint itself (the cutover ran twice on this host): the source's endpoint.
             fallback = fallback or source_endpoint(str(plan.get("source_instance")))
             previous = fallback
         targets[host] = previous
@@ -310,10 +429,81 @@ def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], setting
     return new_progress(sent, expect, settings, unchanged=unchanged, reverted_to=targets)
 
 
+def revert_unknown_cutover(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    """No record of what the cutover did: point every tagged host at the source's endpoint and check it there."""
+    hosts = find_hosts(settings)
+    if not hosts:
+        raise RollbackFailed(
+            "the cutover left no record (its start step failed, possibly after sending the command) and no running "
+            f"instance carries the tag {settings.app_host_tag_key}={settings.app_host_tag_value}, so no API host can be "
+            "checked; check every API host's DB_HOST by hand"
+        )
+    original = source_endpoint(str(plan.get("source_instance")))
+    command = set_db_host(hosts, original, settings, "irisx-restore rollback of an unrecorded cutover")
+    return new_progress(
+        [command],
+        dict.fromkeys(hosts, original),
+        settings,
+        unchanged=[],
+        reverted_to=dict.fromkeys(hosts, original),
+        note="no cutover record (its start step failed, possibly after sending): every tagged host is pointed at the source",
+    )
+
+
+def where_hosts_stand(cutover: dict[str, Any] | None, rollback: dict[str, Any] | None) -> str:
+    """Every host the cutover or its rollback touched, and the last DB_HOST the records show for it."""
+    cutover, rollback = cutover or {}, rollback or {}
+    if not cutover.get("commands") and not rollback.get("commands"):
+        return (
+            "no record of the hosts (the cutover's start step failed, possibly after sending the command): "
+            "check every API host's DB_HOST by hand"
+        )
+    target = cutover.get("target_db_host") or "the restored endpoint"
+    back_results = rollback.get("results") or {}
+    reverted_to = rollback.get("reverted_to") or {}
+    unchanged = set(rollback.get("unchanged") or [])
+    cut_results = cutover.get("results") or {}
+    health = ((rollback.get("health") or {}).get("hosts")) or {}
+    hosts = sorted(set(cutover.get("hosts") or []) | set(rollback.get("hosts") or []) | set(back_results) | set(cut_results))
+    parts = []
+    for host in hosts:
+        back = back_results.get(host) or {}
+        cut = cut_results.get(host) or {}
+        if back.get("output", {}).get("db_host"):
+            where = (
+                f"DB_HOST={back['output']['db_host']} (rollback {back.get('status')}"
+                + (f": {back['error']}" if back.get("error") else "")
+                + ")"
+            )
+        elif host in reverted_to:
+            before = cut.get("output", {}).get("db_host") or back.get("output", {}).get("previous_db_host") or f"{target} (probably)"
+            where = f"DB_HOST={before}; the rollback to {reverted_to[host]} was sent, result {back.get('status') or 'not seen'}"
+            if back.get("error"):
+                where += f" ({back['error']})"
+        elif host in unchanged:
+            where = "not changed by the cutover (its command stopped before reading .env)"
+        elif cut.get("output", {}).get("db_host"):
+            where = f"DB_HOST={cut['output']['db_host']} (set by the cutover; no rollback sent)"
+        else:
+            where = f"DB_HOST unknown: the cutover to {target} was sent, no rollback sent"
+        if host in health:
+            where += f"; health: {health[host].get('detail')}"
+        parts.append(f"{host}: {where}")
+    return "; ".join(parts)
+
+
 def explain_rollback_failure(
-    failure: dict[str, Any] | None, rollback_failure: dict[str, Any] | None, plan: dict[str, Any] | None
+    failure: dict[str, Any] | None,
+    rollback_failure: dict[str, Any] | None,
+    plan: dict[str, Any] | None,
+    cutover: dict[str, Any] | None = None,
+    rollback: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """The RollbackFailed error a human finishes by hand from: what failed first, and where hosts stand."""
+    """The RollbackFailed error a human finishes by hand from: what failed first, and where hosts stand.
+
+    With the restore workflow's cutover and rollback records, every host is named with the last
+    DB_HOST those records show, in the cause and in `cleanup` (the journal's "left behind").
+    """
     from restore_runbook import failure as failures
 
     rollback_error, rollback_cause = failures.explain(rollback_failure)
@@ -329,6 +519,10 @@ def explain_rollback_failure(
         error, cause = failures.explain(failure)
         parts.append(f"[original error {error}: {cause}]")
     target = (plan or {}).get("target_instance")  # the restore workflow's copy; the rollback workflow reports its own
-    if target:
-        parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
-    return {"error": "RollbackFailed", "cause": " ".join(parts)}
+    if not target:
+        return {"error": "RollbackFailed", "cause": " ".join(parts)}
+    hosts = where_hosts_stand(cutover, rollback)
+    parts.append(f"[where the hosts stand: {hosts}]")
+    parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
+    left = f"{target} (the restored copy) was NOT deleted: a host may still use it; where the hosts stand: {hosts}"
+    return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": left}

@@ -166,6 +166,171 @@ def test_without_cutover_no_host_is_touched(rehearsal):
     assert world.app_hosts.commands_run == []
 
 
+def db_hosts(world) -> dict[str, str | None]:
+    return {h.instance_id: world.app_hosts.db_host_of(h) for h in world.app_hosts.hosts}
+
+
+def cutover_sends(world, db_host: str) -> list[dict]:
+    return [
+        c for c in world.app_hosts.commands_run if c["document"] == "irisx-restore-set-db-host" and c["parameters"]["DbHost"] == [db_host]
+    ]
+
+
+def restore_journal(result) -> dict:
+    (record,) = [r for r in result.world["journal"] if r["pk"] == "WORKFLOW#restore"]
+    return record
+
+
+def test_a_cutover_whose_start_step_fails_after_sending_points_every_host_back_to_production_and_keeps_nothing_pointed_at_a_deleted_copy(
+    rehearsal,
+):
+    # Given two API hosts on production, and a StartCutover whose Lambda times out after it sent the command
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["StartCutover=Sandbox.Timedout@after"])
+    source_host = endpoint_of(SOURCE)
+
+    # When a restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the command did reach both hosts, and the workflow fails with the start step's error
+    assert result.status == "FAILED"
+    assert result.error == "Sandbox.Timedout"
+    sent = [c for c in world.app_hosts.commands_run if c["document"] == "irisx-restore-set-db-host"]
+    assert sent[0]["parameters"]["DbHost"] != [source_host]
+    # And a missing cutover record is treated as unknown: the rollback points every tagged host back
+    # at the source's endpoint and checks health there before the copy is deleted
+    states = result.states()
+    assert states.index("RevertCutover") < states.index("CheckRevert") < states.index("CheckHealthOnOriginal")
+    assert states.index("CheckHealthOnOriginal") < states.index("CleanUpAfterFailure")
+    assert len(cutover_sends(world, source_host)) == 2
+    # And no host points at the deleted copy: both are on production and healthy there
+    assert instance_ids(result.world) == [SOURCE]
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
+
+
+def test_a_retried_cutover_start_does_not_send_twice_or_record_the_copy_as_the_previous_host(rehearsal):
+    # Given a StartCutover whose first answer is lost after it sent the command (Lambda retries it),
+    # and hosts that cannot use the restored instance, so the cutover must be rolled back
+    world = rehearsal(
+        calls_rows=300, restore_minutes=3, app_blocked_from_restored=True, inject=["StartCutover=Lambda.ServiceException:1@after"]
+    )
+    source_host = endpoint_of(SOURCE)
+
+    # When a restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the retry followed the command already sent instead of sending another
+    assert [i["error"] for i in result.invocations if i["state"] == "StartCutover"] == ["Lambda.ServiceException", None]
+    to_copy = [
+        c
+        for c in world.app_hosts.commands_run
+        if c["document"] == "irisx-restore-set-db-host" and c["parameters"]["DbHost"] != [source_host]
+    ]
+    assert len(to_copy) == 2  # one per host, once
+    # And the rollback put both hosts back on production (not on the copy), healthy, and deleted the copy
+    assert result.status == "FAILED"
+    assert result.error == "HealthCheckFailed"
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
+    assert instance_ids(result.world) == [SOURCE]
+
+
+def test_a_successful_retried_cutover_start_records_production_as_every_hosts_previous_db_host(rehearsal):
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["StartCutover=Lambda.ServiceException:1@after"])
+    source_host = endpoint_of(SOURCE)
+
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    assert result.status == "SUCCEEDED", result.cause
+    cutover = result.output["cutover"]
+    assert cutover["reused_command"] is True
+    assert {h: r["output"]["previous_db_host"] for h, r in cutover["results"].items()} == dict.fromkeys(db_hosts(world), source_host)
+    assert len(cutover_sends(world, cutover["target_db_host"])) == 2  # one per host, once
+
+
+def test_a_cutover_sent_twice_anyway_is_reverted_to_production_not_to_the_copy(rehearsal, monkeypatch):
+    # Given a retried StartCutover that cannot find its first command (as when ssm:ListCommands is not
+    # allowed yet), so the hosts run the cutover twice and report the copy as their previous DB_HOST
+    from restore_runbook import app_hosts
+
+    monkeypatch.setattr(app_hosts, "find_sent_command", lambda document, marker: None)
+    world = rehearsal(
+        calls_rows=300, restore_minutes=3, app_blocked_from_restored=True, inject=["StartCutover=Lambda.ServiceException:1@after"]
+    )
+    source_host = endpoint_of(SOURCE)
+
+    # When the restore with cutover fails its health check and rolls back
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the second send happened, yet the revert treats "previous = the copy" as unknown: production
+    assert result.error == "HealthCheckFailed"
+    restored = [
+        c
+        for c in world.app_hosts.commands_run
+        if c["document"] == "irisx-restore-set-db-host" and c["parameters"]["DbHost"] != [source_host]
+    ]
+    assert len(restored) == 4
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
+    assert instance_ids(result.world) == [SOURCE]
+
+
+def test_a_successful_cutover_protects_the_new_production_instance_and_says_production_runs_on_it(rehearsal):
+    import boto3
+
+    # Given IRISX on production
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    rds = boto3.client("rds")
+    source_protection = rds.describe_db_instances(DBInstanceIdentifier=SOURCE)["DBInstances"][0]["DeletionProtection"]
+
+    # When a restore with cutover succeeds
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+    assert result.status == "SUCCEEDED", result.cause
+    target = result.output["target_instance"]
+
+    # Then the instance production now uses has deletion protection on, the old one is untouched
+    assert rds.describe_db_instances(DBInstanceIdentifier=target)["DBInstances"][0]["DeletionProtection"] is True
+    assert rds.describe_db_instances(DBInstanceIdentifier=SOURCE)["DBInstances"][0]["DeletionProtection"] is source_protection
+    assert result.output["cutover"]["health"]["deletion_protection"] == {
+        "instance": target,
+        "enabled": True,
+        "detail": f"turned on for {target}",
+    }
+    # And the journal and the notification say production runs on it, never that it may be deleted
+    record = restore_journal(result)
+    assert record["left_behind"].startswith(f"production now runs on {target}")
+    assert f"the old instance {SOURCE} is untouched" in record["left_behind"]
+    assert "or delete it" not in record["left_behind"]
+    (notification,) = [n for n in result.world["notifications"] if "restore SUCCEEDED" in n["subject"]]
+    assert f"Left behind: production now runs on {target}" in notification["message"]
+
+
+def test_a_restore_without_cutover_still_offers_keep_cut_over_or_delete(rehearsal):
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+
+    result = world.run("restore", {"mode": "snapshot"})
+
+    assert result.status == "SUCCEEDED", result.cause
+    target = result.output["target_instance"]
+    assert restore_journal(result)["left_behind"] == f"the restored instance {target} (keep it, cut over to it, or delete it)"
+
+
+def test_a_rollback_that_fails_after_hosts_changed_names_every_host_and_its_db_host_in_cause_and_left_behind(rehearsal):
+    # Given hosts that cannot use the copy, and a revert check that fails after the revert was sent
+    world = rehearsal(calls_rows=300, restore_minutes=3, app_blocked_from_restored=True, inject=["CheckRevert=Lambda.ServiceException"])
+    source_host = endpoint_of(SOURCE)
+
+    # When the restore with cutover rolls back and the rollback fails
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then RollbackFailed names every host with the DB_HOST it had and where the rollback sent it
+    assert result.error == "RollbackFailed"
+    record = restore_journal(result)
+    for host in world.app_hosts.hosts:
+        assert f"{host.instance_id}: DB_HOST=" in result.cause
+        assert host.instance_id in record["left_behind"]
+    assert f"the rollback to {source_host} was sent" in result.cause
+    assert "was NOT deleted" in record["left_behind"]
+    assert len(instance_ids(result.world)) == 2
+
+
 # -- the rollback workflow ---------------------------------------------------------------------------------
 
 

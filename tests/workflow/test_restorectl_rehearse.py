@@ -72,3 +72,13 @@ def test_injections_fire_on_the_first_n_invocations_or_always():
 
     assert [twice.fires() for _ in range(3)] == [True, True, False]
     assert all(always.fires() for _ in range(5))
+
+
+def test_an_after_injection_lets_the_handler_run_then_reports_the_error_and_the_old_syntax_still_parses():
+    after = Injection.parse("StartCutover=Lambda.ServiceException:1@after")
+    plain = Injection.parse("StartCutover=Lambda.ServiceException:1")
+
+    assert (after.state, after.error, after.times, after.after) == ("StartCutover", "Lambda.ServiceException", 1, True)
+    assert plain.after is False
+    with pytest.raises(ValueError, match="@after"):
+        Injection.parse("StartCutover=Oops@before")

@@ -2,6 +2,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from restore_runbook import app_hosts
 from restore_runbook.observability import logger, metrics, tracer
 from restore_runbook.rollback import delete_restored
 from restore_runbook.settings import settings
@@ -11,6 +12,17 @@ from restore_runbook.settings import settings
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deleted = delete_restored(event["plan"], settings())
+    plan, config = event["plan"], settings()
+    # A copy production was cut over to carries deletion protection (restore workflow); this deliberate
+    # rollback lifts it, for a managed copy only, right before the deletion's own checks.
+    unprotected = app_hosts.lift_deletion_protection(
+        plan["restored_instance"],
+        source=plan["source_instance"],
+        tag_key=config.management_tag_key,
+        tag_value=config.management_tag_value,
+    )
+    deleted = delete_restored(plan, config)
+    if unprotected:
+        deleted = {**deleted, "deletion_protection": unprotected}
     logger.info("restored instance removed", extra=deleted)
     return deleted

@@ -10,6 +10,8 @@ from restore_runbook.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcome = app_hosts.explain_rollback_failure(event.get("failure"), event.get("rollback_failure"), event.get("plan"))
+    outcome = app_hosts.explain_rollback_failure(
+        event.get("failure"), event.get("rollback_failure"), event.get("plan"), event.get("cutover"), event.get("rollback")
+    )
     logger.error("rollback failed", extra=outcome)
     return outcome
