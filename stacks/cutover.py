@@ -20,6 +20,7 @@ from stacks.arns import RdsArns, partition_of
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
 
+LIST_COMMANDS_REASON = "ssm:ListCommands supports no resource-level permissions; a retried cutover start finds the command it already sent"
 DESCRIBE_INSTANCES_REASON = "ec2:DescribeInstances supports no resource-level permissions; the API hosts are found by their tag at run time"
 COMMAND_RESULTS_REASON = (
     "ssm:GetCommandInvocation supports no resource-level permissions; it only reads the results of commands, "
@@ -85,12 +86,16 @@ class AppHostPermissions:
     def find_hosts(self) -> iam.PolicyStatement:
         return iam.PolicyStatement(actions=["ec2:DescribeInstances"], resources=["*"])
 
+    def list_commands(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(actions=["ssm:ListCommands"], resources=["*"])
+
     def step(
         self,
         *,
         send: tuple[ssm_documents.CommandDocument, ...] = (),
         read: bool = False,
         find: bool = False,
+        list_sent: bool = False,
         extra: tuple[iam.PolicyStatement, ...] = (),
         acknowledgements: dict[str, str] | None = None,
     ) -> StepPermissions:
@@ -103,22 +108,39 @@ class AppHostPermissions:
             statements.append(self.read_results())
         if find:
             statements.append(self.find_hosts())
-        if read or find:
-            reasons = [r for r, on in ((COMMAND_RESULTS_REASON, read), (DESCRIBE_INSTANCES_REASON, find)) if on]
+        if list_sent:
+            statements.append(self.list_commands())
+        if read or find or list_sent:
+            reasons = [
+                r for r, on in ((COMMAND_RESULTS_REASON, read), (DESCRIBE_INSTANCES_REASON, find), (LIST_COMMANDS_REASON, list_sent)) if on
+            ]
             acks[nag.wildcard_resource("*")] = "; ".join(reasons)
         return StepPermissions(statements=[*statements, *extra], acknowledgements=acks)
 
-    def restore_steps(self, describe_source: StepPermissions) -> dict[str, StepPermissions]:
-        """The cutover steps of the `restore` workflow and its automatic rollback."""
+    def restore_steps(
+        self, describe_source: StepPermissions, protect_new_production: StepPermissions | None = None
+    ) -> dict[str, StepPermissions]:
+        """The cutover steps of the `restore` workflow and its automatic rollback.
+
+        `protect_new_production`: what the health step needs to turn deletion protection on for the
+        copy once production runs on it.
+        """
         set_db_host, app_control = ssm_documents.SET_DB_HOST, ssm_documents.APP_CONTROL
         return {
-            "start_cutover": self.step(send=(set_db_host,), find=True),
+            "start_cutover": self.step(send=(set_db_host,), find=True, list_sent=True),
             "check_app_command": self.step(read=True),
-            "check_app_health": self.step(send=(app_control,), read=True),
+            "check_app_health": self.step(
+                send=(app_control,),
+                read=True,
+                extra=tuple(protect_new_production.statements) if protect_new_production else (),
+                acknowledgements=dict(protect_new_production.acknowledgements) if protect_new_production else None,
+            ),
             # Reads the cutover's own output for each host's previous DB_HOST; the source's endpoint as fallback.
+            # Without a cutover record (its start failed after sending) every tagged host is sent back.
             "revert_cutover": self.step(
                 send=(set_db_host,),
                 read=True,
+                find=True,
                 extra=tuple(describe_source.statements),
                 acknowledgements=dict(describe_source.acknowledgements),
             ),

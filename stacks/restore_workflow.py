@@ -59,7 +59,9 @@ class RestoreWorkflow(Construct):
                 "validate_restore": self._validate_restore(),
                 "cleanup_restore": self._cleanup_restore(),
                 # Cutover on the API hosts and its automatic rollback (stacks/cutover.py).
-                **AppHostPermissions(settings).restore_steps(self._describe(["rds:DescribeDBInstances"], [self._arns.db()])),
+                **AppHostPermissions(settings).restore_steps(
+                    self._describe(["rds:DescribeDBInstances"], [self._arns.db()]), self._protect_new_production()
+                ),
                 # Journal, per-source lock and notification (stacks/journal.py).
                 **(journal_steps or {}),
             },
@@ -83,6 +85,26 @@ class RestoreWorkflow(Construct):
             effect=iam.Effect.DENY,
             actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
             resources=[self._arns.db(self._settings.source_instance)],
+        )
+
+    def _protect_new_production(self) -> StepPermissions:
+        # Deletion protection on, for the copy production now runs on: only a copy this tool made.
+        key, value = self._settings.management_tag_key, self._settings.management_tag_value
+        return StepPermissions(
+            statements=[
+                iam.PolicyStatement(
+                    actions=["rds:ModifyDBInstance"],
+                    resources=[self._arns.db()],
+                    conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
+                ),
+                self._deny_changes_to_source(),
+            ],
+            acknowledgements={
+                nag.wildcard_resource(self._arns.db()): (
+                    f"ModifyDBInstance only on instances tagged {key}={value} (copies this tool made), "
+                    "to turn deletion protection on once production runs on the copy; the source is denied"
+                )
+            },
         )
 
     def _with(self, base: StepPermissions, *extra: iam.PolicyStatement, **overrides: object) -> StepPermissions:

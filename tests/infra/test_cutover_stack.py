@@ -121,3 +121,34 @@ def test_rollback_workflow_is_deployed_with_its_own_roles_and_only_it_and_cleanu
                 "StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
             }
             assert any(s["Effect"] == "Deny" and "rds:DeleteDBInstance" in as_list(s["Action"]) for s in statements)
+
+
+def test_cutover_steps_can_find_their_own_commands_and_protect_only_a_managed_copy(synthesized: Synthesized) -> None:
+    statements = statements_by_role(synthesized)
+    steps = step_of_role(synthesized)
+
+    def allowed(step: str, action: str) -> list[dict]:
+        return [
+            s
+            for role, module in steps.items()
+            if module == step
+            for s in statements.get(role, [])
+            if s["Effect"] == "Allow" and action in as_list(s["Action"])
+        ]
+
+    # a retried start looks for the command it already sent; a revert without a record finds the hosts
+    assert allowed("start_cutover", "ssm:ListCommands")
+    assert allowed("revert_cutover", "ec2:DescribeInstances")
+    # deletion protection for the new production instance: only on copies carrying the management tag
+    modify = allowed("check_app_health", "rds:ModifyDBInstance")
+    assert modify and all(
+        s["Condition"]["StringEquals"] == {"aws:ResourceTag/irisx-restore:managed-by": "restore-runbook"} for s in modify
+    )
+    denies = [
+        s
+        for role, module in steps.items()
+        if module == "check_app_health"
+        for s in statements.get(role, [])
+        if s["Effect"] == "Deny" and "rds:ModifyDBInstance" in as_list(s["Action"])
+    ]
+    assert any("db:irisx-prod-rds-postgres" in json.dumps(s["Resource"]) for s in denies)
