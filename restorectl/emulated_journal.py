@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from decimal import Decimal
 from typing import Any
+
+from restore_runbook.journal import from_item
 
 TABLE_NAME = "irisx-restore-journal"
 TOPIC_NAME = "irisx-restore-notifications"
@@ -37,16 +38,6 @@ def table_definition(table_name: str) -> dict[str, Any]:
             }
         ],
     }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 class EmulatedJournal:
@@ -83,7 +74,7 @@ class EmulatedJournal:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         items.sort(key=lambda i: (i["pk"].startswith("LOCK#"), str(i.get("started_at", "")), i["sk"]))
-        return [_plain(i) for i in items]
+        return [from_item(i) for i in items]
 
     def executions(self) -> list[dict[str, Any]]:
         return [r for r in self.records() if r["pk"].startswith("WORKFLOW#")]

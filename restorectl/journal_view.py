@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from decimal import Decimal
 from typing import Any
 
+from restore_runbook.journal import from_item
 from restorectl.start import EXIT_SUCCEEDED, Deployment, UsageError, aws_errors_as_exit_codes, client, stack_outputs
 
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def find_table(deployment: Deployment, region: str | None) -> Any:
@@ -48,7 +38,7 @@ def _query(table: Any, limit: int | None, **kwargs: Any) -> list[dict[str, Any]]
         page = table.query(ScanIndexForward=False, **({"Limit": limit - len(items)} if limit else {}), **kwargs)
         items.extend(page["Items"])
         if "LastEvaluatedKey" not in page or (limit and len(items) >= limit):
-            return [_plain(i) for i in items]
+            return [from_item(i) for i in items]
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 

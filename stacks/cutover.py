@@ -17,6 +17,7 @@ from constructs import Construct
 
 from stacks import nag, ssm_documents
 from stacks.arns import RdsArns, partition_of
+from stacks.fences import deny_changes_to_source
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
 
@@ -176,11 +177,7 @@ class RollbackWorkflow(Construct):
             resources=[arns.db()],
             conditions={"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}},
         )
-        deny_source = iam.PolicyStatement(
-            effect=iam.Effect.DENY,
-            actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
-            resources=[arns.db(settings.source_instance)],
-        )
+        deny_source = deny_changes_to_source(settings)
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         self.workflow = Workflow(
             self,

@@ -17,6 +17,7 @@ from constructs import Construct
 from stacks import nag
 from stacks.arns import RdsArns
 from stacks.cutover import AppHostPermissions
+from stacks.fences import deny_changes_to_source
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
 
@@ -79,14 +80,6 @@ class RestoreWorkflow(Construct):
             acknowledgements={nag.wildcard_resource(arn): DESCRIBE_REASON for arn in resources if "*" in arn},
         )
 
-    def _deny_changes_to_source(self) -> iam.PolicyStatement:
-        # Second fence besides the code's own check: whatever the input says, the source is untouchable.
-        return iam.PolicyStatement(
-            effect=iam.Effect.DENY,
-            actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
-            resources=[self._arns.db(self._settings.source_instance)],
-        )
-
     def _protect_new_production(self) -> StepPermissions:
         # Deletion protection on, for the copy production now runs on: only a copy this tool made.
         key, value = self._settings.management_tag_key, self._settings.management_tag_value
@@ -97,7 +90,7 @@ class RestoreWorkflow(Construct):
                     resources=[self._arns.db()],
                     conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
                 ),
-                self._deny_changes_to_source(),
+                deny_changes_to_source(self._settings),
             ],
             acknowledgements={
                 nag.wildcard_resource(self._arns.db()): (
@@ -156,7 +149,7 @@ class RestoreWorkflow(Construct):
             ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:ListTagsForResource"],
             [self._arns.db(), self._arns.snapshot()],
         )
-        permissions = self._with(read, create, tag_new_instance, self._deny_changes_to_source())
+        permissions = self._with(read, create, tag_new_instance, deny_changes_to_source(self._settings))
         permissions.acknowledgements.update(
             {
                 nag.wildcard_resource(self._arns.parameter_group()): (
@@ -197,4 +190,4 @@ class RestoreWorkflow(Construct):
             conditions={"StringEquals": tag},
         )
         read = self._describe(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [self._arns.db()])
-        return self._with(read, delete, self._deny_changes_to_source())
+        return self._with(read, delete, deny_changes_to_source(self._settings))

@@ -16,6 +16,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.arns import RdsArns
+from stacks.fences import deny_changes_to_source
 from stacks.journal import Journal
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
@@ -73,14 +74,6 @@ class SnapshotWorkflow(Construct):
     def _own_snapshots(self) -> str:
         return self._arns.snapshot(f"{self._settings.snapshot_prefix}-*")
 
-    def _deny_changes_to_source(self) -> iam.PolicyStatement:
-        # Second fence besides the code's own checks: no snapshot step may delete, change or (re)tag the source.
-        return iam.PolicyStatement(
-            effect=iam.Effect.DENY,
-            actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
-            resources=[self._arns.db(self._settings.source_instance)],
-        )
-
     def _start_snapshot(self) -> StepPermissions:
         request_tag = {"StringEquals": {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}}
         create = iam.PolicyStatement(
@@ -103,7 +96,8 @@ class SnapshotWorkflow(Construct):
             "and to requests that carry the management tag"
         )
         return StepPermissions(
-            statements=[*base.statements, create, tag_new_snapshot, self._deny_changes_to_source()], acknowledgements=acknowledgements
+            statements=[*base.statements, create, tag_new_snapshot, deny_changes_to_source(self._settings)],
+            acknowledgements=acknowledgements,
         )
 
     def _with_delete(self, base: StepPermissions) -> StepPermissions:
@@ -123,4 +117,6 @@ class SnapshotWorkflow(Construct):
             "Retention deletes older snapshots by name prefix, and only those tagged as taken by this tool's "
             "snapshot workflow (tag condition); automated and other snapshots never match"
         )
-        return StepPermissions(statements=[*base.statements, delete, self._deny_changes_to_source()], acknowledgements=acknowledgements)
+        return StepPermissions(
+            statements=[*base.statements, delete, deny_changes_to_source(self._settings)], acknowledgements=acknowledgements
+        )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from restore_runbook import aws, clock
@@ -75,11 +76,20 @@ def _table(settings: JournalSettings) -> Any:
     return boto3.resource("dynamodb", config=aws._RETRY_CONFIG).Table(settings.table_name)
 
 
-def _plain(value: Any) -> Any:
+def _to_item(value: Any) -> Any:
     """JSON-safe and DynamoDB-safe: floats become Decimals by going through JSON."""
-    from decimal import Decimal
-
     return json.loads(json.dumps(value, default=str), parse_float=Decimal)
+
+
+def from_item(value: Any) -> Any:
+    """A journal item as plain JSON types again: DynamoDB hands numbers back as Decimals."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: from_item(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_item(v) for v in value]
+    return value
 
 
 def _parse_input(raw: Any) -> Any:
@@ -121,7 +131,7 @@ def record_start(*, workflow: str, execution_arn: str, started_at: str, executio
         # human reads come from the project's clock, like every other timestamp the steps record.
         "execution_start_time": started_at,
         "started_at": clock.isoformat(clock.now()),
-        "input": _plain(parsed),
+        "input": _to_item(parsed),
         "outcome": RUNNING,
         "console_link": console_link(execution_arn),
         **who,
@@ -260,7 +270,7 @@ def finish(
             "gsi1pk = :kind, gsi1sk = :sk"
         ),
         ExpressionAttributeNames={"#error": "error", "#result": "result"},
-        ExpressionAttributeValues=_plain(
+        ExpressionAttributeValues=_to_item(
             {
                 ":outcome": outcome,
                 ":finished": finished_at,

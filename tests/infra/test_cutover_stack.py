@@ -141,9 +141,7 @@ def test_cutover_steps_can_find_their_own_commands_and_protect_only_a_managed_co
     assert allowed("revert_cutover", "ec2:DescribeInstances")
     # deletion protection for the new production instance: only on copies carrying the management tag
     modify = allowed("check_app_health", "rds:ModifyDBInstance")
-    assert modify and all(
-        s["Condition"]["StringEquals"] == {"aws:ResourceTag/irisx-restore:managed-by": "restore-runbook"} for s in modify
-    )
+    assert modify and all(s["Condition"]["StringEquals"] == {"aws:ResourceTag/irisx-restore:managed-by": "restore-runbook"} for s in modify)
     denies = [
         s
         for role, module in steps.items()
