@@ -33,8 +33,8 @@ for path in (ROOT, ROOT / "lambdas"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from restore_runbook.database import DbTarget  # noqa: E402
-from restore_runbook.validation import validate_restored_database  # noqa: E402
+from restore_runbook.validation.checks import validate_restored_database  # noqa: E402
+from restore_runbook.validation.database import DbTarget  # noqa: E402
 from restorectl import sample_data  # noqa: E402
 from restorectl.localpg import LocalPostgres  # noqa: E402
 

@@ -233,14 +233,15 @@ class Rehearsal:
     def _reset_cached_settings() -> None:
         # Each rehearsal is a fresh deployment with its own settings: drop per-container caches.
         with contextlib.suppress(ImportError):
-            from restore_runbook import aws, settings
+            from restore_runbook import settings
+            from restore_runbook.common import aws
 
             settings.settings.cache_clear()
             aws.client.cache_clear()
 
     def _database_routing(self) -> contextlib.AbstractContextManager[Any]:
         """Connections to an emulated RDS endpoint reach that instance's local database."""
-        from restore_runbook import database
+        from restore_runbook.validation import database
 
         original = database.connect
         rds = self.rds

@@ -1,7 +1,7 @@
 """`restorectl history` and `restorectl status`: the journal as tables for people, JSON for scripts.
 
 The journal table is found by the stack's output `JournalTableName`, or by its name
-`<name_prefix>-journal`. Reads are Queries on the table's keys (see lambdas/restore_runbook/journal.py).
+`<name_prefix>-journal`. Reads are Queries on the table's keys (see lambdas/restore_runbook/journal/).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from restore_runbook.journal import from_item
+from restore_runbook.journal.records import from_item
 from restorectl.start import EXIT_SUCCEEDED, Deployment, UsageError, aws_errors_as_exit_codes, client, stack_outputs
 
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")

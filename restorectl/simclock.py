@@ -1,7 +1,7 @@
 """A simulated clock for rehearsals: Wait states and retry back-off advance it instead of sleeping.
 
 Three things read time in a rehearsal and all three are pointed here: the workflow's Wait states
-and Retry intervals (moto's ASL interpreter), the project's own steps (`restore_runbook.clock`),
+and Retry intervals (moto's ASL interpreter), the project's own steps (`restore_runbook.common.clock`),
 and emulated RDS (restorable times, snapshot times). A 20-minute restore then rehearses in
 seconds while every step still sees consistent, realistic timestamps.
 """
@@ -46,7 +46,7 @@ class SimulatedClock:
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
 
-        import restore_runbook.clock
+        import restore_runbook.common.clock
 
         def wait_interval(_self: object, env: object, wait_seconds: float) -> None:
             if wait_seconds > 0:
@@ -55,6 +55,6 @@ class SimulatedClock:
         with contextlib.ExitStack() as stack:
             stack.enter_context(mock.patch.object(wait_function.WaitFunction, "_wait_interval", wait_interval))
             stack.enter_context(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=self.advance)))
-            stack.enter_context(mock.patch.object(restore_runbook.clock, "now", self.now))
+            stack.enter_context(mock.patch.object(restore_runbook.common.clock, "now", self.now))
             stack.enter_context(mock.patch.object(rds_models, "utcnow", self.naive_utcnow))
             yield self

@@ -1,6 +1,6 @@
 """Executions that time out or are aborted never reach their own journal step: an EventBridge rule
 sends those status changes of this stack's state machines to one function that journals them,
-releases the lock the execution held and notifies (lambdas/restore_runbook/abandoned.py)."""
+releases the lock the execution held and notifies (lambdas/restore_runbook/journal/abandoned.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from stacks.journal import Journal
 from stacks.settings import StackSettings
 from stacks.workflow import FunctionDefaults, Workflow
 
-HANDLER = "restore_runbook.handlers.record_abandoned_execution.handler"
+HANDLER = "restore_runbook.journal.handlers.record_abandoned_execution.handler"
 STATUSES = ["TIMED_OUT", "ABORTED"]
 
 

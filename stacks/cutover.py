@@ -118,24 +118,14 @@ class AppHostPermissions:
             acks[nag.wildcard_resource("*")] = "; ".join(reasons)
         return StepPermissions(statements=[*statements, *extra], acknowledgements=acks)
 
-    def restore_steps(
-        self, describe_source: StepPermissions, protect_new_production: StepPermissions | None = None
-    ) -> dict[str, StepPermissions]:
-        """The cutover steps of the `restore` workflow and its automatic rollback.
-
-        `protect_new_production`: what the health step needs to turn deletion protection on for the
-        copy once production runs on it.
-        """
+    def restore_steps(self, describe_source: StepPermissions) -> dict[str, StepPermissions]:
+        """The cutover steps of the `restore` workflow and its automatic rollback."""
         set_db_host, app_control = ssm_documents.SET_DB_HOST, ssm_documents.APP_CONTROL
         return {
             "start_cutover": self.step(send=(set_db_host,), find=True, list_sent=True),
             "check_app_command": self.step(read=True),
-            "check_app_health": self.step(
-                send=(app_control,),
-                read=True,
-                extra=tuple(protect_new_production.statements) if protect_new_production else (),
-                acknowledgements=dict(protect_new_production.acknowledgements) if protect_new_production else None,
-            ),
+            # Health only reads: deletion protection for the new production is ProtectNewProduction's.
+            "check_app_health": self.step(send=(app_control,), read=True),
             # Reads the cutover's own output for each host's previous DB_HOST; the source's endpoint as fallback.
             # Without a cutover record (its start failed after sending) every tagged host is sent back.
             "revert_cutover": self.step(

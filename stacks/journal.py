@@ -1,7 +1,7 @@
 """The journal of every execution (DynamoDB) and the notification topic (SNS), and what the journal
 steps of any workflow may do with them.
 
-The table's key schema is the one `lambdas/restore_runbook/journal.py` writes and
+The table's key schema is the one `lambdas/restore_runbook/journal/` writes and
 `restorectl/emulated_journal.py` creates in the rehearsal. Each workflow gets its own record-start,
 take-lock and record-outcome functions (the Workflow construct builds one per workflow); the
 permissions below are the same for all of them and scoped to this table and this topic.

@@ -60,9 +60,8 @@ class RestoreWorkflow(Construct):
                 "validate_restore": self._validate_restore(),
                 "cleanup_restore": self._cleanup_restore(),
                 # Cutover on the API hosts and its automatic rollback (stacks/cutover.py).
-                **AppHostPermissions(settings).restore_steps(
-                    self._describe(["rds:DescribeDBInstances"], [self._arns.db()]), self._protect_new_production()
-                ),
+                **AppHostPermissions(settings).restore_steps(self._describe(["rds:DescribeDBInstances"], [self._arns.db()])),
+                "protect_new_production": self._protect_new_production(),
                 # Journal, per-source lock and notification (stacks/journal.py).
                 **(journal_steps or {}),
             },

@@ -28,7 +28,7 @@ ACCOUNT = re.compile(r"^\d{12}$")
 SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
 NAME_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-# The snapshot workflow's reasons (lambdas/restore_runbook/snapshot.py REASONS).
+# The snapshot workflow's reasons (lambdas/restore_runbook/snapshot/snapshots.py REASONS).
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
 TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 

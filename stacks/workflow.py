@@ -33,7 +33,7 @@ def placeholders_in(asl_text: str) -> set[str]:
 
 
 def handler_module(handler: str) -> str:
-    """`restore_runbook.handlers.start_restore.handler` -> `start_restore`: the step's short name."""
+    """`restore_runbook.restore.handlers.start_restore.handler` -> `start_restore`: the step's short name."""
     parts = handler.split(".")
     if len(parts) < 2:
         raise ValueError(f"handler {handler!r} is not a dotted path like package.module.function")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from restore_runbook.errors import InvalidInput
+from restore_runbook.common.errors import InvalidInput
 
 SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

@@ -34,7 +34,7 @@ def test_an_eventbridge_rule_sends_timed_out_and_aborted_executions_of_every_wor
     (target,) = rule["Properties"]["Targets"]
     function_id = target["Arn"]["Fn::GetAtt"][0]
     function = functions[function_id]["Properties"]
-    assert function["Handler"] == "restore_runbook.handlers.record_abandoned_execution.handler"
+    assert function["Handler"] == "restore_runbook.journal.handlers.record_abandoned_execution.handler"
     # the handler strips this prefix from the state machine name to find the workflow
     prefix = function["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     assert all(m["Properties"]["StateMachineName"].startswith(f"{prefix}-") for m in machines.values())
@@ -68,7 +68,7 @@ def test_the_abandoned_execution_function_may_only_journal_notify_and_read_this_
 
 
 def test_every_bounded_poll_loop_ends_in_its_own_error_before_the_state_machine_times_out(synthesized: Synthesized) -> None:
-    from restore_runbook.snapshot import SnapshotSettings
+    from restore_runbook.snapshot.snapshots import SnapshotSettings
 
     settings = synthesized.settings
     # restore: RestoreTimedOut after restore_poll_max_attempts waits of at most restore_poll_max_seconds

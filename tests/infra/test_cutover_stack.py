@@ -140,13 +140,15 @@ def test_cutover_steps_can_find_their_own_commands_and_protect_only_a_managed_co
     assert allowed("start_cutover", "ssm:ListCommands")
     assert allowed("revert_cutover", "ec2:DescribeInstances")
     # deletion protection for the new production instance: only on copies carrying the management tag
-    modify = allowed("check_app_health", "rds:ModifyDBInstance")
+    modify = allowed("protect_new_production", "rds:ModifyDBInstance")
     assert modify and all(s["Condition"]["StringEquals"] == {"aws:ResourceTag/irisx-restore:managed-by": "restore-runbook"} for s in modify)
     denies = [
         s
         for role, module in steps.items()
-        if module == "check_app_health"
+        if module == "protect_new_production"
         for s in statements.get(role, [])
         if s["Effect"] == "Deny" and "rds:ModifyDBInstance" in as_list(s["Action"])
     ]
     assert any("db:irisx-prod-rds-postgres" in json.dumps(s["Resource"]) for s in denies)
+    # and no health step may modify RDS: it only reads what the hosts answer
+    assert not allowed("check_app_health", "rds:ModifyDBInstance")

@@ -76,7 +76,7 @@ def test_an_asl_step_without_a_handler_is_refused(tmp_path: Path) -> None:
     (tmp_path / "layer" / "python").mkdir(parents=True)
     machines = tmp_path / "statemachines"
     machines.mkdir()
-    (machines / "functions.json").write_text('{"StartRestoreFunctionArn": "restore_runbook.handlers.start_restore.handler"}')
+    (machines / "functions.json").write_text('{"StartRestoreFunctionArn": "restore_runbook.restore.handlers.start_restore.handler"}')
     asl = '{"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "${MysteryFunctionArn}", "End": true}}}'
     (machines / "restore.asl.json").write_text(asl)
     assert placeholders_in(asl) == {"MysteryFunctionArn"}

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from restore_runbook import abandoned, journal
-from restore_runbook.errors import InvalidInput
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import abandoned
+from restore_runbook.journal import records as journal
 from restorectl.emulated_journal import EmulatedJournal
 
 pytestmark = pytest.mark.unit

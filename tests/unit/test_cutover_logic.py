@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from restore_runbook import app_hosts
-from restore_runbook.errors import CutoverFailed, InvalidInput, RollbackFailed
-from restore_runbook.restore_request import check_shape
-from restore_runbook.rollback import plan_rollback
+from restore_runbook.common.errors import CutoverFailed, InvalidInput, RollbackFailed
+from restore_runbook.hosts import commands, cutover, explain, health, ssm
+from restore_runbook.restore.request import check_shape
+from restore_runbook.rollback.procedure import plan_rollback
 from restore_runbook.settings import RunbookSettings
 from stacks.settings import StackSettings
 
@@ -44,7 +44,7 @@ def test_rollback_input_is_refused_before_anything_is_touched(request_: Any, mes
 
 def _world_with_copy(monkeypatch: pytest.MonkeyPatch, made_from: str | None) -> list[str]:
     """A managed copy (tagged with its source when `made_from` is given), one API host; returns the endpoints asked for."""
-    from restore_runbook import rds
+    from restore_runbook.common import rds
 
     tags = [{"Key": SETTINGS.management_tag_key, "Value": SETTINGS.management_tag_value}]
     if made_from is not None:
@@ -52,8 +52,8 @@ def _world_with_copy(monkeypatch: pytest.MonkeyPatch, made_from: str | None) -> 
     copy = {"DBInstanceIdentifier": "irisx-copy", "Endpoint": {"Address": "irisx-copy.example"}, "TagList": tags}
     asked: list[str] = []
     monkeypatch.setattr(rds, "find_instance", lambda identifier: copy if identifier == "irisx-copy" else None)
-    monkeypatch.setattr(app_hosts, "source_endpoint", lambda source: asked.append(source) or f"{source}.example")
-    monkeypatch.setattr(app_hosts, "find_hosts", lambda settings: ["i-1"])
+    monkeypatch.setattr(cutover, "source_endpoint", lambda source: asked.append(source) or f"{source}.example")
+    monkeypatch.setattr(ssm, "find_hosts", lambda settings: ["i-1"])
     return asked
 
 
@@ -83,20 +83,20 @@ def test_a_rollback_naming_another_source_than_the_copys_tag_is_refused(monkeypa
 
 def test_script_output_is_read_as_key_value_lines_the_last_one_winning():
     out = "previous_db_host=old.host\nbackup=/x/.env.bak.1\n[PM2] restarting\ndb_host=new.host\ndb_host=newer.host\n"
-    assert app_hosts.parse_output(out) == {"previous_db_host": "old.host", "backup": "/x/.env.bak.1", "db_host": "newer.host"}
-    assert app_hosts.parse_output("previous_db_host=\n") == {"previous_db_host": ""}
+    assert ssm.parse_output(out) == {"previous_db_host": "old.host", "backup": "/x/.env.bak.1", "db_host": "newer.host"}
+    assert ssm.parse_output("previous_db_host=\n") == {"previous_db_host": ""}
 
 
 def test_each_phase_has_its_error_and_an_unknown_phase_is_a_broken_definition():
-    assert app_hosts.phase_error("cutover") is CutoverFailed
-    assert app_hosts.phase_error("rollback") is RollbackFailed
+    assert commands.phase_error("cutover") is CutoverFailed
+    assert commands.phase_error("rollback") is RollbackFailed
     with pytest.raises(InvalidInput):
-        app_hosts.phase_error("deploy")
+        commands.phase_error("deploy")
 
 
 def test_a_failed_rollback_is_explained_with_the_original_error_and_the_copy_kept():
     lambda_cause = json.dumps({"errorMessage": "the rollback command failed on i-2; where the hosts stand: i-1: Success, DB_HOST=prod"})
-    outcome = app_hosts.explain_rollback_failure(
+    outcome = explain.explain_rollback_failure(
         {"Error": "HealthCheckFailed", "Cause": json.dumps({"errorMessage": "not healthy on the restored database"})},
         {"Error": "RollbackFailed", "Cause": lambda_cause},
         {"target_instance": "irisx-copy"},
@@ -108,18 +108,18 @@ def test_a_failed_rollback_is_explained_with_the_original_error_and_the_copy_kep
 
 
 def test_a_refused_rollback_input_keeps_its_own_error():
-    outcome = app_hosts.explain_rollback_failure(None, {"Error": "InvalidInput", "Cause": "nothing was touched"}, None)
+    outcome = explain.explain_rollback_failure(None, {"Error": "InvalidInput", "Cause": "nothing was touched"}, None)
     assert outcome == {"error": "InvalidInput", "cause": "nothing was touched"}
 
 
 def test_health_verdicts_need_connected_and_the_expected_db_host():
     ok = {"status": "Success", "output": {"db_host": "a", "health": '{"database": "connected"}'}}
-    assert app_hosts._health_of(ok, "a")[0] is True
-    assert app_hosts._health_of(ok, None)[0] is True
-    assert app_hosts._health_of(ok, "b") == (False, ".env names DB_HOST=a, expected b")
+    assert health._health_of(ok, "a")[0] is True
+    assert health._health_of(ok, None)[0] is True
+    assert health._health_of(ok, "b") == (False, ".env names DB_HOST=a, expected b")
     bad = {"status": "Failed", "output": {"db_host": "a", "health": '{"database": "error", "error": "refused"}'}, "error": "HTTP 503"}
-    assert app_hosts._health_of(bad, "a") == (False, "database='error': refused")
-    assert app_hosts._health_of({"status": "Failed", "output": {}, "error": "curl: (7)"}, "a") == (False, "curl: (7)")
+    assert health._health_of(bad, "a") == (False, "database='error': refused")
+    assert health._health_of({"status": "Failed", "output": {}, "error": "curl: (7)"}, "a") == (False, "curl: (7)")
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from restore_runbook import journal, snapshot
-from restore_runbook.errors import InvalidInput
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import records as journal
+from restore_runbook.snapshot import snapshots as snapshot
 
 pytestmark = pytest.mark.unit
 

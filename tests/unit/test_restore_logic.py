@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from restore_runbook import failure, rds
-from restore_runbook.errors import InvalidInput, RestoreFailed
-from restore_runbook.restore import next_wait_seconds
-from restore_runbook.restore_request import check_shape, default_target_name
+from restore_runbook.common import failure, rds
+from restore_runbook.common.errors import InvalidInput, RestoreFailed
+from restore_runbook.restore.instance import next_wait_seconds
+from restore_runbook.restore.request import check_shape, default_target_name
 from restore_runbook.settings import RunbookSettings
 
 pytestmark = pytest.mark.unit
@@ -135,7 +135,7 @@ class TestRestorePointPrecision:
     def test_fractions_of_a_second_are_kept_and_whole_seconds_stay_short(self):
         from datetime import datetime, timezone
 
-        from restore_runbook import clock
+        from restore_runbook.common import clock
 
         with_fraction = datetime(2025, 11, 1, 3, 7, 0, 600000, tzinfo=timezone.utc)
         assert clock.precise(with_fraction) == "2025-11-01T03:07:00.600000Z"
@@ -147,7 +147,7 @@ class TestRestoreWindow:
     def test_only_the_sources_own_backups_define_the_window(self, monkeypatch):
         from datetime import datetime, timezone
 
-        from restore_runbook import aws
+        from restore_runbook.common import aws
 
         def at(day: int) -> datetime:
             return datetime(2025, 10, day, tzinfo=timezone.utc)

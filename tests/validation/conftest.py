@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from restore_runbook.database import DbTarget
+from restore_runbook.validation.database import DbTarget
 from restorectl import sample_data
 from restorectl.localpg import LocalPostgres
 

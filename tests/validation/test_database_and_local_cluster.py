@@ -9,8 +9,8 @@ from datetime import timedelta
 import psycopg2
 import pytest
 
-from restore_runbook import database
-from restore_runbook.database import DbTarget
+from restore_runbook.validation import database
+from restore_runbook.validation.database import DbTarget
 from restorectl import sample_data
 from restorectl.localpg import LocalPostgres
 

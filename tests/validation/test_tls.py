@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from restore_runbook import database
-from restore_runbook.database import DbTarget
-from restore_runbook.errors import InvalidInput
+from restore_runbook.common.errors import InvalidInput
 from restore_runbook.settings import RunbookSettings
+from restore_runbook.validation import database
+from restore_runbook.validation.database import DbTarget
 
 pytestmark = pytest.mark.validation
 

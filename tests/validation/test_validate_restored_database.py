@@ -9,9 +9,9 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from restore_runbook import database
-from restore_runbook.errors import InvalidInput, ValidationFailed
-from restore_runbook.validation import validate_restored_database
+from restore_runbook.common.errors import InvalidInput, ValidationFailed
+from restore_runbook.validation import database
+from restore_runbook.validation.checks import validate_restored_database
 from restorectl import sample_data
 
 from .conftest import NOW, RESTORE_POINT

@@ -249,9 +249,9 @@ def test_a_successful_retried_cutover_start_records_production_as_every_hosts_pr
 def test_a_cutover_sent_twice_anyway_is_reverted_to_production_not_to_the_copy(rehearsal, monkeypatch):
     # Given a retried StartCutover that cannot find its first command (as when ssm:ListCommands is not
     # allowed yet), so the hosts run the cutover twice and report the copy as their previous DB_HOST
-    from restore_runbook import app_hosts
+    from restore_runbook.hosts import ssm
 
-    monkeypatch.setattr(app_hosts, "find_sent_command", lambda document, marker: None)
+    monkeypatch.setattr(ssm, "find_sent_command", lambda document, marker: None)
     world = rehearsal(
         calls_rows=300, restore_minutes=3, app_blocked_from_restored=True, inject=["StartCutover=Lambda.ServiceException:1@after"]
     )

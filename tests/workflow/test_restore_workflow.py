@@ -282,8 +282,8 @@ def test_a_failing_cleanup_still_reports_the_original_error_and_says_what_may_be
 
 
 def test_a_retried_start_finds_its_own_restore_instead_of_failing(rehearsal):
-    from restore_runbook.restore import start_restore
-    from restore_runbook.restore_request import plan_restore
+    from restore_runbook.restore.instance import start_restore
+    from restore_runbook.restore.request import plan_restore
     from restore_runbook.settings import settings
 
     world = rehearsal()
@@ -294,7 +294,7 @@ def test_a_retried_start_finds_its_own_restore_instead_of_failing(rehearsal):
 
     assert (first["already_started"], again["already_started"]) == (False, True)
     assert instance_ids(world.describe_world()) == sorted([SOURCE, "irisx-twice"])
-    from restore_runbook.errors import TargetAlreadyExists
+    from restore_runbook.common.errors import TargetAlreadyExists
 
     with pytest.raises(TargetAlreadyExists):
         start_restore(plan, "arn:aws:states:us-east-1:123456789012:execution:irisx-restore-restore:other", settings())

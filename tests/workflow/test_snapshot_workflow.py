@@ -204,9 +204,9 @@ def test_retention_keeps_the_last_n_of_this_reason_and_deletes_only_this_tools_s
 
 
 def test_retention_refuses_to_delete_a_snapshot_it_did_not_take(rehearsal):
-    from restore_runbook.errors import UnsafeOperation
+    from restore_runbook.common.errors import UnsafeOperation
     from restore_runbook.settings import settings
-    from restore_runbook.snapshot import delete_own_snapshot
+    from restore_runbook.snapshot.snapshots import delete_own_snapshot
 
     world = rehearsal()
     _existing_snapshot("someone-elses", timedelta(days=1), {"irisx-restore:reason": "pre-migration"})

@@ -1,0 +1,116 @@
+"""The restore workflow's cutover (DB_HOST to the restored copy) and its automatic revert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook.common import rds
+from restore_runbook.common.errors import CutoverFailed, RollbackFailed
+from restore_runbook.hosts import commands, ssm
+from restore_runbook.hosts.ssm import PENDING
+from restore_runbook.settings import RunbookSettings
+
+
+def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
+    db_host = ((restore or {}).get("endpoint") or {}).get("address")
+    if not db_host:
+        raise CutoverFailed(
+            "the restored instance reported no endpoint address, so there is nothing to point the app at; no host was changed"
+        )
+    marker = ssm.execution_marker(execution_id)
+    record = {
+        "target_db_host": db_host,
+        "execution_id": execution_id,
+        "marker": marker,
+        "target_instance": plan.get("target_instance"),
+        "source_instance": plan.get("source_instance"),
+    }
+    # Idempotent: a retry of this step (the first invocation sent the command, then its answer was lost)
+    # finds this execution's command by the marker in its Comment and follows it instead of sending again.
+    # A second send would record the restored endpoint as every host's previous DB_HOST.
+    sent = ssm.find_sent_command(settings.set_db_host_document, marker)
+    if sent is not None:
+        if sent["db_host"] not in (None, db_host):
+            raise CutoverFailed(
+                f"this execution already sent command {sent['command_id']} pointing {', '.join(sent['hosts'])} at "
+                f"{sent['db_host']}, not at {db_host}; the rollback puts every host back on the source"
+            )
+        command = {key: sent[key] for key in ("command_id", "document", "hosts")}
+        return commands.new_progress([command], dict.fromkeys(sent["hosts"], db_host), settings, **record, reused_command=True)
+    hosts = ssm.find_hosts(settings)
+    if not hosts:
+        raise CutoverFailed(
+            f"no running instance carries the tag {settings.app_host_tag_key}={settings.app_host_tag_value}, so no API host "
+            "could be pointed at the restored database; no host was changed"
+        )
+    command = ssm.set_db_host(hosts, db_host, settings, f"irisx-restore cutover [{marker}] to {plan.get('target_instance')}")
+    return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, **record)
+
+
+def source_endpoint(source_instance: str) -> str:
+    instance = rds.describe_source(source_instance)
+    address = (instance.get("Endpoint") or {}).get("Address")
+    if not address:
+        raise RollbackFailed(
+            f"the source instance {source_instance!r} reports no endpoint address, so there is no original database to go back to"
+        )
+    return str(address)
+
+
+def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    """Put every host the cutover touched back on the DB_HOST it had before.
+
+    The previous value comes from the cutover command's own output on each host. A host whose
+    command failed before reading its .env was not changed and is left alone; a host whose result
+    is unknown (still running, timed out) goes back to the source's endpoint, and so does a host
+    whose recorded previous value is the restored endpoint itself (a second send of the cutover).
+
+    No cutover record (its start step failed, possibly after sending the command) means unknown,
+    not unchanged: every host carrying the app-host tag goes back to the source's endpoint.
+    """
+    cutover_commands = (cutover or {}).get("commands") or []
+    if not cutover_commands:
+        return revert_unknown_cutover(plan, settings)
+    restored_host = (cutover or {}).get("target_db_host")
+    results = ssm.look(cutover_commands)
+    fallback: str | None = None
+    targets: dict[str, str] = {}
+    unchanged: list[str] = []
+    for host in sorted(results):
+        result = results[host]
+        previous = result["output"].get("previous_db_host")
+        if previous is None and result["status"] not in PENDING:
+            unchanged.append(host)  # the script stopped before it read (let alone wrote) the .env
+            continue
+        if not previous or previous == restored_host:
+            # Unknown, or the restored endpoint itself (the cutover ran twice on this host): the source's endpoint.
+            fallback = fallback or source_endpoint(str(plan.get("source_instance")))
+            previous = fallback
+        targets[host] = previous
+    by_value: dict[str, list[str]] = {}
+    for host, value in targets.items():
+        by_value.setdefault(value, []).append(host)
+    sent = [ssm.set_db_host(hosts, value, settings, "irisx-restore rollback of cutover") for value, hosts in sorted(by_value.items())]
+    expect: dict[str, str | None] = {**targets, **dict.fromkeys(unchanged)}
+    return commands.new_progress(sent, expect, settings, unchanged=unchanged, reverted_to=targets)
+
+
+def revert_unknown_cutover(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    """No record of what the cutover did: point every tagged host at the source's endpoint and check it there."""
+    hosts = ssm.find_hosts(settings)
+    if not hosts:
+        raise RollbackFailed(
+            "the cutover left no record (its start step failed, possibly after sending the command) and no running "
+            f"instance carries the tag {settings.app_host_tag_key}={settings.app_host_tag_value}, so no API host can be "
+            "checked; check every API host's DB_HOST by hand"
+        )
+    original = source_endpoint(str(plan.get("source_instance")))
+    command = ssm.set_db_host(hosts, original, settings, "irisx-restore rollback of an unrecorded cutover")
+    return commands.new_progress(
+        [command],
+        dict.fromkeys(hosts, original),
+        settings,
+        unchanged=[],
+        reverted_to=dict.fromkeys(hosts, original),
+        note="no cutover record (its start step failed, possibly after sending): every tagged host is pointed at the source",
+    )

@@ -1,0 +1,84 @@
+"""The RollbackFailed a human finishes by hand from: what failed first, and where every host stands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook.common import failure as failures
+
+
+def where_hosts_stand(cutover: dict[str, Any] | None, rollback: dict[str, Any] | None) -> str:
+    """Every host the cutover or its rollback touched, and the last DB_HOST the records show for it."""
+    cutover, rollback = cutover or {}, rollback or {}
+    if not cutover.get("commands") and not rollback.get("commands"):
+        return (
+            "no record of the hosts (the cutover's start step failed, possibly after sending the command): "
+            "check every API host's DB_HOST by hand"
+        )
+    target = cutover.get("target_db_host") or "the restored endpoint"
+    back_results = rollback.get("results") or {}
+    reverted_to = rollback.get("reverted_to") or {}
+    unchanged = set(rollback.get("unchanged") or [])
+    cut_results = cutover.get("results") or {}
+    health = ((rollback.get("health") or {}).get("hosts")) or {}
+    hosts = sorted(set(cutover.get("hosts") or []) | set(rollback.get("hosts") or []) | set(back_results) | set(cut_results))
+    parts = []
+    for host in hosts:
+        back = back_results.get(host) or {}
+        cut = cut_results.get(host) or {}
+        if back.get("output", {}).get("db_host"):
+            where = (
+                f"DB_HOST={back['output']['db_host']} (rollback {back.get('status')}"
+                + (f": {back['error']}" if back.get("error") else "")
+                + ")"
+            )
+        elif host in reverted_to:
+            before = cut.get("output", {}).get("db_host") or back.get("output", {}).get("previous_db_host") or f"{target} (probably)"
+            where = f"DB_HOST={before}; the rollback to {reverted_to[host]} was sent, result {back.get('status') or 'not seen'}"
+            if back.get("error"):
+                where += f" ({back['error']})"
+        elif host in unchanged:
+            where = "not changed by the cutover (its command stopped before reading .env)"
+        elif cut.get("output", {}).get("db_host"):
+            where = f"DB_HOST={cut['output']['db_host']} (set by the cutover; no rollback sent)"
+        else:
+            where = f"DB_HOST unknown: the cutover to {target} was sent, no rollback sent"
+        if host in health:
+            where += f"; health: {health[host].get('detail')}"
+        parts.append(f"{host}: {where}")
+    return "; ".join(parts)
+
+
+def explain_rollback_failure(
+    failure: dict[str, Any] | None,
+    rollback_failure: dict[str, Any] | None,
+    plan: dict[str, Any] | None,
+    cutover: dict[str, Any] | None = None,
+    rollback: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """The RollbackFailed error a human finishes by hand from: what failed first, and where hosts stand.
+
+    With the restore workflow's cutover and rollback records, every host is named with the last
+    DB_HOST those records show, in the cause and in `cleanup` (the journal's "left behind").
+    """
+
+    rollback_error, rollback_cause = failures.explain(rollback_failure)
+    if plan is None and not failure:
+        # The rollback workflow's input check refused: nothing was touched, so the refusal stands as is.
+        return {"error": rollback_error, "cause": rollback_cause}
+    parts = [
+        f"rollback failed ({rollback_error}): {rollback_cause}"
+        if rollback_error != "RollbackFailed"
+        else f"rollback failed: {rollback_cause}"
+    ]
+    if failure:
+        error, cause = failures.explain(failure)
+        parts.append(f"[original error {error}: {cause}]")
+    target = (plan or {}).get("target_instance")  # the restore workflow's copy; the rollback workflow reports its own
+    if not target:
+        return {"error": "RollbackFailed", "cause": " ".join(parts)}
+    hosts = where_hosts_stand(cutover, rollback)
+    parts.append(f"[where the hosts stand: {hosts}]")
+    parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
+    left = f"{target} (the restored copy) was NOT deleted: a host may still use it; where the hosts stand: {hosts}"
+    return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": left}

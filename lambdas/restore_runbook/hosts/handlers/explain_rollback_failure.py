@@ -1,0 +1,17 @@
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.hosts import explain
+
+
+@logger.inject_lambda_context(correlation_id_path="context.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcome = explain.explain_rollback_failure(
+        event.get("failure"), event.get("rollback_failure"), event.get("plan"), event.get("cutover"), event.get("rollback")
+    )
+    logger.error("rollback failed", extra=outcome)
+    return outcome

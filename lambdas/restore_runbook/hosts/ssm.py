@@ -1,0 +1,140 @@
+"""Reaching the API hosts: SSM Run Command with the project's own documents, and reading the results.
+
+No SSH and no host address anywhere: the hosts are the running instances that carry the app-host
+tag, and every change runs one of the stack's Command documents (`set-db-host`, `app-control`),
+whose parameters SSM checks against their allowedPattern before anything runs on a host.
+
+Steps never wait here: they send a command and return, or look at a command once. The state
+machine's Wait -> Task -> Choice loops do the waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from restore_runbook.common import aws, clock
+from restore_runbook.settings import RunbookSettings
+
+PENDING = frozenset({"Pending", "InProgress", "Delayed"})
+
+SUCCESS = "Success"
+
+
+def find_hosts(settings: RunbookSettings) -> list[str]:
+    """Running instances carrying the app-host tag, sorted by id."""
+    ec2 = aws.client("ec2")
+    hosts: list[str] = []
+    for page in ec2.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": f"tag:{settings.app_host_tag_key}", "Values": [settings.app_host_tag_value]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    ):
+        for reservation in page.get("Reservations", []):
+            hosts.extend(i["InstanceId"] for i in reservation.get("Instances", []))
+    return sorted(set(hosts))
+
+
+def send(document: str, hosts: list[str], parameters: dict[str, str], comment: str) -> dict[str, Any]:
+    response = aws.client("ssm").send_command(
+        DocumentName=document,
+        InstanceIds=hosts,
+        Parameters={name: [value] for name, value in parameters.items()},
+        Comment=comment[:100],
+        TimeoutSeconds=600,
+    )
+    return {"command_id": response["Command"]["CommandId"], "document": document, "hosts": list(hosts)}
+
+
+def set_db_host(hosts: list[str], db_host: str, settings: RunbookSettings, comment: str) -> dict[str, Any]:
+    return send(
+        settings.set_db_host_document,
+        hosts,
+        {"DbHost": db_host, "EnvFile": settings.app_env_file, "AppName": settings.app_pm2_name},
+        comment,
+    )
+
+
+def execution_marker(execution_id: str) -> str:
+    """A short, deterministic tag for one execution, carried in the Comment of the commands it sends."""
+    return "x:" + hashlib.sha256(execution_id.encode()).hexdigest()[:16]
+
+
+# How far back ListCommands looks for this execution's own command (the workflow's timeout is 4 hours).
+COMMAND_LOOKBACK = timedelta(hours=6)
+
+
+def find_sent_command(document: str, marker: str) -> dict[str, Any] | None:
+    """The command of `document` whose Comment carries `marker`, if one was sent (ssm:ListCommands)."""
+    after = clock.isoformat(clock.now() - COMMAND_LOOKBACK)
+    pages = (
+        aws.client("ssm")
+        .get_paginator("list_commands")
+        .paginate(Filters=[{"key": "InvokedAfter", "value": after}, {"key": "DocumentName", "value": document}])
+    )
+    for page in pages:
+        for command in page.get("Commands", []):
+            if command.get("DocumentName") == document and marker in (command.get("Comment") or ""):
+                return {
+                    "command_id": command["CommandId"],
+                    "document": document,
+                    "hosts": sorted(command.get("InstanceIds") or []),
+                    "db_host": ((command.get("Parameters") or {}).get("DbHost") or [None])[0],
+                }
+    return None
+
+
+def app_control(hosts: list[str], action: str, settings: RunbookSettings, comment: str) -> dict[str, Any]:
+    return send(
+        settings.app_control_document,
+        hosts,
+        {"Action": action, "AppName": settings.app_pm2_name, "HealthUrl": settings.app_health_url, "EnvFile": settings.app_env_file},
+        comment,
+    )
+
+
+def parse_output(stdout: str) -> dict[str, str]:
+    """The `key=value` lines a script printed (the last one of each key wins)."""
+    values: dict[str, str] = {}
+    for line in (stdout or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isidentifier():
+            values[key] = value.strip()
+    return values
+
+
+def invocation(command_id: str, host: str) -> dict[str, Any]:
+    """One host's result as GetCommandInvocation reports it (Pending before the host picked it up)."""
+    try:
+        answer = aws.client("ssm").get_command_invocation(CommandId=command_id, InstanceId=host)
+    except Exception as exc:
+        if aws.error_code(exc) == "InvocationDoesNotExist":
+            return {"status": "Pending", "stdout": "", "stderr": ""}
+        raise
+    return {
+        "status": answer.get("Status", "Pending"),
+        "stdout": answer.get("StandardOutputContent", ""),
+        "stderr": answer.get("StandardErrorContent", ""),
+    }
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def look(commands: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every host's status and the values its script printed."""
+    results: dict[str, dict[str, Any]] = {}
+    for command in commands:
+        for host in command["hosts"]:
+            answer = invocation(command["command_id"], host)
+            results[host] = {
+                "status": answer["status"],
+                "output": parse_output(answer["stdout"]),
+                "error": _last_line(answer["stderr"]) if answer["status"] != SUCCESS else "",
+            }
+    return results

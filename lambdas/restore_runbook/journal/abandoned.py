@@ -1,0 +1,129 @@
+"""Executions that ended without reaching their own journal step: TIMED_OUT or ABORTED.
+
+A workflow records its end, releases its lock and notifies from its last Task; an execution that
+times out or is stopped never gets there. EventBridge delivers Step Functions' "Execution Status
+Change" event for those two statuses to one function, which does the same from outside: the end
+record (outcome TIMED_OUT / ABORTED), the lock released if that execution holds it, the
+notification, and what may be left behind, from the last state the execution entered.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from restore_runbook.common import aws
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import records as journal
+
+ABANDONED_STATUSES = ("TIMED_OUT", "ABORTED")
+# What a stopped execution of each workflow may leave behind, by the kind of its last state.
+LEFT_BEHIND = {
+    "restore": (
+        "a restored instance tagged irisx-restore:execution={arn} may still exist (delete it with the rollback workflow or by hand), "
+        "and if it stopped during cutover or its rollback, API hosts may point at it or be stopped"
+    ),
+    "rollback": "API hosts may be stopped or only partly pointed back at the original; the restored instance may still exist",
+    "snapshot": "a snapshot being created by it (tag irisx-restore:execution={arn}) may still be in progress or failed",
+}
+
+
+def workflow_of(state_machine_arn: str, prefix: str) -> str:
+    name = state_machine_arn.rsplit(":", 1)[-1]
+    return name[len(prefix) :] if prefix and name.startswith(prefix) else name
+
+
+def _iso_millis(epoch_ms: Any) -> str | None:
+    if not isinstance(epoch_ms, (int, float)):
+        return None
+    moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def find_record(workflow: str, execution_arn: str, start: str | None, settings: journal.JournalSettings) -> dict[str, Any] | None:
+    """The execution's start record, whatever exact form its start time key took."""
+    from boto3.dynamodb.conditions import Attr, Key
+
+    condition = Key(journal.PK).eq(journal.execution_pk(workflow))
+    if start:
+        condition = condition & Key(journal.SK).begins_with(start[:10])
+    query: dict[str, Any] = {"KeyConditionExpression": condition, "FilterExpression": Attr("execution_arn").eq(execution_arn)}
+    table = journal._table(settings)
+    while True:
+        page = table.query(**query)
+        if page.get("Items"):
+            return dict(page["Items"][0])
+        if "LastEvaluatedKey" not in page:
+            return None
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
+    """The sources, among `candidates`, whose lock this execution holds (one consistent read each)."""
+    table = journal._table(settings)
+    held = []
+    for source in dict.fromkeys(c for c in candidates if c):
+        item = table.get_item(Key={journal.PK: journal.lock_pk(source), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
+        if item and item.get("holder") == execution_arn:
+            held.append(source)
+    return held
+
+
+def lock_candidates(record: dict[str, Any] | None, raw_input: Any) -> list[str]:
+    """The configured source, and any source_instance the execution was given (a lock is always on a source)."""
+    given = record.get("input") if record else journal._parse_input(raw_input)
+    fields = given if isinstance(given, dict) else {}
+    return [os.environ.get("SOURCE_INSTANCE", ""), str(fields.get("source_instance") or "")]
+
+
+def last_state(execution_arn: str) -> str | None:
+    """The last state the execution entered (one GetExecutionHistory page, newest first); None if unknown."""
+    try:
+        events = aws.client("stepfunctions").get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)["events"]
+    except Exception:  # noqa: BLE001 - the record and the notification matter more than this detail
+        return None
+    for event in events:
+        details = event.get("stateEnteredEventDetails")
+        if details and details.get("name"):
+            return str(details["name"])
+    return None
+
+
+def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
+    where = f"it stopped in state {state}" if state else "its last state is unknown"
+    hint = LEFT_BEHIND.get(workflow, "whatever its last steps created or changed").format(arn=execution_arn)
+    return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
+
+
+def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str) -> dict[str, Any]:
+    detail = event.get("detail") or {}
+    status, execution_arn = detail.get("status"), detail.get("executionArn")
+    if status not in ABANDONED_STATUSES or not execution_arn or not detail.get("stateMachineArn"):
+        raise InvalidInput(f"expected a Step Functions status change to {' or '.join(ABANDONED_STATUSES)}, got {detail!r}")
+    workflow = workflow_of(str(detail["stateMachineArn"]), state_machine_prefix)
+    start = _iso_millis(detail.get("startDate"))
+    record = find_record(workflow, str(execution_arn), start, settings)
+    started_at = str((record or {}).get("execution_start_time") or start or "")
+    if status == "TIMED_OUT":
+        error, cause = "States.Timeout", detail.get("cause") or "the execution ran past its TimeoutSeconds"
+    else:
+        error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
+    state = last_state(str(execution_arn))
+    sources = locks_held_by(str(execution_arn), lock_candidates(record, detail.get("input")), settings)
+    finished = journal.finish(
+        workflow=workflow,
+        execution_arn=str(execution_arn),
+        started_at=started_at,
+        outcome=str(status),
+        error=error,
+        cause=str(cause),
+        left_behind=left_behind(workflow, str(execution_arn), state),
+        source=sources[0] if sources else None,
+        details={},
+        result=None,
+        settings=settings,
+    )
+    for extra in sources[1:]:
+        journal.release_lock(execution_arn=str(execution_arn), source=extra, settings=settings)
+    return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": sources}

@@ -1,0 +1,20 @@
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.restore.instance import start_restore
+from restore_runbook.restore.request import RestorePlan
+from restore_runbook.settings import settings
+
+
+@logger.inject_lambda_context(correlation_id_path="context.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    progress = start_restore(RestorePlan.from_state(event["plan"]), event["context"]["execution_id"], settings())
+    if not progress["already_started"]:
+        metrics.add_metric(name="RestoresStarted", unit=MetricUnit.Count, value=1)
+    logger.info("restore started", extra={"progress": progress})
+    return progress

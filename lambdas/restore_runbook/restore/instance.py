@@ -1,0 +1,140 @@
+"""Starting a restore to a new instance, and following it until it is available."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook.common import aws, clock, rds
+from restore_runbook.common.errors import RestoreTimedOut, TargetAlreadyExists
+from restore_runbook.restore.request import RestorePlan
+from restore_runbook.settings import RunbookSettings
+
+
+def next_wait_seconds(elapsed_seconds: float, settings: RunbookSettings) -> int:
+    """How long to wait before the next look at a restore that is still in progress.
+
+    Sparse while the restore is far from its expected end, dense around it: waiting half the
+    remaining expected time (capped) keeps state transitions few, while the floor near and past
+    the expected end bounds how late the workflow notices the instance became available.
+    """
+    floor, cap = settings.restore_poll_initial_seconds, settings.restore_poll_max_seconds
+    remaining = settings.expected_restore_minutes * 60 - elapsed_seconds
+    if remaining > 0:
+        return int(min(cap, max(floor, remaining / 2)))
+    # Past the expected end: wait an eighth of the overrun, so a restore running late is noticed
+    # within about 12% of its lateness and a very slow one is not polled hundreds of times.
+    return int(min(cap, max(floor, -remaining / 8)))
+
+
+def management_tags(plan: RestorePlan, execution_id: str, settings: RunbookSettings) -> list[dict[str, str]]:
+    return [
+        {"Key": settings.management_tag_key, "Value": settings.management_tag_value},
+        {"Key": rds.TAG_WORKFLOW, "Value": "restore"},
+        {"Key": rds.TAG_EXECUTION, "Value": execution_id},
+        {"Key": rds.TAG_SOURCE, "Value": plan.source_instance},
+        {"Key": rds.TAG_RESTORE_POINT, "Value": plan.restore_point},
+    ]
+
+
+def start_restore(plan: RestorePlan, execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
+    existing = rds.find_instance(plan.target_instance)
+    restore_point = plan.restore_point
+    if existing is not None:
+        tags = rds.tags_of(existing)
+        if tags.get(rds.TAG_EXECUTION) != execution_id or tags.get(settings.management_tag_key) != settings.management_tag_value:
+            raise TargetAlreadyExists(
+                f"{plan.target_instance!r} appeared after the input check and was not created by this execution; refusing to touch it"
+            )
+        # A retry of this step after RDS accepted the first call: carry on with our own restore.
+        already_started = True
+        restore_point = tags.get(rds.TAG_RESTORE_POINT, restore_point)
+        status = existing.get("DBInstanceStatus", "creating")
+    else:
+        already_started = False
+        source = rds.describe_source(plan.source_instance)
+        if plan.use_latest_restorable_time and source.get("LatestRestorableTime"):
+            # RDS restores to the latest restorable time as of this call; record that, not the check's.
+            restore_point = clock.precise(source["LatestRestorableTime"])
+        plan_now = RestorePlan(**{**plan.to_state(), "restore_point": restore_point})
+        parameters: dict[str, Any] = {
+            **rds.restore_settings_from(source),
+            "Tags": rds.merge_tags(rds.copied_tags(source), management_tags(plan_now, execution_id, settings)),
+        }
+        client = aws.client("rds")
+        if plan.mode == "point-in-time":
+            if plan.use_latest_restorable_time:
+                parameters["UseLatestRestorableTime"] = True
+            else:
+                parameters["RestoreTime"] = clock.parse_utc(plan.restore_time or "")
+            response = client.restore_db_instance_to_point_in_time(
+                SourceDBInstanceIdentifier=plan.source_instance,
+                TargetDBInstanceIdentifier=plan.target_instance,
+                **parameters,
+            )
+        else:
+            response = client.restore_db_instance_from_db_snapshot(
+                DBInstanceIdentifier=plan.target_instance,
+                DBSnapshotIdentifier=plan.snapshot_id,
+                **parameters,
+            )
+        status = response["DBInstance"].get("DBInstanceStatus", "creating")
+
+    return {
+        "target_instance": plan.target_instance,
+        "restore_point": restore_point,
+        "started_at": clock.isoformat(clock.now()),
+        "already_started": already_started,
+        "status": status,
+        "state": "pending",
+        "attempts": 0,
+        "next_wait_seconds": next_wait_seconds(0, settings),
+    }
+
+
+def describe_restore(progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    target = progress["target_instance"]
+    attempts = int(progress.get("attempts", 0)) + 1
+    instance = rds.find_instance(target)
+    state = rds.classify_status(target, instance)
+    assert instance is not None  # classify_status raised otherwise
+    now = clock.now()
+    elapsed = (now - clock.parse_utc(progress["started_at"])).total_seconds()
+    updated = {**progress, "attempts": attempts, "status": instance.get("DBInstanceStatus"), "state": state}
+    if state == "available":
+        endpoint = instance.get("Endpoint", {})
+        updated.update(
+            endpoint={"address": endpoint.get("Address"), "port": endpoint.get("Port")},
+            available_at=clock.isoformat(now),
+            restore_seconds=round(elapsed),
+            next_wait_seconds=0,
+        )
+        return updated
+    if attempts >= settings.restore_poll_max_attempts:
+        raise RestoreTimedOut(
+            f"the restored instance {target!r} is still {instance.get('DBInstanceStatus')!r} after "
+            f"{attempts} checks over {round(elapsed / 60)} minutes, the limit set by restore_poll_max_attempts; "
+            "RDS restores of this size usually finish within 10-30 minutes, so look at the instance's events"
+        )
+    updated["next_wait_seconds"] = next_wait_seconds(elapsed, settings)
+    return updated
+
+
+def clean_up_failed_restore(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
+    """Remove what this execution created, and say in words what was done."""
+    target = (plan or {}).get("target_instance")
+    if not target:
+        return "nothing was created"
+    instance = rds.find_instance(target)
+    if instance is None:
+        return "nothing was created"
+    if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:
+        return f"left {target} untouched: this execution did not create it"
+    if (plan or {}).get("keep_on_failure"):
+        return f"kept {target} for inspection (keep_on_failure); delete it when done"
+    return rds.delete_managed_instance(
+        target,
+        source=str((plan or {}).get("source_instance")),
+        tag_key=settings.management_tag_key,
+        tag_value=settings.management_tag_value,
+        execution_id=execution_id,
+    )

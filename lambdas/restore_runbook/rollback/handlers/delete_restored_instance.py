@@ -1,0 +1,28 @@
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.restore import protection
+from restore_runbook.rollback.procedure import delete_restored
+from restore_runbook.settings import settings
+
+
+@logger.inject_lambda_context(correlation_id_path="context.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    plan, config = event["plan"], settings()
+    # A copy production was cut over to carries deletion protection (restore workflow); this deliberate
+    # rollback lifts it, for a managed copy only, right before the deletion's own checks.
+    unprotected = protection.lift_deletion_protection(
+        plan["restored_instance"],
+        source=plan["source_instance"],
+        tag_key=config.management_tag_key,
+        tag_value=config.management_tag_value,
+    )
+    deleted = delete_restored(plan, config)
+    if unprotected:
+        deleted = {**deleted, "deletion_protection": unprotected}
+    logger.info("restored instance removed", extra=deleted)
+    return deleted

@@ -1,0 +1,139 @@
+"""The `rollback` workflow (the runbook's Rollback Procedure): its input, checked before anything is touched.
+
+Stop the app, point DB_HOST back at the original endpoint, restart, check health on the original
+database, and only then delete the restored instance (only one this tool created, never the
+source). After a cutover that copy served production: it is deleted with a final snapshot and its
+automated backups kept, so the writes it took are never lost, and it is never deleted while any
+host might still need it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from restore_runbook.common import rds
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.hosts import commands, cutover, ssm
+from restore_runbook.settings import RDS_IDENTIFIER, RunbookSettings
+
+FIELDS = {
+    "restored_instance": "the restored RDS instance to delete (required; must carry the management tag)",
+    "original_endpoint": "the database host to point the app back at (default: the source instance's endpoint)",
+    "stop_app_first": "true (default) to pm2 stop the app before anything else",
+    "source_instance": "the production instance the copy was restored from (default: the copy's irisx-restore:source tag, else settings)",
+    "requested_by": "free text for the record",
+}
+# The same rule as the set-db-host document's DbHost allowedPattern.
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+
+
+def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
+    if not isinstance(request, dict):
+        raise InvalidInput(f'the execution input must be a JSON object such as {{"restored_instance": "..."}}, got {request!r}')
+    unknown = sorted(set(request) - set(FIELDS))
+    if unknown:
+        raise InvalidInput(f"unknown input field(s) {', '.join(unknown)}; the rollback workflow accepts: {', '.join(sorted(FIELDS))}")
+    restored = request.get("restored_instance")
+    if not isinstance(restored, str) or not RDS_IDENTIFIER.match(restored):
+        raise InvalidInput(
+            f"restored_instance must be the RDS identifier of the failed restored instance, got {restored!r}; nothing was touched"
+        )
+    source = request.get("source_instance", settings.source_instance)
+    if not isinstance(source, str) or not RDS_IDENTIFIER.match(source):
+        raise InvalidInput(f"source_instance {source!r} is not a valid RDS identifier; nothing was touched")
+    stop_first = request.get("stop_app_first", True)
+    if not isinstance(stop_first, bool):
+        raise InvalidInput(f"stop_app_first must be true or false, got {stop_first!r}; nothing was touched")
+    requested_by = request.get("requested_by", "not given")
+    if not isinstance(requested_by, str) or len(requested_by) > 256:
+        raise InvalidInput("requested_by must be text of at most 256 characters; nothing was touched")
+
+    if restored == source:
+        raise InvalidInput(
+            f"restored_instance {restored!r} is the source instance; the rollback never deletes production. Nothing was touched"
+        )
+    instance = rds.find_instance(restored)
+    if instance is not None and not rds.is_managed(instance, settings.management_tag_key, settings.management_tag_value):
+        raise InvalidInput(
+            f"restored_instance {restored!r} does not carry the tag {settings.management_tag_key}={settings.management_tag_value}, "
+            "so this tool did not create it and will not delete it; nothing was touched"
+        )
+    # The lock (TakeLock) and the default original endpoint belong to the instance this copy was made from.
+    source = _made_from(restored, instance, source, given="source_instance" in request)
+    restored_address = ((instance or {}).get("Endpoint") or {}).get("Address")
+
+    original = request.get("original_endpoint")
+    if original is None:
+        original = cutover.source_endpoint(source)
+    if not isinstance(original, str) or not HOST_NAME.match(original):
+        raise InvalidInput(f"original_endpoint {original!r} is not a host name (letters, digits, dots, hyphens); nothing was touched")
+    if restored_address and original == restored_address:
+        raise InvalidInput(f"original_endpoint {original!r} is the endpoint of the instance being deleted; nothing was touched")
+
+    hosts = ssm.find_hosts(settings)
+    if not hosts:
+        raise InvalidInput(
+            f"no running instance carries the tag {settings.app_host_tag_key}={settings.app_host_tag_value}; "
+            "there is no API host to roll back. Nothing was touched"
+        )
+    return {
+        "restored_instance": restored,
+        "restored_exists": instance is not None,
+        "source_instance": source,
+        "original_endpoint": original,
+        "stop_app_first": stop_first,
+        "requested_by": requested_by,
+        "hosts": hosts,
+    }
+
+
+def _made_from(restored: str, instance: dict[str, Any] | None, source: str, *, given: bool) -> str:
+    """The source of the restored copy: its `irisx-restore:source` tag, else the given or configured source."""
+    made_from = rds.tags_of(instance or {}).get(rds.TAG_SOURCE)
+    if made_from is None:
+        return source
+    if not RDS_IDENTIFIER.match(made_from):
+        raise InvalidInput(
+            f"restored_instance {restored!r} carries {rds.TAG_SOURCE}={made_from!r}, which is not an RDS identifier; nothing was touched"
+        )
+    if given and made_from != source:
+        raise InvalidInput(
+            f"restored_instance {restored!r} was restored from {made_from!r} (its {rds.TAG_SOURCE} tag), not from "
+            f"source_instance {source!r}; leave source_instance out or correct it. Nothing was touched"
+        )
+    if made_from == restored:
+        raise InvalidInput(f"restored_instance {restored!r} names itself as its source; nothing was touched")
+    return made_from
+
+
+def stop_app(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    hosts = list(plan["hosts"])
+    command = ssm.app_control(hosts, "stop", settings, f"irisx-restore rollback: stop before leaving {plan['restored_instance']}")
+    return commands.new_progress([command], dict.fromkeys(hosts), settings)
+
+
+def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    """Delete the copy once every host is healthy on the original, keeping what it holds.
+
+    After a cutover the copy was production, perhaps for days: a final snapshot keeps every write
+    it took, and its automated backups are kept rather than deleted with it.
+    """
+    restored = plan["restored_instance"]
+    final_snapshot = rds.final_snapshot_name(restored)
+    outcome = rds.delete_managed_instance(
+        restored,
+        source=plan["source_instance"],
+        tag_key=settings.management_tag_key,
+        tag_value=settings.management_tag_value,
+        execution_id=None,
+        final_snapshot=final_snapshot,
+        delete_automated_backups=False,
+    )
+    return {"instance": restored, "outcome": outcome, "final_snapshot": final_snapshot}
+
+
+def point_back(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    hosts = list(plan["hosts"])
+    command = ssm.set_db_host(hosts, plan["original_endpoint"], settings, "irisx-restore rollback: back to the original database")
+    return commands.new_progress([command], dict.fromkeys(hosts, plan["original_endpoint"]), settings)
