@@ -5,11 +5,16 @@
 #   ACTION      stop | restart | health
 #   APP_NAME    the pm2 process name
 #   HEALTH_URL  the app's health endpoint (health only)
-#   ENV_FILE    absolute path of the app's .env file (health reports the DB_HOST it holds)
+#   ENV_FILE    absolute path of the app's .env file (health reports the DB_HOST it holds); no "." or
+#               ".." segment, no "//"
 #
 # Output lines the workflow reads: db_host=... and, for health, health_status=<HTTP code> and
 # health=<the JSON body>. Exits non-zero when the action fails or the app answers anything but 200.
 set -euo pipefail
+
+# The document's ENV_FILE_PATTERN (stacks/ssm_documents.py), verbatim: 1 to 16 "/segment"s of at
+# most 64 characters from [A-Za-z0-9._-], none of them "." or "..", none empty.
+ENV_FILE_RE='^(/([A-Za-z0-9_][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.\.[A-Za-z0-9._-]{1,62})){1,16}$'
 
 fail() {
   echo "app_control: $*" >&2
@@ -17,6 +22,10 @@ fail() {
 }
 
 [[ "${APP_NAME:-}" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || fail "APP_NAME is not a pm2 process name"
+
+if [ -n "${ENV_FILE:-}" ] && ! [[ "$ENV_FILE" =~ $ENV_FILE_RE ]]; then
+  fail "ENV_FILE is not an absolute path of plain segments (no '.', '..' or '//')"
+fi
 
 db_host=""
 if [ -n "${ENV_FILE:-}" ] && [ -r "$ENV_FILE" ]; then

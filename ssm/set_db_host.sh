@@ -4,7 +4,7 @@
 #
 # Inputs (environment variables, set by the document from its allowedPattern-checked parameters):
 #   DB_HOST   the new database host name
-#   ENV_FILE  absolute path of the app's .env file
+#   ENV_FILE  absolute path of the app's .env file (no "." or ".." segment, no "//")
 #   APP_NAME  the pm2 process name
 #
 # Guarantees: every line but DB_HOST= is kept byte for byte (CRLF endings, comments, a last line
@@ -12,6 +12,10 @@
 # the new file replaces the old one atomically (rename), so no partial file is ever left behind.
 # Output lines the workflow reads: previous_db_host=..., backup=..., db_host=...
 set -euo pipefail
+
+# The document's ENV_FILE_PATTERN (stacks/ssm_documents.py), verbatim: 1 to 16 "/segment"s of at
+# most 64 characters from [A-Za-z0-9._-], none of them "." or "..", none empty.
+ENV_FILE_RE='^(/([A-Za-z0-9_][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.\.[A-Za-z0-9._-]{1,62})){1,16}$'
 
 fail() {
   echo "set_db_host: $*" >&2
@@ -23,6 +27,7 @@ fail() {
 [ -n "${APP_NAME:-}" ] || fail "APP_NAME is empty; nothing was changed"
 # The document's allowedPattern already checked these; checked again so the script is safe on its own.
 [[ "$DB_HOST" =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$ ]] || fail "DB_HOST '$DB_HOST' is not a host name; nothing was changed"
+[[ "$ENV_FILE" =~ $ENV_FILE_RE ]] || fail "ENV_FILE is not an absolute path of plain segments (no '.', '..' or '//'); nothing was changed"
 [[ "$APP_NAME" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || fail "APP_NAME is not a pm2 process name; nothing was changed"
 
 [ -e "$ENV_FILE" ] || fail "env file $ENV_FILE does not exist on $(hostname); nothing was changed"

@@ -6,8 +6,10 @@ runCommand lines) and runs the text with /bin/sh, as the SSM agent runs `_script
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from restorectl.app_hosts import ParameterRefused, check_and_render
-from stacks.ssm_documents import APP_CONTROL, DB_HOST_PATTERN, SET_DB_HOST
+from stacks.ssm_documents import APP_CONTROL, DB_HOST_PATTERN, ENV_FILE_PATTERN, SCRIPTS, SET_DB_HOST
 
 pytestmark = pytest.mark.unit
 
@@ -172,3 +174,173 @@ def test_a_pm2_failure_exits_non_zero_saying_where_the_file_stands(box):
     assert f"already points at {NEW}" in result.stderr and "previous: old" in result.stderr
     assert env_file.read_bytes() == f"DB_HOST={NEW}\n".encode()  # whole file, never partial
     assert leftovers(box) == []
+
+
+# ---------------------------------------------------------------------- hardening: what the scripts refuse
+
+ENV_FILE_PATTERN_REFUSED = [
+    "/home/ubuntu/../etc/.env",
+    "/..",
+    "/home/ubuntu/..",
+    "/../etc/.env",
+    "/home/ubuntu/irisx-backend/.env/..",
+    "/home//ubuntu/.env",
+    "//home/ubuntu/.env",
+    "/home/ubuntu/./.env",
+    "/.",
+    "/home/ubuntu/",
+    "/",
+    "",
+    "home/ubuntu/.env",
+    "./.env",
+    "/home/ubuntu/.env\n",
+    "/home/ubuntu/.e nv",
+    "/home/$(id)/.env",
+    "/home/ubuntu/-rf",
+    "/" + "a" * 65,
+    "/a" * 17,
+]
+ENV_FILE_PATTERN_ACCEPTED = [
+    "/home/ubuntu/irisx-backend/.env",
+    "/x/.env",
+    "/srv/irisx_api-2/.env.production",
+    "/a/...",
+    "/a/..b/.env",
+    "/a/.-x",
+    "/_private/.env",
+    "/tmp/irisx-app-hosts-k3_x9a/i-0123456789abcdef0/home/ubuntu/irisx-backend/.env",
+    "/" + "a" * 64,
+    "/a" * 16,
+]
+
+
+def script_text(name: str) -> str:
+    return (SCRIPTS / name).read_text(encoding="utf-8")
+
+
+def keep_backups() -> int:
+    match = re.search(r"^KEEP_BACKUPS=(\d+)$", script_text("set_db_host.sh"), re.MULTILINE)
+    assert match, "set_db_host.sh defines KEEP_BACKUPS"
+    return int(match.group(1))
+
+
+def backups(box: Path) -> list[Path]:
+    return sorted(p for p in (box / "app").iterdir() if p.name.startswith(".env.bak."))
+
+
+def pm2_calls(box: Path) -> str:
+    calls = box / "bin" / "calls"
+    return calls.read_text() if calls.exists() else ""
+
+
+def run_raw(box: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The script on its own, without the document's allowedPattern in front of it."""
+    return subprocess.run(
+        ["/bin/bash", str(SCRIPTS / script)],
+        capture_output=True,
+        text=True,
+        cwd=box,
+        env={"PATH": f"{box / 'bin'}:/usr/bin:/bin", **env},
+        timeout=20,
+        check=False,
+    )
+
+
+def app_control(box: Path, action: str, env_file: Path) -> subprocess.CompletedProcess[str]:
+    curl = box / "bin" / "curl"
+    if not curl.exists():
+        curl.write_text('#!/bin/sh\nprintf \'{"database": "connected"}\\n200\'\n')
+        curl.chmod(0o755)
+    params = {"Action": [action], "AppName": ["irisx-api"], "HealthUrl": ["http://localhost:3000/health"], "EnvFile": [str(env_file)]}
+    script = box / "_app_control.sh"
+    script.write_text(check_and_render(APP_CONTROL.content(), params))
+    return subprocess.run(
+        ["/bin/sh", str(script)],
+        capture_output=True,
+        text=True,
+        cwd=box,
+        env={"PATH": f"{box / 'bin'}:/usr/bin:/bin"},
+        timeout=20,
+        check=False,
+    )
+
+
+def assert_refused_and_untouched(
+    result: subprocess.CompletedProcess[str], box: Path, env_file: Path, original: bytes, message: str
+) -> None:
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert result.stderr.strip().endswith("nothing was changed"), result.stderr
+    assert "previous_db_host" not in result.stdout  # the rollback then counts this host as unchanged
+    assert env_file.read_bytes() == original
+    assert backups(box) == []
+    assert leftovers(box) == []
+    assert pm2_calls(box) == ""
+
+
+# 2. ENV_FILE: an absolute path without "." or ".." segments, in the document and in the scripts.
+
+
+@pytest.mark.parametrize("value", ENV_FILE_PATTERN_REFUSED)
+def test_the_env_file_pattern_refuses_dot_dot_double_slash_and_relative_paths(value):
+    assert not re.fullmatch(ENV_FILE_PATTERN, value)
+    assert SET_DB_HOST.check_parameters({"DbHost": [NEW], "EnvFile": [value], "AppName": ["irisx-api"]})
+
+
+@pytest.mark.parametrize("value", ENV_FILE_PATTERN_ACCEPTED)
+def test_the_env_file_pattern_accepts_the_default_and_ordinary_paths(value):
+    assert re.fullmatch(ENV_FILE_PATTERN, value)
+    assert SET_DB_HOST.check_parameters({"DbHost": [NEW], "EnvFile": [value], "AppName": ["irisx-api"]}) == []
+
+
+def test_the_default_env_file_passes_and_a_dot_dot_path_is_refused_before_anything_runs(box):
+    assert re.fullmatch(ENV_FILE_PATTERN, "/home/ubuntu/irisx-backend/.env")
+    assert not re.fullmatch(ENV_FILE_PATTERN, "/home/ubuntu/../etc/.env")
+    with pytest.raises(ParameterRefused):
+        check_and_render(SET_DB_HOST.content(), {"DbHost": [NEW], "EnvFile": ["/home/ubuntu/../etc/.env"], "AppName": ["irisx-api"]})
+
+
+def test_the_env_file_pattern_uses_only_constructs_every_engine_reads_alike():
+    # No lookaround or other (?...) group, no class shorthands, no lazy/possessive quantifiers, no backreferences.
+    for construct in ("(?", "\\d", "\\w", "\\s", "\\b", "*?", "+?", "}?", "*+", "++", "\\1"):
+        assert construct not in ENV_FILE_PATTERN
+    assert ENV_FILE_PATTERN.startswith("^") and ENV_FILE_PATTERN.endswith("$")
+
+
+def test_both_scripts_recheck_env_file_with_the_documents_pattern_verbatim():
+    for name in ("set_db_host.sh", "app_control.sh"):
+        assert f"ENV_FILE_RE='{ENV_FILE_PATTERN}'" in script_text(name), name
+        assert '[[ "$ENV_FILE" =~ $ENV_FILE_RE ]]' in script_text(name), name
+
+
+def test_python_bash_and_ecmascript_agree_on_the_env_file_pattern():
+    samples = [s for s in ENV_FILE_PATTERN_REFUSED + ENV_FILE_PATTERN_ACCEPTED if "\n" not in s]
+    python = [bool(re.fullmatch(ENV_FILE_PATTERN, s)) for s in samples]
+    bash = subprocess.run(
+        ["/bin/bash", "-c", 'for s in "${@:2}"; do if [[ $s =~ $1 ]]; then echo 1; else echo 0; fi; done', "-", ENV_FILE_PATTERN, *samples],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [b == "1" for b in bash] == python
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: ECMAScript RegExp not compared")
+    script = "const [p, ...s] = process.argv.slice(1); console.log(JSON.stringify(s.map((x) => new RegExp(p).test(x))));"
+    ecmascript = subprocess.run([node, "-e", script, "--", ENV_FILE_PATTERN, *samples], capture_output=True, text=True, check=True).stdout
+    assert json.loads(ecmascript) == python
+
+
+@pytest.mark.parametrize("script", ["set_db_host.sh", "app_control.sh"])
+def test_the_scripts_on_their_own_refuse_a_dot_dot_env_file(box, script):
+    env_file = box / "app" / ".env"
+    env_file.write_bytes(b"DB_HOST=old\n")
+    sneaky = f"{box}/app/../app/.env"
+
+    result = run_raw(box, script, {"DB_HOST": NEW, "ENV_FILE": sneaky, "APP_NAME": "irisx-api", "ACTION": "restart"})
+
+    assert result.returncode != 0
+    assert "ENV_FILE is not an absolute path of plain segments" in result.stderr
+    assert env_file.read_bytes() == b"DB_HOST=old\n"
+    assert sorted(p.name for p in (box / "app").iterdir()) == [".env"]
+    assert pm2_calls(box) == ""
