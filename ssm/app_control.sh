@@ -10,6 +10,7 @@
 #
 # Output lines the workflow reads: db_host=... and, for health, health_status=<HTTP code> and
 # health=<the JSON body>. Exits non-zero when the action fails or the app answers anything but 200.
+# db_host is left empty (unknown), with a note on stderr, when ENV_FILE is a symlink (never followed).
 set -euo pipefail
 
 # The document's ENV_FILE_PATTERN (stacks/ssm_documents.py), verbatim: 1 to 16 "/segment"s of at
@@ -28,7 +29,9 @@ if [ -n "${ENV_FILE:-}" ] && ! [[ "$ENV_FILE" =~ $ENV_FILE_RE ]]; then
 fi
 
 db_host=""
-if [ -n "${ENV_FILE:-}" ] && [ -r "$ENV_FILE" ]; then
+if [ -n "${ENV_FILE:-}" ] && [ -L "$ENV_FILE" ]; then
+  echo "app_control: $ENV_FILE is a symbolic link; not following it, db_host unknown" >&2
+elif [ -n "${ENV_FILE:-}" ] && [ -f "$ENV_FILE" ] && [ -r "$ENV_FILE" ]; then
   db_host=$(LC_ALL=C awk '
     {
       line = $0

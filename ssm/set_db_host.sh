@@ -4,12 +4,14 @@
 #
 # Inputs (environment variables, set by the document from its allowedPattern-checked parameters):
 #   DB_HOST   the new database host name
-#   ENV_FILE  absolute path of the app's .env file (no "." or ".." segment, no "//")
+#   ENV_FILE  absolute path of the app's .env file (no "." or ".." segment, no "//"; not a symlink)
 #   APP_NAME  the pm2 process name
 #
 # Guarantees: every line but DB_HOST= is kept byte for byte (CRLF endings, comments, a last line
 # without a newline); DB_HOST= is added when absent; a timestamped backup is kept next to the file;
 # the new file replaces the old one atomically (rename), so no partial file is ever left behind.
+# Refuses, changing nothing, a symlinked ENV_FILE: following it would rewrite, and hand the app
+# the owner of, whatever it points at.
 # Output lines the workflow reads: previous_db_host=..., backup=..., db_host=...
 set -euo pipefail
 
@@ -30,6 +32,9 @@ fail() {
 [[ "$ENV_FILE" =~ $ENV_FILE_RE ]] || fail "ENV_FILE is not an absolute path of plain segments (no '.', '..' or '//'); nothing was changed"
 [[ "$APP_NAME" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ ]] || fail "APP_NAME is not a pm2 process name; nothing was changed"
 
+if [ -L "$ENV_FILE" ]; then
+  fail "$ENV_FILE is a symbolic link (to $(readlink -- "$ENV_FILE" || echo '?')), not the app's own file; refusing to follow it, nothing was changed"
+fi
 [ -e "$ENV_FILE" ] || fail "env file $ENV_FILE does not exist on $(hostname); nothing was changed"
 [ -f "$ENV_FILE" ] || fail "$ENV_FILE is not a regular file; nothing was changed"
 [ -r "$ENV_FILE" ] || fail "$ENV_FILE is not readable by $(id -un); nothing was changed"

@@ -278,6 +278,55 @@ def assert_refused_and_untouched(
     assert pm2_calls(box) == ""
 
 
+# 1. A symlinked .env is never followed.
+
+
+def test_a_symlinked_env_file_is_refused_and_stays_the_same_symlink(box):
+    target = box / "root-owned.env"
+    target.write_bytes(b"DB_HOST=old\nDB_PASSWORD=x\n")
+    env_file = box / "app" / ".env"
+    env_file.symlink_to(target)
+
+    result, _ = run(box, None)
+
+    assert result.returncode != 0
+    assert "is a symbolic link" in result.stderr
+    assert result.stderr.strip().endswith("nothing was changed"), result.stderr
+    assert "previous_db_host" not in result.stdout
+    assert env_file.is_symlink() and os.readlink(env_file) == str(target)
+    assert target.read_bytes() == b"DB_HOST=old\nDB_PASSWORD=x\n"
+    assert sorted(p.name for p in (box / "app").iterdir()) == [".env"]
+    assert pm2_calls(box) == ""
+
+
+def test_a_dangling_symlink_is_refused_as_a_symlink_and_creates_nothing(box):
+    env_file = box / "app" / ".env"
+    env_file.symlink_to(box / "nowhere.env")
+
+    result, _ = run(box, None)
+
+    assert result.returncode != 0
+    assert "is a symbolic link" in result.stderr and "nothing was changed" in result.stderr
+    assert env_file.is_symlink() and not (box / "nowhere.env").exists()
+    assert sorted(p.name for p in (box / "app").iterdir()) == [".env"]
+
+
+def test_app_control_does_not_follow_a_symlinked_env_file_for_its_db_host_report(box):
+    target = box / "elsewhere.env"
+    target.write_bytes(f"DB_HOST={OLD}\n".encode())
+    env_file = box / "app" / ".env"
+    env_file.symlink_to(target)
+
+    result = app_control(box, "health", env_file)
+
+    assert result.returncode == 0, result.stderr
+    assert "db_host=\n" in result.stdout  # unknown, not the symlink target's value
+    assert OLD not in result.stdout
+    assert "symbolic link" in result.stderr
+    assert "health_status=200" in result.stdout
+    assert env_file.is_symlink()
+
+
 # 2. ENV_FILE: an absolute path without "." or ".." segments, in the document and in the scripts.
 
 
