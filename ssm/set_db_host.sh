@@ -8,10 +8,12 @@
 #   APP_NAME  the pm2 process name
 #
 # Guarantees: every line but DB_HOST= is kept byte for byte (CRLF endings, comments, a last line
-# without a newline); DB_HOST= is added when absent; a timestamped backup is kept next to the file;
-# the new file replaces the old one atomically (rename), so no partial file is ever left behind.
-# Refuses, changing nothing, a symlinked ENV_FILE: following it would rewrite, and hand the app
-# the owner of, whatever it points at.
+# without a newline); on a DB_HOST= line only the value changes (its quotes, spacing and an inline
+# " # comment" stay); DB_HOST= is added when absent; the new file replaces the old one atomically
+# (rename), so no partial file is ever left behind; a timestamped backup is kept next to the file.
+# Refuses, changing nothing: a symlinked ENV_FILE (following it would rewrite, and hand the app
+# the owner of, whatever it points at) and a current DB_HOST value that is not a plain host name
+# (the rollback sends previous_db_host back through the document's allowedPattern).
 # Output lines the workflow reads: previous_db_host=..., backup=..., db_host=...
 set -euo pipefail
 
@@ -41,18 +43,54 @@ fi
 [ -w "$ENV_FILE" ] || fail "$ENV_FILE is not writable by $(id -un); nothing was changed"
 dir=$(dirname -- "$ENV_FILE")
 
+# The text after "DB_HOST=", split the way dotenv reads it: lead (blanks before the value), q (its
+# quote, " or ', if any), val (the value), tail (what follows it: blanks, an inline comment, which
+# starts at a "#" after a blank outside the quotes), ok (0 when a quote is never closed or
+# something other than a comment follows the closing quote). The line has no CR any more.
+PARSE_DB_HOST='
+  function parse(rest,   c, i) {
+    lead = ""; q = ""; val = ""; tail = ""; ok = 1
+    match(rest, /^[ \t]*/)
+    lead = substr(rest, 1, RLENGTH)
+    rest = substr(rest, RLENGTH + 1)
+    c = substr(rest, 1, 1)
+    if (c == "\"" || c == sq) {
+      q = c
+      i = index(substr(rest, 2), q)
+      if (i == 0) { ok = 0; val = substr(rest, 2); return }
+      val = substr(rest, 2, i - 1)
+      tail = substr(rest, i + 2)
+      if (tail !~ /^[ \t]*(#.*)?$/) ok = 0
+      return
+    }
+    if (c == "#" && lead != "") { tail = lead rest; lead = ""; return }
+    if (match(rest, /[ \t]#/)) { val = substr(rest, 1, RSTART - 1); tail = substr(rest, RSTART) }
+    else val = rest
+    if (match(val, /[ \t]+$/)) { tail = substr(val, RSTART) tail; val = substr(val, 1, RSTART - 1) }
+    if (val == "") { tail = lead tail; lead = "" }
+  }
+  function key_length(line) {
+    return match(line, /^[ \t]*(export[ \t]+)?DB_HOST[ \t]*=/) ? RLENGTH : 0
+  }
+'
+
 # The value the app uses today (the last DB_HOST= line wins, as with dotenv), for the rollback.
-previous=$(LC_ALL=C awk '
+# Printed as one flag character and the value: "-" no DB_HOST= line, "1" parsed, "0" malformed.
+parsed=$(LC_ALL=C awk -v sq="'" "$PARSE_DB_HOST"'
   {
     line = $0
     sub(/\r$/, "", line)
-    if (match(line, /^[ \t]*(export[ \t]+)?DB_HOST[ \t]*=/)) {
-      value = substr(line, RLENGTH + 1)
-      gsub(/^[ \t"'"'"']+|[ \t"'"'"']+$/, "", value)
-      last = value
+    if ((n = key_length(line)) > 0) {
+      parse(substr(line, n + 1))
+      flag = ok; last = val
     }
   }
-  END { printf "%s", last }' "$ENV_FILE")
+  END { printf "%s%s", (flag == "" ? "-" : flag), last }' "$ENV_FILE") || fail "could not read $ENV_FILE; nothing was changed"
+previous=${parsed:1}
+# An empty value counts as no DB_HOST at all: the rollback then sends the source's endpoint.
+if [ "${parsed:0:1}" = 0 ] || { [ -n "$previous" ] && ! [[ "$previous" =~ ^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$ ]]; }; then
+  fail "the current DB_HOST line of $ENV_FILE is not a plain host name ('$previous'); a rollback could not send it back, so nothing was changed"
+fi
 echo "previous_db_host=${previous}"
 
 # Does the file end without a newline? ($(...) strips a trailing newline, so a newline reads as empty.)
@@ -64,7 +102,7 @@ fi
 tmp=$(mktemp "$dir/.set_db_host.XXXXXX" 2>/dev/null) || fail "cannot create a temporary file in $dir; nothing was changed"
 trap 'rm -f -- "$tmp"' EXIT
 
-LC_ALL=C awk -v host="$DB_HOST" -v nofinal="$no_final_newline" '
+LC_ALL=C awk -v sq="'" -v host="$DB_HOST" -v nofinal="$no_final_newline" "$PARSE_DB_HOST"'
   { lines[NR] = $0 }
   END {
     found = 0
@@ -73,12 +111,10 @@ LC_ALL=C awk -v host="$DB_HOST" -v nofinal="$no_final_newline" '
       line = lines[i]
       cr = ""
       if (line ~ /\r$/) { cr = "\r"; line = substr(line, 1, length(line) - 1) }
-      if (match(line, /^[ \t]*(export[ \t]+)?DB_HOST[ \t]*=/)) {
-        rest = substr(line, RLENGTH + 1)
-        quote = ""
-        if (rest ~ /^"/) quote = "\""
-        else if (rest ~ /^'"'"'/) quote = "'"'"'"
-        line = substr(line, 1, RLENGTH) quote host quote
+      if ((n = key_length(line)) > 0) {
+        parse(substr(line, n + 1))
+        # A malformed earlier duplicate (the last one was checked above) loses its remainder.
+        line = substr(line, 1, n) lead q host q (ok ? tail : "")
         found = 1
       }
       if (i < NR || !nofinal) printf "%s%s\n", line, cr

@@ -393,3 +393,113 @@ def test_the_scripts_on_their_own_refuse_a_dot_dot_env_file(box, script):
     assert env_file.read_bytes() == b"DB_HOST=old\n"
     assert sorted(p.name for p in (box / "app").iterdir()) == [".env"]
     assert pm2_calls(box) == ""
+
+
+# 3. The current DB_HOST is read exactly as dotenv reads it, or the swap is refused.
+
+PARSED = [
+    # (the DB_HOST line as found, what previous_db_host says, the line after the swap)
+    (b"DB_HOST=old # primary", "old", b"DB_HOST=@ # primary"),
+    (b'DB_HOST="old" # primary', "old", b'DB_HOST="@" # primary'),
+    (b"DB_HOST='old'#primary", "old", b"DB_HOST='@'#primary"),
+    (b"export DB_HOST=old   ", "old", b"export DB_HOST=@   "),
+    (b"  DB_HOST = old\t# the writer", "old", b"  DB_HOST = @\t# the writer"),
+    (b"DB_HOST=old # it's 'quoted' #twice", "old", b"DB_HOST=@ # it's 'quoted' #twice"),
+    (b"DB_HOST=  # not set yet", "", b"DB_HOST=@  # not set yet"),
+    (b"DB_HOST=   ", "", b"DB_HOST=@   "),
+    (b"DB_HOST=", "", b"DB_HOST=@"),
+]
+
+
+@pytest.mark.parametrize(("line", "previous", "rewritten"), PARSED)
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n"])
+def test_previous_db_host_is_the_value_without_comment_quotes_or_blanks_and_only_the_value_changes(box, line, previous, rewritten, eol):
+    before = b"# IRISX" + eol + b"DB_PASSWORD=s3cr=t #x" + eol
+    after = b"PORT=3000" + eol + b"LAST=1"
+    result, env_file = run(box, before + line + eol + after)
+
+    assert result.returncode == 0, result.stderr
+    assert f"previous_db_host={previous}\n" in result.stdout
+    assert env_file.read_bytes() == before + rewritten.replace(b"@", NEW.encode()) + eol + after
+
+
+def test_a_revert_with_the_recorded_previous_db_host_gives_back_the_file_byte_for_byte(box):
+    original = f"A=1\r\nexport DB_HOST='{OLD}'  # primary, since 2023\r\nB=2".encode()
+    result, env_file = run(box, original)
+    assert result.returncode == 0, result.stderr
+    previous = re.search(r"^previous_db_host=(.*)$", result.stdout, re.MULTILINE).group(1)
+    assert previous == OLD
+
+    # The revert goes through the document's allowedPattern, as the rollback's command does.
+    result, env_file = run(box, None, db_host=previous)
+
+    assert result.returncode == 0, result.stderr
+    assert env_file.read_bytes() == original
+
+
+NOT_PLAIN = [
+    b"DB_HOST=old primary",
+    b"DB_HOST=old#primary",
+    b'DB_HOST="old',
+    b'DB_HOST="old"x',
+    b'DB_HOST="old primary"',
+    b"DB_HOST=${PRIMARY_HOST}",
+    b"DB_HOST=$(cat /etc/db)",
+    b"DB_HOST=`hostname`",
+    b"DB_HOST=-old",
+    b"DB_HOST=old\\",
+    b"DB_HOST=" + b"a" * 254,
+]
+
+
+@pytest.mark.parametrize("line", NOT_PLAIN)
+def test_a_db_host_line_that_is_not_a_plain_host_is_refused_and_nothing_changes(box, line):
+    original = b"NODE_ENV=production\n" + line + b"\nDB_PASSWORD=x\n"
+    result, env_file = run(box, original)
+
+    assert_refused_and_untouched(result, box, env_file, original, "the current DB_HOST line")
+    assert "is not a plain host name" in result.stderr
+
+
+def test_only_the_last_db_host_line_is_the_previous_one_and_must_be_plain(box):
+    result, env_file = run(box, b"DB_HOST=old # primary\nDB_HOST=$(other)\n")
+    assert result.returncode != 0 and "not a plain host name" in result.stderr
+
+    result, env_file = run(box, b"DB_HOST=not a host\nDB_HOST=old # primary\n")
+    assert result.returncode == 0, result.stderr
+    assert "previous_db_host=old\n" in result.stdout
+    assert env_file.read_bytes() == f"DB_HOST={NEW}\nDB_HOST={NEW} # primary\n".encode()
+
+
+@pytest.mark.parametrize(("line", "previous", "_rewritten"), PARSED)
+def test_app_control_reports_db_host_parsed_the_same_way(box, line, previous, _rewritten):
+    env_file = box / "app" / ".env"
+    env_file.write_bytes(b"A=1\r\n" + line + b"\r\nB=2")
+
+    result = app_control(box, "restart", env_file)
+
+    assert result.returncode == 0, result.stderr
+    assert f"db_host={previous}\n" in result.stdout
+    assert pm2_calls(box) == "pm2 restart irisx-api --update-env\n"
+
+
+@pytest.mark.parametrize("line", NOT_PLAIN)
+def test_app_control_reports_an_unplain_db_host_as_unknown(box, line):
+    env_file = box / "app" / ".env"
+    env_file.write_bytes(line + b"\n")
+
+    result = app_control(box, "stop", env_file)
+
+    assert result.returncode == 0, result.stderr
+    assert "db_host=\n" in result.stdout
+    assert "not a plain host name" in result.stderr
+    assert "stopped=irisx-api" in result.stdout
+
+
+def test_both_scripts_parse_db_host_with_the_same_code():
+    def parser(name: str) -> str:
+        text = script_text(name)
+        start = text.index("PARSE_DB_HOST='")
+        return text[start : text.index("\n'\n", start)]
+
+    assert parser("set_db_host.sh") == parser("app_control.sh")
