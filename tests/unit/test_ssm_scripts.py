@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -503,3 +504,73 @@ def test_both_scripts_parse_db_host_with_the_same_code():
         return text[start : text.index("\n'\n", start)]
 
     assert parser("set_db_host.sh") == parser("app_control.sh")
+
+
+# 4. Backups: private, with the file's owner, and only the newest few.
+
+
+def test_a_backup_is_private_and_keeps_the_owner_and_the_env_file_keeps_its_mode(box):
+    env_file = box / "app" / ".env"
+    env_file.write_bytes(b"DB_HOST=old\nDB_PASSWORD=s3cret\n")
+    env_file.chmod(0o644)
+    if os.geteuid() == 0:
+        os.chown(env_file, 65534, 65534)
+    owner = (env_file.stat().st_uid, env_file.stat().st_gid)
+
+    result, _ = run(box, None)
+
+    assert result.returncode == 0, result.stderr
+    (backup,) = backups(box)
+    assert f"backup={backup}\n" in result.stdout
+    assert backup.read_bytes() == b"DB_HOST=old\nDB_PASSWORD=s3cret\n"
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert (backup.stat().st_uid, backup.stat().st_gid) == owner
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o644
+    assert (env_file.stat().st_uid, env_file.stat().st_gid) == owner
+    assert leftovers(box) == []
+
+
+def test_only_the_newest_backups_are_kept_and_only_the_scripts_own_are_pruned(box):
+    app = box / "app"
+    old = [app / f".env.bak.2024010{day}T000000Z" for day in range(1, 7)]  # six from earlier cutovers
+    for path in old:
+        path.write_bytes(f"DB_HOST=from-{path.name[-16:]}\n".encode())
+        path.chmod(0o644)
+    foreign = [app / ".env.bak.manual", app / ".env.bak.20240101T000000Z.old", app / ".env.bak.20200101T000000Z"]
+    foreign[0].write_bytes(b"DB_HOST=kept by hand\n")
+    foreign[1].write_bytes(b"DB_HOST=kept by hand too\n")
+    foreign[0].chmod(0o644)
+    foreign[2].symlink_to(box / "app" / ".env.bak.manual")  # a symlink is never the script's own
+
+    result, _ = run(box, b"DB_HOST=current\n")
+
+    assert result.returncode == 0, result.stderr
+    new = Path(re.search(r"^backup=(.*)$", result.stdout, re.MULTILINE).group(1))
+    kept = keep_backups()
+    assert kept == 5
+    ours = [p for p in backups(box) if p not in foreign]
+    assert ours == sorted([*old[-(kept - 1) :], new])
+    assert new.read_bytes() == b"DB_HOST=current\n"
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in ours)  # older backups kept are made private too
+    assert all(p.exists() or p.is_symlink() for p in foreign)
+    assert stat.S_IMODE(foreign[0].stat().st_mode) == 0o644
+    assert foreign[2].is_symlink()
+
+
+def test_repeated_cutovers_keep_the_newest_backups_in_order_even_within_one_second(box):
+    kept = keep_backups()
+    date = box / "bin" / "date"  # every run in the same second: the names need a sequence that sorts
+    date.write_text("#!/bin/sh\necho 20250101T000000Z\n")
+    date.chmod(0o755)
+    env_file = box / "app" / ".env"
+    env_file.write_bytes(b"DB_HOST=host-0\n")
+    for n in range(1, kept + 3):
+        result, _ = run(box, None, db_host=f"host-{n}")
+        assert result.returncode == 0, result.stderr
+
+    contents = sorted(p.read_bytes() for p in backups(box))
+    # Each backup is the file before one swap; the newest `kept` swaps were from host-2 .. host-(kept+1).
+    assert contents == sorted(f"DB_HOST=host-{n}\n".encode() for n in range(2, kept + 2))
+    assert len(backups(box)) == kept
+    assert [p.name for p in backups(box)] == [f".env.bak.20250101T000000Z.{n}" for n in range(2, kept + 2)]
+    assert leftovers(box) == []
