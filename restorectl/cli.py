@@ -2,8 +2,9 @@
 
     python -m restorectl rehearse restore --input '{"mode": "point-in-time"}'
 
-Exit codes: 0 the execution succeeded, 1 it failed, 2 the command line was wrong. With --json,
-stdout carries exactly one JSON object; everything else (progress, the handlers' logs) goes to stderr.
+Exit codes: 0 the execution succeeded, 1 it failed (or the rehearsal itself could not run), 2 the
+command line was wrong. With --json, stdout carries exactly one JSON object, whatever the outcome;
+everything else (progress, the handlers' logs) goes to stderr.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Iterator
 from typing import Any, TextIO
 
@@ -114,13 +116,33 @@ def rehearse(args: argparse.Namespace) -> int:
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",
         file=sys.stderr,
     )
-    with stdout_to_stderr(), LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
-        result = rehearsal.run(args.workflow, args.input)
+    try:
+        with stdout_to_stderr(), LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
+            result = rehearsal.run(args.workflow, args.input)
+    except Exception as exc:  # with --json, a rehearsal that broke is still one JSON object on stdout
+        if not args.json:
+            raise
+        traceback.print_exc()
+        print(json.dumps(rehearsal_error(args.workflow, exc), indent=2, default=str))
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
         print_summary(result)
     return EXIT_SUCCEEDED if result.status == "SUCCEEDED" else EXIT_FAILED
+
+
+def rehearsal_error(workflow: str, exc: BaseException) -> dict[str, Any]:
+    """The --json object when the rehearsal itself broke (no execution result): status ERROR."""
+    return {
+        "workflow": workflow,
+        "status": "ERROR",
+        "output": None,
+        "error": type(exc).__name__,
+        "cause": str(exc),
+        "path": [],
+        "world": {},
+    }
 
 
 @contextlib.contextmanager

@@ -159,3 +159,25 @@ def test_stdout_to_stderr_moves_prints_log_handlers_and_child_processes_then_giv
     assert the_one_json_object(out) == {"status": "SUCCEEDED"}
     for text in ("a print", "a log line", "a child process", "descriptor 1"):
         assert text in err
+
+
+def test_a_rehearsal_that_breaks_still_prints_one_json_object_with_json(monkeypatch, capsys):
+    from restorectl import localpg
+
+    class BrokenPostgres:
+        def __enter__(self):
+            raise localpg.LocalPostgresError("initdb failed with exit code 1: out of disk")
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(localpg, "LocalPostgres", BrokenPostgres)
+
+    code = cli.main(["rehearse", "restore", "--json", "--rows", "100"])
+
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_FAILED
+    result = the_one_json_object(out)
+    assert (result["workflow"], result["status"], result["error"]) == ("restore", "ERROR", "LocalPostgresError")
+    assert "out of disk" in result["cause"]
+    assert "Traceback" in err
