@@ -2,15 +2,22 @@
 
     python -m restorectl rehearse restore --input '{"mode": "point-in-time"}'
 
-Exit codes: 0 the execution succeeded, 1 it failed, 2 the command line was wrong.
+Exit codes: 0 the execution succeeded, 1 it failed (or the rehearsal itself could not run), 2 the
+command line was wrong. With --json, stdout carries exactly one JSON object, whatever the outcome;
+everything else (progress, the handlers' logs) goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
-from typing import Any
+import traceback
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from restorectl.argtypes import json_input, positive_int, positive_number
 from restorectl.paths import LAMBDAS, ROOT
@@ -109,13 +116,72 @@ def rehearse(args: argparse.Namespace) -> int:
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",
         file=sys.stderr,
     )
-    with LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
-        result = rehearsal.run(args.workflow, args.input)
+    try:
+        with stdout_to_stderr(), LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
+            result = rehearsal.run(args.workflow, args.input)
+    except Exception as exc:  # with --json, a rehearsal that broke is still one JSON object on stdout
+        if not args.json:
+            raise
+        traceback.print_exc()
+        print(json.dumps(rehearsal_error(args.workflow, exc), indent=2, default=str))
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
         print_summary(result)
     return EXIT_SUCCEEDED if result.status == "SUCCEEDED" else EXIT_FAILED
+
+
+def rehearsal_error(workflow: str, exc: BaseException) -> dict[str, Any]:
+    """The --json object when the rehearsal itself broke (no execution result): status ERROR."""
+    return {
+        "workflow": workflow,
+        "status": "ERROR",
+        "output": None,
+        "error": type(exc).__name__,
+        "cause": str(exc),
+        "path": [],
+        "world": {},
+    }
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[TextIO]:
+    """While the rehearsal runs, whatever would reach stdout goes to stderr; yields the real stdout.
+
+    stdout is the result's alone (one JSON object with --json). The handlers' Powertools Logger
+    writes to the sys.stdout of the moment it was built, through a logging.StreamHandler holding
+    that object, and child processes write to file descriptor 1. So three things are moved for the
+    duration and put back after: sys.stdout itself, every logging handler holding the real stdout,
+    and descriptor 1 (onto descriptor 2).
+    """
+    real = sys.stdout
+    real.flush()
+    handlers = [
+        handler
+        for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is real
+    ]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    saved_fd: int | None = None
+    with contextlib.suppress(OSError):  # a closed descriptor 1 or 2: nothing to move
+        sys.stderr.flush()
+        saved_fd = os.dup(1)
+        os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield real
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            real.flush()  # anything still buffered in the real stdout object goes to stderr, too
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+        for handler in handlers:
+            handler.setStream(real)
 
 
 def print_summary(result: Any) -> None:

@@ -21,7 +21,13 @@ HEREDOC_END = "IRISX_RESTORE_SCRIPT_END"
 
 # Host names (RDS endpoints) and IPv4 addresses: letters, digits, dots and hyphens only.
 DB_HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
-ENV_FILE_PATTERN = r"^/[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}$"
+# Absolute paths: 1 to 16 "/segment"s, each 1-64 characters from [A-Za-z0-9._-] and neither "." nor
+# ".." (a segment starts with a letter, digit or "_"; or "." and one of those or "-"; or ".." and at
+# least one more character), so no "..", no "//", no trailing "/". Only constructs that mean the
+# same to Python's re, an ECMAScript RegExp (SSM checks allowedPattern itself) and POSIX ERE (the
+# scripts re-check it verbatim with bash's =~): no lookahead, no \d, no lazy or possessive
+# quantifiers. The bounded repetitions stand in for a length limit (at most 16 * 65 characters).
+ENV_FILE_PATTERN = r"^(/([A-Za-z0-9_][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.\.[A-Za-z0-9._-]{1,62})){1,16}$"
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 HEALTH_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
 ACTIONS = ("stop", "restart", "health")
