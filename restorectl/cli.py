@@ -34,6 +34,18 @@ def _injection(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _interruption(status: str) -> Any:
+    from restorectl.lambda_bridge import Interruption
+
+    def parse(text: str) -> Any:
+        try:
+            return Interruption.parse(text, status)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="restorectl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
             "make Task STATE fail with ERROR on its first N invocations (all if N is omitted); with @after the handler "
             "runs first and the error is reported after it (a lost answer, a timeout after acting); repeatable"
         ),
+    )
+    rehearse.add_argument(
+        "--abort-at",
+        type=_interruption("ABORTED"),
+        action="append",
+        default=[],
+        dest="interruptions",
+        metavar="STATE",
+        help="stop the execution (as StopExecution does) while Task STATE runs; the abandoned-execution function then runs",
+    )
+    rehearse.add_argument(
+        "--time-out-at",
+        type=_interruption("TIMED_OUT"),
+        action="append",
+        default=[],
+        dest="interruptions",
+        metavar="STATE",
+        help="end the execution TIMED_OUT (its TimeoutSeconds ran out) while Task STATE runs; the abandoned-execution function then runs",
     )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
     rehearse.add_argument("--app-hosts", type=positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")
@@ -106,6 +136,7 @@ def rehearse(args: argparse.Namespace) -> int:
         snapshot_minutes=args.snapshot_minutes,
         snapshot_outcome=args.snapshot_outcome,
         injections=args.inject,
+        interruptions=args.interruptions,
         progress=sys.stderr,
         app_hosts=args.app_hosts,
         failing_hosts=tuple(args.failing_host),

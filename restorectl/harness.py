@@ -26,9 +26,10 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 from unittest import mock
 
+from restorectl import emulated_sfn
 from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_rds import EmulatedRds
-from restorectl.lambda_bridge import Injection, LambdaBridge, function_name_for, load_manifest
+from restorectl.lambda_bridge import Injection, Interruption, LambdaBridge, function_name_for, load_manifest
 from restorectl.localpg import LocalPostgres
 from restorectl.paths import CDK_JSON, LAMBDAS, STATEMACHINES
 from restorectl.simclock import SimulatedClock
@@ -39,6 +40,8 @@ SECRET_NAME = "irisx/prod/rds-postgres"  # noqa: S105 - a name, not a secret
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 # A failed execution must never hang a test run; real seconds, not simulated ones.
 EXECUTION_REAL_TIMEOUT_SECONDS = 300
+STATE_MACHINE_PREFIX = "irisx-restore-"
+ABANDONED_FUNCTION = "irisx-restore-RecordAbandonedExecution"
 
 
 class UnknownWorkflow(ValueError):
@@ -70,6 +73,8 @@ class RehearsalOptions:
     snapshot_outcome: str = "available"
     start: datetime = field(default_factory=lambda: datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
     injections: list[Injection] = field(default_factory=list)
+    # End the execution ABORTED or TIMED_OUT while a Task runs; the abandoned-execution function then runs as EventBridge would call it.
+    interruptions: list[Interruption] = field(default_factory=list)
     source_instance: str = "irisx-prod-rds-postgres"
     settings_overrides: dict[str, str] = field(default_factory=dict)
     progress: TextIO | None = None
@@ -92,6 +97,8 @@ class RehearsalResult:
     invocations: list[dict[str, Any]]
     simulated_seconds: float
     history: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    # What the abandoned-execution function did for an execution that ended ABORTED or TIMED_OUT.
+    abandoned: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +109,7 @@ class RehearsalResult:
             "cause": self.cause,
             "path": self.path,
             "world": self.world,
+            **({"abandoned": self.abandoned} if self.abandoned is not None else {}),
         }
 
     def states(self) -> list[str]:
@@ -116,7 +124,8 @@ def lambda_environment(overrides: dict[str, str]) -> dict[str, str]:
     env = StackSettings.from_context(context).lambda_environment()
     env.update(
         POWERTOOLS_SERVICE_NAME="irisx-restore",
-        POWERTOOLS_METRICS_NAMESPACE="IrisxRestore",
+        # The stack sets the name prefix as the namespace; the abandoned-execution function reads the workflow from it.
+        POWERTOOLS_METRICS_NAMESPACE=STATE_MACHINE_PREFIX.removesuffix("-"),
         POWERTOOLS_TRACE_DISABLED="true",
         POWERTOOLS_METRICS_DISABLED="true",
         POWERTOOLS_LOG_LEVEL=os.environ.get("REHEARSAL_LOG_LEVEL", "ERROR"),
@@ -140,7 +149,12 @@ class Rehearsal:
             snapshot_minutes=self.options.snapshot_minutes,
             snapshot_outcome=self.options.snapshot_outcome,
         )
-        self.bridge = LambdaBridge(handlers={}, injections=list(self.options.injections))
+        self.bridge = LambdaBridge(
+            handlers={},
+            injections=list(self.options.injections),
+            interruptions=list(self.options.interruptions),
+            interrupt=self.interrupt,
+        )
         self._stack = contextlib.ExitStack()
         self.state_machines: dict[str, str] = {}
         self.extra_reporters: list[Callable[[], dict[str, Any]]] = []
@@ -188,6 +202,7 @@ class Rehearsal:
         enter(self.clock.installed())
         enter(self.rds.installed())
         enter(self.bridge.installed())
+        enter(emulated_sfn.installed())
         enter(self._database_routing())
         self._stack.callback(self.rds.teardown)
         self._seed()
@@ -294,7 +309,7 @@ class Rehearsal:
         for placeholder, value in substitutions.items():
             definition = definition.replace("${" + placeholder + "}", value)
         arn: str = boto3.client("stepfunctions").create_state_machine(
-            name=f"irisx-restore-{workflow}", definition=definition, roleArn=role
+            name=f"{STATE_MACHINE_PREFIX}{workflow}", definition=definition, roleArn=role
         )["stateMachineArn"]
         self.state_machines[workflow] = arn
         return arn
@@ -326,6 +341,7 @@ class Rehearsal:
         description = sfn.describe_execution(executionArn=execution_arn)
         status = description["status"]
         output = json.loads(description["output"]) if description.get("output") else None
+        abandoned = self._report_status_change(description) if status in ("ABORTED", "TIMED_OUT") else None
         return RehearsalResult(
             workflow=workflow,
             status=status,
@@ -337,7 +353,62 @@ class Rehearsal:
             invocations=self.bridge.invocations[invocations_before:],
             simulated_seconds=self.clock.waited_seconds - clock_before,
             history=history,
+            abandoned=abandoned,
         )
+
+    def interrupt(self, execution_arn: str, status: str) -> None:
+        """End a running execution ABORTED (StopExecution) or TIMED_OUT (its TimeoutSeconds ran out).
+
+        moto times an execution out in real seconds only, so the harness ends it the way moto's own
+        timeout does: the interpreter stops before the next state and records ExecutionTimedOut.
+        """
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+        execution = next((e for e in backend._get_executions() if e.execution_arn == execution_arn), None)
+        if execution is None or execution.exec_worker is None:
+            raise KeyError(f"no running execution {execution_arn} to interrupt")
+        if status == "TIMED_OUT":
+            execution.exec_worker.env.set_timed_out()
+        else:
+            execution.exec_worker.stop(stop_date=datetime.now(timezone.utc), error="Rehearsal.Stopped", cause="stopped by the rehearsal")
+
+    def _report_status_change(self, description: dict[str, Any]) -> dict[str, Any]:
+        """Call the abandoned-execution function with the event EventBridge delivers for this status change."""
+        from stacks.abandoned import HANDLER
+
+        self.bridge.handlers.setdefault(ABANDONED_FUNCTION, HANDLER)
+
+        def epoch_ms(moment: Any) -> int | None:
+            return int(moment.timestamp() * 1000) if isinstance(moment, datetime) else None
+
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states",
+            "account": ACCOUNT,
+            "region": REGION,
+            "resources": [description["executionArn"]],
+            "detail": {
+                "executionArn": description["executionArn"],
+                "stateMachineArn": description["stateMachineArn"],
+                "name": description["name"],
+                "status": description["status"],
+                "startDate": epoch_ms(description.get("startDate")),
+                "stopDate": epoch_ms(description.get("stopDate")),
+                "input": description.get("input"),
+                "output": None,
+                "error": description.get("error"),
+                "cause": description.get("cause"),
+            },
+        }
+        headers: dict[str, str] = {}
+        answer = json.loads(self.bridge.answer(ABANDONED_FUNCTION, json.dumps(event), headers))
+        if headers.get("x-amz-function-error"):
+            return {"error": answer.get("errorType"), "cause": answer.get("errorMessage")}
+        result: dict[str, Any] = answer
+        return result
 
     def _follow(self, sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + EXECUTION_REAL_TIMEOUT_SECONDS

@@ -21,6 +21,10 @@ from unittest import mock
 
 from restorectl.paths import FUNCTIONS_MANIFEST
 
+TASK_TIMEOUT = "States.Timeout"
+# What Lambda itself reports for a function that runs past its configured timeout.
+FUNCTION_TIMEOUT = "Sandbox.Timedout"
+
 
 @dataclass
 class Injection:
@@ -56,6 +60,29 @@ class Injection:
         if count and (not count.isdigit() or int(count) < 1):
             raise ValueError(f"--inject {text!r}: N must be a positive whole number")
         return cls(state=state, error=error, times=int(count) if count else None, after=bool(at))
+
+
+INTERRUPTIONS = ("ABORTED", "TIMED_OUT")
+
+
+@dataclass
+class Interruption:
+    """End the whole execution while Task `state` runs, as a person pressing Stop (ABORTED) or the
+    execution's own TimeoutSeconds running out (TIMED_OUT) would: the step's handler still runs with
+    all its effects (a Lambda already invoked finishes), and Step Functions never sees its answer.
+    """
+
+    state: str
+    status: str
+    fired: bool = False
+
+    @classmethod
+    def parse(cls, text: str, status: str) -> Interruption:
+        if status not in INTERRUPTIONS:
+            raise ValueError(f"an execution can be interrupted as {' or '.join(INTERRUPTIONS)}, not {status!r}")
+        if not text or not text.replace("_", "").isalnum():
+            raise ValueError(f"{text!r} is not a state name (write the Task's name as the console shows it)")
+        return cls(state=text, status=status)
 
 
 @dataclass
@@ -95,6 +122,9 @@ class LambdaBridge:
     handlers: dict[str, str]  # function name -> handler path
     injections: list[Injection] = field(default_factory=list)
     invocations: list[dict[str, Any]] = field(default_factory=list)
+    interruptions: list[Interruption] = field(default_factory=list)
+    # Called with (execution_arn, status) to end the execution: the harness knows moto's executions.
+    interrupt: Callable[[str, str], None] | None = None
 
     def answer(self, function_name: str, body: str | bytes | None, response_headers: dict[str, str]) -> bytes:
         name = function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name
@@ -115,8 +145,6 @@ class LambdaBridge:
         context = LambdaContext(function_name=name, invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}")
         try:
             result = handler(event, context)
-            if after is not None:
-                return self._injected(after, state, record, response_headers, ran=True)
         except Exception as exc:  # noqa: BLE001 - reported to Step Functions exactly as AWS Lambda reports it
             record["error"] = type(exc).__name__
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -127,18 +155,35 @@ class LambdaBridge:
                     "stackTrace": traceback.format_tb(exc.__traceback__),
                 }
             ).encode()
+        finally:
+            self._interrupt_if_asked(state, event)
+        if after is not None:
+            return self._injected(after, state, record, response_headers, ran=True)
         return json.dumps(result, default=str).encode()
+
+    def _interrupt_if_asked(self, state: str | None, event: Any) -> None:
+        execution_arn = ((event.get("context") or {}) if isinstance(event, dict) else {}).get("execution_id")
+        for interruption in self.interruptions:
+            if interruption.state == state and not interruption.fired and execution_arn and self.interrupt:
+                interruption.fired = True
+                self.interrupt(str(execution_arn), interruption.status)
 
     @staticmethod
     def _injected(
         injection: Injection, state: str | None, record: dict[str, Any], response_headers: dict[str, str], ran: bool = False
     ) -> bytes:
         record["error"] = injection.error
+        if injection.error == TASK_TIMEOUT:
+            # moto refuses a Lambda error named States.*; a Task that outlives its TimeoutSeconds is what
+            # raises it in AWS, and moto's interpreter turns a TimeoutError from the invoke into exactly that.
+            when = " after the handler ran" if ran else ""
+            raise TimeoutError(f"{state} ran past its TimeoutSeconds (injected by the rehearsal{when})")
         response_headers["x-amz-function-error"] = "Unhandled"
         when = " after the handler ran" if ran else ""
-        return json.dumps(
-            {"errorType": injection.error, "errorMessage": f"{injection.error} injected by the rehearsal into {state}{when}"}
-        ).encode()
+        message = f"{injection.error} injected by the rehearsal into {state}{when}"
+        if injection.error == FUNCTION_TIMEOUT:
+            message = f"RequestId: {uuid.uuid4()} Error: Task timed out after 30.00 seconds ({message})"
+        return json.dumps({"errorType": injection.error, "errorMessage": message}).encode()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[LambdaBridge]:

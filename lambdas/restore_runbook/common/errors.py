@@ -81,4 +81,12 @@ class SourceNotAvailable(RunbookError):
     """The source instance exists but is not in a state that allows the operation (e.g. stopped)."""
 
 
+class StepTimedOut(RunbookError):
+    """A step ran past its TimeoutSeconds (Step Functions' States.Timeout): it may have acted before it was cut off."""
+
+
+class StepFailed(RunbookError):
+    """A step failed with an error Step Functions itself raised (a States.* name other than a timeout)."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())
