@@ -273,3 +273,14 @@ def classify_status(identifier: str, instance: dict[str, Any] | None) -> str:
             "recover by itself; see the instance's events in the RDS console"
         )
     return "pending"
+
+
+def presence(identifier: str) -> str:
+    """What RDS shows of an instance right now, in words: a cause must describe the world as it is."""
+    instance = find_instance(identifier)
+    if instance is None:
+        return f"{identifier} no longer exists"
+    status = instance.get("DBInstanceStatus", "unknown")
+    if status == "deleting":
+        return f"{identifier} is being deleted (status deleting)"
+    return f"{identifier} still exists (status {status}): nothing deleted it"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from restore_runbook.common import failure as failures
+from restore_runbook.common import rds
+from restore_runbook.hosts import ssm
 
 
 def where_hosts_stand(cutover: dict[str, Any] | None, rollback: dict[str, Any] | None) -> str:
@@ -55,11 +57,14 @@ def explain_rollback_failure(
     plan: dict[str, Any] | None,
     cutover: dict[str, Any] | None = None,
     rollback: dict[str, Any] | None = None,
+    recoveries: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, str]:
     """The RollbackFailed error a human finishes by hand from: what failed first, and where hosts stand.
 
     With the restore workflow's cutover and rollback records, every host is named with the last
     DB_HOST those records show, in the cause and in `cleanup` (the journal's "left behind").
+    With the rollback workflow's recovery records, every host is named with where DB_HOST points
+    and whether its app answers, and the restored copy as RDS shows it now.
     """
 
     rollback_error, rollback_cause = failures.explain(rollback_failure)
@@ -74,7 +79,14 @@ def explain_rollback_failure(
     if failure:
         error, cause = failures.explain(failure)
         parts.append(f"[original error {error}: {cause}]")
-    target = (plan or {}).get("target_instance")  # the restore workflow's copy; the rollback workflow reports its own
+    restored = (plan or {}).get("restored_instance")
+    if restored and recoveries is not None:
+        app = where_hosts_run(plan, recoveries)
+        copy = rds.presence(str(restored))
+        parts.append(f"[the app: {app}]")
+        parts.append(f"[{copy}]")
+        return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": f"{copy}; the app: {app}"}
+    target = (plan or {}).get("target_instance")  # the restore workflow's copy
     if not target:
         return {"error": "RollbackFailed", "cause": " ".join(parts)}
     hosts = where_hosts_stand(cutover, rollback)
@@ -82,3 +94,31 @@ def explain_rollback_failure(
     parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
     left = f"{target} (the restored copy) was NOT deleted: a host may still use it; where the hosts stand: {hosts}"
     return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": left}
+
+
+def where_hosts_run(plan: dict[str, Any] | None, recoveries: list[dict[str, Any] | None]) -> str:
+    """Per host: where DB_HOST points and whether the app answers, from the last recovery that reached it."""
+    hosts = list((plan or {}).get("hosts") or [])
+    if not hosts:
+        return "no API host was planned for (the rollback failed before it touched any): nothing was stopped"
+    parts = []
+    for host in hosts:
+        parts.append(f"{host}: {_host_state(host, [r for r in recoveries if r])}")
+    return "; ".join(parts)
+
+
+def _host_state(host: str, recoveries: list[dict[str, Any]]) -> str:
+    for recovery in reversed(recoveries):
+        health = ((recovery.get("health") or {}).get("hosts") or {}).get(host)
+        result = (recovery.get("results") or {}).get(host) or {}
+        db_host = (result.get("output") or {}).get("db_host")
+        if health and health.get("healthy"):
+            return f"DB_HOST={db_host or recovery.get('db_host')}, app running and healthy ({recovery.get('target')} database)"
+        if result.get("status") == ssm.SUCCESS:
+            verdict = health.get("detail") if health else "health not confirmed"
+            return f"DB_HOST={db_host or recovery.get('db_host')}, app restarted but not healthy ({verdict})"
+        if result:
+            problem = result.get("error") or result.get("status")
+            where = f"DB_HOST={db_host}" if db_host else "DB_HOST unknown"
+            return f"{where}, restart on the {recovery.get('target')} database failed ({problem}): the app may be STOPPED"
+    return "DB_HOST unknown, no restart confirmed: the app may be STOPPED"

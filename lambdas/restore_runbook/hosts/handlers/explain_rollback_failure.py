@@ -11,7 +11,12 @@ from restore_runbook.hosts import explain
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome = explain.explain_rollback_failure(
-        event.get("failure"), event.get("rollback_failure"), event.get("plan"), event.get("cutover"), event.get("rollback")
+        event.get("failure"),
+        event.get("rollback_failure"),
+        event.get("plan"),
+        event.get("cutover"),
+        event.get("rollback"),
+        event.get("recoveries"),
     )
     logger.error("rollback failed", extra=outcome)
     return outcome
