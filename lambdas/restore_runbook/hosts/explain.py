@@ -58,6 +58,7 @@ def explain_rollback_failure(
     cutover: dict[str, Any] | None = None,
     rollback: dict[str, Any] | None = None,
     recoveries: list[dict[str, Any] | None] | None = None,
+    deletion_failed: bool = False,
 ) -> dict[str, str]:
     """The RollbackFailed error a human finishes by hand from: what failed first, and where hosts stand.
 
@@ -80,6 +81,17 @@ def explain_rollback_failure(
         error, cause = failures.explain(failure)
         parts.append(f"[original error {error}: {cause}]")
     restored = (plan or {}).get("restored_instance")
+    if restored and deletion_failed:
+        # The hosts are back and healthy; the deletion may still have acted before it failed.
+        copy = rds.presence(str(restored))
+        if "still exists" in copy:
+            copy += ": delete it by hand, keeping a final snapshot"
+        return {
+            "error": "RollbackFailed",
+            "cause": " ".join(parts),
+            "copy": copy,
+            "cleanup": f"every API host is back on the original; {copy}",
+        }
     if restored and recoveries is not None:
         app = where_hosts_run(plan, recoveries)
         copy = rds.presence(str(restored))

@@ -17,6 +17,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event.get("cutover"),
         event.get("rollback"),
         event.get("recoveries"),
+        deletion_failed=bool(event.get("deletion_failed")),
     )
     logger.error("rollback failed", extra=outcome)
     return outcome
