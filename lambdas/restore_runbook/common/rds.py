@@ -283,4 +283,4 @@ def presence(identifier: str) -> str:
     status = instance.get("DBInstanceStatus", "unknown")
     if status == "deleting":
         return f"{identifier} is being deleted (status deleting)"
-    return f"{identifier} still exists (status {status}): nothing deleted it"
+    return f"{identifier} was NOT deleted: it still exists (status {status})"

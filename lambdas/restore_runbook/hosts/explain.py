@@ -84,7 +84,7 @@ def explain_rollback_failure(
     if restored and deletion_failed:
         # The hosts are back and healthy; the deletion may still have acted before it failed.
         copy = rds.presence(str(restored))
-        if "still exists" in copy:
+        if "was NOT deleted" in copy:
             copy += ": delete it by hand, keeping a final snapshot"
         return {
             "error": "RollbackFailed",
