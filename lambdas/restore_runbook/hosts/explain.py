@@ -113,24 +113,31 @@ def where_hosts_run(plan: dict[str, Any] | None, recoveries: list[dict[str, Any]
     hosts = list((plan or {}).get("hosts") or [])
     if not hosts:
         return "no API host was planned for (the rollback failed before it touched any): nothing was stopped"
-    parts = []
-    for host in hosts:
-        parts.append(f"{host}: {_host_state(host, [r for r in recoveries if r])}")
-    return "; ".join(parts)
+    seen = [(recovery, _results_of(recovery)) for recovery in recoveries if recovery]
+    return "; ".join(f"{host}: {_host_state(host, seen)}" for host in hosts)
 
 
-def _host_state(host: str, recoveries: list[dict[str, Any]]) -> str:
-    for recovery in reversed(recoveries):
+def _results_of(recovery: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A recovery whose check failed never wrote its results back: look at its commands now."""
+    results: dict[str, dict[str, Any]] = recovery.get("results") or {}
+    if not results and recovery.get("commands"):
+        results = ssm.look(recovery["commands"])
+    return results
+
+
+def _host_state(host: str, seen: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> str:
+    for recovery, results in reversed(seen):
         health = ((recovery.get("health") or {}).get("hosts") or {}).get(host)
-        result = (recovery.get("results") or {}).get(host) or {}
-        db_host = (result.get("output") or {}).get("db_host")
+        result = results.get(host) or {}
+        db_host = (result.get("output") or {}).get("db_host") or recovery.get("db_host")
         if health and health.get("healthy"):
-            return f"DB_HOST={db_host or recovery.get('db_host')}, app running and healthy ({recovery.get('target')} database)"
+            return f"DB_HOST={db_host}, app running and healthy ({recovery.get('target')} database)"
         if result.get("status") == ssm.SUCCESS:
             verdict = health.get("detail") if health else "health not confirmed"
-            return f"DB_HOST={db_host or recovery.get('db_host')}, app restarted but not healthy ({verdict})"
+            return f"DB_HOST={db_host}, app restarted but not confirmed healthy ({verdict})"
         if result:
             problem = result.get("error") or result.get("status")
-            where = f"DB_HOST={db_host}" if db_host else "DB_HOST unknown"
+            reported = (result.get("output") or {}).get("db_host")
+            where = f"DB_HOST={reported}" if reported else "DB_HOST unknown"
             return f"{where}, restart on the {recovery.get('target')} database failed ({problem}): the app may be STOPPED"
     return "DB_HOST unknown, no restart confirmed: the app may be STOPPED"
