@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from stacks import layer
 from stacks.abandoned import AbandonedExecutions
 from stacks.cutover import AppHostDocuments, RollbackWorkflow
 from stacks.journal import Journal
@@ -18,15 +19,15 @@ from stacks.snapshot_workflow import SnapshotWorkflow
 from stacks.workflow import FunctionDefaults, Workflow
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_LAYER_PATH = REPO_ROOT / "build" / "layer"
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
 STATEMACHINES = REPO_ROOT / "statemachines"
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
 
 
 class RestoreRunbookStack(Stack):
-    """`layer_asset_path` is a directory holding `python/` (built by scripts/build_layer.sh);
-    `statemachines_path` is where the `*.asl.json` files and `functions.json` are read from."""
+    """`layer_asset_path`, when given, is a directory already holding the layer's `python/`; without it
+    synth builds the layer from requirements.txt (stacks/layer.py). `statemachines_path` is where the
+    `*.asl.json` files and `functions.json` are read from."""
 
     def __init__(
         self,
@@ -34,7 +35,7 @@ class RestoreRunbookStack(Stack):
         construct_id: str,
         *,
         settings: StackSettings,
-        layer_asset_path: Path | str = DEFAULT_LAYER_PATH,
+        layer_asset_path: Path | str | None = None,
         statemachines_path: Path | str = STATEMACHINES,
         **kwargs: object,
     ) -> None:
@@ -45,7 +46,7 @@ class RestoreRunbookStack(Stack):
         self.journal = Journal(self, "Journal", settings=settings)
         self.defaults = FunctionDefaults(
             code=self._build_code(),
-            layers=[self._build_layer(Path(layer_asset_path))],
+            layers=[self._build_layer(layer_asset_path)],
             environment={**settings.lambda_environment(), **self.journal.environment()},
             name_prefix=settings.name_prefix,
             **self._build_network(),
@@ -87,16 +88,11 @@ class RestoreRunbookStack(Stack):
         # so no bundling (and no Docker) is needed.
         return lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=ASSET_EXCLUDES)
 
-    def _build_layer(self, layer_path: Path) -> lambda_.LayerVersion:
-        if not (layer_path / "python").is_dir():
-            raise ValueError(
-                f"the dependency layer {layer_path}/python does not exist; build it first with "
-                "`make layer` (scripts/build_layer.sh), or pass layer_asset_path"
-            )
+    def _build_layer(self, layer_path: Path | str | None) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(
             self,
             "DependencyLayer",
-            code=lambda_.Code.from_asset(str(layer_path), exclude=ASSET_EXCLUDES),
+            code=layer.bundled_code() if layer_path is None else layer.prebuilt_code(Path(layer_path)),
             compatible_runtimes=[Workflow.RUNTIME],
             compatible_architectures=[Workflow.ARCHITECTURE],
             description="requirements.txt for the runbook's Lambda steps",
