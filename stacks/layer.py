@@ -1,7 +1,7 @@
 """The Lambda dependency layer: requirements.txt installed by pip for the Lambda platform, at synth time.
 
 No Docker: pip downloads the wheels built for the Lambda platform (CPython 3.12, manylinux, arm64,
-matching `Workflow.RUNTIME` and `Workflow.ARCHITECTURE` in stacks/workflow.py) instead of the
+matching `RUNTIME` and `ARCHITECTURE` in stacks/functions.py) instead of the
 host's. CDK runs this as the asset's local bundling and names the result by a hash of
 requirements.txt and that platform, so `cdk synth` reuses `cdk.out/asset.<hash>` until the
 requirements change, and a fresh clone needs no separate build step.

@@ -65,7 +65,7 @@ class StackSettings:
     command_poll_max_attempts: int
     health_check_attempts: int
     health_check_interval_seconds: int
-    # The journal's notifications and the snapshot workflow (stacks/journal.py, stacks/snapshot_workflow.py).
+    # The journal's notifications and the snapshot workflow (stacks/journal.py, stacks/workflows/snapshot.py).
     notify_emails: tuple[str, ...]
     snapshot_prefix: str
     snapshot_keep_last: Mapping[str, int]
