@@ -16,6 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from restore_runbook.contract import ENV_METRICS_NAMESPACE, ENV_SERVICE_NAME
 from stacks import nag
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -99,8 +100,9 @@ class FunctionDefaults:
             memory_size=spec.permissions.memory_size,
             environment={
                 **self.environment,
-                "POWERTOOLS_SERVICE_NAME": f"{self.name_prefix}-{spec.service}",
-                "POWERTOOLS_METRICS_NAMESPACE": self.name_prefix,
+                ENV_SERVICE_NAME: f"{self.name_prefix}-{spec.service}",
+                # The abandoned-execution handler strips this prefix from a state machine's name.
+                ENV_METRICS_NAMESPACE: self.name_prefix,
             },
             description=spec.description,
             **vpc_props,

@@ -15,6 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN
 from stacks.settings import StackSettings
 
 PK, SK, INDEX, INDEX_PK, INDEX_SK = "pk", "sk", "gsi1", "gsi1pk", "gsi1sk"
@@ -66,7 +67,7 @@ class Journal(Construct):
 
     def environment(self) -> dict[str, str]:
         """What every step function needs to find the journal and the topic."""
-        return {"JOURNAL_TABLE_NAME": self.table.table_name, "NOTIFY_TOPIC_ARN": self.topic.topic_arn}
+        return {ENV_JOURNAL_TABLE_NAME: self.table.table_name, ENV_NOTIFY_TOPIC_ARN: self.topic.topic_arn}
 
     def table_statement(self, actions: list[str]) -> iam.PolicyStatement:
         return iam.PolicyStatement(actions=actions, resources=[self.table.table_arn])

@@ -19,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from restore_runbook.contract import state_machine_name
 from stacks import nag
 from stacks.functions import LOG_RETENTION, FunctionDefaults, FunctionSpec, StepPermissions
 
@@ -113,7 +114,7 @@ class Workflow(Construct):
         return self._defaults.build(self, "".join(part.title() for part in module.split("_")), spec)
 
     def _build_state_machine(self, asl_text: str, extra: Mapping[str, str]) -> sfn.StateMachine:
-        name = f"{self._defaults.name_prefix}-{self.workflow_name}"
+        name = state_machine_name(self._defaults.name_prefix, self.workflow_name)
         log_group = logs.LogGroup(
             self,
             "StateMachineLogs",

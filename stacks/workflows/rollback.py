@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
 
+from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
@@ -84,6 +85,6 @@ class RollbackWorkflow(RegisteredWorkflow):
                 effect=iam.Effect.DENY,
                 actions=["rds:AddTagsToResource"],
                 resources=[arns.snapshot()],
-                conditions={"StringEquals": {"aws:RequestTag/irisx-restore:workflow": "snapshot"}},
+                conditions={"StringEquals": {f"aws:RequestTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW}},
             ),
         ]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
 
+from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag
 from stacks.functions import StepPermissions
 from stacks.permissions.rds import deny_changes_to_source
@@ -21,7 +22,6 @@ DESCRIBE_REASON = (
     "Read-only describe/list of RDS snapshots and instances in this account and region: snapshot names "
     "are generated per execution and retention lists the source's snapshots"
 )
-TAG_WORKFLOW = "irisx-restore:workflow"
 
 
 class SnapshotWorkflow(RegisteredWorkflow):
@@ -47,7 +47,7 @@ class SnapshotWorkflow(RegisteredWorkflow):
         )
 
     def _own_snapshots(self) -> str:
-        return self.arns.snapshot(f"{self.settings.snapshot_prefix}-*")
+        return self.arns.snapshot(f"{self.settings.snapshot.prefix}-*")
 
     def _start_snapshot(self) -> StepPermissions:
         request_tag = {"StringEquals": {f"aws:RequestTag/{self.settings.management_tag_key}": self.settings.management_tag_value}}
@@ -83,7 +83,7 @@ class SnapshotWorkflow(RegisteredWorkflow):
             conditions={
                 "StringEquals": {
                     f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value,
-                    f"aws:ResourceTag/{TAG_WORKFLOW}": self.NAME,
+                    f"aws:ResourceTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW,
                 }
             },
         )
