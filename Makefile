@@ -43,10 +43,10 @@ lint: setup  ## ruff's checks (does not change files)
 format: setup  ## rewrite files in ruff's format
 	$(BIN)/ruff format .
 
-layer: setup  ## build the Lambda dependency layer for Python 3.12 (manylinux) into build/layer, without Docker
-	bash scripts/build_layer.sh
+layer: setup  ## build the Lambda dependency layer into build/layer, to inspect it (synth builds its own)
+	$(BIN)/python -m stacks.layer build/layer
 
-synth: layer  ## synthesize the CloudFormation template into cdk.out/ (no Docker, network or credentials)
+synth: setup  ## synthesize into cdk.out/; pip builds the Lambda layer for python3.12/arm64 (no Docker), reused until requirements.txt changes
 	CDK_OUTDIR=cdk.out $(BIN)/python app.py
 
 bench: setup  ## print the benchmarks' side-by-side ratios

@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN
 from restore_runbook.journal.records import from_item
 
 TABLE_NAME = "irisx-restore-journal"
@@ -56,8 +57,8 @@ class EmulatedJournal:
 
         boto3.client("dynamodb").create_table(**table_definition(self.table_name))
         self.topic_arn = boto3.client("sns").create_topic(Name=TOPIC_NAME)["TopicArn"]
-        os.environ["JOURNAL_TABLE_NAME"] = self.table_name
-        os.environ["NOTIFY_TOPIC_ARN"] = self.topic_arn
+        os.environ[ENV_JOURNAL_TABLE_NAME] = self.table_name
+        os.environ[ENV_NOTIFY_TOPIC_ARN] = self.topic_arn
         return self
 
     def records(self) -> list[dict[str, Any]]:

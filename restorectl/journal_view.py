@@ -10,10 +10,9 @@ import argparse
 import json
 from typing import Any
 
+from restore_runbook.contract import SNAPSHOT_REASONS
 from restore_runbook.journal.records import from_item
 from restorectl.start import EXIT_SUCCEEDED, Deployment, UsageError, aws_errors_as_exit_codes, client, stack_outputs
-
-SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
 
 
 def find_table(deployment: Deployment, region: str | None) -> Any:

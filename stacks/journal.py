@@ -1,10 +1,8 @@
-"""The journal of every execution (DynamoDB) and the notification topic (SNS), and what the journal
-steps of any workflow may do with them.
+"""The journal of every execution (DynamoDB) and the notification topic (SNS).
 
 The table's key schema is the one `lambdas/restore_runbook/journal/` writes and
-`restorectl/emulated_journal.py` creates in the rehearsal. Each workflow gets its own record-start,
-take-lock and record-outcome functions (the Workflow construct builds one per workflow); the
-permissions below are the same for all of them and scoped to this table and this topic.
+`restorectl/emulated_journal.py` creates in the rehearsal. What the journal steps may do with them
+is in stacks/permissions/journal.py.
 """
 
 from __future__ import annotations
@@ -17,10 +15,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks import nag
-from stacks.arns import partition_of
+from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN
 from stacks.settings import StackSettings
-from stacks.workflow import StepPermissions
 
 PK, SK, INDEX, INDEX_PK, INDEX_SK = "pk", "sk", "gsi1", "gsi1pk", "gsi1sk"
 
@@ -71,35 +67,10 @@ class Journal(Construct):
 
     def environment(self) -> dict[str, str]:
         """What every step function needs to find the journal and the topic."""
-        return {"JOURNAL_TABLE_NAME": self.table.table_name, "NOTIFY_TOPIC_ARN": self.topic.topic_arn}
+        return {ENV_JOURNAL_TABLE_NAME: self.table.table_name, ENV_NOTIFY_TOPIC_ARN: self.topic.topic_arn}
 
-    def _table_statement(self, actions: list[str]) -> iam.PolicyStatement:
+    def table_statement(self, actions: list[str]) -> iam.PolicyStatement:
         return iam.PolicyStatement(actions=actions, resources=[self.table.table_arn])
-
-    def step_permissions(self) -> dict[str, StepPermissions]:
-        """The journal steps (handler module -> permissions), for any workflow's `steps`."""
-        settings = self._settings
-        executions = f"arn:{partition_of(settings.region)}:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
-        describe_holder = iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
-        publish = iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn])
-        return {
-            "record_start": StepPermissions(statements=[self._table_statement(["dynamodb:PutItem"])]),
-            "take_lock": StepPermissions(
-                statements=[self._table_statement(["dynamodb:PutItem", "dynamodb:GetItem"]), describe_holder],
-                acknowledgements={
-                    nag.wildcard_resource(executions): (
-                        "A lock names its holder execution only at run time; DescribeExecution is limited to "
-                        "executions of this stack's state machines (name prefix)"
-                    )
-                },
-            ),
-            "record_outcome": StepPermissions(
-                statements=[
-                    self._table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
-                    publish,
-                ]
-            ),
-        }
 
     def add_outputs(self) -> None:
         stack = Stack.of(self)

@@ -1,7 +1,9 @@
-"""The stack: shared Lambda code, the dependency layer, the network, and one construct per workflow."""
+"""The stack: shared Lambda code, the dependency layer, the network, the journal, and every workflow
+of the registry (stacks/workflows/), each with its output and watched for abandoned executions."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import Stack
@@ -9,24 +11,24 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from stacks import functions, layer
 from stacks.abandoned import AbandonedExecutions
-from stacks.cutover import AppHostDocuments, RollbackWorkflow
+from stacks.app_hosts import AppHostDocuments
+from stacks.functions import FunctionDefaults
 from stacks.journal import Journal
-from stacks.restore_workflow import RestoreWorkflow
 from stacks.settings import StackSettings
-from stacks.snapshot_workflow import SnapshotWorkflow
-from stacks.workflow import FunctionDefaults, Workflow
+from stacks.workflows import WORKFLOWS, RegisteredWorkflow, WorkflowContext
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_LAYER_PATH = REPO_ROOT / "build" / "layer"
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
 STATEMACHINES = REPO_ROOT / "statemachines"
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
 
 
 class RestoreRunbookStack(Stack):
-    """`layer_asset_path` is a directory holding `python/` (built by scripts/build_layer.sh);
-    `statemachines_path` is where the `*.asl.json` files and `functions.json` are read from."""
+    """`layer_asset_path`, when given, is a directory already holding the layer's `python/`; without it
+    synth builds the layer from requirements.txt (stacks/layer.py). `statemachines_path` is where the
+    `*.asl.json` files and `functions.json` are read from."""
 
     def __init__(
         self,
@@ -34,43 +36,32 @@ class RestoreRunbookStack(Stack):
         construct_id: str,
         *,
         settings: StackSettings,
-        layer_asset_path: Path | str = DEFAULT_LAYER_PATH,
+        layer_asset_path: Path | str | None = None,
         statemachines_path: Path | str = STATEMACHINES,
         **kwargs: object,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
         self.settings = settings
-        self._statemachines = Path(statemachines_path)
+        statemachines = Path(statemachines_path)
         # The journal and the topic come first: every step function is told where they are.
         self.journal = Journal(self, "Journal", settings=settings)
         self.defaults = FunctionDefaults(
             code=self._build_code(),
-            layers=[self._build_layer(Path(layer_asset_path))],
+            layers=[self._build_layer(layer_asset_path)],
             environment={**settings.lambda_environment(), **self.journal.environment()},
             name_prefix=settings.name_prefix,
             **self._build_network(),
         )
-        self.restore = self._build_restore_workflow()
-        # Cutover/rollback on the API hosts: the project's own SSM documents, and the rollback workflow.
+        # The API hosts' own SSM documents, which the cutover and rollback steps send.
         self.app_host_documents = AppHostDocuments(self, "AppHostDocuments", settings=settings)
-        self.rollback = RollbackWorkflow(
-            self,
-            "Rollback",
+        context = WorkflowContext(
             settings=settings,
-            defaults=self.defaults,
-            asl_path=self._statemachines / "rollback.asl.json",
-            manifest_path=self._statemachines / "functions.json",
-            journal_steps=self.journal.step_permissions(),
-        )
-        self.snapshot = SnapshotWorkflow(
-            self,
-            "Snapshot",
-            settings=settings,
-            defaults=self.defaults,
+            functions=self.defaults,
             journal=self.journal,
-            asl_path=self._statemachines / "snapshot.asl.json",
-            manifest_path=self._statemachines / "functions.json",
+            manifest=json.loads((statemachines / "functions.json").read_text(encoding="utf-8")),
+            statemachines=statemachines,
         )
+        self.workflows: dict[str, RegisteredWorkflow] = {workflow.NAME: workflow(self, context) for workflow in WORKFLOWS}
         # Executions that time out or are aborted never reach their own journal step.
         self.abandoned = AbandonedExecutions(
             self,
@@ -78,27 +69,23 @@ class RestoreRunbookStack(Stack):
             settings=settings,
             defaults=self.defaults,
             journal=self.journal,
-            state_machines=[self.restore.state_machine, self.rollback.state_machine, self.snapshot.state_machine],
+            state_machines=[workflow.state_machine for workflow in self.workflows.values()],
         )
-        self._build_outputs()
+        for workflow in self.workflows.values():
+            workflow.add_outputs()
+        self.journal.add_outputs()
 
     def _build_code(self) -> lambda_.Code:
-        # The directory as it is: handlers are pure Python and third-party packages live in the layer,
-        # so no bundling (and no Docker) is needed.
+        # The directory as it is: handlers are pure Python and third-party packages live in the layer.
         return lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=ASSET_EXCLUDES)
 
-    def _build_layer(self, layer_path: Path) -> lambda_.LayerVersion:
-        if not (layer_path / "python").is_dir():
-            raise ValueError(
-                f"the dependency layer {layer_path}/python does not exist; build it first with "
-                "`make layer` (scripts/build_layer.sh), or pass layer_asset_path"
-            )
+    def _build_layer(self, layer_path: Path | str | None) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(
             self,
             "DependencyLayer",
-            code=lambda_.Code.from_asset(str(layer_path), exclude=ASSET_EXCLUDES),
-            compatible_runtimes=[Workflow.RUNTIME],
-            compatible_architectures=[Workflow.ARCHITECTURE],
+            code=layer.bundled_code() if layer_path is None else layer.prebuilt_code(Path(layer_path)),
+            compatible_runtimes=[functions.RUNTIME],
+            compatible_architectures=[functions.ARCHITECTURE],
             description="requirements.txt for the runbook's Lambda steps",
         )
 
@@ -116,20 +103,3 @@ class RestoreRunbookStack(Stack):
             for index, group_id in enumerate(self.settings.security_group_ids)
         ]
         return {"vpc": vpc, "security_groups": security_groups}
-
-    def _build_restore_workflow(self) -> RestoreWorkflow:
-        return RestoreWorkflow(
-            self,
-            "Restore",
-            settings=self.settings,
-            defaults=self.defaults,
-            asl_path=self._statemachines / "restore.asl.json",
-            manifest_path=self._statemachines / "functions.json",
-            journal_steps=self.journal.step_permissions(),
-        )
-
-    def _build_outputs(self) -> None:
-        self.restore.workflow.add_arn_output("RestoreStateMachineArn")
-        self.rollback.workflow.add_arn_output("RollbackStateMachineArn")
-        self.snapshot.workflow.add_arn_output("SnapshotStateMachineArn")
-        self.journal.add_outputs()

@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The parameters' allowedPatterns and the documents' names are the Lambda code's contract too.
+from restore_runbook.contract import (
+    APP_CONTROL_DOCUMENT,
+    APP_NAME_PATTERN,
+    DB_HOST_PATTERN,
+    ENV_FILE_PATTERN,
+    HEALTH_URL_PATTERN,
+    SET_DB_HOST_DOCUMENT,
+    document_name,
+)
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "ssm"
 HEREDOC_END = "IRISX_RESTORE_SCRIPT_END"
 
-# Host names (RDS endpoints) and IPv4 addresses: letters, digits, dots and hyphens only.
-DB_HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
-# Absolute paths: 1 to 16 "/segment"s, each 1-64 characters from [A-Za-z0-9._-] and neither "." nor
-# ".." (a segment starts with a letter, digit or "_"; or "." and one of those or "-"; or ".." and at
-# least one more character), so no "..", no "//", no trailing "/". Only constructs that mean the
-# same to Python's re, an ECMAScript RegExp (SSM checks allowedPattern itself) and POSIX ERE (the
-# scripts re-check it verbatim with bash's =~): no lookahead, no \d, no lazy or possessive
-# quantifiers. The bounded repetitions stand in for a length limit (at most 16 * 65 characters).
-ENV_FILE_PATTERN = r"^(/([A-Za-z0-9_][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}|\.\.[A-Za-z0-9._-]{1,62})){1,16}$"
-APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-HEALTH_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
 ACTIONS = ("stop", "restart", "health")
 
 
@@ -68,7 +68,7 @@ class CommandDocument:
     parameters: tuple[Parameter, ...]
 
     def name(self, name_prefix: str) -> str:
-        return f"{name_prefix}-{self.key}"
+        return document_name(name_prefix, self.key)
 
     def script_path(self) -> Path:
         return SCRIPTS / self.script
@@ -131,7 +131,7 @@ ENV_FILE = Parameter("EnvFile", "ENV_FILE", "Absolute path of the app's .env fil
 APP_NAME = Parameter("AppName", "APP_NAME", "pm2 process name of the app", pattern=APP_NAME_PATTERN)
 
 SET_DB_HOST = CommandDocument(
-    key="set-db-host",
+    key=SET_DB_HOST_DOCUMENT,
     description="IRISX restore runbook: point the API at a database host (rewrite DB_HOST in .env, keep a backup, pm2 restart)",
     script="set_db_host.sh",
     parameters=(
@@ -142,7 +142,7 @@ SET_DB_HOST = CommandDocument(
 )
 
 APP_CONTROL = CommandDocument(
-    key="app-control",
+    key=APP_CONTROL_DOCUMENT,
     description="IRISX restore runbook: stop, restart or health-check the API (pm2 and GET /health)",
     script="app_control.sh",
     parameters=(

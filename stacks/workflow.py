@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_iam as iam
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from restore_runbook.contract import state_machine_name
 from stacks import nag
+from stacks.functions import LOG_RETENTION, FunctionDefaults, FunctionSpec, StepPermissions
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -40,30 +39,6 @@ def handler_module(handler: str) -> str:
     return parts[-2]
 
 
-@dataclass(frozen=True)
-class StepPermissions:
-    """What one Lambda step may do, and why any wildcard in it is acceptable."""
-
-    statements: Sequence[iam.PolicyStatement]
-    # nag rule id -> reason; every wildcard must be justified here, next to the statement that has it.
-    acknowledgements: Mapping[str, str] = field(default_factory=dict)
-    timeout: Duration = field(default_factory=lambda: Duration.seconds(30))
-    memory_size: int = 256
-    in_vpc: bool = False
-
-
-@dataclass(frozen=True)
-class FunctionDefaults:
-    """What every step function of every workflow shares."""
-
-    code: lambda_.Code
-    layers: Sequence[lambda_.ILayerVersion]
-    environment: Mapping[str, str]
-    name_prefix: str
-    vpc: ec2.IVpc | None = None
-    security_groups: Sequence[ec2.ISecurityGroup] = ()
-
-
 class Workflow(Construct):
     """One state machine and its Lambda steps.
 
@@ -71,11 +46,6 @@ class Workflow(Construct):
     ASL references become functions. `steps` maps a handler's module name -> its permissions; a
     referenced step without permissions is an error, so no function is ever deployed unscoped.
     """
-
-    RUNTIME = lambda_.Runtime.PYTHON_3_12
-    ARCHITECTURE = lambda_.Architecture.ARM_64
-    LOGGING_FORMAT = lambda_.LoggingFormat.JSON
-    LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
     def __init__(
         self,
@@ -133,94 +103,24 @@ class Workflow(Construct):
         return steps[module]
 
     def _build_function(self, handler: str, permissions: StepPermissions) -> lambda_.Function:
-        construct_name = "".join(part.title() for part in handler_module(handler).split("_"))
-        log_group = logs.LogGroup(
-            self,
-            f"{construct_name}Logs",
-            retention=self.LOG_RETENTION,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        role = iam.Role(
-            self,
-            f"{construct_name}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{self._defaults.name_prefix} {self.workflow_name}: {handler_module(handler)} step",
-        )
-        for statement in permissions.statements:
-            role.add_to_policy(statement)
-        log_group.grant_write(role)
-        vpc_props = {}
-        if permissions.in_vpc:
-            if self._defaults.vpc is None:
-                raise ValueError(f"step {handler} must run in the VPC, but no VPC was given")
-            vpc_props = {
-                "vpc": self._defaults.vpc,
-                "vpc_subnets": ec2.SubnetSelection(subnets=self._defaults.vpc.private_subnets),
-                "security_groups": list(self._defaults.security_groups),
-            }
-            self._grant_network_interfaces(role)
-        function = lambda_.Function(
-            self,
-            f"{construct_name}Function",
-            code=self._defaults.code,
+        module = handler_module(handler)
+        spec = FunctionSpec(
             handler=handler,
-            runtime=self.RUNTIME,
-            architecture=self.ARCHITECTURE,
-            layers=list(self._defaults.layers),
-            role=role,
-            log_group=log_group,
-            logging_format=self.LOGGING_FORMAT,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
-            system_log_level_v2=lambda_.SystemLogLevel.INFO,
-            tracing=lambda_.Tracing.ACTIVE,
-            timeout=permissions.timeout,
-            memory_size=permissions.memory_size,
-            environment={
-                **self._defaults.environment,
-                "POWERTOOLS_SERVICE_NAME": f"{self._defaults.name_prefix}-{self.workflow_name}",
-                "POWERTOOLS_METRICS_NAMESPACE": self._defaults.name_prefix,
-            },
+            service=self.workflow_name,
             description=f"{self.workflow_name} workflow: {handler}",
-            **vpc_props,
+            role_description=f"{self._defaults.name_prefix} {self.workflow_name}: {module} step",
+            permissions=permissions,
         )
-        wildcard_reason = nag.XRAY_REASON
-        if permissions.in_vpc:
-            wildcard_reason += "; the Lambda ENI calls for VPC placement take no resource ARNs either"
-        nag.acknowledge(role, nag.wildcard_resource("*"), wildcard_reason)
-        nag.acknowledge(
-            function,
-            "AwsSolutions-L1",
-            "Pinned to Python 3.12: the dependency layer is built for cp312 and the local rehearsal runs 3.12",
-        )
-        for rule_id, reason in permissions.acknowledgements.items():
-            nag.acknowledge(role, rule_id, reason)
-        return function
-
-    @staticmethod
-    def _grant_network_interfaces(role: iam.Role) -> None:
-        # What AWSLambdaVPCAccessExecutionRole grants, inline: ENI calls take no resource ARNs.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSubnets",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                resources=["*"],
-            )
-        )
+        return self._defaults.build(self, "".join(part.title() for part in module.split("_")), spec)
 
     def _build_state_machine(self, asl_text: str, extra: Mapping[str, str]) -> sfn.StateMachine:
-        name = f"{self._defaults.name_prefix}-{self.workflow_name}"
+        name = state_machine_name(self._defaults.name_prefix, self.workflow_name)
         log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
             # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy from growing per log group.
             log_group_name=f"/aws/vendedlogs/states/{name}",
-            retention=self.LOG_RETENTION,
+            retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.RETAIN,
         )
         state_machine = sfn.StateMachine(

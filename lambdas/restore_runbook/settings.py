@@ -1,8 +1,12 @@
-"""Settings for every Lambda step, read once from the environment at cold start.
+"""Every setting of the Lambda steps, declared once: its type, default, check and environment variable.
 
-The CDK stack writes these variables from the validated `cdk.json` context; reading them here
-again, typed and checked, means a mis-set function fails at its first invocation with a plain
-message instead of half-way through a restore.
+The declaration below is read twice. At synth, `stacks/settings.py` parses the `runbook` context of
+cdk.json with it (a bad value stops `cdk synth` with a ValueError naming the key) and writes each
+value into the functions' environment. At cold start, `from_env` parses that environment with it
+again (a mis-set function fails its first invocation with InvalidInput naming the variable), so
+the two sides can never disagree on a name, a default or what is valid.
+
+A field's cdk.json key is its name (or `key=`), its environment variable the key in upper case.
 """
 
 from __future__ import annotations
@@ -10,123 +14,306 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
+from typing import Any, ClassVar, TypeVar
 
 from restore_runbook.common.errors import InvalidInput
+from restore_runbook.contract import (
+    APP_CONTROL_DOCUMENT,
+    APP_NAME_PATTERN,
+    DEFAULT_MANAGEMENT_TAG_KEY,
+    DEFAULT_MANAGEMENT_TAG_VALUE,
+    ENV_FILE_PATTERN,
+    HEALTH_URL_PATTERN,
+    RDS_IDENTIFIER,
+    SET_DB_HOST_DOCUMENT,
+    SNAPSHOT_REASONS,
+    SQL_IDENTIFIER,
+    document_name,
+)
 
-SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+__all__ = ["RDS_IDENTIFIER", "SQL_IDENTIFIER", "RunbookSettings", "Setting", "SnapshotSettings", "settings"]
+
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
+TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
+SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
+DEFAULT_NAME_PREFIX = "irisx-restore"
 
 
 @dataclass(frozen=True)
-class RunbookSettings:
-    source_instance: str
-    database_name: str
-    db_secret_arn: str
-    validation_tables: tuple[str, ...]
-    recency_column: str
-    statement_timeout_ms: int
-    management_tag_key: str
-    management_tag_value: str
-    restore_poll_initial_seconds: int
-    restore_poll_max_seconds: int
-    restore_poll_max_attempts: int
-    expected_restore_minutes: int
-    db_subnet_group_name: str
-    db_sslmode: str = "require"
-    db_sslrootcert: str | None = None
-    # Cutover and rollback on the API hosts (SSM Run Command); defaults are IRISX's.
-    app_host_tag_key: str = "irisx:role"
-    app_host_tag_value: str = "irisx-api"
-    app_env_file: str = "/home/ubuntu/irisx-backend/.env"
-    app_pm2_name: str = "irisx-api"
-    app_health_url: str = "http://localhost:3000/health"
-    set_db_host_document: str = "irisx-restore-set-db-host"
-    app_control_document: str = "irisx-restore-app-control"
-    command_poll_seconds: int = 5
-    command_poll_max_attempts: int = 24
-    health_check_attempts: int = 6
-    health_check_interval_seconds: int = 10
+class Setting:
+    """How one setting is read and checked. `kind` is text, optional-text, texts, choice, positive or counts."""
 
-    def __post_init__(self) -> None:
-        if not RDS_IDENTIFIER.match(self.source_instance):
-            raise InvalidInput(f"setting SOURCE_INSTANCE={self.source_instance!r} is not a valid RDS identifier")
-        for name in (*self.validation_tables, self.recency_column, self.database_name):
-            if not SQL_IDENTIFIER.match(name):
-                raise InvalidInput(f"setting names {name!r}, which is not a plain SQL identifier (letters, digits, _)")
-        if not self.validation_tables:
-            raise InvalidInput("setting VALIDATION_TABLES is empty; name at least one table to check")
-        if self.statement_timeout_ms <= 0:
-            raise InvalidInput("setting STATEMENT_TIMEOUT_MS must be a positive number of milliseconds")
-        if not 0 < self.restore_poll_initial_seconds <= self.restore_poll_max_seconds:
-            raise InvalidInput("settings need 0 < RESTORE_POLL_INITIAL_SECONDS <= RESTORE_POLL_MAX_SECONDS")
-        if self.db_sslmode not in SSL_MODES:
-            raise InvalidInput(f"setting DB_SSLMODE={self.db_sslmode!r} is not one of {', '.join(SSL_MODES)}")
-        if self.expected_restore_minutes <= 0:
-            raise InvalidInput("setting EXPECTED_RESTORE_MINUTES must be positive")
-        if self.restore_poll_max_attempts <= 0:
-            raise InvalidInput("setting RESTORE_POLL_MAX_ATTEMPTS must be positive")
-        for name in ("command_poll_seconds", "command_poll_max_attempts", "health_check_attempts", "health_check_interval_seconds"):
-            if getattr(self, name) <= 0:
-                raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
-        if not self.app_host_tag_key or not self.app_host_tag_value:
-            raise InvalidInput("settings APP_HOST_TAG_KEY and APP_HOST_TAG_VALUE must name the tag that marks the API hosts")
+    kind: str
+    expected: str
+    pattern: re.Pattern[str] | None = None
+    choices: tuple[str, ...] = ()
+    key: str | None = None
+    # cdk.json may leave it out (the default applies); every other key must be there.
+    optional: bool = False
+    # texts: may be an empty list; `each` says what one entry must be (in messages at cold start).
+    allow_empty: bool = False
+    each: str = ""
+    # Not in cdk.json: the stack derives the value (a document name from the name prefix).
+    derived: bool = False
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
-        env = dict(os.environ if env is None else env)
+    # -- synth: from the cdk.json `runbook` context, ValueError naming the key ------------------------
 
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                raise InvalidInput(f"setting {name} is not set on this function; redeploy the stack")
+    def from_context(self, key: str, value: Any) -> Any:
+        def invalid(expected: str) -> ValueError:
+            return ValueError(f"runbook setting {key!r}={value!r} is not valid; expected {expected}")
+
+        if self.kind in ("text", "optional-text", "choice"):
+            if value is None and self.kind == "optional-text":
+                return None
+            if not isinstance(value, str) or not self._accepts(value):
+                raise invalid(self.expected)
             return value
+        if self.kind == "positive":
+            # bool is an int in Python; `true` in cdk.json is a mistake, not 1.
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise invalid("a positive whole number")
+            return value
+        if self.kind == "texts":
+            if isinstance(value, list) and not value and self.allow_empty:
+                return ()
+            if not isinstance(value, list) or not value:
+                raise invalid(f"a non-empty list of {self.expected}")
+            for item in value:
+                if not isinstance(item, str) or not self._accepts(item):
+                    raise ValueError(f"runbook setting {key!r} has {item!r}; expected a list of {self.expected}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"runbook setting {key!r} lists an entry twice: {value!r}")
+            return tuple(value)
+        if self.kind == "counts":
+            if not isinstance(value, Mapping):
+                raise invalid(f"an object of {self.expected} -> count, like {{{json.dumps(self.choices[0])}: 10}}")
+            for name, count in value.items():
+                if name not in self.choices:
+                    raise ValueError(f"runbook setting {key!r} names {name!r}; expected only: {', '.join(self.choices)}")
+                if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
+                    raise ValueError(f"runbook setting {key!r} has {name!r}: {count!r}; expected a positive whole number")
+            return dict(value)
+        raise TypeError(f"unknown setting kind {self.kind!r}")
 
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name, str(default))
+    # -- cold start: from the function's environment, InvalidInput naming the variable ---------------
+
+    def from_env(self, name: str, raw: str) -> Any:
+        if self.kind in ("text", "optional-text"):
+            if not self._accepts(raw):
+                raise InvalidInput(f"setting {name}={raw!r} is not valid; expected {self.expected}")
+            return raw
+        if self.kind == "choice":
+            if raw not in self.choices:
+                raise InvalidInput(f"setting {name}={raw!r} is not one of {', '.join(self.choices)}")
+            return raw
+        if self.kind == "positive":
             try:
-                return int(raw)
+                number = int(raw)
             except ValueError as exc:
                 raise InvalidInput(f"setting {name}={raw!r} is not a whole number") from exc
+            if number <= 0:
+                raise InvalidInput(f"setting {name}={raw!r} is not a positive whole number")
+            return number
+        if self.kind == "texts":
+            try:
+                items = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of {self.expected}") from exc
+            if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+                raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of {self.expected}")
+            if not items and not self.allow_empty:
+                raise InvalidInput(f"setting {name} is empty; name at least one of {self.expected}")
+            for item in items:
+                if not self._accepts(item):
+                    raise InvalidInput(f"setting {name} names {item!r}, which is not {self.each or self.expected}")
+            return tuple(items)
+        if self.kind == "counts":
+            try:
+                counts = json.loads(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"setting {name}={raw!r} is not a JSON object of {self.expected} -> count") from exc
+            if not isinstance(counts, dict) or any(
+                r not in self.choices or isinstance(n, bool) or not isinstance(n, int) or n < 1 for r, n in counts.items()
+            ):
+                raise InvalidInput(f"setting {name}={raw!r} must map {self.expected} ({', '.join(self.choices)}) to whole numbers >= 1")
+            return dict(counts)
+        raise TypeError(f"unknown setting kind {self.kind!r}")
 
-        tables_raw = env.get("VALIDATION_TABLES", '["tenants", "users", "calls", "api_keys"]')
-        try:
-            tables = json.loads(tables_raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"setting VALIDATION_TABLES={tables_raw!r} is not a JSON list of table names") from exc
-        if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
-            raise InvalidInput(f"setting VALIDATION_TABLES={tables_raw!r} is not a JSON list of table names")
+    def to_env(self, value: Any) -> str:
+        if self.kind == "texts":
+            return json.dumps(list(value))
+        if self.kind == "counts":
+            return json.dumps(dict(value))
+        return "" if value is None else str(value)
 
-        return cls(
-            source_instance=required("SOURCE_INSTANCE"),
-            database_name=env.get("DATABASE_NAME", "irisx"),
-            db_secret_arn=env.get("DB_SECRET_ARN", ""),
-            validation_tables=tuple(tables),
-            recency_column=env.get("RECENCY_COLUMN", "created_at"),
-            statement_timeout_ms=integer("STATEMENT_TIMEOUT_MS", 60000),
-            management_tag_key=env.get("MANAGEMENT_TAG_KEY", "irisx-restore:managed-by"),
-            management_tag_value=env.get("MANAGEMENT_TAG_VALUE", "restore-runbook"),
-            restore_poll_initial_seconds=integer("RESTORE_POLL_INITIAL_SECONDS", 15),
-            restore_poll_max_seconds=integer("RESTORE_POLL_MAX_SECONDS", 120),
-            restore_poll_max_attempts=integer("RESTORE_POLL_MAX_ATTEMPTS", 90),
-            expected_restore_minutes=integer("EXPECTED_RESTORE_MINUTES", 20),
-            db_subnet_group_name=env.get("DB_SUBNET_GROUP_NAME", ""),
-            db_sslmode=env.get("DB_SSLMODE", "require"),
-            db_sslrootcert=env.get("DB_SSLROOTCERT") or None,
-            app_host_tag_key=env.get("APP_HOST_TAG_KEY", "irisx:role"),
-            app_host_tag_value=env.get("APP_HOST_TAG_VALUE", "irisx-api"),
-            app_env_file=env.get("APP_ENV_FILE", "/home/ubuntu/irisx-backend/.env"),
-            app_pm2_name=env.get("APP_PM2_NAME", "irisx-api"),
-            app_health_url=env.get("APP_HEALTH_URL", "http://localhost:3000/health"),
-            set_db_host_document=env.get("SET_DB_HOST_DOCUMENT", "irisx-restore-set-db-host"),
-            app_control_document=env.get("APP_CONTROL_DOCUMENT", "irisx-restore-app-control"),
-            command_poll_seconds=integer("COMMAND_POLL_SECONDS", 5),
-            command_poll_max_attempts=integer("COMMAND_POLL_MAX_ATTEMPTS", 24),
-            health_check_attempts=integer("HEALTH_CHECK_ATTEMPTS", 6),
-            health_check_interval_seconds=integer("HEALTH_CHECK_INTERVAL_SECONDS", 10),
-        )
+    def _accepts(self, value: str) -> bool:
+        if self.choices:
+            return value in self.choices
+        return self.pattern is None or bool(self.pattern.match(value))
+
+
+def setting(default: Any = MISSING, **spec: Any) -> Any:
+    """A dataclass field carrying its Setting; `default` is the value when cdk.json or the environment omits it."""
+    metadata = {"setting": Setting(**spec)}
+    if isinstance(default, list):
+        return field(default_factory=lambda: tuple(default), metadata=metadata)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def declared(cls: type) -> list[tuple[str, str, Setting, Any]]:
+    """(field name, cdk.json key, Setting, default or MISSING) for every declared setting of `cls`."""
+    result = []
+    for f in fields(cls):
+        spec = f.metadata.get("setting")
+        if spec is None:
+            continue
+        default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else MISSING)
+        result.append((f.name, spec.key or f.name, spec, default))
+    return result
+
+
+def context_keys(cls: type) -> set[str]:
+    return {key for _, key, spec, _ in declared(cls) if not spec.derived}
+
+
+def values_from_context(cls: type, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Field name -> value for every non-derived setting of `cls`, from the cdk.json `runbook` context."""
+    values = {}
+    for name, key, spec, default in declared(cls):
+        if spec.derived:
+            continue
+        if key not in context:
+            if spec.optional and default is not MISSING:
+                values[name] = default
+                continue
+            raise ValueError(f"runbook setting {key!r} is missing from the 'runbook' context in cdk.json")
+        values[name] = spec.from_context(key, context[key])
+    _check_order(cls, values, lambda a, b, x, y: ValueError(f"runbook setting {a!r} must be <= {b!r} (got {x} > {y})"), str.lower)
+    return values
+
+
+def values_from_env(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
+    """Field name -> value for every setting of `cls`, from a function's environment; unset means the default."""
+    values = {}
+    for name, key, spec, default in declared(cls):
+        variable = key.upper()
+        raw = env.get(variable, "").strip()
+        if not raw:
+            if default is MISSING:
+                raise InvalidInput(f"setting {variable} is not set on this function; redeploy the stack")
+            values[name] = default
+            continue
+        values[name] = spec.from_env(variable, raw)
+    _check_order(cls, values, lambda a, b, x, y: InvalidInput(f"settings need {a} <= {b} (got {x} > {y})"), str.upper)
+    return values
+
+
+def environment_of(instance: Any, cls: type | None = None) -> dict[str, str]:
+    """The variables `values_from_env(cls, ...)` reads back into the same values; None is left unset."""
+    return {
+        key.upper(): spec.to_env(getattr(instance, name))
+        for name, key, spec, _ in declared(cls or type(instance))
+        if getattr(instance, name) is not None
+    }
+
+
+def _check_order(cls: type, values: Mapping[str, Any], error: Any, spell: Any) -> None:
+    keys = {name: key for name, key, _, _ in declared(cls)}
+    for low, high in getattr(cls, "ORDERED", ()):
+        if values[low] > values[high]:
+            raise error(spell(keys[low]), spell(keys[high]), values[low], values[high])
+
+
+T = TypeVar("T")
+
+
+def _from_env(cls: type[T], env: Mapping[str, str] | None) -> T:
+    return cls(**values_from_env(cls, dict(os.environ if env is None else env)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunbookSettings:
+    """What the restore, cutover and rollback steps read."""
+
+    source_instance: str = setting(kind="text", pattern=RDS_IDENTIFIER, expected="an RDS instance identifier")
+    database_name: str = setting("irisx", kind="text", pattern=SQL_IDENTIFIER, expected="a plain SQL identifier")
+    db_secret_arn: str = setting("", kind="text", pattern=SECRET_ARN, expected="a Secrets Manager secret ARN")
+    validation_tables: tuple[str, ...] = setting(
+        ["tenants", "users", "calls", "api_keys"],
+        kind="texts",
+        pattern=SQL_IDENTIFIER,
+        expected="plain SQL identifiers",
+        each="a plain SQL identifier",
+    )
+    recency_column: str = setting("created_at", kind="text", pattern=SQL_IDENTIFIER, expected="a plain SQL identifier")
+    statement_timeout_ms: int = setting(60000, kind="positive", expected="milliseconds")
+    management_tag_key: str = setting(DEFAULT_MANAGEMENT_TAG_KEY, kind="text", pattern=TAG_PART, expected="a tag key (1-128 characters)")
+    management_tag_value: str = setting(
+        DEFAULT_MANAGEMENT_TAG_VALUE, kind="text", pattern=TAG_PART, expected="a tag value (1-128 characters)"
+    )
+    restore_poll_initial_seconds: int = setting(15, kind="positive", expected="seconds")
+    restore_poll_max_seconds: int = setting(120, kind="positive", expected="seconds")
+    restore_poll_max_attempts: int = setting(90, kind="positive", expected="attempts")
+    expected_restore_minutes: int = setting(20, kind="positive", expected="minutes")
+    db_subnet_group_name: str = setting("", kind="text", pattern=SUBNET_GROUP, expected="a DB subnet group name")
+    # How the validate step connects: TLS required by default; verify-full with the RDS CA bundle is stricter.
+    db_sslmode: str = setting("require", kind="choice", choices=SSL_MODES, expected="a libpq sslmode", optional=True)
+    db_sslrootcert: str | None = setting(
+        None, kind="optional-text", expected="a path to the CA bundle, readable by the function", optional=True
+    )
+    # Cutover and rollback on the API hosts (SSM Run Command); the SSM documents' own allowedPatterns,
+    # so a value SSM would refuse stops synth instead.
+    app_host_tag_key: str = setting("irisx:role", kind="text", pattern=TAG_PART, expected="a tag key (1-128 characters)")
+    app_host_tag_value: str = setting("irisx-api", kind="text", pattern=TAG_PART, expected="a tag value (1-128 characters)")
+    app_env_file: str = setting(
+        "/home/ubuntu/irisx-backend/.env", kind="text", pattern=re.compile(ENV_FILE_PATTERN), expected="an absolute path to the app's .env"
+    )
+    app_pm2_name: str = setting("irisx-api", kind="text", pattern=re.compile(APP_NAME_PATTERN), expected="a pm2 process name")
+    app_health_url: str = setting(
+        "http://localhost:3000/health", kind="text", pattern=re.compile(HEALTH_URL_PATTERN), expected="an http(s) URL read on the host"
+    )
+    set_db_host_document: str = setting(
+        document_name(DEFAULT_NAME_PREFIX, SET_DB_HOST_DOCUMENT), kind="text", expected="an SSM document name", derived=True
+    )
+    app_control_document: str = setting(
+        document_name(DEFAULT_NAME_PREFIX, APP_CONTROL_DOCUMENT), kind="text", expected="an SSM document name", derived=True
+    )
+    command_poll_seconds: int = setting(5, kind="positive", expected="seconds")
+    command_poll_max_attempts: int = setting(24, kind="positive", expected="attempts")
+    health_check_attempts: int = setting(6, kind="positive", expected="attempts")
+    health_check_interval_seconds: int = setting(10, kind="positive", expected="seconds")
+
+    ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RunbookSettings:
+        return _from_env(cls, env)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotSettings:
+    """What the snapshot workflow's steps read (cdk.json keys and variables `snapshot_*`)."""
+
+    prefix: str = setting(
+        "irisx", key="snapshot_prefix", kind="text", pattern=SNAPSHOT_PREFIX, expected="lower-case letters, digits and -, at most 30"
+    )
+    keep_last: Mapping[str, int] = setting({}, key="snapshot_keep_last", kind="counts", choices=SNAPSHOT_REASONS, expected="reasons")
+    poll_initial_seconds: int = setting(30, key="snapshot_poll_initial_seconds", kind="positive", expected="seconds", optional=True)
+    poll_max_seconds: int = setting(300, key="snapshot_poll_max_seconds", kind="positive", expected="seconds", optional=True)
+    poll_max_attempts: int = setting(120, key="snapshot_poll_max_attempts", kind="positive", expected="attempts")
+
+    ORDERED: ClassVar = (("poll_initial_seconds", "poll_max_seconds"),)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SnapshotSettings:
+        return _from_env(cls, env)
 
 
 @lru_cache(maxsize=1)

@@ -80,7 +80,7 @@ def test_snapshots_are_deleted_only_by_retention_and_cleanup_and_only_when_tagge
     assert roles_allowing(synthesized, "rds:DeleteDBSnapshot") == allowed
     for role in allowed:
         (delete,) = [s for s in role_policies(synthesized)[role] if "rds:DeleteDBSnapshot" in as_list(s["Action"])]
-        assert delete["Resource"] == f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot_prefix}-*"
+        assert delete["Resource"] == f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot.prefix}-*"
         assert delete["Condition"] == {
             "StringEquals": {
                 f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value,
@@ -108,7 +108,7 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
     assert sorted(as_list(create["Resource"])) == sorted(
         [
             f"arn:aws:rds:{settings.region}:{settings.account}:db:{settings.source_instance}",
-            f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot_prefix}-*",
+            f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot.prefix}-*",
         ]
     )
     assert create["Condition"] == {"StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}}

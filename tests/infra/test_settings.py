@@ -84,3 +84,55 @@ def test_an_asl_step_without_a_handler_is_refused(tmp_path: Path) -> None:
     # Then building the stack names the placeholder
     with pytest.raises(ValueError, match="MysteryFunctionArn"):
         RestoreRunbookStack(cdk.App(), "Unknown", settings=settings, layer_asset_path=tmp_path / "layer", statemachines_path=machines)
+
+
+def test_every_lambda_setting_can_be_set_in_cdk_json_and_arrives_as_set() -> None:
+    from restore_runbook.settings import RunbookSettings, SnapshotSettings, declared
+
+    # Given cdk.json with a different value for settings the functions could not be given before
+    context = {
+        **cdk_json_context(),
+        "db_sslmode": "verify-full",
+        "db_sslrootcert": "/opt/rds/global-bundle.pem",
+        "snapshot_poll_initial_seconds": 10,
+        "snapshot_poll_max_seconds": 90,
+    }
+    settings = StackSettings.from_context(context)
+    # When the functions read the environment the stack writes
+    env = settings.lambda_environment()
+    runbook, snapshot = RunbookSettings.from_env(env), SnapshotSettings.from_env(env)
+    # Then every declared setting arrives with the value synth parsed
+    for name, _, _, _ in declared(RunbookSettings):
+        assert getattr(runbook, name) == getattr(settings, name), name
+    assert snapshot == settings.snapshot
+    assert (runbook.db_sslmode, runbook.db_sslrootcert) == ("verify-full", "/opt/rds/global-bundle.pem")
+    assert (snapshot.poll_initial_seconds, snapshot.poll_max_seconds) == (10, 90)
+    # And every one of them but the document names (derived from name_prefix) is a cdk.json key
+    for cls in (RunbookSettings, SnapshotSettings):
+        for _name, key, spec, _ in declared(cls):
+            assert spec.derived or key in cdk_json_context(), key
+    assert runbook.set_db_host_document == f"{settings.name_prefix}-set-db-host"
+
+
+def test_a_setting_with_a_default_may_be_left_out_of_cdk_json() -> None:
+    context = cdk_json_context()
+    for key in ("db_sslmode", "db_sslrootcert", "snapshot_poll_initial_seconds", "snapshot_poll_max_seconds"):
+        del context[key]
+    settings = StackSettings.from_context(context)
+    assert (settings.db_sslmode, settings.db_sslrootcert) == ("require", None)
+    assert (settings.snapshot.poll_initial_seconds, settings.snapshot.poll_max_seconds) == (30, 300)
+    assert "DB_SSLROOTCERT" not in settings.lambda_environment()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("db_sslmode", "sometimes", "libpq sslmode"),
+        ("snapshot_poll_initial_seconds", 600, "snapshot_poll_max_seconds"),
+        ("app_health_url", "ftp://host/health", "http(s) URL"),
+    ],
+)
+def test_the_newly_settable_settings_are_checked_at_synth_by_name(key: str, value: Any, expected: str) -> None:
+    with pytest.raises(ValueError, match=key) as error:
+        StackSettings.from_context({**cdk_json_context(), key: value})
+    assert expected in str(error.value)

@@ -280,7 +280,7 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
         if s["Effect"] == "Allow" and "rds:AddTagsToResource" in as_list(s["Action"])
     ]
     assert [as_list(s["Resource"]) for s in snapshot_tagging] == [
-        [f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot_prefix}-*"]
+        [f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:{settings.snapshot.prefix}-*"]
     ]
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_RETRY_CONFIG)  # type: ignore[call-overload]
+    return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
 
 
 def error_code(exc: Exception) -> str:

@@ -19,6 +19,10 @@ from restore_runbook.common.errors import (
     TargetAlreadyExists,
     UnsafeOperation,
 )
+from restore_runbook.contract import TAG_EXECUTION as TAG_EXECUTION
+from restore_runbook.contract import TAG_RESTORE_POINT as TAG_RESTORE_POINT
+from restore_runbook.contract import TAG_SOURCE as TAG_SOURCE
+from restore_runbook.contract import TAG_WORKFLOW as TAG_WORKFLOW
 
 # Statuses from which an instance never becomes available by itself. RDS documents these in
 # "Viewing Amazon RDS DB instance status"; anything else is treated as still in progress.
@@ -42,11 +46,6 @@ TERMINAL_FAILURE_STATUSES = frozenset(
     }
 )
 AVAILABLE = "available"
-
-TAG_WORKFLOW = "irisx-restore:workflow"
-TAG_EXECUTION = "irisx-restore:execution"
-TAG_SOURCE = "irisx-restore:source"
-TAG_RESTORE_POINT = "irisx-restore:restore-point"
 
 
 @dataclass(frozen=True)

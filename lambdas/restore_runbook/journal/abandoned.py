@@ -9,7 +9,6 @@ notification, and what may be left behind, from the last state the execution ent
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,7 +48,7 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
     if start:
         condition = condition & Key(journal.SK).begins_with(start[:10])
     query: dict[str, Any] = {"KeyConditionExpression": condition, "FilterExpression": Attr("execution_arn").eq(execution_arn)}
-    table = journal._table(settings)
+    table = journal.journal_table(settings)
     while True:
         page = table.query(**query)
         if page.get("Items"):
@@ -61,7 +60,7 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
 
 def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
     """The sources, among `candidates`, whose lock this execution holds (one consistent read each)."""
-    table = journal._table(settings)
+    table = journal.journal_table(settings)
     held = []
     for source in dict.fromkeys(c for c in candidates if c):
         item = table.get_item(Key={journal.PK: journal.lock_pk(source), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
@@ -70,11 +69,11 @@ def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.J
     return held
 
 
-def lock_candidates(record: dict[str, Any] | None, raw_input: Any) -> list[str]:
+def lock_candidates(record: dict[str, Any] | None, raw_input: Any, configured_source: str) -> list[str]:
     """The configured source, and any source_instance the execution was given (a lock is always on a source)."""
-    given = record.get("input") if record else journal._parse_input(raw_input)
+    given = record.get("input") if record else journal.parse_input(raw_input)
     fields = given if isinstance(given, dict) else {}
-    return [os.environ.get("SOURCE_INSTANCE", ""), str(fields.get("source_instance") or "")]
+    return [configured_source, str(fields.get("source_instance") or "")]
 
 
 def last_state(execution_arn: str) -> str | None:
@@ -110,7 +109,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     else:
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
-    sources = locks_held_by(str(execution_arn), lock_candidates(record, detail.get("input")), settings)
+    sources = locks_held_by(str(execution_arn), lock_candidates(record, detail.get("input"), settings.source_instance), settings)
     finished = journal.finish(
         workflow=workflow,
         execution_arn=str(execution_arn),

@@ -24,6 +24,7 @@ from typing import Any
 
 from restore_runbook.common import aws, clock
 from restore_runbook.common.errors import InvalidInput, OperationInProgress
+from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN
 
 PK, SK = "pk", "sk"
 INDEX, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
@@ -38,14 +39,17 @@ NOT_GIVEN = "not given (console or schedule: CloudTrail's StartExecution event n
 class JournalSettings:
     table_name: str
     topic_arn: str
+    # The configured source, whose lock an abandoned execution may still hold.
+    source_instance: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> JournalSettings:
         env = dict(os.environ if env is None else env)
-        table = env.get("JOURNAL_TABLE_NAME", "").strip()
+        table = env.get(ENV_JOURNAL_TABLE_NAME, "").strip()
         if not table:
-            raise InvalidInput("setting JOURNAL_TABLE_NAME is not set on this function; redeploy the stack")
-        return cls(table_name=table, topic_arn=env.get("NOTIFY_TOPIC_ARN", "").strip())
+            raise InvalidInput(f"setting {ENV_JOURNAL_TABLE_NAME} is not set on this function; redeploy the stack")
+        topic = env.get(ENV_NOTIFY_TOPIC_ARN, "").strip()
+        return cls(table_name=table, topic_arn=topic, source_instance=env.get("SOURCE_INSTANCE", "").strip())
 
 
 def execution_pk(workflow: str) -> str:
@@ -69,11 +73,11 @@ def console_link(execution_arn: str) -> str:
     return f"https://console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
 
 
-def _table(settings: JournalSettings) -> Any:
+def journal_table(settings: JournalSettings) -> Any:
     import boto3
 
     # boto3's resource layer converts Python values to DynamoDB's; the client config keeps standard retries.
-    return boto3.resource("dynamodb", config=aws._RETRY_CONFIG).Table(settings.table_name)
+    return boto3.resource("dynamodb", config=aws.RETRY_CONFIG).Table(settings.table_name)
 
 
 def _to_item(value: Any) -> Any:
@@ -92,7 +96,7 @@ def from_item(value: Any) -> Any:
     return value
 
 
-def _parse_input(raw: Any) -> Any:
+def parse_input(raw: Any) -> Any:
     if isinstance(raw, str):
         try:
             return json.loads(raw)
@@ -117,7 +121,7 @@ def starter(execution_input: Any) -> dict[str, str]:
 
 def record_start(*, workflow: str, execution_arn: str, started_at: str, execution_input: Any, settings: JournalSettings) -> dict[str, Any]:
     """The execution's first record. Idempotent: a retried step overwrites its own record only."""
-    parsed = _parse_input(execution_input)
+    parsed = parse_input(execution_input)
     who = starter(parsed)
     item = {
         PK: execution_pk(workflow),
@@ -136,7 +140,7 @@ def record_start(*, workflow: str, execution_arn: str, started_at: str, executio
         "console_link": console_link(execution_arn),
         **who,
     }
-    _table(settings).put_item(Item=item)
+    journal_table(settings).put_item(Item=item)
     return {"pk": item[PK], "sk": item[SK], "recorded_at": clock.isoformat(clock.now()), **who}
 
 
@@ -159,7 +163,7 @@ def take_lock(*, workflow: str, execution_arn: str, source: str, requested_by: s
     A lock whose holder is no longer RUNNING (it ended without releasing, or never existed) is
     taken over with a write conditional on that same holder, so two takers cannot both win.
     """
-    table = _table(settings)
+    table = journal_table(settings)
     now = clock.isoformat(clock.now())
     item = {
         PK: lock_pk(source),
@@ -210,7 +214,7 @@ def release_lock(*, execution_arn: str, source: str | None, settings: JournalSet
     if not source:
         return "no lock was taken"
     try:
-        _table(settings).delete_item(
+        journal_table(settings).delete_item(
             Key={PK: lock_pk(source), SK: "LOCK"},
             ConditionExpression="holder = :me",
             ExpressionAttributeValues={":me": execution_arn},
@@ -252,7 +256,7 @@ def finish(
     """The end record, the lock released (if ours), and the notification. Returns what was done."""
     finished_at = clock.isoformat(clock.now())
     key = {PK: execution_pk(workflow), SK: execution_sk(started_at, execution_arn)}
-    recorded = _table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
+    recorded = journal_table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
     began = str(recorded.get("started_at") or started_at)
     try:
         seconds: int | None = round((clock.parse_utc(finished_at) - clock.parse_utc(began)).total_seconds())
@@ -260,7 +264,7 @@ def finish(
         seconds = None
     lock = release_lock(execution_arn=execution_arn, source=source, settings=settings)
     validation = details.get("validation")
-    _table(settings).update_item(
+    journal_table(settings).update_item(
         Key=key,
         UpdateExpression=(
             "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "

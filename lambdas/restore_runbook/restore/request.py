@@ -13,7 +13,8 @@ from typing import Any
 
 from restore_runbook.common import clock, rds
 from restore_runbook.common.errors import InvalidInput, RestoreTimeOutOfRange
-from restore_runbook.settings import RDS_IDENTIFIER, RunbookSettings
+from restore_runbook.contract import RDS_IDENTIFIER
+from restore_runbook.settings import RunbookSettings
 
 MODES = ("point-in-time", "snapshot")
 FIELDS = {

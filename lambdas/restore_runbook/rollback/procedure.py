@@ -14,8 +14,9 @@ from typing import Any
 
 from restore_runbook.common import rds
 from restore_runbook.common.errors import InvalidInput
+from restore_runbook.contract import DB_HOST_PATTERN, RDS_IDENTIFIER
 from restore_runbook.hosts import commands, cutover, ssm
-from restore_runbook.settings import RDS_IDENTIFIER, RunbookSettings
+from restore_runbook.settings import RunbookSettings
 
 FIELDS = {
     "restored_instance": "the restored RDS instance to delete (required; must carry the management tag)",
@@ -25,7 +26,7 @@ FIELDS = {
     "requested_by": "free text for the record",
 }
 # The same rule as the set-db-host document's DbHost allowedPattern.
-HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+HOST_NAME = re.compile(DB_HOST_PATTERN)
 
 
 def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:

@@ -8,8 +8,6 @@ the same reason; automated snapshots and anyone else's are never touched.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -24,9 +22,18 @@ from restore_runbook.common.errors import (
     TargetAlreadyExists,
     UnsafeOperation,
 )
-from restore_runbook.settings import RDS_IDENTIFIER, RunbookSettings
+from restore_runbook.contract import (
+    RDS_IDENTIFIER,
+    SNAPSHOT_REASONS,
+    SNAPSHOT_WORKFLOW,
+    TAG_LABEL,
+    TAG_PIPELINE_RUN,
+    TAG_REASON,
+    TAG_REQUESTED_BY,
+)
+from restore_runbook.settings import RunbookSettings, SnapshotSettings
 
-REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
+REASONS = SNAPSHOT_REASONS
 FIELDS = {
     "reason": " | ".join(REASONS),
     "label": "optional free text, kept as a tag",
@@ -37,58 +44,11 @@ FIELDS = {
 # What RDS accepts in a tag value: letters, digits, spaces and _ . : / = + - @
 TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*$")
 MAX_TAG_VALUE = 256
-PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 
-TAG_REASON = "irisx-restore:reason"
-TAG_LABEL = "irisx-restore:label"
-TAG_REQUESTED_BY = "irisx-restore:requested-by"
-TAG_PIPELINE_RUN = "irisx-restore:pipeline-run"
-WORKFLOW = "snapshot"
+WORKFLOW = SNAPSHOT_WORKFLOW
 
 # Snapshot statuses that never turn into `available` by themselves.
 TERMINAL_FAILURE_STATUSES = frozenset({"failed", "error", "deleting", "deleted", "incompatible-restore"})
-
-
-@dataclass(frozen=True)
-class SnapshotSettings:
-    prefix: str
-    keep_last: dict[str, int]
-    poll_initial_seconds: int
-    poll_max_seconds: int
-    poll_max_attempts: int
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> SnapshotSettings:
-        env = dict(os.environ if env is None else env)
-
-        def integer(name: str, default: int) -> int:
-            raw = env.get(name, str(default))
-            if not raw.isdigit() or int(raw) <= 0:
-                raise InvalidInput(f"setting {name}={raw!r} is not a positive whole number")
-            return int(raw)
-
-        prefix = env.get("SNAPSHOT_PREFIX", "irisx")
-        if not PREFIX.match(prefix):
-            raise InvalidInput(f"setting SNAPSHOT_PREFIX={prefix!r} must be lower-case letters, digits and -, at most 30")
-        raw_keep = env.get("SNAPSHOT_KEEP_LAST", "{}")
-        try:
-            keep = json.loads(raw_keep)
-        except ValueError as exc:
-            raise InvalidInput(f"setting SNAPSHOT_KEEP_LAST={raw_keep!r} is not a JSON object of reason -> count") from exc
-        if not isinstance(keep, dict) or any(
-            r not in REASONS or isinstance(n, bool) or not isinstance(n, int) or n < 1 for r, n in keep.items()
-        ):
-            raise InvalidInput(f"setting SNAPSHOT_KEEP_LAST={raw_keep!r} must map reasons ({', '.join(REASONS)}) to whole numbers >= 1")
-        settings = cls(
-            prefix=prefix,
-            keep_last=dict(keep),
-            poll_initial_seconds=integer("SNAPSHOT_POLL_INITIAL_SECONDS", 30),
-            poll_max_seconds=integer("SNAPSHOT_POLL_MAX_SECONDS", 300),
-            poll_max_attempts=integer("SNAPSHOT_POLL_MAX_ATTEMPTS", 120),
-        )
-        if settings.poll_initial_seconds > settings.poll_max_seconds:
-            raise InvalidInput("settings need SNAPSHOT_POLL_INITIAL_SECONDS <= SNAPSHOT_POLL_MAX_SECONDS")
-        return settings
 
 
 @dataclass(frozen=True)

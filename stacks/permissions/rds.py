@@ -1,4 +1,4 @@
-"""Plain-string ARNs for the resources the runbook touches.
+"""RDS ARNs and the fence around the source instance, for any workflow's step permissions.
 
 The stack has a concrete account and region (from settings), so ARNs are written out instead of
 built from tokens: policies read the same in the template, in `cdk diff` and in nag acknowledgements.
@@ -7,6 +7,8 @@ built from tokens: policies read the same in the template, in `cdk diff` and in 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from aws_cdk import aws_iam as iam
 
 from stacks.settings import StackSettings
 
@@ -49,3 +51,13 @@ class RdsArns:
 
     def option_group(self, name: str = "*") -> str:
         return self._arn("og", name)
+
+
+def deny_changes_to_source(settings: StackSettings) -> iam.PolicyStatement:
+    """The second fence beside the code's own checks: whatever the input says, no step may delete,
+    modify or (re)tag the production instance. Every role that can do any of these carries it."""
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY,
+        actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
+        resources=[RdsArns.for_settings(settings).db(settings.source_instance)],
+    )

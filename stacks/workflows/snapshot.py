@@ -8,77 +8,52 @@ out of reach in IAM as well as in code.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
+from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag
-from stacks.arns import RdsArns
-from stacks.fences import deny_changes_to_source
-from stacks.journal import Journal
-from stacks.settings import StackSettings
-from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
+from stacks.functions import StepPermissions
+from stacks.permissions.rds import deny_changes_to_source
+from stacks.workflows.base import RegisteredWorkflow
 
 DESCRIBE_REASON = (
     "Read-only describe/list of RDS snapshots and instances in this account and region: snapshot names "
     "are generated per execution and retention lists the source's snapshots"
 )
-TAG_WORKFLOW = "irisx-restore:workflow"
 
 
-class SnapshotWorkflow(Construct):
-    WORKFLOW_NAME = "snapshot"
+class SnapshotWorkflow(RegisteredWorkflow):
+    """`statemachines/snapshot.asl.json` and what each of its steps may do."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: StackSettings,
-        defaults: FunctionDefaults,
-        journal: Journal,
-        asl_path: Path,
-        manifest_path: Path,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        self._settings = settings
-        self._arns = RdsArns.for_settings(settings)
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        self.workflow = Workflow(
-            self,
-            "Workflow",
-            workflow_name=self.WORKFLOW_NAME,
-            asl_path=asl_path,
-            manifest=manifest,
-            steps={
-                **journal.step_permissions(),
-                "check_snapshot_input": self._read(["rds:DescribeDBInstances", "rds:DescribeDBSnapshots"]),
-                "start_snapshot": self._start_snapshot(),
-                "describe_snapshot": self._read(["rds:DescribeDBSnapshots"]),
-                "apply_retention": self._with_delete(self._read(["rds:DescribeDBSnapshots", "rds:ListTagsForResource"])),
-                "cleanup_snapshot": self._with_delete(self._read(["rds:DescribeDBSnapshots", "rds:ListTagsForResource"])),
-            },
-            defaults=defaults,
-        )
-        self.state_machine = self.workflow.state_machine
+    NAME = "snapshot"
+
+    def steps(self) -> Mapping[str, StepPermissions]:
+        read_and_list = ["rds:DescribeDBSnapshots", "rds:ListTagsForResource"]
+        return {
+            "check_snapshot_input": self._read(["rds:DescribeDBInstances", "rds:DescribeDBSnapshots"]),
+            "start_snapshot": self._start_snapshot(),
+            "describe_snapshot": self._read(["rds:DescribeDBSnapshots"]),
+            "apply_retention": self._with_delete(self._read(read_and_list)),
+            "cleanup_snapshot": self._with_delete(self._read(read_and_list)),
+        }
 
     def _read(self, actions: list[str]) -> StepPermissions:
-        resources = [self._arns.db(), self._arns.snapshot()]
+        resources = [self.arns.db(), self.arns.snapshot()]
         return StepPermissions(
             statements=[iam.PolicyStatement(actions=actions, resources=resources)],
             acknowledgements={nag.wildcard_resource(arn): DESCRIBE_REASON for arn in resources},
         )
 
     def _own_snapshots(self) -> str:
-        return self._arns.snapshot(f"{self._settings.snapshot_prefix}-*")
+        return self.arns.snapshot(f"{self.settings.snapshot.prefix}-*")
 
     def _start_snapshot(self) -> StepPermissions:
-        request_tag = {"StringEquals": {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}}
+        request_tag = {"StringEquals": {f"aws:RequestTag/{self.settings.management_tag_key}": self.settings.management_tag_value}}
         create = iam.PolicyStatement(
             actions=["rds:CreateDBSnapshot"],
-            resources=[self._arns.db(self._settings.source_instance), self._own_snapshots()],
+            resources=[self.arns.db(self.settings.source_instance), self._own_snapshots()],
             # Only snapshots tagged as this tool's, so retention and cleanup can recognise them later.
             conditions=request_tag,
         )
@@ -96,19 +71,19 @@ class SnapshotWorkflow(Construct):
             "and to requests that carry the management tag"
         )
         return StepPermissions(
-            statements=[*base.statements, create, tag_new_snapshot, deny_changes_to_source(self._settings)],
+            statements=[*base.statements, create, tag_new_snapshot, deny_changes_to_source(self.settings)],
             acknowledgements=acknowledgements,
         )
 
     def _with_delete(self, base: StepPermissions) -> StepPermissions:
-        settings = self._settings
+        settings = self.settings
         delete = iam.PolicyStatement(
             actions=["rds:DeleteDBSnapshot"],
             resources=[self._own_snapshots()],
             conditions={
                 "StringEquals": {
                     f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value,
-                    f"aws:ResourceTag/{TAG_WORKFLOW}": self.WORKFLOW_NAME,
+                    f"aws:ResourceTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW,
                 }
             },
         )
@@ -118,5 +93,5 @@ class SnapshotWorkflow(Construct):
             "snapshot workflow (tag condition); automated and other snapshots never match"
         )
         return StepPermissions(
-            statements=[*base.statements, delete, deny_changes_to_source(self._settings)], acknowledgements=acknowledgements
+            statements=[*base.statements, delete, deny_changes_to_source(self.settings)], acknowledgements=acknowledgements
         )

@@ -6,20 +6,16 @@ carrying the tool's management tag, and the source instance is explicitly denied
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
-from stacks import nag
-from stacks.arns import RdsArns
-from stacks.cutover import AppHostPermissions
-from stacks.fences import deny_changes_to_source
-from stacks.settings import StackSettings
-from stacks.workflow import FunctionDefaults, StepPermissions, Workflow
+from stacks import nag, ssm_documents
+from stacks.functions import StepPermissions
+from stacks.permissions.hosts import AppHostPermissions
+from stacks.permissions.rds import deny_changes_to_source
+from stacks.workflows.base import RegisteredWorkflow
 
 DESCRIBE_REASON = (
     "Read-only describe/list on RDS resources in this account and region: the target instance and "
@@ -27,48 +23,21 @@ DESCRIBE_REASON = (
 )
 
 
-class RestoreWorkflow(Construct):
-    """Builds the restore state machine from `statemachines/restore.asl.json` and its step functions."""
+class RestoreWorkflow(RegisteredWorkflow):
+    """`statemachines/restore.asl.json` and what each of its steps may do."""
 
-    WORKFLOW_NAME = "restore"
+    NAME = "restore"
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: StackSettings,
-        defaults: FunctionDefaults,
-        asl_path: Path,
-        manifest_path: Path,
-        journal_steps: Mapping[str, StepPermissions] | None = None,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        self._settings = settings
-        self._arns = RdsArns.for_settings(settings)
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        self.workflow = Workflow(
-            self,
-            "Workflow",
-            workflow_name=self.WORKFLOW_NAME,
-            asl_path=asl_path,
-            manifest=manifest,
-            steps={
-                "check_restore_input": self._check_restore_input(),
-                "start_restore": self._start_restore(),
-                "describe_restore": self._describe_restore(),
-                "validate_restore": self._validate_restore(),
-                "cleanup_restore": self._cleanup_restore(),
-                # Cutover on the API hosts and its automatic rollback (stacks/cutover.py).
-                **AppHostPermissions(settings).restore_steps(self._describe(["rds:DescribeDBInstances"], [self._arns.db()])),
-                "protect_new_production": self._protect_new_production(),
-                # Journal, per-source lock and notification (stacks/journal.py).
-                **(journal_steps or {}),
-            },
-            defaults=defaults,
-        )
-        self.state_machine = self.workflow.state_machine
-        self.functions = self.workflow.functions
+    def steps(self) -> Mapping[str, StepPermissions]:
+        return {
+            "check_restore_input": self._check_restore_input(),
+            "start_restore": self._start_restore(),
+            "describe_restore": self._describe_restore(),
+            "validate_restore": self._validate_restore(),
+            "cleanup_restore": self._cleanup_restore(),
+            **self._cutover_steps(),
+            "protect_new_production": self._protect_new_production(),
+        }
 
     # -- shared statements -------------------------------------------------------------------------
 
@@ -81,18 +50,18 @@ class RestoreWorkflow(Construct):
 
     def _protect_new_production(self) -> StepPermissions:
         # Deletion protection on, for the copy production now runs on: only a copy this tool made.
-        key, value = self._settings.management_tag_key, self._settings.management_tag_value
+        key, value = self.settings.management_tag_key, self.settings.management_tag_value
         return StepPermissions(
             statements=[
                 iam.PolicyStatement(
                     actions=["rds:ModifyDBInstance"],
-                    resources=[self._arns.db()],
+                    resources=[self.arns.db()],
                     conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
                 ),
-                deny_changes_to_source(self._settings),
+                deny_changes_to_source(self.settings),
             ],
             acknowledgements={
-                nag.wildcard_resource(self._arns.db()): (
+                nag.wildcard_resource(self.arns.db()): (
                     f"ModifyDBInstance only on instances tagged {key}={value} (copies this tool made), "
                     "to turn deletion protection on once production runs on the copy; the source is denied"
                 )
@@ -108,6 +77,28 @@ class RestoreWorkflow(Construct):
 
     # -- one method per step -----------------------------------------------------------------------
 
+    def _cutover_steps(self) -> dict[str, StepPermissions]:
+        """Cutover on the API hosts and its automatic rollback (stacks/permissions/hosts.py)."""
+        hosts = AppHostPermissions(self.settings)
+        describe_source = self._describe(["rds:DescribeDBInstances"], [self.arns.db()])
+        set_db_host, app_control = ssm_documents.SET_DB_HOST, ssm_documents.APP_CONTROL
+        return {
+            "start_cutover": hosts.step(send=(set_db_host,), find=True, list_sent=True),
+            "check_app_command": hosts.step(read=True),
+            # Health only reads: deletion protection for the new production is ProtectNewProduction's.
+            "check_app_health": hosts.step(send=(app_control,), read=True),
+            # Reads the cutover's own output for each host's previous DB_HOST; the source's endpoint as fallback.
+            # Without a cutover record (its start failed after sending) every tagged host is sent back.
+            "revert_cutover": hosts.step(
+                send=(set_db_host,),
+                read=True,
+                find=True,
+                extra=tuple(describe_source.statements),
+                acknowledgements=dict(describe_source.acknowledgements),
+            ),
+            "explain_rollback_failure": StepPermissions(statements=[]),
+        }
+
     def _check_restore_input(self) -> StepPermissions:
         # The source's restore window, its snapshots and automated backups, and whether the target
         # name is already taken (which means describing any instance name).
@@ -118,19 +109,19 @@ class RestoreWorkflow(Construct):
                 "rds:DescribeDBInstanceAutomatedBackups",
                 "rds:ListTagsForResource",
             ],
-            [self._arns.db(), self._arns.snapshot(), self._arns.auto_backup()],
+            [self.arns.db(), self.arns.snapshot(), self.arns.auto_backup()],
         )
 
     def _start_restore(self) -> StepPermissions:
-        tag = {f"aws:RequestTag/{self._settings.management_tag_key}": self._settings.management_tag_value}
+        tag = {f"aws:RequestTag/{self.settings.management_tag_key}": self.settings.management_tag_value}
         create = iam.PolicyStatement(
             actions=["rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"],
             resources=[
-                self._arns.db(),
-                self._arns.snapshot(),
-                self._arns.subnet_group(self._settings.db_subnet_group_name),
-                self._arns.parameter_group(),
-                self._arns.option_group(),
+                self.arns.db(),
+                self.arns.snapshot(),
+                self.arns.subnet_group(self.settings.db_subnet_group_name),
+                self.arns.parameter_group(),
+                self.arns.option_group(),
             ],
             # Only requests that tag the new instance as this tool's are allowed, so cleanup can find it.
             conditions={"StringEquals": tag},
@@ -141,21 +132,21 @@ class RestoreWorkflow(Construct):
         # ec2:CreateAction) and target names are the caller's choice, so no ARN pattern narrows it further.
         tag_new_instance = iam.PolicyStatement(
             actions=["rds:AddTagsToResource"],
-            resources=[self._arns.db()],
+            resources=[self.arns.db()],
             conditions={"StringEquals": tag},
         )
         read = self._describe(
             ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:ListTagsForResource"],
-            [self._arns.db(), self._arns.snapshot()],
+            [self.arns.db(), self.arns.snapshot()],
         )
-        permissions = self._with(read, create, tag_new_instance, deny_changes_to_source(self._settings))
+        permissions = self._with(read, create, tag_new_instance, deny_changes_to_source(self.settings))
         permissions.acknowledgements.update(
             {
-                nag.wildcard_resource(self._arns.parameter_group()): (
+                nag.wildcard_resource(self.arns.parameter_group()): (
                     "Restores copy the source's parameter group, whose name is read from RDS at run time; "
                     "the request must carry the management tag"
                 ),
-                nag.wildcard_resource(self._arns.option_group()): (
+                nag.wildcard_resource(self.arns.option_group()): (
                     "Restores copy the source's option group, whose name is read from RDS at run time; "
                     "the request must carry the management tag"
                 ),
@@ -166,27 +157,27 @@ class RestoreWorkflow(Construct):
         return permissions
 
     def _describe_restore(self) -> StepPermissions:
-        return self._describe(["rds:DescribeDBInstances"], [self._arns.db()])
+        return self._describe(["rds:DescribeDBInstances"], [self.arns.db()])
 
     def _validate_restore(self) -> StepPermissions:
-        secret = self._settings.db_secret_arn
+        secret = self.settings.db_secret_arn
         read_secret = iam.PolicyStatement(
             actions=["secretsmanager:GetSecretValue"],
             # A full ARN ends in a 6-character suffix that a configured partial ARN lacks.
             resources=[secret, f"{secret}-??????"],
         )
-        base = self._describe(["rds:DescribeDBInstances"], [self._arns.db()])
+        base = self._describe(["rds:DescribeDBInstances"], [self.arns.db()])
         # Connecting and querying a freshly restored database takes longer than an API call.
         # Freshly restored volumes load blocks from S3 on first read: exact counts over a cold copy
         # need room (each statement is capped by statement_timeout_ms, 60 s by default).
         return self._with(base, read_secret, timeout=Duration.minutes(10), in_vpc=True)
 
     def _cleanup_restore(self) -> StepPermissions:
-        tag = {f"aws:ResourceTag/{self._settings.management_tag_key}": self._settings.management_tag_value}
+        tag = {f"aws:ResourceTag/{self.settings.management_tag_key}": self.settings.management_tag_value}
         delete = iam.PolicyStatement(
             actions=["rds:DeleteDBInstance"],
-            resources=[self._arns.db()],
+            resources=[self.arns.db()],
             conditions={"StringEquals": tag},
         )
-        read = self._describe(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [self._arns.db()])
-        return self._with(read, delete, deny_changes_to_source(self._settings))
+        read = self._describe(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [self.arns.db()])
+        return self._with(read, delete, deny_changes_to_source(self.settings))

@@ -1,0 +1,90 @@
+"""The `rollback` workflow (runbook Rollback Procedure): what each of its steps may do in IAM.
+
+It checks everything before it stops the app, points the hosts back, and only then deletes the
+restored copy (a managed instance only, with a final snapshot; the source is denied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_iam as iam
+
+from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
+from stacks import nag, ssm_documents
+from stacks.functions import StepPermissions
+from stacks.permissions.hosts import AppHostPermissions
+from stacks.permissions.rds import RdsArns, deny_changes_to_source
+from stacks.settings import StackSettings
+from stacks.workflows.base import RegisteredWorkflow
+
+
+class RollbackWorkflow(RegisteredWorkflow):
+    """`statemachines/rollback.asl.json` and what each of its steps may do."""
+
+    NAME = "rollback"
+
+    def steps(self) -> Mapping[str, StepPermissions]:
+        arns = self.arns
+        hosts = AppHostPermissions(self.settings)
+        describe_db = iam.PolicyStatement(actions=["rds:DescribeDBInstances", "rds:ListTagsForResource"], resources=[arns.db()])
+        describe_ack = {
+            nag.wildcard_resource(arns.db()): ("Read-only describe on RDS instances: the restored instance's name is given per execution")
+        }
+        delete = iam.PolicyStatement(
+            actions=["rds:DeleteDBInstance"],
+            resources=[arns.db()],
+            conditions={"StringEquals": {f"aws:ResourceTag/{self.settings.management_tag_key}": self.settings.management_tag_value}},
+        )
+        deny_source = deny_changes_to_source(self.settings)
+        return {
+            "check_rollback_input": hosts.step(find=True, extra=(describe_db,), acknowledgements=describe_ack),
+            "stop_app_hosts": hosts.step(send=(ssm_documents.APP_CONTROL,)),
+            "check_app_command": hosts.step(read=True),
+            "delete_restored_instance": StepPermissions(
+                statements=[describe_db, delete, *self._final_snapshot(arns, self.settings), deny_source],
+                acknowledgements={
+                    **describe_ack,
+                    nag.wildcard_resource(arns.snapshot("*-final-*")): (
+                        "DeleteDBInstance with a final snapshot creates (and copies the instance's tags to) a snapshot "
+                        "named <instance>-final-<time>, the instance named per execution; snapshots under that "
+                        "pattern only, never tagged as the snapshot workflow's (explicit Deny)"
+                    ),
+                },
+            ),
+            "point_hosts_back": hosts.step(send=(ssm_documents.SET_DB_HOST,)),
+            "check_app_health": hosts.step(send=(ssm_documents.APP_CONTROL,), read=True),
+            "explain_rollback_failure": StepPermissions(statements=[]),
+        }
+
+    @staticmethod
+    def _final_snapshot(arns: RdsArns, settings: StackSettings) -> list[iam.PolicyStatement]:
+        """What DeleteDBInstance with FinalDBSnapshotIdentifier needs: rds:CreateDBSnapshot on the instance
+        (only one carrying the management tag) and on the new snapshot, and rds:AddTagsToResource on that
+        snapshot when the instance copies its tags to snapshots."""
+        final_snapshots = arns.snapshot("*-final-*")
+        managed = {"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}}
+        return [
+            # A successful cutover turns deletion protection on for the copy; the rollback turns it off
+            # (only on an instance this tool created; the source is denied) once the hosts are back.
+            iam.PolicyStatement(actions=["rds:ModifyDBInstance"], resources=[arns.db()], conditions=managed),
+            iam.PolicyStatement(
+                actions=["rds:CreateDBSnapshot"],
+                resources=[arns.db()],
+                conditions={"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}},
+            ),
+            iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[final_snapshots]),
+            # The copy's tags, management tag included, copied to the final snapshot (CopyTagsToSnapshot).
+            iam.PolicyStatement(
+                actions=["rds:AddTagsToResource"],
+                resources=[final_snapshots],
+                conditions={"StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}},
+            ),
+            # The snapshot workflow's retention deletes snapshots tagged as its own: a final snapshot never may be.
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["rds:AddTagsToResource"],
+                resources=[arns.snapshot()],
+                conditions={"StringEquals": {f"aws:RequestTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW}},
+            ),
+        ]
