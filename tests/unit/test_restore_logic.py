@@ -173,3 +173,20 @@ class TestRestoreWindow:
         window = rds.restore_window(source)
 
         assert (window.earliest, window.latest) == (at(20), at(27))
+
+
+class TestOutcomeOfAFailure:
+    def test_a_step_functions_error_name_becomes_the_projects_and_stays_in_the_cause(self):
+        # A Fail state may not carry a States.* name (moto refuses it): the outcome keeps it at the head of the cause.
+        error, cause = failure.outcome_of({"Error": "States.Timeout", "Cause": ""})
+        assert error == "StepTimedOut"
+        assert cause.startswith("States.Timeout: a step ran past its TimeoutSeconds and was cut off; it may have acted before that")
+        assert failure.outcome_of({"Error": "States.Permissions", "Cause": "not allowed"}) == (
+            "StepFailed",
+            "States.Permissions: not allowed",
+        )
+        assert failure.outcome_of(None) == ("StepFailed", "States.Runtime: Step Functions reported no cause")
+
+    def test_the_projects_own_errors_pass_through_unchanged(self):
+        cause = json.dumps({"errorType": "ValidationFailed", "errorMessage": "1 of 6 checks failed"})
+        assert failure.outcome_of({"Error": "ValidationFailed", "Cause": cause}) == ("ValidationFailed", "1 of 6 checks failed")

@@ -40,4 +40,9 @@ def explain(failure: dict[str, Any] | None) -> tuple[str, str]:
         document = None
     if isinstance(document, dict) and document.get("errorMessage"):
         cause = str(document["errorMessage"])
-    return reportable(error, str(cause))
+    return error, str(cause)
+
+
+def outcome_of(failure: dict[str, Any] | None) -> tuple[str, str]:
+    """The error and cause a workflow fails with after a caught `failure`: explained, and never a States.* name."""
+    return reportable(*explain(failure))
