@@ -51,10 +51,10 @@ class RunbookSettings:
     health_check_interval_seconds: int = 10
 
     def __post_init__(self) -> None:
-        if not RDS_IDENTIFIER.match(self.source_instance):
+        if not RDS_IDENTIFIER.fullmatch(self.source_instance):
             raise InvalidInput(f"setting SOURCE_INSTANCE={self.source_instance!r} is not a valid RDS identifier")
         for name in (*self.validation_tables, self.recency_column, self.database_name):
-            if not SQL_IDENTIFIER.match(name):
+            if not SQL_IDENTIFIER.fullmatch(name):
                 raise InvalidInput(f"setting names {name!r}, which is not a plain SQL identifier (letters, digits, _)")
         if not self.validation_tables:
             raise InvalidInput("setting VALIDATION_TABLES is empty; name at least one table to check")
