@@ -39,6 +39,9 @@ SECRET_NAME = "irisx/prod/rds-postgres"  # noqa: S105 - a name, not a secret
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 # A failed execution must never hang a test run; real seconds, not simulated ones.
 EXECUTION_REAL_TIMEOUT_SECONDS = 300
+# When set, every finished execution's history is appended to this file as one JSON line (the
+# test suite's workflow coverage report reads it; subprocesses inherit it, so CLI runs count too).
+HISTORY_LOG_ENV = "REHEARSAL_HISTORY_LOG"
 
 
 class UnknownWorkflow(ValueError):
@@ -326,6 +329,7 @@ class Rehearsal:
         description = sfn.describe_execution(executionArn=execution_arn)
         status = description["status"]
         output = json.loads(description["output"]) if description.get("output") else None
+        _log_history(workflow, history)
         return RehearsalResult(
             workflow=workflow,
             status=status,
@@ -374,6 +378,23 @@ class Rehearsal:
         for reporter in self.extra_reporters:
             world.update(reporter())
         return world
+
+
+def _log_history(workflow: str, events: list[dict[str, Any]]) -> None:
+    path = os.environ.get(HISTORY_LOG_ENV)
+    if not path:
+        return
+    # pytest names the running test in PYTEST_CURRENT_TEST ("<node id> (call)"); outside pytest it is absent.
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] or None
+    kept = []
+    for event in events:
+        details = next((v for k, v in event.items() if k.endswith("EventDetails")), None) or {}
+        line = {"type": event["type"], **{key: details[key] for key in ("name", "error") if key in details}}
+        if event["type"] == "ChoiceStateEntered":
+            line["input"] = details.get("input")  # which Choice rule matched, when two branches share a target
+        kept.append(line)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps({"workflow": workflow, "test": test, "events": kept}) + "\n")
 
 
 def _short(cause: Any, limit: int = 300) -> str:
