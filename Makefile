@@ -10,7 +10,7 @@ WORKFLOW ?= restore
 INPUT ?= {"mode": "point-in-time", "restore_time": "latest", "requested_by": "make rehearse"}
 ROWS ?= 20000
 
-.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra lint format synth layer bench clean
+.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint format synth layer bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test-validation: setup
 	$(BIN)/python -m pytest -m validation
 test-infra: setup
 	$(BIN)/python -m pytest -m infra
+
+coverage: setup  ## run the workflow tests and print the states, Catch edges and Choice branches they executed (VERBOSE=1: and which tests did)
+	$(BIN)/python -m pytest -m workflow -q $(if $(VERBOSE),--workflow-coverage-verbose)
 
 lint: setup  ## ruff's checks (does not change files)
 	$(BIN)/ruff check .

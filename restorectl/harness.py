@@ -42,6 +42,9 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 EXECUTION_REAL_TIMEOUT_SECONDS = 300
 STATE_MACHINE_PREFIX = "irisx-restore-"
 ABANDONED_FUNCTION = "irisx-restore-RecordAbandonedExecution"
+# When set, every finished execution's history is appended to this file as one JSON line (the
+# test suite's workflow coverage report reads it; subprocesses inherit it, so CLI runs count too).
+HISTORY_LOG_ENV = "REHEARSAL_HISTORY_LOG"
 
 
 class UnknownWorkflow(ValueError):
@@ -342,6 +345,7 @@ class Rehearsal:
         status = description["status"]
         output = json.loads(description["output"]) if description.get("output") else None
         abandoned = self._report_status_change(description) if status in ("ABORTED", "TIMED_OUT") else None
+        _log_history(workflow, history)
         return RehearsalResult(
             workflow=workflow,
             status=status,
@@ -445,6 +449,23 @@ class Rehearsal:
         for reporter in self.extra_reporters:
             world.update(reporter())
         return world
+
+
+def _log_history(workflow: str, events: list[dict[str, Any]]) -> None:
+    path = os.environ.get(HISTORY_LOG_ENV)
+    if not path:
+        return
+    # pytest names the running test in PYTEST_CURRENT_TEST ("<node id> (call)"); outside pytest it is absent.
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] or None
+    kept = []
+    for event in events:
+        details = next((v for k, v in event.items() if k.endswith("EventDetails")), None) or {}
+        line = {"type": event["type"], **{key: details[key] for key in ("name", "error") if key in details}}
+        if event["type"] == "ChoiceStateEntered":
+            line["input"] = details.get("input")  # which Choice rule matched, when two branches share a target
+        kept.append(line)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps({"workflow": workflow, "test": test, "events": kept}) + "\n")
 
 
 def _short(cause: Any, limit: int = 300) -> str:

@@ -8,6 +8,9 @@ import pytest
 
 from restorectl.localpg import LocalPostgres
 
+# Every rehearsed execution's history is recorded, and the workflow coverage printed at the end.
+pytest_plugins = ["tests.workflow_coverage"]
+
 
 @pytest.fixture(scope="session")
 def local_pg() -> Iterator[LocalPostgres]:

@@ -154,7 +154,7 @@ class Setting:
     def _accepts(self, value: str) -> bool:
         if self.choices:
             return value in self.choices
-        return self.pattern is None or bool(self.pattern.match(value))
+        return self.pattern is None or bool(self.pattern.fullmatch(value))
 
 
 def setting(default: Any = MISSING, **spec: Any) -> Any:
@@ -204,7 +204,7 @@ def values_from_env(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
     values = {}
     for name, key, spec, default in declared(cls):
         variable = key.upper()
-        raw = env.get(variable, "").strip()
+        raw = env.get(variable, "")
         if not raw:
             if default is MISSING:
                 raise InvalidInput(f"setting {variable} is not set on this function; redeploy the stack")
@@ -222,6 +222,23 @@ def environment_of(instance: Any, cls: type | None = None) -> dict[str, str]:
         for name, key, spec, _ in declared(cls or type(instance))
         if getattr(instance, name) is not None
     }
+
+
+def check_declared(instance: Any) -> None:
+    """Every text setting matches its declaration however the object was made (parsed, or built by hand)."""
+    for name, key, spec, default in declared(type(instance)):
+        value = getattr(instance, name)
+        if value == default:
+            continue  # a default stands for "not configured" (e.g. no secret in a unit test)
+        if spec.kind in ("text", "optional-text") and isinstance(value, str):
+            items: tuple[Any, ...] = (value,)
+        elif spec.kind == "texts" and isinstance(value, tuple):
+            items = value
+        else:
+            continue
+        for item in items:
+            if not spec._accepts(item):
+                raise InvalidInput(f"setting {key.upper()}={item!r} is not valid; expected {spec.each or spec.expected}")
 
 
 def _check_order(cls: type, values: Mapping[str, Any], error: Any, spell: Any) -> None:
@@ -292,6 +309,9 @@ class RunbookSettings:
 
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 
+    def __post_init__(self) -> None:
+        check_declared(self)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunbookSettings:
         return _from_env(cls, env)
@@ -300,6 +320,9 @@ class RunbookSettings:
 @dataclass(frozen=True, kw_only=True)
 class SnapshotSettings:
     """What the snapshot workflow's steps read (cdk.json keys and variables `snapshot_*`)."""
+
+    def __post_init__(self) -> None:
+        check_declared(self)
 
     prefix: str = setting(
         "irisx", key="snapshot_prefix", kind="text", pattern=SNAPSHOT_PREFIX, expected="lower-case letters, digits and -, at most 30"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -37,13 +38,15 @@ def test_nothing_in_lambdas_imports_the_stack_or_the_cli() -> None:
 
 def test_the_stack_and_the_code_share_one_definition_of_each_name() -> None:
     from restore_runbook import contract
-    from restore_runbook.common import rds
-    from restore_runbook.rollback import procedure
+    from restore_runbook.common import fields, rds
     from restore_runbook.snapshot import snapshots
     from stacks import ssm_documents
 
     assert ssm_documents.DB_HOST_PATTERN is contract.DB_HOST_PATTERN
-    assert procedure.HOST_NAME.pattern == contract.DB_HOST_PATTERN
+    # The input check's host names are a stricter subset of what the set-db-host document accepts.
+    assert fields.DB_HOST_PATTERN is contract.DB_HOST_PATTERN and fields.RDS_IDENTIFIER is contract.RDS_IDENTIFIER
+    for host in ("irisx-prod.abc.us-east-1.rds.amazonaws.com", "10.0.0.12", "a", "a-b.c"):
+        assert fields.host_name(host, "h") == host and re.fullmatch(contract.DB_HOST_PATTERN, host)
     assert {d.key for d in ssm_documents.DOCUMENTS} == {contract.SET_DB_HOST_DOCUMENT, contract.APP_CONTROL_DOCUMENT}
     assert ssm_documents.SET_DB_HOST.name("irisx-restore") == contract.document_name("irisx-restore", "set-db-host")
     assert snapshots.REASONS is contract.SNAPSHOT_REASONS

@@ -7,13 +7,11 @@ later steps read, holding identifiers only.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from restore_runbook.common import clock, rds
+from restore_runbook.common import clock, fields, rds
 from restore_runbook.common.errors import InvalidInput, RestoreTimeOutOfRange
-from restore_runbook.contract import RDS_IDENTIFIER
 from restore_runbook.settings import RunbookSettings
 
 MODES = ("point-in-time", "snapshot")
@@ -27,8 +25,16 @@ FIELDS = {
     "requested_by": "free text for the record",
     "cutover": "true to point the API hosts at the restored database after validation (rolled back on failure)",
 }
-SNAPSHOT_ID = re.compile(r"^(rds:)?[A-Za-z][A-Za-z0-9-]{0,254}$")
-MAX_REQUESTED_BY = 256
+# What leaving each optional field out means, for the cause when it is given as null.
+DEFAULTS = {
+    "restore_time": "'latest'",
+    "snapshot_id": "'latest'",
+    "source_instance": "the configured source",
+    "target_instance": "a name derived from the source and the time",
+    "keep_on_failure": "false",
+    "requested_by": "'not given'",
+    "cutover": "false",
+}
 
 
 @dataclass(frozen=True)
@@ -55,65 +61,37 @@ class RestorePlan:
         return cls(**{name: state.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
 
-def _string_field(request: dict[str, Any], name: str) -> str | None:
-    value = request.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{name} must be a non-empty string ({FIELDS[name]}), got {value!r}")
-    return value.strip()
-
-
 def check_shape(request: Any) -> dict[str, Any]:
-    """Everything that can be said about the input without asking AWS."""
-    if not isinstance(request, dict):
-        raise InvalidInput(f'the execution input must be a JSON object such as {{"mode": "snapshot"}}, got {request!r}')
-    unknown = sorted(set(request) - set(FIELDS))
-    if unknown:
-        allowed = ", ".join(sorted(FIELDS))
-        raise InvalidInput(f"unknown input field(s) {', '.join(unknown)}; the restore workflow accepts: {allowed}")
-    mode = request.get("mode")
-    if mode not in MODES:
-        raise InvalidInput(f"mode must be 'point-in-time' or 'snapshot', got {mode!r}")
+    """Everything that can be said about the input without asking AWS; identifiers come back in lower case."""
+    request = fields.request_object(request, FIELDS, workflow="restore", example='{"mode": "snapshot"}')
+    mode = fields.choice(request.get("mode"), "mode", MODES)
     checked: dict[str, Any] = {"mode": mode}
-    for name in ("restore_time", "snapshot_id", "source_instance", "target_instance", "requested_by"):
-        checked[name] = _string_field(request, name)
-    keep = request.get("keep_on_failure", False)
-    if not isinstance(keep, bool):
-        raise InvalidInput(f"keep_on_failure must be true or false, got {keep!r}")
-    checked["keep_on_failure"] = keep
-    cutover = request.get("cutover", False)
-    if not isinstance(cutover, bool):
-        raise InvalidInput(f"cutover must be true or false, got {cutover!r}")
-    checked["cutover"] = cutover
+    given = {name: fields.optional(request, name, DEFAULTS[name]) for name in DEFAULTS}
+    for name, what in (
+        ("source_instance", "the RDS instance to restore from"),
+        ("target_instance", "the identifier of a new RDS instance"),
+    ):
+        checked[name] = None if given[name] is None else fields.rds_identifier(given[name], name, what)
+    checked["keep_on_failure"] = False if given["keep_on_failure"] is None else fields.flag(given["keep_on_failure"], "keep_on_failure")
+    checked["cutover"] = False if given["cutover"] is None else fields.flag(given["cutover"], "cutover")
+    requested_by = given["requested_by"]
+    checked["requested_by"] = None if requested_by is None else fields.free_text(requested_by, "requested_by", FIELDS["requested_by"])
 
-    if mode == "point-in-time" and checked["snapshot_id"] is not None:
+    restore_time, snapshot_id = given["restore_time"], given["snapshot_id"]
+    if mode == "point-in-time" and snapshot_id is not None:
         raise InvalidInput("snapshot_id only applies to mode 'snapshot'; for point-in-time give restore_time")
-    if mode == "snapshot" and checked["restore_time"] is not None:
+    if mode == "snapshot" and restore_time is not None:
         raise InvalidInput("restore_time only applies to mode 'point-in-time'; for snapshot give snapshot_id")
+    checked["restore_time"] = checked["snapshot_id"] = None
     if mode == "point-in-time":
-        checked["restore_time"] = checked["restore_time"] or "latest"
-        if checked["restore_time"] != "latest":
-            try:
-                checked["restore_time_parsed"] = clock.parse_utc(checked["restore_time"])
-            except ValueError as exc:
-                raise InvalidInput(
-                    f"restore_time {checked['restore_time']!r} is not an ISO-8601 UTC timestamp; "
-                    "write it like 2025-11-02T12:00:00Z, or use 'latest'"
-                ) from exc
+        checked["restore_time"] = "latest"
+        if restore_time is not None and restore_time != "latest":
+            parsed = fields.timestamp(restore_time, "restore_time", hint=", or use 'latest'", out_of_range=RestoreTimeOutOfRange)
+            checked["restore_time"], checked["restore_time_parsed"] = restore_time, parsed
     else:
-        checked["snapshot_id"] = checked["snapshot_id"] or "latest"
-        if checked["snapshot_id"] != "latest" and not SNAPSHOT_ID.match(checked["snapshot_id"]):
-            raise InvalidInput(f"snapshot_id {checked['snapshot_id']!r} is not a valid RDS snapshot identifier")
-    for name in ("source_instance", "target_instance"):
-        value = checked[name]
-        if value is not None and not RDS_IDENTIFIER.match(value):
-            raise InvalidInput(
-                f"{name} {value!r} is not a valid RDS identifier: 1-63 letters, digits and hyphens, "
-                "starting with a letter, no double or trailing hyphen"
-            )
-    if checked["requested_by"] is not None and len(checked["requested_by"]) > MAX_REQUESTED_BY:
-        raise InvalidInput(f"requested_by is longer than {MAX_REQUESTED_BY} characters")
+        checked["snapshot_id"] = "latest"
+        if snapshot_id is not None and snapshot_id != "latest":
+            checked["snapshot_id"] = fields.snapshot_identifier(snapshot_id, "snapshot_id")
     return checked
 
 
@@ -125,7 +103,7 @@ def default_target_name(source: str) -> str:
 
 def plan_restore(request: Any, settings: RunbookSettings) -> RestorePlan:
     checked = check_shape(request)
-    source_id = checked["source_instance"] or settings.source_instance
+    source_id = checked["source_instance"] or settings.source_instance.lower()
     target_id = checked["target_instance"] or default_target_name(source_id)
 
     source = rds.describe_source(source_id)

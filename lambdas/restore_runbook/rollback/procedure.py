@@ -9,12 +9,10 @@ host might still need it.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from restore_runbook.common import rds
+from restore_runbook.common import fields, rds
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.contract import DB_HOST_PATTERN, RDS_IDENTIFIER
 from restore_runbook.hosts import commands, cutover, ssm
 from restore_runbook.settings import RunbookSettings
 
@@ -25,31 +23,48 @@ FIELDS = {
     "source_instance": "the production instance the copy was restored from (default: the copy's irisx-restore:source tag, else settings)",
     "requested_by": "free text for the record",
 }
-# The same rule as the set-db-host document's DbHost allowedPattern.
-HOST_NAME = re.compile(DB_HOST_PATTERN)
+# What leaving each optional field out means, for the cause when it is given as null.
+DEFAULTS = {
+    "original_endpoint": "the source instance's endpoint",
+    "stop_app_first": "true",
+    "source_instance": "the copy's irisx-restore:source tag, else the configured source",
+    "requested_by": "'not given'",
+}
+
+
+def check_shape(request: Any) -> dict[str, Any]:
+    """Everything that can be said about the input without asking AWS, so nothing hostile reaches RDS or SSM."""
+    try:
+        return _check_shape(request)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc}; nothing was touched") from None
+
+
+def _check_shape(request: Any) -> dict[str, Any]:
+    request = fields.request_object(request, FIELDS, workflow="rollback", example='{"restored_instance": "..."}')
+    restored = fields.rds_identifier(
+        fields.required(request, "restored_instance", "the RDS identifier of the restored instance"),
+        "restored_instance",
+        "the RDS identifier of the failed restored instance",
+    )
+    given = {name: fields.optional(request, name, DEFAULTS[name]) for name in DEFAULTS}
+    source = given["source_instance"]
+    endpoint = given["original_endpoint"]
+    return {
+        "restored_instance": restored,
+        "source_instance": None if source is None else fields.rds_identifier(source, "source_instance"),
+        "original_endpoint": None if endpoint is None else fields.host_name(endpoint, "original_endpoint"),
+        "stop_app_first": True if given["stop_app_first"] is None else fields.flag(given["stop_app_first"], "stop_app_first"),
+        "requested_by": "not given"
+        if given["requested_by"] is None
+        else fields.free_text(given["requested_by"], "requested_by", FIELDS["requested_by"]),
+    }
 
 
 def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
-    if not isinstance(request, dict):
-        raise InvalidInput(f'the execution input must be a JSON object such as {{"restored_instance": "..."}}, got {request!r}')
-    unknown = sorted(set(request) - set(FIELDS))
-    if unknown:
-        raise InvalidInput(f"unknown input field(s) {', '.join(unknown)}; the rollback workflow accepts: {', '.join(sorted(FIELDS))}")
-    restored = request.get("restored_instance")
-    if not isinstance(restored, str) or not RDS_IDENTIFIER.match(restored):
-        raise InvalidInput(
-            f"restored_instance must be the RDS identifier of the failed restored instance, got {restored!r}; nothing was touched"
-        )
-    source = request.get("source_instance", settings.source_instance)
-    if not isinstance(source, str) or not RDS_IDENTIFIER.match(source):
-        raise InvalidInput(f"source_instance {source!r} is not a valid RDS identifier; nothing was touched")
-    stop_first = request.get("stop_app_first", True)
-    if not isinstance(stop_first, bool):
-        raise InvalidInput(f"stop_app_first must be true or false, got {stop_first!r}; nothing was touched")
-    requested_by = request.get("requested_by", "not given")
-    if not isinstance(requested_by, str) or len(requested_by) > 256:
-        raise InvalidInput("requested_by must be text of at most 256 characters; nothing was touched")
-
+    checked = check_shape(request)
+    restored = checked["restored_instance"]
+    source = checked["source_instance"] or settings.source_instance.lower()
     if restored == source:
         raise InvalidInput(
             f"restored_instance {restored!r} is the source instance; the rollback never deletes production. Nothing was touched"
@@ -61,14 +76,16 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
             "so this tool did not create it and will not delete it; nothing was touched"
         )
     # The lock (TakeLock) and the default original endpoint belong to the instance this copy was made from.
-    source = _made_from(restored, instance, source, given="source_instance" in request)
-    restored_address = ((instance or {}).get("Endpoint") or {}).get("Address")
+    source = _made_from(restored, instance, source, given=checked["source_instance"] is not None)
+    restored_address = (((instance or {}).get("Endpoint") or {}).get("Address") or "").lower()
 
-    original = request.get("original_endpoint")
+    original = checked["original_endpoint"]
     if original is None:
-        original = cutover.source_endpoint(source)
-    if not isinstance(original, str) or not HOST_NAME.match(original):
-        raise InvalidInput(f"original_endpoint {original!r} is not a host name (letters, digits, dots, hyphens); nothing was touched")
+        # RDS's own answer, but it goes to a shell on every host: it gets the same check as typed input.
+        try:
+            original = fields.host_name(cutover.source_endpoint(source), "original_endpoint", f"the endpoint of {source}")
+        except InvalidInput as exc:
+            raise InvalidInput(f"{exc}; nothing was touched") from None
     if restored_address and original == restored_address:
         raise InvalidInput(f"original_endpoint {original!r} is the endpoint of the instance being deleted; nothing was touched")
 
@@ -83,8 +100,8 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         "restored_exists": instance is not None,
         "source_instance": source,
         "original_endpoint": original,
-        "stop_app_first": stop_first,
-        "requested_by": requested_by,
+        "stop_app_first": checked["stop_app_first"],
+        "requested_by": checked["requested_by"],
         "hosts": hosts,
     }
 
@@ -94,10 +111,10 @@ def _made_from(restored: str, instance: dict[str, Any] | None, source: str, *, g
     made_from = rds.tags_of(instance or {}).get(rds.TAG_SOURCE)
     if made_from is None:
         return source
-    if not RDS_IDENTIFIER.match(made_from):
-        raise InvalidInput(
-            f"restored_instance {restored!r} carries {rds.TAG_SOURCE}={made_from!r}, which is not an RDS identifier; nothing was touched"
-        )
+    try:
+        made_from = fields.rds_identifier(made_from, f"the {rds.TAG_SOURCE} tag of {restored}")
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc}; nothing was touched") from None
     if given and made_from != source:
         raise InvalidInput(
             f"restored_instance {restored!r} was restored from {made_from!r} (its {rds.TAG_SOURCE} tag), not from "

@@ -8,12 +8,11 @@ the same reason; automated snapshots and anyone else's are never touched.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from restore_runbook.common import aws, clock, rds
+from restore_runbook.common import aws, clock, fields, rds
 from restore_runbook.common.errors import (
     InvalidInput,
     SnapshotFailed,
@@ -23,7 +22,6 @@ from restore_runbook.common.errors import (
     UnsafeOperation,
 )
 from restore_runbook.contract import (
-    RDS_IDENTIFIER,
     SNAPSHOT_REASONS,
     SNAPSHOT_WORKFLOW,
     TAG_LABEL,
@@ -41,9 +39,6 @@ FIELDS = {
     "requested_by": "who asked (a person or a pipeline), kept as a tag",
     "pipeline_run": "optional CI run id or URL, kept as a tag",
 }
-# What RDS accepts in a tag value: letters, digits, spaces and _ . : / = + - @
-TAG_VALUE = re.compile(r"^[\w .:/=+\-@]*$")
-MAX_TAG_VALUE = 256
 
 WORKFLOW = SNAPSHOT_WORKFLOW
 
@@ -74,40 +69,15 @@ class SnapshotPlan:
 # ---------------------------------------------------------------------------------------- input
 
 
-def _tag_text(request: dict[str, Any], name: str) -> str | None:
-    value = request.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{name} must be a non-empty string ({FIELDS[name]}), got {value!r}")
-    value = value.strip()
-    if len(value) > MAX_TAG_VALUE:
-        raise InvalidInput(f"{name} is longer than {MAX_TAG_VALUE} characters")
-    if not TAG_VALUE.match(value):
-        raise InvalidInput(f"{name} {value!r} has characters an RDS tag cannot hold; use letters, digits, spaces and _ . : / = + - @")
-    return value
-
-
 def check_shape(request: Any) -> dict[str, Any]:
-    """Everything that can be said about the input without asking AWS."""
-    if not isinstance(request, dict):
-        raise InvalidInput(f'the execution input must be a JSON object such as {{"reason": "pre-migration"}}, got {request!r}')
-    unknown = sorted(set(request) - set(FIELDS))
-    if unknown:
-        raise InvalidInput(f"unknown input field(s) {', '.join(unknown)}; the snapshot workflow accepts: {', '.join(sorted(FIELDS))}")
-    reason = request.get("reason")
-    if reason not in REASONS:
-        raise InvalidInput(f"reason must be one of {', '.join(REASONS)}, got {reason!r}")
-    checked: dict[str, Any] = {"reason": reason}
+    """Everything that can be said about the input without asking AWS; the source comes back in lower case."""
+    request = fields.request_object(request, FIELDS, workflow="snapshot", example='{"reason": "pre-migration"}')
+    checked: dict[str, Any] = {"reason": fields.choice(request.get("reason"), "reason", REASONS)}
     for name in ("label", "requested_by", "pipeline_run"):
-        checked[name] = _tag_text(request, name)
-    source = request.get("source_instance")
-    if source is not None and (not isinstance(source, str) or not RDS_IDENTIFIER.match(source)):
-        raise InvalidInput(
-            f"source_instance {source!r} is not a valid RDS identifier: 1-63 letters, digits and hyphens, "
-            "starting with a letter, no double or trailing hyphen"
-        )
-    checked["source_instance"] = source
+        value = fields.optional(request, name, "no tag" if name != "requested_by" else "'not given'")
+        checked[name] = None if value is None else fields.tag_text(value, name, FIELDS[name])
+    source = fields.optional(request, "source_instance", "the configured source")
+    checked["source_instance"] = None if source is None else fields.rds_identifier(source, "source_instance")
     return checked
 
 
@@ -117,7 +87,7 @@ def snapshot_name(prefix: str, reason: str, moment: datetime) -> str:
 
 def plan_snapshot(request: Any, settings: RunbookSettings, snapshot_settings: SnapshotSettings) -> SnapshotPlan:
     checked = check_shape(request)
-    source_id = checked["source_instance"] or settings.source_instance
+    source_id = checked["source_instance"] or settings.source_instance.lower()
     source = rds.describe_source(source_id)
     status = source.get("DBInstanceStatus")
     if status != rds.AVAILABLE:
