@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
 
-from restore_runbook.common.errors import InvalidInput
+from restore_runbook.common import failure
+from restore_runbook.common.errors import InvalidInput, ValidationFailed
 from restore_runbook.journal import records as journal
 from restore_runbook.snapshot import snapshots as snapshot
 
@@ -93,3 +95,99 @@ def test_only_failures_and_the_mutating_workflows_successes_notify():
         is False
     )  # no topic configured
     assert journal.NOTIFY_ON_SUCCESS == {"restore", "rollback", "in-place-restore"}
+
+
+# ------------------------------------------------------------------ a failed step's report in the cause
+
+VALIDATION_REPORT = {
+    "passed": False,
+    "summary": "1 of 3 checks failed: row_counts: table recordings does not exist in the restored database",
+    "checks": [
+        {"name": "connect", "status": "passed", "passed": True, "detail": "connected", "values": {"server_version": "15.4"}},
+        {
+            "name": "row_counts",
+            "status": "failed",
+            "passed": False,
+            "detail": "table recordings does not exist in the restored database",
+            "values": {"counts": {"calls": 2000, "recordings": None}, "missing_tables": ["recordings"]},
+        },
+        {"name": "recency:recordings", "status": "skipped", "passed": False, "detail": "skipped", "values": {}},
+    ],
+    "restore_point": "2025-11-02T11:00:00Z",
+    "duration_ms": 12.5,
+}
+
+
+def test_a_report_rides_at_the_end_of_the_message_and_comes_back_out():
+    # Given a ValidationFailed raised with its report
+    error = ValidationFailed(VALIDATION_REPORT["summary"], report=VALIDATION_REPORT)
+    # Then the message (what Step Functions shows as the cause) reads as the sentence first
+    assert str(error).startswith(VALIDATION_REPORT["summary"] + failure.REPORT_MARKER)
+    assert error.report is VALIDATION_REPORT and error.message == VALIDATION_REPORT["summary"]
+    # And the report parses back out, even after a cleanup step appended its own words
+    text, report = failure.split_report(f"{error} [cleanup: deleted irisx-copy]")
+    assert text == f"{VALIDATION_REPORT['summary']} [cleanup: deleted irisx-copy]"
+    assert report == {
+        "failed": [
+            {
+                "name": "row_counts",
+                "status": "failed",
+                "detail": "table recordings does not exist in the restored database",
+                "values": {"counts": {"calls": 2000, "recordings": None}, "missing_tables": ["recordings"]},
+            },
+            {"name": "recency:recordings", "status": "skipped", "detail": "skipped", "values": {}},
+        ],
+        "passed": ["connect"],
+        "restore_point": "2025-11-02T11:00:00Z",
+        "duration_ms": 12.5,
+    }
+
+
+def test_an_error_without_a_report_keeps_its_plain_message():
+    assert str(InvalidInput("mode must be snapshot or point-in-time")) == "mode must be snapshot or point-in-time"
+    assert failure.split_report("mode must be snapshot or point-in-time") == ("mode must be snapshot or point-in-time", None)
+
+
+def test_explain_keeps_a_readable_report_and_drops_a_damaged_one():
+    message = str(ValidationFailed("1 of 3 checks failed", report=VALIDATION_REPORT))
+    cause = json.dumps({"errorType": "ValidationFailed", "errorMessage": message, "stackTrace": ["..."]})
+    error, explained = failure.explain({"Error": "ValidationFailed", "Cause": cause})
+    assert (error, explained) == ("ValidationFailed", message)
+    # a cause cut short (Step Functions caps it) loses the report, never leaves broken JSON behind
+    assert failure.explain({"Error": "ValidationFailed", "Cause": message[:-20]}) == ("ValidationFailed", "1 of 3 checks failed")
+
+
+@pytest.mark.parametrize("limit", [3000, 600, 200, 40])
+def test_a_long_report_is_shortened_with_a_note_and_stays_valid_json(limit):
+    # Given a report far longer than the limit: many failing checks with long details
+    checks = [
+        {"name": f"recency:table_{i}", "status": "failed", "passed": False, "detail": "x" * 500, "values": {"rows": i, "gap": "y" * 300}}
+        for i in range(60)
+    ]
+    encoded = failure.encode_report({"passed": False, "checks": checks}, limit=limit)
+    # Then it fits, parses, and says that it was shortened
+    assert len(encoded) <= limit
+    decoded = json.loads(encoded)
+    assert decoded["truncated"]
+    if limit >= 200:
+        assert "shortened" in decoded["truncated"]
+    if limit >= 600:
+        assert decoded["failed"][0]["name"] == "recency:table_0"
+        assert decoded["failed"][-1] == "… more"
+    # And the whole message round-trips through the cause
+    text, report = failure.split_report(f"60 checks failed{failure.REPORT_MARKER}{encoded} [cleanup: kept]")
+    assert (text, report) == ("60 checks failed [cleanup: kept]", decoded)
+
+
+def test_the_notification_lists_each_check_that_did_not_pass_with_its_measured_values():
+    cause = str(ValidationFailed(VALIDATION_REPORT["summary"], report=VALIDATION_REPORT)) + " [cleanup: deleted irisx-copy]"
+    _, body = journal.notification(
+        workflow="restore", execution_arn=ARN, outcome="FAILED", error="ValidationFailed", cause=cause, left_behind="deleted irisx-copy"
+    )
+    assert f"Cause:       {VALIDATION_REPORT['summary']} [cleanup: deleted irisx-copy]" in body
+    assert (
+        "  - row_counts (failed): table recordings does not exist in the restored database; "
+        'measured {"counts": {"calls": 2000, "recordings": null}, "missing_tables": ["recordings"]}'
+    ) in body
+    assert "  - recency:recordings (skipped): skipped; measured {}" in body
+    assert failure.REPORT_MARKER not in body

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from restore_runbook.common import aws, clock
+from restore_runbook.common import aws, clock, failure
 from restore_runbook.common.errors import InvalidInput, OperationInProgress
 
 PK, SK = "pk", "sk"
@@ -260,6 +260,8 @@ def finish(
         seconds = None
     lock = release_lock(execution_arn=execution_arn, source=source, settings=settings)
     validation = details.get("validation")
+    # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
+    _text, failure_report = failure.split_report(cause or "")
     _table(settings).update_item(
         Key=key,
         UpdateExpression=(
@@ -267,7 +269,7 @@ def finish(
             "cause = :cause, left_behind = :left, phases = :phases, validation = :validation, #result = :result, "
             "lock_release = :lock, workflow = :workflow, execution_arn = :arn, started_at = :started, "
             "execution_start_time = :start_time, execution_name = :name, console_link = :link, "
-            "gsi1pk = :kind, gsi1sk = :sk"
+            "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report"
         ),
         ExpressionAttributeNames={"#error": "error", "#result": "result"},
         ExpressionAttributeValues=_to_item(
@@ -290,6 +292,7 @@ def finish(
                 ":link": console_link(execution_arn),
                 ":kind": EXECUTION_KIND,
                 ":sk": execution_sk(started_at, execution_arn),
+                ":report": failure_report,
             }
         ),
     )
@@ -302,7 +305,7 @@ def finish(
         left_behind=left_behind,
         settings=settings,
     )
-    return {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": notified}
+    return {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": notified, "failure_report": failure_report}
 
 
 def notification(
@@ -316,7 +319,9 @@ def notification(
         f"Outcome:     {outcome}",
     ]
     if error:
-        lines += [f"Error:       {error}", f"Cause:       {cause or '(none given)'}"]
+        text, report = failure.split_report(cause or "")
+        lines += [f"Error:       {error}", f"Cause:       {text or '(none given)'}"]
+        lines += report_lines(report)
     lines += [
         f"Left behind: {left_behind}",
         f"Execution:   {execution_name(execution_arn)}",
@@ -324,6 +329,25 @@ def notification(
         f"Open it in the console: {console_link(execution_arn)}",
     ]
     return subject, "\n".join(lines)
+
+
+def report_lines(report: dict[str, Any] | None) -> list[str]:
+    """A failed step's report for people: each check that did not pass with its measured values."""
+    if not report:
+        return []
+    failed = report.get("failed")
+    if not isinstance(failed, list):
+        return [f"Report:      {json.dumps(report, default=str)}"]
+    lines = ["Not passed:"]
+    for check in failed:
+        if isinstance(check, dict):
+            values = json.dumps(check.get("values") or {}, default=str, sort_keys=True)
+            lines.append(f"  - {check.get('name')} ({check.get('status')}): {check.get('detail')}; measured {values}")
+        else:
+            lines.append(f"  - {check}")
+    if report.get("truncated"):
+        lines.append(f"  ({report['truncated']})")
+    return lines
 
 
 def notify(
