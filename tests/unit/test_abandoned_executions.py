@@ -62,7 +62,7 @@ def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_
     journal.record_start(
         workflow="restore", execution_arn=ARN, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
     )
-    journal.take_lock(workflow="restore", execution_arn=ARN, source="irisx-prod-rds-postgres", requested_by="ana", settings=settings)
+    journal.take_lock(workflow="restore", execution_arn=ARN, resource="rds:irisx-prod-rds-postgres", requested_by="ana", settings=settings)
 
     # When EventBridge reports it ended TIMED_OUT or ABORTED
     result = abandoned.record_abandoned(event(status), settings, "irisx-restore-")
@@ -76,7 +76,7 @@ def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_
     # And the lock it held is released
     assert record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
     assert emulated.locks() == []
-    assert result["locks"] == ["irisx-prod-rds-postgres"] and result["had_start_record"] is True
+    assert result["locks"] == ["rds:irisx-prod-rds-postgres"] and result["had_start_record"] is True
     # And people are told
     (notification,) = emulated.notifications()
     assert notification["subject"] == f"[irisx-restore] restore {status}: {error}"
@@ -85,7 +85,9 @@ def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_
 
 def test_a_lock_held_by_another_execution_is_left_alone(world):
     emulated, settings = world
-    journal.take_lock(workflow="restore", execution_arn=OTHER, source="irisx-prod-rds-postgres", requested_by="ben", settings=settings)
+    journal.take_lock(
+        workflow="restore", execution_arn=OTHER, resource="rds:irisx-prod-rds-postgres", requested_by="ben", settings=settings
+    )
 
     result = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
 
@@ -99,7 +101,7 @@ def test_a_lock_held_by_another_execution_is_left_alone(world):
 
 def test_a_lock_on_a_source_given_in_the_input_is_released_too(world):
     emulated, settings = world
-    journal.take_lock(workflow="restore", execution_arn=ARN, source="irisx-staging", requested_by="ana", settings=settings)
+    journal.take_lock(workflow="restore", execution_arn=ARN, resource="rds:irisx-staging", requested_by="ana", settings=settings)
 
     abandoned.record_abandoned(event("TIMED_OUT", input=json.dumps({"source_instance": "irisx-staging"})), settings, "irisx-restore-")
 
@@ -116,3 +118,43 @@ def test_other_statuses_are_refused(world, status):
 def test_the_workflow_is_the_state_machine_name_without_the_stack_prefix():
     assert abandoned.workflow_of(MACHINE, "irisx-restore-") == "restore"
     assert abandoned.workflow_of(MACHINE.replace("-restore-restore", "-restore-in-place-restore"), "irisx-restore-") == "in-place-restore"
+
+
+def test_a_snapshot_takes_no_lock_so_an_abandoned_one_releases_none(world):
+    emulated, settings = world
+    journal.take_lock(
+        workflow="restore", execution_arn=OTHER, resource="rds:irisx-prod-rds-postgres", requested_by="ben", settings=settings
+    )
+    snapshot_machine = MACHINE.replace("-restore-restore", "-restore-snapshot")
+
+    result = abandoned.record_abandoned(event("ABORTED", stateMachineArn=snapshot_machine), settings, "irisx-restore-")
+
+    assert result["workflow"] == "snapshot" and result["locks"] == []
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER
+
+
+def test_locks_are_per_resource_and_name_the_holder(world):
+    from restore_runbook.common.errors import OperationInProgress
+
+    emulated, settings = world
+    # Given a restore holding the lock on production (its holder still RUNNING)
+    journal.take_lock(
+        workflow="restore", execution_arn=OTHER, resource="rds:irisx-prod-rds-postgres", requested_by="ben", settings=settings
+    )
+    # Then another resource can still be locked
+    taken = journal.take_lock(workflow="restore", execution_arn=ARN, resource="rds:irisx-staging", requested_by="ana", settings=settings)
+    assert (taken["resource"], taken["took_over_from"]) == ("rds:irisx-staging", None)
+    # And the same resource cannot, and the refusal names the holder and the instance
+    import unittest.mock
+
+    with unittest.mock.patch.object(journal, "_holder_is_running", return_value=True), pytest.raises(OperationInProgress) as refused:
+        journal.take_lock(
+            workflow="rollback", execution_arn=ARN, resource="rds:irisx-prod-rds-postgres", requested_by="ana", settings=settings
+        )
+    assert "run-2" in str(refused.value) and "requested by ben" in str(refused.value)
+    assert "already working on irisx-prod-rds-postgres" in str(refused.value)
+    assert sorted((lock["pk"], lock["resource"]) for lock in emulated.locks()) == [
+        ("LOCK#rds:irisx-prod-rds-postgres", "rds:irisx-prod-rds-postgres"),
+        ("LOCK#rds:irisx-staging", "rds:irisx-staging"),
+    ]

@@ -97,6 +97,32 @@ def test_only_failures_and_the_mutating_workflows_successes_notify():
     assert journal.NOTIFY_ON_SUCCESS == {"restore", "rollback", "in-place-restore"}
 
 
+def test_each_workflow_says_once_what_it_locks_whether_success_notifies_and_what_it_may_leave():
+    from restore_runbook.journal.workflows import WORKFLOWS, lock_label, traits_of
+
+    plan = {"source_instance": "irisx-prod-rds-postgres", "requested_by": "ana"}
+    assert {name: t.lock.resource(plan) if t.lock else None for name, t in WORKFLOWS.items()} == {
+        "restore": "rds:irisx-prod-rds-postgres",
+        "rollback": "rds:irisx-prod-rds-postgres",
+        "in-place-restore": "rds:irisx-prod-rds-postgres",
+        "snapshot": None,
+    }
+    assert all(t.left_behind_when_abandoned for t in WORKFLOWS.values())
+    assert traits_of("not-a-workflow").lock is None and traits_of("not-a-workflow").notify_on_success is False
+    assert lock_label("rds:irisx-prod-rds-postgres") == "irisx-prod-rds-postgres"
+    assert lock_label("s3:irisx-recordings/tenant-7/") == "s3://irisx-recordings/tenant-7/"
+    with pytest.raises(InvalidInput, match="no source_instance"):
+        WORKFLOWS["restore"].lock.resource({"requested_by": "ana"})
+
+
+def test_the_lock_step_locks_what_its_workflow_declares_and_refuses_a_workflow_without_one():
+    settings = journal.JournalSettings(table_name="t", topic_arn="")
+    with pytest.raises(InvalidInput, match="declares no lock"):
+        journal.lock_from_event({"context": {"workflow": "snapshot", "execution_id": ARN}, "plan": {}}, settings)
+    with pytest.raises(InvalidInput, match="no plan"):
+        journal.lock_from_event({"context": {"workflow": "restore", "execution_id": ARN}}, settings)
+
+
 # ------------------------------------------------------------------ a failed step's report in the cause
 
 VALIDATION_REPORT = {

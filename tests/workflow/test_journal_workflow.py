@@ -30,11 +30,11 @@ def put_lock(world: Any, holder: str, source: str = SOURCE) -> None:
 
     boto3.resource("dynamodb").Table(world.journal.table_name).put_item(
         Item={
-            "pk": f"LOCK#{source}",
+            "pk": f"LOCK#rds:{source}",
             "sk": "LOCK",
             "gsi1pk": "LOCK",
-            "gsi1sk": source,
-            "source_instance": source,
+            "gsi1sk": f"rds:{source}",
+            "resource": f"rds:{source}",
             "holder": holder,
             "workflow": "restore",
             "acquired_at": "2025-11-02T11:00:00Z",

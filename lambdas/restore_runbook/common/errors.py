@@ -51,7 +51,7 @@ class ConfirmationRequired(RunbookError):
 
 
 class OperationInProgress(RunbookError):
-    """Another execution holds the lock on this source instance."""
+    """Another execution holds the lock on the resource this workflow changes."""
 
 
 class RestoreFailed(RunbookError):

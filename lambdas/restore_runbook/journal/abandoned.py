@@ -16,17 +16,9 @@ from typing import Any
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
 from restore_runbook.journal import records as journal
+from restore_runbook.journal.workflows import traits_of
 
 ABANDONED_STATUSES = ("TIMED_OUT", "ABORTED")
-# What a stopped execution of each workflow may leave behind, by the kind of its last state.
-LEFT_BEHIND = {
-    "restore": (
-        "a restored instance tagged irisx-restore:execution={arn} may still exist (delete it with the rollback workflow or by hand), "
-        "and if it stopped during cutover or its rollback, API hosts may point at it or be stopped"
-    ),
-    "rollback": "API hosts may be stopped or only partly pointed back at the original; the restored instance may still exist",
-    "snapshot": "a snapshot being created by it (tag irisx-restore:execution={arn}) may still be in progress or failed",
-}
 
 
 def workflow_of(state_machine_arn: str, prefix: str) -> str:
@@ -60,21 +52,32 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
 
 
 def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
-    """The sources, among `candidates`, whose lock this execution holds (one consistent read each)."""
+    """The resources, among `candidates`, whose lock this execution holds (one consistent read each)."""
     table = journal._table(settings)
     held = []
-    for source in dict.fromkeys(c for c in candidates if c):
-        item = table.get_item(Key={journal.PK: journal.lock_pk(source), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
+    for resource in dict.fromkeys(c for c in candidates if c):
+        item = table.get_item(Key={journal.PK: journal.lock_pk(resource), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
         if item and item.get("holder") == execution_arn:
-            held.append(source)
+            held.append(resource)
     return held
 
 
-def lock_candidates(record: dict[str, Any] | None, raw_input: Any) -> list[str]:
-    """The configured source, and any source_instance the execution was given (a lock is always on a source)."""
+def lock_candidates(workflow: str, record: dict[str, Any] | None, raw_input: Any) -> list[str]:
+    """The resources the workflow's lock may be on: its lock derived from the input as given and
+    from the configured defaults (the plan is not known here; it fills a missing field from them)."""
+    lock_on = traits_of(workflow).lock
+    if lock_on is None:
+        return []
     given = record.get("input") if record else journal._parse_input(raw_input)
     fields = given if isinstance(given, dict) else {}
-    return [os.environ.get("SOURCE_INSTANCE", ""), str(fields.get("source_instance") or "")]
+    defaults = {field: os.environ.get(field.upper(), "") for field in lock_on.fields}
+    candidates = []
+    for plan in ({**defaults, **{k: v for k, v in fields.items() if v}}, defaults):
+        try:
+            candidates.append(lock_on.resource(plan))
+        except InvalidInput:
+            continue
+    return candidates
 
 
 def last_state(execution_arn: str) -> str | None:
@@ -92,7 +95,7 @@ def last_state(execution_arn: str) -> str | None:
 
 def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
     where = f"it stopped in state {state}" if state else "its last state is unknown"
-    hint = LEFT_BEHIND.get(workflow, "whatever its last steps created or changed").format(arn=execution_arn)
+    hint = traits_of(workflow).left_behind_when_abandoned.format(arn=execution_arn)
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
 
 
@@ -110,7 +113,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     else:
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
-    sources = locks_held_by(str(execution_arn), lock_candidates(record, detail.get("input")), settings)
+    resources = locks_held_by(str(execution_arn), lock_candidates(workflow, record, detail.get("input")), settings)
     finished = journal.finish(
         workflow=workflow,
         execution_arn=str(execution_arn),
@@ -119,11 +122,11 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         error=error,
         cause=str(cause),
         left_behind=left_behind(workflow, str(execution_arn), state),
-        source=sources[0] if sources else None,
+        lock_resource=resources[0] if resources else None,
         details={},
         result=None,
         settings=settings,
     )
-    for extra in sources[1:]:
-        journal.release_lock(execution_arn=str(execution_arn), source=extra, settings=settings)
-    return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": sources}
+    for extra in resources[1:]:
+        journal.release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
+    return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}

@@ -1,16 +1,16 @@
-"""The journal: one DynamoDB record per execution of every workflow, and the per-source lock.
+"""The journal: one DynamoDB record per execution of every workflow, and the lock on the resource a workflow changes.
 
 Table layout (one table, two item kinds, one index):
 
     execution   pk = WORKFLOW#<workflow>   sk = <start time>#<execution name>
-    lock        pk = LOCK#<source>         sk = LOCK
-    index gsi1  gsi1pk = EXECUTION | LOCK, gsi1sk = <start time>#<name> | <source>
+    lock        pk = LOCK#<resource>       sk = LOCK      (resource: rds:<instance>, s3:<bucket>/<prefix>)
+    index gsi1  gsi1pk = EXECUTION | LOCK, gsi1sk = <start time>#<name> | <resource>
 
 so "the last runs of one workflow" is one Query on pk, "the last runs of all workflows" and "all
 locks held" are one Query each on the index, and the lock is a conditional write on one key.
 
 The workflows write it themselves: a start Task records who started what with which input, a lock
-Task (mutating workflows only) takes the source's lock, and a finish Task on both the success and
+Task (mutating workflows only) takes the lock on the resource the workflow changes (workflows.py), and a finish Task on both the success and
 the failure path records the outcome, releases the lock and notifies.
 """
 
@@ -24,13 +24,14 @@ from typing import Any
 
 from restore_runbook.common import aws, clock, failure
 from restore_runbook.common.errors import InvalidInput, OperationInProgress
+from restore_runbook.journal.workflows import WORKFLOWS, lock_label, traits_of
 
 PK, SK = "pk", "sk"
 INDEX, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
 EXECUTION_KIND, LOCK_KIND = "EXECUTION", "LOCK"
 RUNNING = "RUNNING"
 # Workflows whose success is worth a message to people; every workflow's failure is.
-NOTIFY_ON_SUCCESS = frozenset({"restore", "rollback", "in-place-restore"})
+NOTIFY_ON_SUCCESS = frozenset(name for name, traits in WORKFLOWS.items() if traits.notify_on_success)
 NOT_GIVEN = "not given (console or schedule: CloudTrail's StartExecution event names the principal)"
 
 
@@ -56,8 +57,8 @@ def execution_sk(started_at: str, execution_arn: str) -> str:
     return f"{started_at}#{execution_name(execution_arn)}"
 
 
-def lock_pk(source: str) -> str:
-    return f"LOCK#{source}"
+def lock_pk(resource: str) -> str:
+    return f"LOCK#{resource}"
 
 
 def execution_name(execution_arn: str) -> str:
@@ -153,8 +154,8 @@ def _holder_is_running(holder: str) -> bool:
     return bool(status == RUNNING)
 
 
-def take_lock(*, workflow: str, execution_arn: str, source: str, requested_by: str, settings: JournalSettings) -> dict[str, Any]:
-    """Take the per-source lock, or raise OperationInProgress naming the execution that holds it.
+def take_lock(*, workflow: str, execution_arn: str, resource: str, requested_by: str, settings: JournalSettings) -> dict[str, Any]:
+    """Take the lock on `resource`, or raise OperationInProgress naming the execution that holds it.
 
     A lock whose holder is no longer RUNNING (it ended without releasing, or never existed) is
     taken over with a write conditional on that same holder, so two takers cannot both win.
@@ -162,11 +163,11 @@ def take_lock(*, workflow: str, execution_arn: str, source: str, requested_by: s
     table = _table(settings)
     now = clock.isoformat(clock.now())
     item = {
-        PK: lock_pk(source),
+        PK: lock_pk(resource),
         SK: "LOCK",
         INDEX_PK: LOCK_KIND,
-        INDEX_SK: source,
-        "source_instance": source,
+        INDEX_SK: resource,
+        "resource": resource,
         "holder": execution_arn,
         "workflow": workflow,
         "acquired_at": now,
@@ -178,18 +179,18 @@ def take_lock(*, workflow: str, execution_arn: str, source: str, requested_by: s
             ConditionExpression="attribute_not_exists(pk) OR holder = :me",
             ExpressionAttributeValues={":me": execution_arn},
         )
-        return {"source_instance": source, "holder": execution_arn, "acquired_at": now, "took_over_from": None}
+        return {"resource": resource, "holder": execution_arn, "acquired_at": now, "took_over_from": None}
     except Exception as exc:
         if aws.error_code(exc) != "ConditionalCheckFailedException":
             raise
-    current = table.get_item(Key={PK: lock_pk(source), SK: "LOCK"}, ConsistentRead=True).get("Item")
+    current = table.get_item(Key={PK: lock_pk(resource), SK: "LOCK"}, ConsistentRead=True).get("Item")
     if current is None:  # released between the two calls: try once more, plainly
-        return take_lock(workflow=workflow, execution_arn=execution_arn, source=source, requested_by=requested_by, settings=settings)
+        return take_lock(workflow=workflow, execution_arn=execution_arn, resource=resource, requested_by=requested_by, settings=settings)
     holder = str(current.get("holder"))
     if _holder_is_running(holder):
         raise OperationInProgress(
             f"{current.get('workflow')} execution {execution_name(holder)} (started {current.get('acquired_at')}, "
-            f"requested by {current.get('requested_by')}) is already working on {source}; wait for it to finish "
+            f"requested by {current.get('requested_by')}) is already working on {lock_label(resource)}; wait for it to finish "
             f"or stop it, then start again: {console_link(holder)}"
         )
     try:
@@ -200,26 +201,28 @@ def take_lock(*, workflow: str, execution_arn: str, source: str, requested_by: s
         )
     except Exception as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
-            raise OperationInProgress(f"another execution took the lock on {source} at the same moment; only one may proceed") from exc
+            raise OperationInProgress(
+                f"another execution took the lock on {lock_label(resource)} at the same moment; only one may proceed"
+            ) from exc
         raise
-    return {"source_instance": source, "holder": execution_arn, "acquired_at": now, "took_over_from": holder}
+    return {"resource": resource, "holder": execution_arn, "acquired_at": now, "took_over_from": holder}
 
 
-def release_lock(*, execution_arn: str, source: str | None, settings: JournalSettings) -> str:
+def release_lock(*, execution_arn: str, resource: str | None, settings: JournalSettings) -> str:
     """Release the lock only if this execution holds it; say in words what happened."""
-    if not source:
+    if not resource:
         return "no lock was taken"
     try:
         _table(settings).delete_item(
-            Key={PK: lock_pk(source), SK: "LOCK"},
+            Key={PK: lock_pk(resource), SK: "LOCK"},
             ConditionExpression="holder = :me",
             ExpressionAttributeValues={":me": execution_arn},
         )
     except Exception as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
-            return f"lock on {source} not held by this execution; left as it is"
+            return f"lock on {lock_label(resource)} not held by this execution; left as it is"
         raise
-    return f"released the lock on {source}"
+    return f"released the lock on {lock_label(resource)}"
 
 
 # ---------------------------------------------------------------------------------------- finish
@@ -244,7 +247,7 @@ def finish(
     error: str | None,
     cause: str | None,
     left_behind: str,
-    source: str | None,
+    lock_resource: str | None,
     details: dict[str, Any],
     result: Any,
     settings: JournalSettings,
@@ -258,7 +261,7 @@ def finish(
         seconds: int | None = round((clock.parse_utc(finished_at) - clock.parse_utc(began)).total_seconds())
     except ValueError:
         seconds = None
-    lock = release_lock(execution_arn=execution_arn, source=source, settings=settings)
+    lock = release_lock(execution_arn=execution_arn, resource=lock_resource, settings=settings)
     validation = details.get("validation")
     # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
     _text, failure_report = failure.split_report(cause or "")
@@ -355,7 +358,7 @@ def notify(
 ) -> bool:
     if not settings.topic_arn:
         return False
-    if outcome == "SUCCEEDED" and workflow not in NOTIFY_ON_SUCCESS:
+    if outcome == "SUCCEEDED" and not traits_of(workflow).notify_on_success:
         return False
     subject, body = notification(
         workflow=workflow, execution_arn=execution_arn, outcome=outcome, error=error, cause=cause, left_behind=left_behind
@@ -396,14 +399,17 @@ def start_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[s
 
 def lock_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
     workflow, execution_arn = _context(event)
-    source = event.get("source_instance")
-    if not isinstance(source, str) or not source:
-        raise InvalidInput("the lock step received no source_instance; the state machine definition is broken")
+    lock_on = traits_of(workflow).lock
+    if lock_on is None:
+        raise InvalidInput(f"workflow {workflow!r} declares no lock (journal/workflows.py), yet its definition takes one")
+    plan = event.get("plan")
+    if not isinstance(plan, dict):
+        raise InvalidInput("the lock step received no plan; the state machine definition is broken")
     return take_lock(
         workflow=workflow,
         execution_arn=execution_arn,
-        source=source,
-        requested_by=str(event.get("requested_by") or NOT_GIVEN),
+        resource=lock_on.resource(plan),
+        requested_by=str(plan.get("requested_by") or NOT_GIVEN),
         settings=settings,
     )
 
@@ -427,7 +433,7 @@ def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[
         error=error,
         cause=cause,
         left_behind=left_behind,
-        source=lock.get("source_instance") if isinstance(lock, dict) else None,
+        lock_resource=lock.get("resource") if isinstance(lock, dict) else None,
         details={k: v for k, v in (event.get("details") or {}).items() if v is not None},
         result=event.get("result"),
         settings=settings,
