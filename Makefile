@@ -10,7 +10,7 @@ WORKFLOW ?= restore
 INPUT ?= {"mode": "point-in-time", "restore_time": "latest", "requested_by": "make rehearse"}
 ROWS ?= 20000
 
-.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra lint format synth layer bench clean
+.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra lint format synth layer bench diagrams clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ synth: layer  ## synthesize the CloudFormation template into cdk.out/ (no Docker
 
 bench: setup  ## print the benchmarks' side-by-side ratios
 	$(BIN)/python bench/run_all.py
+
+diagrams:  ## redraw docs/workflows.md (Mermaid) from statemachines/*.asl.json; standard library only
+	$(PYTHON) scripts/asl_diagrams.py
 
 clean:
 	rm -rf $(VENV) cdk.out build .pytest_cache .ruff_cache
