@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any
 
-from restore_runbook.journal.records import from_item
+from restore_runbook.journal.table import from_item
 from restorectl.start import EXIT_SUCCEEDED, Deployment, UsageError, aws_errors_as_exit_codes, client, stack_outputs
 
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")

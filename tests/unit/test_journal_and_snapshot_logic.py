@@ -9,7 +9,8 @@ import pytest
 
 from restore_runbook.common import failure
 from restore_runbook.common.errors import InvalidInput, ValidationFailed
-from restore_runbook.journal import records as journal
+from restore_runbook.journal import events, notify, records
+from restore_runbook.journal.table import JournalSettings, console_link
 from restore_runbook.snapshot import snapshots as snapshot
 
 pytestmark = pytest.mark.unit
@@ -48,16 +49,16 @@ def test_snapshot_settings_are_checked_at_cold_start(env, message):
 
 
 def test_the_console_link_points_at_the_execution_in_its_region():
-    assert journal.console_link(ARN) == ("https://console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/" + ARN)
+    assert console_link(ARN) == ("https://console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/" + ARN)
 
 
 def test_the_starter_comes_from_the_input_or_says_where_to_look():
-    assert journal.starter({"requested_by": "ana", "pipeline_run": "run 7"}) == {"requested_by": "ana", "pipeline_run": "run 7"}
-    assert "CloudTrail" in journal.starter("not an object")["requested_by"]
+    assert records.starter({"requested_by": "ana", "pipeline_run": "run 7"}) == {"requested_by": "ana", "pipeline_run": "run 7"}
+    assert "CloudTrail" in records.starter("not an object")["requested_by"]
 
 
 def test_a_failure_message_says_workflow_outcome_error_cause_what_is_left_and_where_to_look():
-    subject, body = journal.notification(
+    subject, body = notify.notification(
         workflow="restore",
         execution_arn=ARN,
         outcome="FAILED",
@@ -71,7 +72,7 @@ def test_a_failure_message_says_workflow_outcome_error_cause_what_is_left_and_wh
         "Error:       ValidationFailed",
         "Cause:       row counts differ",
         "Left behind: deleted irisx-copy",
-        journal.console_link(ARN),
+        console_link(ARN),
     ):
         assert text in body
 
@@ -82,19 +83,19 @@ def test_phases_are_the_steps_that_report_a_start():
         "restore": {"started_at": "t1", "available_at": "t2"},
         "snapshot": {"started_at": "t3"},
     }
-    assert journal.phases_of(details) == [
+    assert records.phases_of(details) == [
         {"phase": "restore", "start": "t1", "end": "t2"},
         {"phase": "snapshot", "start": "t3", "end": None},
     ]
 
 
 def test_only_failures_and_the_mutating_workflows_successes_notify():
-    settings = journal.JournalSettings(table_name="t", topic_arn="")
+    settings = JournalSettings(table_name="t", topic_arn="")
     assert (
-        journal.notify(workflow="snapshot", execution_arn=ARN, outcome="FAILED", error="E", cause="c", left_behind="x", settings=settings)
+        notify.notify(workflow="snapshot", execution_arn=ARN, outcome="FAILED", error="E", cause="c", left_behind="x", settings=settings)
         is False
     )  # no topic configured
-    assert journal.NOTIFY_ON_SUCCESS == {"restore", "rollback", "in-place-restore"}
+    assert notify.NOTIFY_ON_SUCCESS == {"restore", "rollback", "in-place-restore"}
 
 
 def test_each_workflow_says_once_what_it_locks_whether_success_notifies_and_what_it_may_leave():
@@ -116,11 +117,11 @@ def test_each_workflow_says_once_what_it_locks_whether_success_notifies_and_what
 
 
 def test_the_lock_step_locks_what_its_workflow_declares_and_refuses_a_workflow_without_one():
-    settings = journal.JournalSettings(table_name="t", topic_arn="")
+    settings = JournalSettings(table_name="t", topic_arn="")
     with pytest.raises(InvalidInput, match="declares no lock"):
-        journal.lock_from_event({"context": {"workflow": "snapshot", "execution_id": ARN}, "plan": {}}, settings)
+        events.lock_from_event({"context": {"workflow": "snapshot", "execution_id": ARN}, "plan": {}}, settings)
     with pytest.raises(InvalidInput, match="no plan"):
-        journal.lock_from_event({"context": {"workflow": "restore", "execution_id": ARN}}, settings)
+        events.lock_from_event({"context": {"workflow": "restore", "execution_id": ARN}}, settings)
 
 
 # ------------------------------------------------------------------ a failed step's report in the cause
@@ -207,7 +208,7 @@ def test_a_long_report_is_shortened_with_a_note_and_stays_valid_json(limit):
 
 def test_the_notification_lists_each_check_that_did_not_pass_with_its_measured_values():
     cause = str(ValidationFailed(VALIDATION_REPORT["summary"], report=VALIDATION_REPORT)) + " [cleanup: deleted irisx-copy]"
-    _, body = journal.notification(
+    _, body = notify.notification(
         workflow="restore", execution_arn=ARN, outcome="FAILED", error="ValidationFailed", cause=cause, left_behind="deleted irisx-copy"
     )
     assert f"Cause:       {VALIDATION_REPORT['summary']} [cleanup: deleted irisx-copy]" in body

@@ -1,4 +1,4 @@
-"""The journal, the per-source lock and the notifications, as the workflows themselves write them."""
+"""The journal, the lock on the instance a workflow changes and the notifications, as the workflows themselves write them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The `rollback` workflow journaled and locked like `restore`: a record at start and at end, the
-per-source lock taken after the input check and released at the end, notifications on failure and
-on success, and a second mutating execution on the same source refused at once."""
+lock on the source (rds:<source>) taken after the input check and released at the end,
+notifications on failure and on success, and a second mutating execution on the same source
+refused at once."""
 
 from __future__ import annotations
 

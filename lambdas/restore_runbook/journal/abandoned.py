@@ -15,7 +15,9 @@ from typing import Any
 
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import records as journal
+from restore_runbook.journal import table as journal
+from restore_runbook.journal.lock import release_lock
+from restore_runbook.journal.records import finish, parse_input
 from restore_runbook.journal.workflows import traits_of
 
 ABANDONED_STATUSES = ("TIMED_OUT", "ABORTED")
@@ -41,7 +43,7 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
     if start:
         condition = condition & Key(journal.SK).begins_with(start[:10])
     query: dict[str, Any] = {"KeyConditionExpression": condition, "FilterExpression": Attr("execution_arn").eq(execution_arn)}
-    table = journal._table(settings)
+    table = journal.table(settings)
     while True:
         page = table.query(**query)
         if page.get("Items"):
@@ -53,7 +55,7 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
 
 def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
     """The resources, among `candidates`, whose lock this execution holds (one consistent read each)."""
-    table = journal._table(settings)
+    table = journal.table(settings)
     held = []
     for resource in dict.fromkeys(c for c in candidates if c):
         item = table.get_item(Key={journal.PK: journal.lock_pk(resource), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
@@ -68,8 +70,9 @@ def lock_candidates(workflow: str, record: dict[str, Any] | None, raw_input: Any
     lock_on = traits_of(workflow).lock
     if lock_on is None:
         return []
-    given = record.get("input") if record else journal._parse_input(raw_input)
+    given = record.get("input") if record else parse_input(raw_input)
     fields = given if isinstance(given, dict) else {}
+    # A field the input leaves out comes from the setting of the same name (SOURCE_INSTANCE), as in the input check.
     defaults = {field: os.environ.get(field.upper(), "") for field in lock_on.fields}
     candidates = []
     for plan in ({**defaults, **{k: v for k, v in fields.items() if v}}, defaults):
@@ -114,7 +117,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
     resources = locks_held_by(str(execution_arn), lock_candidates(workflow, record, detail.get("input")), settings)
-    finished = journal.finish(
+    finished = finish(
         workflow=workflow,
         execution_arn=str(execution_arn),
         started_at=started_at,
@@ -128,5 +131,5 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         settings=settings,
     )
     for extra in resources[1:]:
-        journal.release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
+        release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
     return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}
