@@ -10,7 +10,7 @@ WORKFLOW ?= restore
 INPUT ?= {"mode": "point-in-time", "restore_time": "latest", "requested_by": "make rehearse"}
 ROWS ?= 20000
 
-.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint format synth layer bench clean
+.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint format synth layer bench diagrams clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ synth: setup  ## synthesize into cdk.out/; pip builds the Lambda layer for pytho
 
 bench: setup  ## print the benchmarks' side-by-side ratios
 	$(BIN)/python bench/run_all.py
+
+diagrams:  ## redraw docs/workflows.md (Mermaid) from statemachines/*.asl.json; standard library only
+	$(PYTHON) scripts/asl_diagrams.py
 
 clean:
 	rm -rf $(VENV) cdk.out build .pytest_cache .ruff_cache

@@ -59,23 +59,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     cases = [
-        ("cutover: validated -> healthy on restored", "ValidateBeforeCutover", "CheckHealthOnRestored", {}),
+        ("cutover: validated -> healthy on restored", "ValidateRestore", "CheckHealthOnRestored", {}),
         (
             "rollback after health failure: validated -> healthy on original",
-            "ValidateBeforeCutover",
+            "ValidateRestore",
             "CheckHealthOnOriginal",
             {"app_blocked_from_restored": True},
         ),
         ("  of which revert -> healthy on original", "RevertCutover", "CheckHealthOnOriginal", {"app_blocked_from_restored": True}),
         (
             "rollback after a failed swap: validated -> healthy on original",
-            "ValidateBeforeCutover",
+            "ValidateRestore",
             "CheckHealthOnOriginal",
             {"failing_hosts": ("irisx-api-2",)},
         ),
     ]
     with LocalPostgres() as pg:
-        run(pg, "ValidateBeforeCutover", "CheckHealthOnRestored")  # warm the cluster's template databases
+        run(pg, "ValidateRestore", "CheckHealthOnRestored")  # warm the cluster's template databases
         rows = []
         for label, start, end, options in cases:
             samples = [run(pg, start, end, **options) for _ in range(args.repeat)]

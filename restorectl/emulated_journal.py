@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN
-from restore_runbook.journal.records import from_item
+from restore_runbook.journal.table import from_item
 
 TABLE_NAME = "irisx-restore-journal"
 TOPIC_NAME = "irisx-restore-notifications"
@@ -20,7 +20,7 @@ TOPIC_NAME = "irisx-restore-notifications"
 
 def table_definition(table_name: str) -> dict[str, Any]:
     """CreateTable arguments; the CDK construct (stacks/journal.py) declares the same schema."""
-    from restore_runbook.journal import records as journal
+    from restore_runbook.journal import table as journal
 
     attributes = [journal.PK, journal.SK, journal.INDEX_PK, journal.INDEX_SK]
     return {

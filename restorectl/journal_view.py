@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from restore_runbook.contract import SNAPSHOT_REASONS
-from restore_runbook.journal.records import from_item
+from restore_runbook.journal.table import from_item
 from restorectl.start import EXIT_SUCCEEDED, Deployment, UsageError, aws_errors_as_exit_codes, client, stack_outputs
 
 
@@ -106,7 +106,8 @@ def print_status(state: dict[str, Any]) -> None:
     print("Locks held")
     rows = [
         [
-            str(lock.get("source_instance")),
+            # locks taken before locks named their resource carry only the source instance
+            str(lock.get("resource") or f"rds:{lock.get('source_instance')}"),
             str(lock.get("workflow")),
             str(lock.get("holder", "")).rsplit(":", 1)[-1],
             str(lock.get("acquired_at")),
@@ -114,7 +115,7 @@ def print_status(state: dict[str, Any]) -> None:
         ]
         for lock in state["locks"]
     ]
-    print(_table(["SOURCE", "WORKFLOW", "EXECUTION", "SINCE", "REQUESTED BY"], rows) if rows else "  none")
+    print(_table(["RESOURCE", "WORKFLOW", "EXECUTION", "SINCE", "REQUESTED BY"], rows) if rows else "  none")
     print("\nLast run of each workflow")
     runs = list(state["last_runs"].values())
     print(_table(RUN_HEADERS, [_run_row(r) for r in runs]) if runs else "  none")

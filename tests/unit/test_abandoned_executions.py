@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import abandoned
-from restore_runbook.journal import records as journal
+from restore_runbook.journal import abandoned, records
+from restore_runbook.journal import lock as journal_lock
+from restore_runbook.journal.table import JournalSettings
 from restorectl.emulated_journal import EmulatedJournal
 
 pytestmark = pytest.mark.unit
@@ -37,7 +38,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Any:
         emulated = EmulatedJournal(REGION, ACCOUNT).install()
         # Step Functions is not asked in these tests: the last state is "unknown" unless a test says otherwise
         monkeypatch.setattr(abandoned, "last_state", lambda arn: "WaitForRestore")
-        yield emulated, journal.JournalSettings.from_env()
+        yield emulated, JournalSettings.from_env()
 
 
 def event(status: str, execution_arn: str = ARN, **detail: Any) -> dict[str, Any]:
@@ -59,10 +60,12 @@ def event(status: str, execution_arn: str = ARN, **detail: Any) -> dict[str, Any
 def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_and_notifies(world, status, error):
     emulated, settings = world
     # Given an execution that recorded its start and took the lock on the source, then never finished
-    journal.record_start(
+    records.record_start(
         workflow="restore", execution_arn=ARN, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
     )
-    journal.take_lock(workflow="restore", execution_arn=ARN, source="irisx-prod-rds-postgres", requested_by="ana", settings=settings)
+    journal_lock.take_lock(
+        workflow="restore", execution_arn=ARN, resource="rds:irisx-prod-rds-postgres", requested_by="ana", settings=settings
+    )
 
     # When EventBridge reports it ended TIMED_OUT or ABORTED
     result = abandoned.record_abandoned(event(status), settings, "irisx-restore-")
@@ -76,7 +79,7 @@ def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_
     # And the lock it held is released
     assert record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
     assert emulated.locks() == []
-    assert result["locks"] == ["irisx-prod-rds-postgres"] and result["had_start_record"] is True
+    assert result["locks"] == ["rds:irisx-prod-rds-postgres"] and result["had_start_record"] is True
     # And people are told
     (notification,) = emulated.notifications()
     assert notification["subject"] == f"[irisx-restore] restore {status}: {error}"
@@ -85,7 +88,9 @@ def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_
 
 def test_a_lock_held_by_another_execution_is_left_alone(world):
     emulated, settings = world
-    journal.take_lock(workflow="restore", execution_arn=OTHER, source="irisx-prod-rds-postgres", requested_by="ben", settings=settings)
+    journal_lock.take_lock(
+        workflow="restore", execution_arn=OTHER, resource="rds:irisx-prod-rds-postgres", requested_by="ben", settings=settings
+    )
 
     result = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
 
@@ -99,7 +104,7 @@ def test_a_lock_held_by_another_execution_is_left_alone(world):
 
 def test_a_lock_on_a_source_given_in_the_input_is_released_too(world):
     emulated, settings = world
-    journal.take_lock(workflow="restore", execution_arn=ARN, source="irisx-staging", requested_by="ana", settings=settings)
+    journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource="rds:irisx-staging", requested_by="ana", settings=settings)
 
     abandoned.record_abandoned(event("TIMED_OUT", input=json.dumps({"source_instance": "irisx-staging"})), settings, "irisx-restore-")
 
@@ -116,3 +121,45 @@ def test_other_statuses_are_refused(world, status):
 def test_the_workflow_is_the_state_machine_name_without_the_stack_prefix():
     assert abandoned.workflow_of(MACHINE, "irisx-restore-") == "restore"
     assert abandoned.workflow_of(MACHINE.replace("-restore-restore", "-restore-in-place-restore"), "irisx-restore-") == "in-place-restore"
+
+
+def test_a_snapshot_takes_no_lock_so_an_abandoned_one_releases_none(world):
+    emulated, settings = world
+    journal_lock.take_lock(
+        workflow="restore", execution_arn=OTHER, resource="rds:irisx-prod-rds-postgres", requested_by="ben", settings=settings
+    )
+    snapshot_machine = MACHINE.replace("-restore-restore", "-restore-snapshot")
+
+    result = abandoned.record_abandoned(event("ABORTED", stateMachineArn=snapshot_machine), settings, "irisx-restore-")
+
+    assert result["workflow"] == "snapshot" and result["locks"] == []
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER
+
+
+def test_locks_are_per_resource_and_name_the_holder(world):
+    from restore_runbook.common.errors import OperationInProgress
+
+    emulated, settings = world
+    # Given a restore holding the lock on production (its holder still RUNNING)
+    journal_lock.take_lock(
+        workflow="restore", execution_arn=OTHER, resource="rds:irisx-prod-rds-postgres", requested_by="ben", settings=settings
+    )
+    # Then another resource can still be locked
+    taken = journal_lock.take_lock(
+        workflow="restore", execution_arn=ARN, resource="rds:irisx-staging", requested_by="ana", settings=settings
+    )
+    assert (taken["resource"], taken["took_over_from"]) == ("rds:irisx-staging", None)
+    # And the same resource cannot, and the refusal names the holder and the instance
+    import unittest.mock
+
+    with unittest.mock.patch.object(journal_lock, "_holder_is_running", return_value=True), pytest.raises(OperationInProgress) as refused:
+        journal_lock.take_lock(
+            workflow="rollback", execution_arn=ARN, resource="rds:irisx-prod-rds-postgres", requested_by="ana", settings=settings
+        )
+    assert "run-2" in str(refused.value) and "requested by ben" in str(refused.value)
+    assert "already working on irisx-prod-rds-postgres" in str(refused.value)
+    assert sorted((lock["pk"], lock["resource"]) for lock in emulated.locks()) == [
+        ("LOCK#rds:irisx-prod-rds-postgres", "rds:irisx-prod-rds-postgres"),
+        ("LOCK#rds:irisx-staging", "rds:irisx-staging"),
+    ]

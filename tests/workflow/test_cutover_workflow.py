@@ -46,7 +46,7 @@ def test_cutover_points_every_api_host_at_the_validated_copy_and_keeps_the_rest_
     # Then the execution succeeds through validation, the swap and the health check
     assert result.status == "SUCCEEDED", result.cause
     states = result.states()
-    assert states.index("ValidateBeforeCutover") < states.index("StartCutover") < states.index("CheckCutover")
+    assert states.index("ValidateRestore") < states.index("ShouldCutOver") < states.index("StartCutover") < states.index("CheckCutover")
     assert states.index("CheckHealthOnRestored") < states.index("RestoreSucceeded")
     assert "RevertCutover" not in states
     target = result.output["target_instance"]

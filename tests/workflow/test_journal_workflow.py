@@ -1,4 +1,4 @@
-"""The journal, the per-source lock and the notifications, as the workflows themselves write them."""
+"""The journal, the lock on the instance a workflow changes and the notifications, as the workflows themselves write them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from restore_runbook.common import failure
 from tests.workflow.conftest import SOURCE, instance_ids
 from tests.workflow.test_snapshot_workflow import outputs_of
 
@@ -29,11 +30,11 @@ def put_lock(world: Any, holder: str, source: str = SOURCE) -> None:
 
     boto3.resource("dynamodb").Table(world.journal.table_name).put_item(
         Item={
-            "pk": f"LOCK#{source}",
+            "pk": f"LOCK#rds:{source}",
             "sk": "LOCK",
             "gsi1pk": "LOCK",
-            "gsi1sk": source,
-            "source_instance": source,
+            "gsi1sk": f"rds:{source}",
+            "resource": f"rds:{source}",
             "holder": holder,
             "workflow": "restore",
             "acquired_at": "2025-11-02T11:00:00Z",
@@ -128,6 +129,33 @@ def test_every_failure_path_of_snapshot_is_journaled_and_notifies(rehearsal, opt
     assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", result.error, result.cause)
     (notification,) = result.world["notifications"]
     assert notification["subject"] == f"[irisx-restore] snapshot FAILED: {error}"
+
+
+def test_a_failed_validation_reaches_the_journal_and_the_notification_with_the_failing_check_and_its_values(rehearsal):
+    # Given settings that expect a table the restored database does not have
+    world = rehearsal(settings_overrides={"VALIDATION_TABLES": '["calls", "recordings"]'})
+
+    # When a restore validates the copy
+    result = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-unvalidated"})
+
+    # Then the execution fails with ValidationFailed and a cause that still reads as a sentence first
+    assert (result.status, result.error) == ("FAILED", "ValidationFailed")
+    text, report = failure.split_report(result.cause)
+    assert "checks failed" in text and "recordings" in text and "deleted irisx-unvalidated" in text
+    # And the journal record holds the failing check by name, with the values it measured
+    (record,) = executions(result, "restore")
+    assert record["failure_report"] == report
+    failed = [c for c in record["failure_report"]["failed"] if c["status"] == "failed"]
+    assert failed, record["failure_report"]
+    culprit = next(c for c in failed if "recordings" in c["detail"])
+    assert culprit["name"] and culprit["values"]
+    assert "recordings" in json.dumps(culprit["values"])
+    assert "connect" in record["failure_report"]["passed"]
+    # And the notification names that check and its measured values
+    (notification,) = result.world["notifications"]
+    assert f"{culprit['name']} (failed): {culprit['detail']}" in notification["message"]
+    assert json.dumps(culprit["values"], sort_keys=True) in notification["message"]
+    assert failure.REPORT_MARKER not in notification["message"]
 
 
 def test_a_failing_journal_never_hides_the_original_error(rehearsal):

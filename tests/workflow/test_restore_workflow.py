@@ -77,7 +77,14 @@ def test_point_in_time_restore_to_latest_creates_a_validated_copy_with_the_sourc
     states = result.states()
     assert states[:5] == ["RecordRequest", "RecordStart", "CheckRestoreInput", "TakeLock", "StartRestore"]
     assert states.count("DescribeRestore") >= 2
-    assert states[-5:] == ["ValidateRestore", "RestoreSucceeded", "WasCutOver", "LeftBehindWithoutCutover", "RecordSuccess"]
+    assert states[-6:] == [
+        "ValidateRestore",
+        "ShouldCutOver",
+        "RestoreSucceeded",
+        "WasCutOver",
+        "LeftBehindWithoutCutover",
+        "RecordSuccess",
+    ]
 
 
 def test_point_in_time_restore_to_a_given_time_restores_exactly_that_point(rehearsal, local_pg):

@@ -229,11 +229,11 @@ def test_history_and_status_read_the_journal(aws, capsys):
             _run("snapshot", "2025-11-02T11:00:00Z", "FAILED", error="SnapshotFailed", result=None),
             _run("restore", "2025-11-02T12:00:00Z", "RUNNING"),
             {
-                "pk": "LOCK#irisx-prod-rds-postgres",
+                "pk": "LOCK#rds:irisx-prod-rds-postgres",
                 "sk": "LOCK",
                 "gsi1pk": "LOCK",
-                "gsi1sk": "irisx-prod-rds-postgres",
-                "source_instance": "irisx-prod-rds-postgres",
+                "gsi1sk": "rds:irisx-prod-rds-postgres",
+                "resource": "rds:irisx-prod-rds-postgres",
                 "holder": "arn:aws:states:us-east-1:123456789012:execution:x:restore-1200",
                 "workflow": "restore",
                 "acquired_at": "2025-11-02T12:00:05Z",
@@ -260,6 +260,7 @@ def test_history_and_status_read_the_journal(aws, capsys):
     assert main(["status"]) == 0
     text = capsys.readouterr().out
     assert "irisx-pre-migration-new" in text and "restore-1200" in text
+    assert "rds:irisx-prod-rds-postgres" in text
 
 
 def test_history_without_a_journal_table_is_a_usage_error(aws, capsys):

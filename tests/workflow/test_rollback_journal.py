@@ -1,6 +1,7 @@
 """The `rollback` workflow journaled and locked like `restore`: a record at start and at end, the
-per-source lock taken after the input check and released at the end, notifications on failure and
-on success, and a second mutating execution on the same source refused at once."""
+lock on the source (rds:<source>) taken after the input check and released at the end,
+notifications on failure and on success, and a second mutating execution on the same source
+refused at once."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_a_successful_rollback_is_journaled_releases_its_lock_and_notifies(rehea
     # And the lock was taken on the source the copy was made from, by this execution
     (record,) = executions(result, "rollback")
     (taken,) = outputs_of(result, "TakeLock")
-    assert (taken["source_instance"], taken["holder"], taken["took_over_from"]) == (SOURCE, record["execution_arn"], None)
+    assert (taken["resource"], taken["holder"], taken["took_over_from"]) == (f"rds:{SOURCE}", record["execution_arn"], None)
 
     # And the journal holds one record from start to end, the lock released
     assert record["execution_arn"].startswith(ROLLBACK_PREFIX)

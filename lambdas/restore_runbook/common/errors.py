@@ -8,9 +8,22 @@ would be right.
 
 from __future__ import annotations
 
+from typing import Any
+
+from restore_runbook.common import failure
+
 
 class RunbookError(Exception):
-    """Base class; only its subclasses are raised."""
+    """Base class; only its subclasses are raised.
+
+    `report` (optional) is what the step measured before it failed. Lambda passes on only the
+    message, so the message ends with a bounded JSON summary of it (see common/failure.py).
+    """
+
+    def __init__(self, message: str = "", *, report: dict[str, Any] | None = None) -> None:
+        super().__init__(failure.with_report(message, report))
+        self.message = message
+        self.report = report
 
 
 class InvalidInput(RunbookError):
@@ -38,7 +51,7 @@ class ConfirmationRequired(RunbookError):
 
 
 class OperationInProgress(RunbookError):
-    """Another execution holds the lock on this source instance."""
+    """Another execution holds the lock on the resource this workflow changes."""
 
 
 class RestoreFailed(RunbookError):

@@ -9,23 +9,18 @@ notification, and what may be left behind, from the last state the execution ent
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import records as journal
+from restore_runbook.journal import table as journal
+from restore_runbook.journal.lock import release_lock
+from restore_runbook.journal.records import finish, parse_input
+from restore_runbook.journal.workflows import traits_of
 
 ABANDONED_STATUSES = ("TIMED_OUT", "ABORTED")
-# What a stopped execution of each workflow may leave behind, by the kind of its last state.
-LEFT_BEHIND = {
-    "restore": (
-        "a restored instance tagged irisx-restore:execution={arn} may still exist (delete it with the rollback workflow or by hand), "
-        "and if it stopped during cutover or its rollback, API hosts may point at it or be stopped"
-    ),
-    "rollback": "API hosts may be stopped or only partly pointed back at the original; the restored instance may still exist",
-    "snapshot": "a snapshot being created by it (tag irisx-restore:execution={arn}) may still be in progress or failed",
-}
 
 
 def workflow_of(state_machine_arn: str, prefix: str) -> str:
@@ -48,7 +43,7 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
     if start:
         condition = condition & Key(journal.SK).begins_with(start[:10])
     query: dict[str, Any] = {"KeyConditionExpression": condition, "FilterExpression": Attr("execution_arn").eq(execution_arn)}
-    table = journal.journal_table(settings)
+    table = journal.table(settings)
     while True:
         page = table.query(**query)
         if page.get("Items"):
@@ -59,21 +54,33 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
 
 
 def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
-    """The sources, among `candidates`, whose lock this execution holds (one consistent read each)."""
-    table = journal.journal_table(settings)
+    """The resources, among `candidates`, whose lock this execution holds (one consistent read each)."""
+    table = journal.table(settings)
     held = []
-    for source in dict.fromkeys(c for c in candidates if c):
-        item = table.get_item(Key={journal.PK: journal.lock_pk(source), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
+    for resource in dict.fromkeys(c for c in candidates if c):
+        item = table.get_item(Key={journal.PK: journal.lock_pk(resource), journal.SK: "LOCK"}, ConsistentRead=True).get("Item")
         if item and item.get("holder") == execution_arn:
-            held.append(source)
+            held.append(resource)
     return held
 
 
-def lock_candidates(record: dict[str, Any] | None, raw_input: Any, configured_source: str) -> list[str]:
-    """The configured source, and any source_instance the execution was given (a lock is always on a source)."""
-    given = record.get("input") if record else journal.parse_input(raw_input)
+def lock_candidates(workflow: str, record: dict[str, Any] | None, raw_input: Any, configured: Mapping[str, str]) -> list[str]:
+    """The resources the workflow's lock may be on: its lock derived from the input as given and
+    from the configured defaults (the plan is not known here; it fills a missing field from them)."""
+    lock_on = traits_of(workflow).lock
+    if lock_on is None:
+        return []
+    given = record.get("input") if record else parse_input(raw_input)
     fields = given if isinstance(given, dict) else {}
-    return [configured_source, str(fields.get("source_instance") or "")]
+    # A field the input leaves out comes from the setting of the same name (SOURCE_INSTANCE), as in the input check.
+    defaults = {field: configured.get(field, "") for field in lock_on.fields}
+    candidates = []
+    for plan in ({**defaults, **{k: v for k, v in fields.items() if v}}, defaults):
+        try:
+            candidates.append(lock_on.resource(plan))
+        except InvalidInput:
+            continue
+    return candidates
 
 
 def last_state(execution_arn: str) -> str | None:
@@ -91,7 +98,7 @@ def last_state(execution_arn: str) -> str | None:
 
 def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
     where = f"it stopped in state {state}" if state else "its last state is unknown"
-    hint = LEFT_BEHIND.get(workflow, "whatever its last steps created or changed").format(arn=execution_arn)
+    hint = traits_of(workflow).left_behind_when_abandoned.format(arn=execution_arn)
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
 
 
@@ -109,8 +116,8 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     else:
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
-    sources = locks_held_by(str(execution_arn), lock_candidates(record, detail.get("input"), settings.source_instance), settings)
-    finished = journal.finish(
+    resources = locks_held_by(str(execution_arn), lock_candidates(workflow, record, detail.get("input"), settings.defaults()), settings)
+    finished = finish(
         workflow=workflow,
         execution_arn=str(execution_arn),
         started_at=started_at,
@@ -118,11 +125,11 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         error=error,
         cause=str(cause),
         left_behind=left_behind(workflow, str(execution_arn), state),
-        source=sources[0] if sources else None,
+        lock_resource=resources[0] if resources else None,
         details={},
         result=None,
         settings=settings,
     )
-    for extra in sources[1:]:
-        journal.release_lock(execution_arn=str(execution_arn), source=extra, settings=settings)
-    return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": sources}
+    for extra in resources[1:]:
+        release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
+    return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}

@@ -359,9 +359,7 @@ def _finish(checks: list[dict[str, Any]], restore_point: datetime, began: float)
         "duration_ms": _ms(began),
     }
     if not passed:
-        error = ValidationFailed(summary)
-        error.report = report  # type: ignore[attr-defined]
-        raise error
+        raise ValidationFailed(summary, report=report)
     return report
 
 

@@ -3,13 +3,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
-from restore_runbook.journal import records as journal
+from restore_runbook.journal.events import finish_from_event
+from restore_runbook.journal.table import JournalSettings
 
 
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = journal.finish_from_event(event, journal.JournalSettings.from_env())
+    result = finish_from_event(event, JournalSettings.from_env())
     logger.info("outcome recorded", extra={"journal": result})
     return result

@@ -1,0 +1,74 @@
+"""What the journal Tasks receive from the state machines, read into the calls that do the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook.common import clock
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal.lock import take_lock
+from restore_runbook.journal.records import NOT_GIVEN, finish, record_start
+from restore_runbook.journal.table import JournalSettings
+from restore_runbook.journal.workflows import traits_of
+
+
+def _context(event: dict[str, Any]) -> tuple[str, str]:
+    context = event.get("context") or {}
+    workflow, execution_arn = context.get("workflow"), context.get("execution_id")
+    if not workflow or not execution_arn:
+        raise InvalidInput("the journal step received no context.workflow/context.execution_id; the state machine definition is broken")
+    return str(workflow), str(execution_arn)
+
+
+def start_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
+    workflow, execution_arn = _context(event)
+    return record_start(
+        workflow=workflow,
+        execution_arn=execution_arn,
+        started_at=str(event.get("started_at") or clock.isoformat(clock.now())),
+        execution_input=event.get("input"),
+        settings=settings,
+    )
+
+
+def lock_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
+    workflow, execution_arn = _context(event)
+    lock_on = traits_of(workflow).lock
+    if lock_on is None:
+        raise InvalidInput(f"workflow {workflow!r} declares no lock (journal/workflows.py), yet its definition takes one")
+    plan = event.get("plan")
+    if not isinstance(plan, dict):
+        raise InvalidInput("the lock step received no plan; the state machine definition is broken")
+    return take_lock(
+        workflow=workflow,
+        execution_arn=execution_arn,
+        resource=lock_on.resource(plan),
+        requested_by=str(plan.get("requested_by") or NOT_GIVEN),
+        settings=settings,
+    )
+
+
+def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
+    """The finish step's input: `failure` ({error, cause[, cleanup]}) on the failure path, `result` on success."""
+    workflow, execution_arn = _context(event)
+    failure = event.get("failure")
+    lock = event.get("lock") or {}
+    if failure:
+        outcome, error, cause = "FAILED", str(failure.get("error") or "States.Runtime"), str(failure.get("cause") or "")
+        left_behind = str(failure.get("cleanup") or event.get("left_behind") or "unknown: the cleanup did not report; see the cause")
+    else:
+        outcome, error, cause = "SUCCEEDED", None, None
+        left_behind = str(event.get("left_behind") or "nothing")
+    return finish(
+        workflow=workflow,
+        execution_arn=execution_arn,
+        started_at=str(event.get("started_at") or ""),
+        outcome=outcome,
+        error=error,
+        cause=cause,
+        left_behind=left_behind,
+        lock_resource=lock.get("resource") if isinstance(lock, dict) else None,
+        details={k: v for k, v in (event.get("details") or {}).items() if v is not None},
+        result=event.get("result"),
+        settings=settings,
+    )

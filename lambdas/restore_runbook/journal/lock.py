@@ -1,0 +1,104 @@
+"""The lock on the resource a workflow changes: a conditional write on one key, taken over from a
+holder that no longer runs, released only by its holder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook.common import aws, clock
+from restore_runbook.common.errors import OperationInProgress
+from restore_runbook.journal.table import (
+    INDEX_PK,
+    INDEX_SK,
+    LOCK_KIND,
+    PK,
+    RUNNING,
+    SK,
+    JournalSettings,
+    console_link,
+    execution_name,
+    lock_pk,
+    table,
+)
+from restore_runbook.journal.workflows import lock_label
+
+
+def _holder_is_running(holder: str) -> bool:
+    try:
+        status = aws.client("stepfunctions").describe_execution(executionArn=holder)["status"]
+    except Exception as exc:
+        if aws.error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+            return False
+        raise
+    return bool(status == RUNNING)
+
+
+def take_lock(*, workflow: str, execution_arn: str, resource: str, requested_by: str, settings: JournalSettings) -> dict[str, Any]:
+    """Take the lock on `resource`, or raise OperationInProgress naming the execution that holds it.
+
+    A lock whose holder is no longer RUNNING (it ended without releasing, or never existed) is
+    taken over with a write conditional on that same holder, so two takers cannot both win.
+    """
+    items = table(settings)
+    now = clock.isoformat(clock.now())
+    item = {
+        PK: lock_pk(resource),
+        SK: "LOCK",
+        INDEX_PK: LOCK_KIND,
+        INDEX_SK: resource,
+        "resource": resource,
+        "holder": execution_arn,
+        "workflow": workflow,
+        "acquired_at": now,
+        "requested_by": requested_by,
+    }
+    try:
+        items.put_item(
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk) OR holder = :me",
+            ExpressionAttributeValues={":me": execution_arn},
+        )
+        return {"resource": resource, "holder": execution_arn, "acquired_at": now, "took_over_from": None}
+    except Exception as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+    current = items.get_item(Key={PK: lock_pk(resource), SK: "LOCK"}, ConsistentRead=True).get("Item")
+    if current is None:  # released between the two calls: try once more, plainly
+        return take_lock(workflow=workflow, execution_arn=execution_arn, resource=resource, requested_by=requested_by, settings=settings)
+    holder = str(current.get("holder"))
+    if _holder_is_running(holder):
+        raise OperationInProgress(
+            f"{current.get('workflow')} execution {execution_name(holder)} (started {current.get('acquired_at')}, "
+            f"requested by {current.get('requested_by')}) is already working on {lock_label(resource)}; wait for it to finish "
+            f"or stop it, then start again: {console_link(holder)}"
+        )
+    try:
+        items.put_item(
+            Item=item,
+            ConditionExpression="holder = :old",
+            ExpressionAttributeValues={":old": holder},
+        )
+    except Exception as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            raise OperationInProgress(
+                f"another execution took the lock on {lock_label(resource)} at the same moment; only one may proceed"
+            ) from exc
+        raise
+    return {"resource": resource, "holder": execution_arn, "acquired_at": now, "took_over_from": holder}
+
+
+def release_lock(*, execution_arn: str, resource: str | None, settings: JournalSettings) -> str:
+    """Release the lock only if this execution holds it; say in words what happened."""
+    if not resource:
+        return "no lock was taken"
+    try:
+        table(settings).delete_item(
+            Key={PK: lock_pk(resource), SK: "LOCK"},
+            ConditionExpression="holder = :me",
+            ExpressionAttributeValues={":me": execution_arn},
+        )
+    except Exception as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return f"lock on {lock_label(resource)} not held by this execution; left as it is"
+        raise
+    return f"released the lock on {lock_label(resource)}"
