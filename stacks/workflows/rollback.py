@@ -54,7 +54,10 @@ class RollbackWorkflow(RegisteredWorkflow):
             ),
             "point_hosts_back": hosts.step(send=(ssm_documents.SET_DB_HOST,)),
             "check_app_health": hosts.step(send=(ssm_documents.APP_CONTROL,), read=True),
-            "explain_rollback_failure": StepPermissions(statements=[]),
+            # After a failure past pm2 stop: the app restarted on the original, else on the copy (its endpoint read from RDS).
+            "restart_app": hosts.step(send=(ssm_documents.SET_DB_HOST,), extra=(describe_db,), acknowledgements=describe_ack),
+            # Looks before it speaks: the copy as RDS shows it, and the restarts' results on each host.
+            "explain_rollback_failure": hosts.step(read=True, extra=(describe_db,), acknowledgements=describe_ack),
         }
 
     @staticmethod

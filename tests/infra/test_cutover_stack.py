@@ -14,7 +14,7 @@ from .conftest import REPO_ROOT, Synthesized
 
 pytestmark = pytest.mark.infra
 
-SEND_COMMAND_STEPS = {"start_cutover", "check_app_health", "revert_cutover", "stop_app_hosts", "point_hosts_back"}
+SEND_COMMAND_STEPS = {"start_cutover", "check_app_health", "revert_cutover", "stop_app_hosts", "point_hosts_back", "restart_app"}
 
 
 def as_list(value):
