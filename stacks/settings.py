@@ -70,6 +70,15 @@ class StackSettings:
     snapshot_prefix: str
     snapshot_keep_last: Mapping[str, int]
     snapshot_poll_max_attempts: int
+    # ---- Validation of a large, cold copy (lambdas/restore_runbook/validation/counts.py, integrity.py,
+    # warm.py). A table list of null in cdk.json means every validation table.
+    count_budget_seconds: int
+    counts_required: bool
+    integrity_check_tables: tuple[str, ...]
+    integrity_required: bool
+    warm_budget_seconds: int
+    warm_tables: tuple[str, ...]
+    # ---- end of the cold-copy validation block
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
@@ -115,6 +124,13 @@ class StackSettings:
             snapshot_prefix=reader.text("snapshot_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
             snapshot_keep_last=reader.counts("snapshot_keep_last", SNAPSHOT_REASONS),
             snapshot_poll_max_attempts=reader.positive("snapshot_poll_max_attempts"),
+            # ---- cold-copy validation block
+            count_budget_seconds=reader.positive("count_budget_seconds"),
+            counts_required=_flag(context, "counts_required"),
+            integrity_check_tables=_tables_or_all(reader, context, "integrity_check_tables"),
+            integrity_required=_flag(context, "integrity_required"),
+            warm_budget_seconds=reader.positive("warm_budget_seconds"),
+            warm_tables=_tables_or_all(reader, context, "warm_tables"),
         )
         settings._check_relations()
         return settings
@@ -183,7 +199,37 @@ class StackSettings:
             "SNAPSHOT_PREFIX": self.snapshot_prefix,
             "SNAPSHOT_KEEP_LAST": json.dumps(dict(self.snapshot_keep_last)),
             "SNAPSHOT_POLL_MAX_ATTEMPTS": str(self.snapshot_poll_max_attempts),
+            # ---- cold-copy validation block
+            "COUNT_BUDGET_SECONDS": str(self.count_budget_seconds),
+            "COUNTS_REQUIRED": "true" if self.counts_required else "false",
+            "INTEGRITY_CHECK_TABLES": json.dumps(list(self.integrity_check_tables)),
+            "INTEGRITY_REQUIRED": "true" if self.integrity_required else "false",
+            "WARM_BUDGET_SECONDS": str(self.warm_budget_seconds),
+            "WARM_TABLES": json.dumps(list(self.warm_tables)),
         }
+
+
+# ---- cold-copy validation block: readers the generic _Reader does not have yet
+
+
+def _flag(context: Mapping[str, Any], key: str) -> bool:
+    if key not in context:
+        raise ValueError(f"runbook setting {key!r} is missing from the 'runbook' context in cdk.json")
+    value = context[key]
+    if not isinstance(value, bool):
+        raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected true or false")
+    return value
+
+
+def _tables_or_all(reader: _Reader, context: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    if key in context and context[key] is None:
+        return reader.texts("validation_tables", SQL_IDENTIFIER, "plain SQL identifiers")
+    if context.get(key) == []:
+        return ()
+    return reader.texts(key, SQL_IDENTIFIER, "plain SQL identifiers (or null for every validation table)")
+
+
+# ---- end of the cold-copy validation block
 
 
 class _Reader:

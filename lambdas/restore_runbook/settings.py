@@ -49,6 +49,15 @@ class RunbookSettings:
     command_poll_max_attempts: int = 24
     health_check_attempts: int = 6
     health_check_interval_seconds: int = 10
+    # ---- Validation of a large, cold copy (validation/counts.py, integrity.py, warm.py). Tables
+    # None = every validation table; () = none.
+    count_budget_seconds: int = 20
+    counts_required: bool = False
+    integrity_check_tables: tuple[str, ...] | None = None
+    integrity_required: bool = False
+    warm_budget_seconds: int = 120
+    warm_tables: tuple[str, ...] | None = None
+    # ---- end of the cold-copy validation block
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -73,6 +82,21 @@ class RunbookSettings:
                 raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
         if not self.app_host_tag_key or not self.app_host_tag_value:
             raise InvalidInput("settings APP_HOST_TAG_KEY and APP_HOST_TAG_VALUE must name the tag that marks the API hosts")
+        # ---- cold-copy validation block
+        for name in ("count_budget_seconds", "warm_budget_seconds"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"setting {name.upper()} must be a positive whole number of seconds")
+        for name in (*(self.integrity_check_tables or ()), *(self.warm_tables or ())):
+            if not SQL_IDENTIFIER.match(name):
+                raise InvalidInput(f"setting names {name!r}, which is not a plain SQL identifier (letters, digits, _)")
+
+    @property
+    def integrity_tables(self) -> tuple[str, ...]:
+        return self.validation_tables if self.integrity_check_tables is None else self.integrity_check_tables
+
+    @property
+    def warm_up_tables(self) -> tuple[str, ...]:
+        return self.validation_tables if self.warm_tables is None else self.warm_tables
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
@@ -91,6 +115,26 @@ class RunbookSettings:
             except ValueError as exc:
                 raise InvalidInput(f"setting {name}={raw!r} is not a whole number") from exc
 
+        # ---- cold-copy validation block
+        def flag(name: str) -> bool:
+            raw = env.get(name, "false").strip().lower()
+            if raw not in ("true", "false"):
+                raise InvalidInput(f"setting {name}={raw!r} is not true or false")
+            return raw == "true"
+
+        def optional_names(name: str) -> tuple[str, ...] | None:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return None
+            try:
+                names = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of table names") from exc
+            if not isinstance(names, list) or not all(isinstance(t, str) for t in names):
+                raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of table names")
+            return tuple(names)
+
+        # ---- end of the cold-copy validation block
         tables_raw = env.get("VALIDATION_TABLES", '["tenants", "users", "calls", "api_keys"]')
         try:
             tables = json.loads(tables_raw)
@@ -126,6 +170,13 @@ class RunbookSettings:
             command_poll_max_attempts=integer("COMMAND_POLL_MAX_ATTEMPTS", 24),
             health_check_attempts=integer("HEALTH_CHECK_ATTEMPTS", 6),
             health_check_interval_seconds=integer("HEALTH_CHECK_INTERVAL_SECONDS", 10),
+            # ---- cold-copy validation block
+            count_budget_seconds=integer("COUNT_BUDGET_SECONDS", 20),
+            counts_required=flag("COUNTS_REQUIRED"),
+            integrity_check_tables=optional_names("INTEGRITY_CHECK_TABLES"),
+            integrity_required=flag("INTEGRITY_REQUIRED"),
+            warm_budget_seconds=integer("WARM_BUDGET_SECONDS", 120),
+            warm_tables=optional_names("WARM_TABLES"),
         )
 
 
