@@ -40,6 +40,10 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         recency_column=settings.recency_column,
         restore_point=clock.parse_utc(progress["restore_point"]),
         statement_timeout_ms=settings.statement_timeout_ms,
+        count_budget_ms=settings.count_budget_seconds * 1000,
+        counts_required=settings.counts_required,
+        integrity_check_tables=settings.integrity_tables,
+        integrity_required=settings.integrity_required,
     )
     finished = clock.now()
     report["timings"] = {
