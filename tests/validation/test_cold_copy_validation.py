@@ -12,13 +12,11 @@ from restore_runbook.common.errors import ValidationFailed
 from restore_runbook.validation.checks import validate_restored_database
 from restorectl import sample_data
 
-from .conftest import NOW, RESTORE_POINT
+from .conftest import LARGE_CALLS, RESTORE_POINT
 
 pytestmark = pytest.mark.validation
 
 TABLES = sample_data.TABLES
-LARGE_CALLS = 200_000
-LARGE_SOURCE = "validation_large_source"
 
 
 def validate(copy, source, **kwargs):
@@ -37,24 +35,6 @@ def execute(local_pg, dbname: str, statement: str) -> None:
             cur.execute(statement)
     finally:
         conn.close()
-
-
-@pytest.fixture(scope="module")
-def large_copy(local_pg):
-    """A source of 200,000 calls and its point-in-time copy; the source is built once for the module."""
-    local_pg.drop_database(LARGE_SOURCE)
-    local_pg.create_database(LARGE_SOURCE)
-    conn = local_pg.connect(LARGE_SOURCE)
-    try:
-        summary = sample_data.seed(conn, LARGE_CALLS, NOW)
-    finally:
-        conn.close()
-    copy = LARGE_SOURCE + "_copy"
-    local_pg.create_database(copy, template=LARGE_SOURCE)
-    local_pg.delete_rows_after(copy, TABLES, "created_at", RESTORE_POINT)
-    yield {"source": LARGE_SOURCE, "copy": copy, "summary": summary}
-    local_pg.drop_database(copy)
-    local_pg.drop_database(LARGE_SOURCE)
 
 
 def test_a_count_that_outruns_its_time_box_is_reported_and_the_restore_passes(large_copy, target):
