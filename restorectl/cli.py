@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from restorectl.argtypes import json_input, positive_int, positive_number
@@ -109,8 +110,17 @@ def rehearse(args: argparse.Namespace) -> int:
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",
         file=sys.stderr,
     )
+    began = time.monotonic()
     with LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
+        started = time.monotonic()
         result = rehearsal.run(args.workflow, args.input)
+        ran = time.monotonic()
+        copies = rehearsal.rds.copies_made
+    print(
+        f"wall time: start {started - began:.2f} s, execution {ran - started:.2f} s, teardown {time.monotonic() - ran:.2f} s; "
+        f"{copies} database copies made",
+        file=sys.stderr,
+    )
     if args.json:
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
