@@ -93,6 +93,7 @@ def test_a_point_in_time_copy_passes_with_exact_counts_and_matching_recency(loca
     newest_call = truth["calls"][1]
     assert calls["data_gap_seconds"] == pytest.approx((RESTORE_POINT - newest_call).total_seconds())
     assert 0 < calls["data_gap_seconds"] < 3600
+    assert report["summary"] == "all 7 gating checks passed"  # row_counts informs, it does not gate
     assert report["restore_point"] == "2025-11-02T11:00:00Z"
     assert all(c["duration_ms"] >= 0 for c in report["checks"]) and report["duration_ms"] > 0
     assert json.loads(json.dumps(report)) == report  # a Step Functions state can carry it as is

@@ -172,7 +172,8 @@ def _finish(checks: list[dict[str, Any]], restore_point: datetime, began: float)
     notes = [c for c in checks if c["status"] == REPORTED]
     passed = not failed and not skips
     if passed:
-        summary = f"all {len(checks) - len(notes)} gating checks passed"
+        gating = [c for c in checks if c["gating"] and c["status"] == PASSED]
+        summary = f"all {len(gating)} gating checks passed"
         if notes:
             summary += "; reported: " + "; ".join(f"{label(c['name'])}: {c['detail']}" for c in notes)
     else:
