@@ -7,6 +7,10 @@ moto creates every instance `available` at once and has no restore window or dat
   `available` or the terminal status a scenario asks for;
 - a point-in-time restore copies the source and removes rows created after the restore time;
   a snapshot restore copies the snapshot's database (`CREATE DATABASE ... TEMPLATE`);
+- copies are made only for what a workflow uses: the seeded history's snapshots are recipes
+  (the seeded source, cut at the snapshot's time) that become a database only when an instance is
+  restored from them; a snapshot the workflow takes is copied when taken, since the instance may
+  change afterwards. `copies_made` counts every database copy;
 - automated backups report a restore window, and LatestRestorableTime lags `now` by five minutes
   as on RDS.
 """
@@ -29,6 +33,14 @@ from restorectl.simclock import SimulatedClock
 RESTORABLE_LAG = timedelta(minutes=5)
 SOURCE_AGE = timedelta(days=30)
 MANUAL_SNAPSHOT_AGE = timedelta(days=2, hours=3)
+
+
+@dataclass(frozen=True)
+class SnapshotData:
+    """What restoring a snapshot yields: `template` as it was at `cut_at` (None: all of it)."""
+
+    template: str
+    cut_at: datetime | None = None
 
 
 @dataclass
@@ -78,7 +90,8 @@ class EmulatedRds:
         self.tables = tables
         self.recency_column = recency_column
         self.instance_db: dict[str, str] = {}
-        self.snapshot_db: dict[str, str] = {}
+        self.snapshot_data: dict[str, SnapshotData] = {}
+        self.copies_made = 0
         self.pending: dict[str, PendingRestore] = {}
         # Manual snapshots taken through the API are `creating` for a while, with PercentProgress growing.
         self.snapshot_duration = timedelta(minutes=snapshot_minutes)
@@ -89,17 +102,16 @@ class EmulatedRds:
 
     # ------------------------------------------------------------------ the world at the start
 
-    def golden_databases(self, calls_rows: int, retention_days: int) -> tuple[str, list[tuple[str, str, datetime, str]]]:
-        """Seeded source and snapshot databases, built once per cluster and reused as templates."""
+    def golden_database(self, calls_rows: int, retention_days: int) -> tuple[str, list[tuple[str, str, datetime]]]:
+        """The seeded source (built once per cluster, then only ever a template) and its snapshot history."""
         now = self.clock.now()
-        key = _pg_name("golden", str(calls_rows), now.strftime("%Y%m%d%H%M%S"), str(retention_days))
-        source_db = key + "_src"
-        snapshots: list[tuple[str, str, datetime, str]] = []
+        source_db = _pg_name("golden", str(calls_rows), now.strftime("%Y%m%d%H%M%S"), str(retention_days)) + "_src"
+        snapshots: list[tuple[str, str, datetime]] = []
         for days_ago in range(1, retention_days + 1):
             taken = (now - timedelta(days=days_ago)).replace(hour=3, minute=7, second=0, microsecond=0)
-            snapshots.append((f"rds:irisx-prod-rds-postgres-{taken:%Y-%m-%d-%H-%M}", "automated", taken, f"{key}_a{days_ago}"))
+            snapshots.append((f"rds:irisx-prod-rds-postgres-{taken:%Y-%m-%d-%H-%M}", "automated", taken))
         manual_at = (now - MANUAL_SNAPSHOT_AGE).replace(microsecond=0)
-        snapshots.append((f"irisx-pre-migration-{manual_at:%Y%m%d-%H%M%S}", "manual", manual_at, f"{key}_m1"))
+        snapshots.append((f"irisx-pre-migration-{manual_at:%Y%m%d-%H%M%S}", "manual", manual_at))
         if not self.pg.database_exists(source_db):
             self.pg.create_database(source_db)
             conn = self.pg.connect(source_db)
@@ -107,10 +119,6 @@ class EmulatedRds:
                 sample_data.seed(conn, calls_rows=calls_rows, now=now, retention_days=retention_days)
             finally:
                 conn.close()
-        for _, _, taken, dbname in snapshots:
-            if not self.pg.database_exists(dbname):
-                self.pg.create_database(dbname, template=source_db)
-                self.pg.delete_rows_after(dbname, self.tables, self.recency_column, taken)
         return source_db, snapshots
 
     def seed(self, source_id: str, *, calls_rows: int, retention_days: int = 7) -> None:
@@ -125,7 +133,7 @@ class EmulatedRds:
         import boto3
         from moto.rds import models as rds_models
 
-        golden_source, snapshots = self.golden_databases(calls_rows, retention_days)
+        golden_source, snapshots = self.golden_database(calls_rows, retention_days)
         ec2 = boto3.client("ec2")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
         subnets = [
@@ -166,19 +174,24 @@ class EmulatedRds:
         # moto takes one automated snapshot at creation; the real history is the daily ones.
         for snapshot_id in [s for s, snap in backend.database_snapshots.items() if snap.db_instance_identifier == source_id]:
             del backend.database_snapshots[snapshot_id]
-        for snapshot_id, snapshot_type, taken, dbname in snapshots:
+        for snapshot_id, snapshot_type, taken in snapshots:
             snapshot = backend.create_db_snapshot(source_id, snapshot_id, snapshot_type=snapshot_type)
             snapshot.created = taken.replace(tzinfo=None)
             snapshot.original_snapshot_create_time = snapshot.created
-            self.snapshot_db[snapshot_id] = dbname
+            # the golden source is only ever a template, so cut back to `taken` it is exactly the snapshot
+            self.snapshot_data[snapshot_id] = SnapshotData(golden_source, taken)
 
-    def _attach(self, instance_id: str, template: str, cut_at: datetime | None = None) -> str:
-        dbname = _pg_name(self.run_id, instance_id)
+    def _copy(self, dbname: str, template: str, cut_at: datetime | None = None) -> str:
         self.pg.drop_database(dbname)
         self.pg.create_database(dbname, template=template)
+        self.copies_made += 1
         self.run_databases.append(dbname)
         if cut_at is not None:
             self.pg.delete_rows_after(dbname, self.tables, self.recency_column, cut_at)
+        return dbname
+
+    def _attach(self, instance_id: str, template: str, cut_at: datetime | None = None) -> str:
+        dbname = self._copy(_pg_name(self.run_id, instance_id), template, cut_at)
         self.instance_db[instance_id] = dbname
         return dbname
 
@@ -261,7 +274,8 @@ class EmulatedRds:
 
         def restore_from_snapshot(backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
             instance = original_from_snapshot(backend, snapshot_id, overrides)
-            world._begin_restore(instance, overrides, world.snapshot_db[snapshot_id.rsplit(":snapshot:", 1)[-1]], None)
+            data = world.snapshot_data[snapshot_id.rsplit(":snapshot:", 1)[-1]]
+            world._begin_restore(instance, overrides, data.template, data.cut_at)
             return instance
 
         def describe(backend: Any, *args: Any, **kwargs: Any) -> Any:
@@ -278,12 +292,11 @@ class EmulatedRds:
 
         def create_snapshot(backend: Any, db_instance_identifier: str, db_snapshot_identifier: str, *args: Any, **kwargs: Any) -> Any:
             snapshot = original_snapshot(backend, db_instance_identifier, db_snapshot_identifier, *args, **kwargs)
-            if db_instance_identifier in world.instance_db and db_snapshot_identifier not in world.snapshot_db:
-                dbname = _pg_name(world.run_id, "snap", db_snapshot_identifier)
-                world.pg.drop_database(dbname)
-                world.pg.create_database(dbname, template=world.instance_db[db_instance_identifier])
-                world.run_databases.append(dbname)
-                world.snapshot_db[db_snapshot_identifier] = dbname
+            # While seeding, moto's own creation snapshot and the history are recipes (set by _seed).
+            taken_now = not world.seeding and db_snapshot_identifier not in world.snapshot_data
+            if taken_now and db_instance_identifier in world.instance_db:
+                dbname = world._copy(_pg_name(world.run_id, "snap", db_snapshot_identifier), world.instance_db[db_instance_identifier])
+                world.snapshot_data[db_snapshot_identifier] = SnapshotData(dbname)
             world._begin_snapshot(snapshot)
             return snapshot
 
@@ -316,8 +329,7 @@ class EmulatedRds:
             yield self
 
     def teardown(self) -> None:
-        for dbname in self.run_databases:
-            self.pg.drop_database(dbname)
+        self.pg.drop_databases(self.run_databases)
         self.run_databases.clear()
 
     # ------------------------------------------------------------------ reporting

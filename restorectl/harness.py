@@ -419,21 +419,23 @@ class Rehearsal:
         printed = 0
         while True:
             status = sfn.describe_execution(executionArn=execution_arn)["status"]
-            if self.options.progress is not None or status != "RUNNING":
-                events = _all_events(sfn, execution_arn)
-                printed = self._print_progress(events, printed)
             if status != "RUNNING":
+                events = _all_events(sfn, execution_arn)  # the whole history once, for the result
+                self._print_progress(events[printed:])
                 return events
+            if self.options.progress is not None:
+                printed += self._print_progress(_events_since(sfn, execution_arn, printed))
             if time.monotonic() > deadline:
                 sfn.stop_execution(executionArn=execution_arn, error="RehearsalTimedOut", cause="ran for too long in real time")
                 raise TimeoutError(f"execution {execution_arn} still running after {EXECUTION_REAL_TIMEOUT_SECONDS} s of real time")
             time.sleep(0.02)
 
-    def _print_progress(self, events: list[dict[str, Any]], printed: int) -> int:
+    def _print_progress(self, events: list[dict[str, Any]]) -> int:
+        """Print the states entered and errors among `events` (the ones not printed yet); return how many."""
         out = self.options.progress
         if out is None:
             return len(events)
-        for event in events[printed:]:
+        for event in events:
             kind = event["type"]
             if kind.endswith("StateEntered"):
                 details = event["stateEnteredEventDetails"]
@@ -473,6 +475,28 @@ def _short(cause: Any, limit: int = 300) -> str:
     with contextlib.suppress(ValueError, TypeError):
         text = json.loads(text).get("errorMessage", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _events_since(sfn: Any, execution_arn: str, seen: int) -> list[dict[str, Any]]:
+    """The execution's history events after the first `seen`, without copying the ones before.
+
+    moto's GetExecutionHistory deep-copies and serializes the whole history on every call (and
+    ignores maxResults), so following a long execution through it every 20 ms costs more each
+    time. In process, the interpreter's own event list is read from `seen` on instead; should
+    moto's internals move, the API is the fallback.
+    """
+    try:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(execution_arn=execution_arn)
+        env = execution.exec_worker.env if execution.exec_worker is not None else None
+        if env is None:
+            return []  # not started yet
+        manager = env.event_manager
+        with manager._mutex:
+            return list(manager._history_event_list[seen:])
+    except (ImportError, AttributeError, KeyError):
+        return _all_events(sfn, execution_arn)[seen:]
 
 
 def _all_events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import psycopg2
 from psycopg2 import sql
 
 TABLES: tuple[str, ...] = ("tenants", "users", "calls", "api_keys")
@@ -91,14 +92,6 @@ def plan_counts(calls_rows: int) -> dict[str, int]:
     tenants = max(3, calls_rows // 1000)
     users = max(tenants, calls_rows // 50)
     return {"tenants": tenants, "users": users, "calls": calls_rows, "api_keys": tenants * 2}
-
-
-def create_schema(conn) -> None:
-    """Create the IRISX tables with their keys and indexes (in an empty database)."""
-    with conn.cursor() as cur:
-        cur.execute(SCHEMA_SQL)
-        cur.execute(CONSTRAINTS_SQL)
-    conn.commit()
 
 
 def seed(conn, calls_rows: int, now: datetime, retention_days: int = 7, seed: int = 42) -> dict[str, Any]:
@@ -193,9 +186,34 @@ def seed(conn, calls_rows: int, now: datetime, retention_days: int = 7, seed: in
         conn.rollback()
         raise
     _analyze(conn)
+    extensions = install_extensions(conn)
     summary = summarize(conn)
+    summary["extensions"] = extensions
     summary["seconds"] = round(time.monotonic() - began, 3)
     return summary
+
+
+# amcheck verifies the copy's indexes, pg_prewarm warms it before cutover. Both are created here, in
+# the source, because a copy inherits its source's extensions and the validate session is read-only.
+EXTENSIONS = ("amcheck", "pg_prewarm")
+
+
+def install_extensions(conn) -> list[str]:
+    """Create EXTENSIONS where this server ships them; return the ones installed."""
+    installed = []
+    previous = conn.autocommit
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for name in EXTENSIONS:
+                try:
+                    cur.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(name)))
+                except psycopg2.errors.UndefinedFile:
+                    continue  # a server built without contrib: validation reports the check as not available
+                installed.append(name)
+    finally:
+        conn.autocommit = previous
+    return installed
 
 
 def _analyze(conn) -> None:

@@ -46,7 +46,8 @@ DEFAULT_NAME_PREFIX = "irisx-restore"
 
 @dataclass(frozen=True)
 class Setting:
-    """How one setting is read and checked. `kind` is text, optional-text, texts, choice, positive or counts."""
+    """How one setting is read and checked. `kind` is text, optional-text, texts, optional-texts (None: not
+    narrowed), choice, positive, flag or counts."""
 
     kind: str
     expected: str
@@ -73,13 +74,19 @@ class Setting:
             if not isinstance(value, str) or not self._accepts(value):
                 raise invalid(self.expected)
             return value
+        if self.kind == "flag":
+            if not isinstance(value, bool):
+                raise invalid("true or false")
+            return value
+        if self.kind == "optional-texts" and value is None:
+            return None
         if self.kind == "positive":
             # bool is an int in Python; `true` in cdk.json is a mistake, not 1.
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise invalid("a positive whole number")
             return value
-        if self.kind == "texts":
-            if isinstance(value, list) and not value and self.allow_empty:
+        if self.kind in ("texts", "optional-texts"):
+            if isinstance(value, list) and not value and (self.allow_empty or self.kind == "optional-texts"):
                 return ()
             if not isinstance(value, list) or not value:
                 raise invalid(f"a non-empty list of {self.expected}")
@@ -111,6 +118,10 @@ class Setting:
             if raw not in self.choices:
                 raise InvalidInput(f"setting {name}={raw!r} is not one of {', '.join(self.choices)}")
             return raw
+        if self.kind == "flag":
+            if raw not in ("true", "false"):
+                raise InvalidInput(f"setting {name}={raw!r} is not true or false")
+            return raw == "true"
         if self.kind == "positive":
             try:
                 number = int(raw)
@@ -119,14 +130,14 @@ class Setting:
             if number <= 0:
                 raise InvalidInput(f"setting {name}={raw!r} is not a positive whole number")
             return number
-        if self.kind == "texts":
+        if self.kind in ("texts", "optional-texts"):
             try:
                 items = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of {self.expected}") from exc
             if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
                 raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of {self.expected}")
-            if not items and not self.allow_empty:
+            if not items and not (self.allow_empty or self.kind == "optional-texts"):
                 raise InvalidInput(f"setting {name} is empty; name at least one of {self.expected}")
             for item in items:
                 if not self._accepts(item):
@@ -145,7 +156,9 @@ class Setting:
         raise TypeError(f"unknown setting kind {self.kind!r}")
 
     def to_env(self, value: Any) -> str:
-        if self.kind == "texts":
+        if self.kind == "flag":
+            return "true" if value else "false"
+        if self.kind in ("texts", "optional-texts"):
             return json.dumps(list(value))
         if self.kind == "counts":
             return json.dumps(dict(value))
@@ -232,7 +245,7 @@ def check_declared(instance: Any) -> None:
             continue  # a default stands for "not configured" (e.g. no secret in a unit test)
         if spec.kind in ("text", "optional-text") and isinstance(value, str):
             items: tuple[Any, ...] = (value,)
-        elif spec.kind == "texts" and isinstance(value, tuple):
+        elif spec.kind in ("texts", "optional-texts") and isinstance(value, tuple):
             items = value
         else:
             continue
@@ -307,10 +320,32 @@ class RunbookSettings:
     health_check_attempts: int = setting(6, kind="positive", expected="attempts")
     health_check_interval_seconds: int = setting(10, kind="positive", expected="seconds")
 
+    # Validating a large, cold copy (validation/counts.py, integrity.py, warm.py): the gating checks stay
+    # cheap at any size; row counts are a time-boxed report unless required. A table list left out (or
+    # null) means every validation table; [] means none.
+    count_budget_seconds: int = setting(20, kind="positive", expected="seconds", optional=True)
+    counts_required: bool = setting(False, kind="flag", expected="true or false", optional=True)
+    integrity_check_tables: tuple[str, ...] | None = setting(
+        None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
+    )
+    integrity_required: bool = setting(False, kind="flag", expected="true or false", optional=True)
+    warm_budget_seconds: int = setting(120, kind="positive", expected="seconds", optional=True)
+    warm_tables: tuple[str, ...] | None = setting(
+        None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
+    )
+
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 
     def __post_init__(self) -> None:
         check_declared(self)
+
+    @property
+    def integrity_tables(self) -> tuple[str, ...]:
+        return self.validation_tables if self.integrity_check_tables is None else self.integrity_check_tables
+
+    @property
+    def warm_up_tables(self) -> tuple[str, ...]:
+        return self.validation_tables if self.warm_tables is None else self.warm_tables
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunbookSettings:

@@ -4,6 +4,8 @@
   Treat it as read-only; copy it to change anything.
 - `make_copy(restore_point=None)`: a fresh copy of the source (`CREATE DATABASE ... TEMPLATE`),
   cut back to `restore_point` when given, as a point-in-time restore would be; dropped after the test.
+- `large_copy`: a source of 200,000 calls and its point-in-time copy, built once per session, for
+  the checks that must meet a real slow statement. Read-only.
 - `target(dbname, **changes)`: the `DbTarget` for a database in the local cluster.
 """
 
@@ -24,6 +26,8 @@ NOW = datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc)
 RESTORE_POINT = NOW - timedelta(hours=1)
 SOURCE_CALLS = 2_000
 SOURCE_DB = "validation_source"
+LARGE_CALLS = 200_000
+LARGE_SOURCE = "validation_large_source"
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +41,23 @@ def source_db(local_pg: LocalPostgres) -> dict:
     finally:
         conn.close()
     return {**summary, "dbname": SOURCE_DB}
+
+
+@pytest.fixture(scope="session")
+def large_copy(local_pg: LocalPostgres) -> Iterator[dict]:
+    local_pg.drop_database(LARGE_SOURCE)
+    local_pg.create_database(LARGE_SOURCE)
+    conn = local_pg.connect(LARGE_SOURCE)
+    try:
+        summary = sample_data.seed(conn, LARGE_CALLS, NOW)
+    finally:
+        conn.close()
+    copy = LARGE_SOURCE + "_copy"
+    local_pg.create_database(copy, template=LARGE_SOURCE)
+    local_pg.delete_rows_after(copy, sample_data.TABLES, "created_at", RESTORE_POINT)
+    yield {"source": LARGE_SOURCE, "copy": copy, "summary": summary}
+    local_pg.drop_database(copy)
+    local_pg.drop_database(LARGE_SOURCE)
 
 
 @pytest.fixture(scope="session")

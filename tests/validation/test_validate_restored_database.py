@@ -73,9 +73,19 @@ def test_a_point_in_time_copy_passes_with_exact_counts_and_matching_recency(loca
     truth = source_truth(local_pg, source_db, RESTORE_POINT)
     checks = by_name(report)
     assert report["passed"] is True
-    assert [c["name"] for c in report["checks"]] == ["connect", "row_counts", *(f"recency:{t}" for t in TABLES)]
+    assert [c["name"] for c in report["checks"]] == [
+        "connect",
+        "schema",
+        *(f"recency:{t}" for t in TABLES),
+        "index_integrity",
+        "row_counts",
+    ]
     assert checks["connect"]["values"]["server_version"].startswith("15")
     assert checks["row_counts"]["values"]["counts"] == {t: truth[t][0] for t in TABLES}
+    assert checks["row_counts"]["values"]["source_counts_at_restore_point"] == {t: truth[t][0] for t in TABLES}
+    assert all(e["against_source"] == "matches" for e in checks["row_counts"]["values"]["tables"].values())
+    assert checks["row_counts"]["status"] == "passed" and checks["row_counts"]["gating"] is False
+    assert checks["index_integrity"]["status"] == "passed" and len(checks["index_integrity"]["values"]["indexes"]) == 12
     assert checks["row_counts"]["values"]["counts"]["calls"] < source_db["tables"]["calls"]["rows"]
     calls = checks["recency:calls"]["values"]
     assert calls["copy_newest"] == calls["source_newest_at_restore_point"]
@@ -83,6 +93,7 @@ def test_a_point_in_time_copy_passes_with_exact_counts_and_matching_recency(loca
     newest_call = truth["calls"][1]
     assert calls["data_gap_seconds"] == pytest.approx((RESTORE_POINT - newest_call).total_seconds())
     assert 0 < calls["data_gap_seconds"] < 3600
+    assert report["summary"] == "all 7 gating checks passed"  # row_counts informs, it does not gate
     assert report["restore_point"] == "2025-11-02T11:00:00Z"
     assert all(c["duration_ms"] >= 0 for c in report["checks"]) and report["duration_ms"] > 0
     assert json.loads(json.dumps(report)) == report  # a Step Functions state can carry it as is
@@ -97,9 +108,9 @@ def test_a_missing_table_fails_naming_it_and_skips_its_recency(local_pg, source_
     error = failure(target(copy), target(source_db["dbname"]))
 
     # Then the message names the table, and only the checks that could run are judged
-    assert str(error).startswith("1 of 6 checks failed (1 skipped): row_counts: table api_keys does not exist in the restored database")
+    assert str(error).startswith("1 of 8 checks failed (1 skipped): schema: table api_keys does not exist in the restored database")
     checks = by_name(error.report)
-    assert checks["row_counts"]["values"]["missing_tables"] == ["api_keys"]
+    assert checks["schema"]["values"]["missing_tables"] == ["api_keys"]
     assert checks["row_counts"]["values"]["counts"]["calls"] > 0
     assert checks["recency:api_keys"]["status"] == "skipped"
     assert checks["recency:calls"]["passed"] is True
@@ -114,9 +125,10 @@ def test_an_empty_copy_fails_when_the_source_had_rows_by_the_restore_point(local
     error = failure(target(copy), target(source_db["dbname"]))
 
     # Then every table's recency fails, saying what the source had
-    assert str(error).startswith("4 of 6 checks failed: ")
+    assert str(error).startswith("4 of 8 checks failed: ")
     assert "recency(calls): table calls is empty in the restored database, but the source had rows by the restore point" in str(error)
     assert by_name(error.report)["row_counts"]["values"]["counts"] == {t: 0 for t in TABLES}
+    assert by_name(error.report)["row_counts"]["values"]["fewer_than_source"] == list(TABLES)
 
 
 def test_a_copy_older_than_the_restore_point_fails_with_the_missing_span(local_pg, source_db, make_copy, target):
@@ -193,6 +205,9 @@ def test_rows_deleted_from_the_source_since_do_not_fail_the_copy(local_pg, sourc
     # Then it passes: the copy holding more than the source is what the restore was for
     calls = by_name(report)["recency:calls"]
     assert calls["passed"] and "rows were deleted from the source since" in calls["detail"]
+    counts = by_name(report)["row_counts"]
+    assert counts["values"]["tables"]["calls"]["against_source"] == "more"
+    assert "rows deleted from the source since (or their timestamp changed), so the counts cannot be compared" in counts["detail"]
 
 
 def test_hostile_table_names_are_quoted_never_executed(local_pg, source_db, make_copy, target):
@@ -225,21 +240,28 @@ def test_a_query_over_the_statement_timeout_is_a_failed_check_not_a_crash(local_
     # When validation runs with a 100 ms statement timeout
     error = failure(target(copy), None, tables=["calls", "slow"], timeout_ms=100)
 
-    # Then the slow table's read fails with the database's message and the timeout, and the rest still ran
+    # Then the slow table's (gating) read fails with the database's message and the timeout, its
+    # count is reported as not measured within its box, and the rest still ran
     checks = by_name(error.report)
-    assert "reading table slow failed: canceling statement due to statement timeout (the statement timeout is 100 ms)" in str(error)
-    assert checks["recency:slow"]["status"] == "skipped"
+    assert (
+        "recency(slow): reading table slow failed: canceling statement due to statement timeout (the statement timeout is 100 ms)"
+        in str(error)
+    )
+    assert checks["recency:slow"]["status"] == "failed"
     assert checks["recency:calls"]["passed"] is True
+    assert checks["row_counts"]["values"]["not_measured"] == ["slow"]
     assert checks["row_counts"]["duration_ms"] < 900
 
 
-def test_a_missing_recency_column_fails_with_the_database_error(local_pg, source_db, make_copy, target):
+def test_a_missing_recency_column_fails_naming_table_and_column(local_pg, source_db, make_copy, target):
     copy = make_copy(restore_point=RESTORE_POINT)
     execute(local_pg, copy, "ALTER TABLE users RENAME COLUMN created_at TO inserted_at")
 
     error = failure(target(copy), target(source_db["dbname"]))
 
-    assert 'reading table users failed: column "created_at" does not exist' in str(error)
+    assert "schema: table users has no column created_at" in str(error)
+    assert by_name(error.report)["schema"]["values"]["missing_columns"] == {"users": ["created_at"]}
+    assert by_name(error.report)["recency:users"]["detail"] == "skipped because table users has no column created_at"
     assert by_name(error.report)["recency:calls"]["passed"] is True
 
 
@@ -252,9 +274,9 @@ def test_an_unreachable_copy_fails_connect_and_skips_the_rest_without_leaking_th
     error = failure(wrong, target(source_db["dbname"]))
 
     # Then connect fails with the server's reason, every other check is skipped, and no password shows
-    assert str(error).startswith("1 of 6 checks failed (5 skipped): connect: could not connect to the restored database")
+    assert str(error).startswith("1 of 8 checks failed (7 skipped): connect: could not connect to the restored database")
     assert "password authentication failed" in str(error)
-    assert [c["status"] for c in error.report["checks"]] == ["failed"] + ["skipped"] * 5
+    assert [c["status"] for c in error.report["checks"]] == ["failed"] + ["skipped"] * 7
     assert "not-the-password" not in json.dumps(error.report) + str(error)
 
 

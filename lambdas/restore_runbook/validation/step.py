@@ -1,4 +1,4 @@
-"""The validate step: log in to the restored copy and the source, and run the checks."""
+"""The validate and warm-up steps: log in to the restored copy (and the source), check it, warm it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from restore_runbook.common import clock, rds
 from restore_runbook.restore.request import RestorePlan
 from restore_runbook.settings import RunbookSettings
 from restore_runbook.validation import checks as validation
-from restore_runbook.validation import secrets
+from restore_runbook.validation import secrets, warm
 from restore_runbook.validation.database import DbTarget
 
 
@@ -40,6 +40,10 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         recency_column=settings.recency_column,
         restore_point=clock.parse_utc(progress["restore_point"]),
         statement_timeout_ms=settings.statement_timeout_ms,
+        count_budget_ms=settings.count_budget_seconds * 1000,
+        counts_required=settings.counts_required,
+        integrity_check_tables=settings.integrity_tables,
+        integrity_required=settings.integrity_required,
     )
     finished = clock.now()
     report["timings"] = {
@@ -53,3 +57,13 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         "total_seconds": round((finished - clock.parse_utc(plan.checked_at)).total_seconds()),
     }
     return report
+
+
+def warm_restored_copy(progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    user, password = secrets.database_credentials(settings.db_secret_arn)
+    return warm.warm_restored_copy(
+        _target(progress["endpoint"], settings, user, password),
+        settings.warm_up_tables,
+        budget_seconds=settings.warm_budget_seconds,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )

@@ -1,0 +1,104 @@
+"""Gating check `index_integrity`: amcheck's `bt_index_check` on every btree index of the critical tables.
+
+`bt_index_check` verifies each index page's order and its links to its neighbours under an
+AccessShareLock, reading the index only (never the heap), so a read-only session can run it while
+the copy serves. A corrupted index fails the restore whatever the settings say.
+
+amcheck must already be installed in the copy: `CREATE EXTENSION` needs a privileged role and the
+validate session is read-only. A copy inherits the extensions of the database it was restored from,
+so it is created once in the source (`CREATE EXTENSION amcheck`, by rds_superuser on RDS; the local
+rehearsal seeds it). The validate role needs EXECUTE on `bt_index_check` (revoked from PUBLIC by
+default). Where amcheck is missing or not executable, or an index cannot be checked within the
+statement timeout, the check is reported as not available rather than failed, unless
+`integrity_required` makes it fail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from restore_runbook.validation import report
+from restore_runbook.validation.report import FAILED, PASSED, REPORTED
+
+NAME = "index_integrity"
+
+INDEXES_SQL = """
+SELECT t.name, i.indexrelid, i.indexrelid::regclass::text, pg_relation_size(i.indexrelid)
+  FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, position)
+  JOIN pg_index i ON i.indrelid = to_regclass(quote_ident(t.name))
+  JOIN pg_class ic ON ic.oid = i.indexrelid
+  JOIN pg_am am ON am.oid = ic.relam
+ WHERE am.amname = 'btree' AND i.indisvalid AND i.indisready
+ ORDER BY t.position, pg_relation_size(i.indexrelid), i.indexrelid
+"""
+
+
+def check_integrity(conn, tables: Sequence[str], *, timeout_ms: int, required: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    values: dict[str, Any] = {"tables": list(tables), "required": required, "indexes": {}}
+    if not tables:
+        return report.check(NAME, PASSED, started, "no tables configured for an index check", values)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'amcheck'")
+            found = cur.fetchone()
+            if found is None:
+                return _unavailable(
+                    started,
+                    values,
+                    required,
+                    "the amcheck extension is not installed in the restored database (create it once in the source with "
+                    "CREATE EXTENSION amcheck, so every copy inherits it)",
+                )
+            schema = found[0]
+            cur.execute(INDEXES_SQL, (list(tables),))
+            indexes = cur.fetchall()
+    except psycopg2.Error as exc:
+        return report.check(NAME, FAILED, started, f"listing the indexes failed: {report.error_text(exc, timeout_ms)}", values)
+
+    corrupted: list[str] = []
+    unchecked: list[str] = []
+    statement = sql.SQL("SELECT {}.bt_index_check(%s::oid::regclass)").format(sql.Identifier(schema))
+    with conn.cursor() as cur:
+        for table, oid, index, size in indexes:
+            began = time.perf_counter()
+            entry: dict[str, Any] = {"table": table, "bytes": size}
+            values["indexes"][index] = entry
+            try:
+                cur.execute(statement, (oid,))
+                entry["status"] = "ok"
+            except psycopg2.errors.InsufficientPrivilege as exc:
+                entry["status"] = "not available"
+                return _unavailable(
+                    started, values, required, f"the validate role may not run bt_index_check ({report.error_text(exc, timeout_ms)})"
+                )
+            except psycopg2.errors.IndexCorrupted as exc:
+                entry["status"] = "corrupted"
+                corrupted.append(f"index {index} on {table} is corrupted: {report.error_text(exc, timeout_ms)}")
+            except psycopg2.Error as exc:
+                entry["status"] = "not checked"
+                unchecked.append(f"index {index} on {table} could not be checked: {report.error_text(exc, timeout_ms)}")
+            entry["ms"] = report.ms(began)
+
+    checked = sum(1 for e in values["indexes"].values() if e["status"] == "ok")
+    if corrupted:
+        return report.check(NAME, FAILED, started, "; ".join(corrupted + unchecked), values)
+    if unchecked:
+        status = FAILED if required else REPORTED
+        return report.check(NAME, status, started, f"{checked} of {len(indexes)} indexes verified; " + "; ".join(unchecked), values)
+    megabytes = sum(size for *_, size in indexes) / 1e6
+    return report.check(
+        NAME, PASSED, started, f"{checked} btree indexes of {', '.join(tables)} verified with bt_index_check ({megabytes:,.1f} MB)", values
+    )
+
+
+def _unavailable(started: float, values: dict[str, Any], required: bool, why: str) -> dict[str, Any]:
+    values["available"] = False
+    if required:
+        return report.check(NAME, FAILED, started, f"index integrity is required, but {why}", values)
+    return report.check(NAME, REPORTED, started, f"not available: {why}; not required, so the restore is not failed for it", values)

@@ -1,0 +1,143 @@
+"""Validation that holds on a large, cold copy: gating checks that stay cheap, counts as a time-boxed report.
+
+Run against the real local PostgreSQL (tests/conftest.py); every "slow" statement here is a real
+one (an exact count of 200,000 rows under a 1 ms box), never a pg_sleep.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from restore_runbook.common.errors import ValidationFailed
+from restore_runbook.validation.checks import validate_restored_database
+from restorectl import sample_data
+
+from .conftest import LARGE_CALLS, RESTORE_POINT
+
+pytestmark = pytest.mark.validation
+
+TABLES = sample_data.TABLES
+
+
+def validate(copy, source, **kwargs):
+    kwargs.setdefault("statement_timeout_ms", 5_000)
+    return validate_restored_database(copy, source, tables=TABLES, recency_column="created_at", restore_point=RESTORE_POINT, **kwargs)
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in report["checks"]}
+
+
+def execute(local_pg, dbname: str, statement: str) -> None:
+    conn = local_pg.connect(dbname, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def test_a_count_that_outruns_its_time_box_is_reported_and_the_restore_passes(large_copy, target):
+    # Given a copy with 200,000 calls and a count budget of 1 ms (far less than counting them takes)
+    copy, source = target(large_copy["copy"]), target(large_copy["source"])
+
+    # When it is validated
+    report = validate(copy, source, count_budget_ms=1)
+
+    # Then every gating check passed, and the calls count is reported as not measured in its budget
+    checks = by_name(report)
+    counts = checks["row_counts"]
+    assert report["passed"] is True
+    assert all(c["status"] == "passed" for c in report["checks"] if c["name"] != "row_counts")
+    assert counts["status"] == "reported" and counts["gating"] is False
+    assert "calls" in counts["values"]["not_measured"] and counts["values"]["counts"]["calls"] is None
+    assert "calls not measured (0.001 s budget: ran out of time)" in counts["detail"]
+    assert "reported: row_counts: " in report["summary"]
+    assert checks["recency:calls"]["values"]["copy_newest"] == checks["recency:calls"]["values"]["source_newest_at_restore_point"]
+
+
+def test_a_count_that_fits_its_box_is_compared_with_the_source_at_the_restore_point(large_copy, target):
+    report = validate(target(large_copy["copy"]), target(large_copy["source"]), count_budget_ms=5_000)
+
+    calls = by_name(report)["row_counts"]["values"]["tables"]["calls"]
+    assert 0 < calls["rows"] < LARGE_CALLS
+    assert calls["rows"] == calls["source_rows_at_restore_point"] and calls["against_source"] == "matches"
+
+
+def test_a_required_count_that_outruns_its_box_fails_the_restore(large_copy, target):
+    # Given counts made required by the settings, and the same 1 ms box
+    copy, source = target(large_copy["copy"]), target(large_copy["source"])
+
+    # When it is validated
+    with pytest.raises(ValidationFailed) as caught:
+        validate(copy, source, count_budget_ms=1, counts_required=True)
+
+    # Then the restore fails on row_counts alone, saying which count ran out of time
+    failed = [c["name"] for c in caught.value.report["checks"] if c["status"] == "failed"]
+    assert failed == ["row_counts"]
+    assert str(caught.value).startswith("1 of 8 checks failed: row_counts: row counts are required: ")
+    assert "calls not measured (0.001 s budget: ran out of time)" in str(caught.value)
+
+
+def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make_copy, target):
+    """bt_index_check finds an index whose order no longer matches its operator class.
+
+    The method is PostgreSQL's own (src/bin/pg_amcheck/t/005_opclass_damage.pl): build a btree index
+    with a custom operator class whose comparison function sorts ascending, then replace that
+    function with one sorting descending. Nothing on disk changes, but every page's items are now
+    out of order for the opclass, which `bt_index_check` reports deterministically as "item order
+    invariant violated" (SQLSTATE XX002, index_corrupted). It is done in a throwaway copy.
+    """
+    # Given a copy whose calls table has an index that no longer matches its comparison function
+    copy = make_copy(restore_point=RESTORE_POINT)
+    execute(
+        local_pg,
+        copy,
+        """
+        CREATE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE
+            AS $$ SELECT CASE WHEN $1 = $2 THEN 0 WHEN $1 > $2 THEN 1 ELSE -1 END; $$;
+        CREATE OPERATOR CLASS int4_fickle_ops FOR TYPE int4 USING btree AS
+            OPERATOR 1 < (int4, int4), OPERATOR 2 <= (int4, int4), OPERATOR 3 = (int4, int4),
+            OPERATOR 4 >= (int4, int4), OPERATOR 5 > (int4, int4), FUNCTION 1 int4_asc_cmp(int4, int4);
+        CREATE INDEX calls_fickle_idx ON calls (duration_seconds int4_fickle_ops);
+        CREATE OR REPLACE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE
+            AS $$ SELECT CASE WHEN $1 = $2 THEN 0 WHEN $1 > $2 THEN -1 ELSE 1 END; $$;
+        """,
+    )
+
+    # When it is validated
+    with pytest.raises(ValidationFailed) as caught:
+        validate(target(copy), target(source_db["dbname"]))
+
+    # Then index_integrity fails naming the index and amcheck's finding; every other index was fine
+    check = by_name(caught.value.report)["index_integrity"]
+    assert check["status"] == "failed"
+    assert 'index_integrity: index calls_fickle_idx on calls is corrupted: item order invariant violated for index "calls_fickle_idx"' in (
+        str(caught.value)
+    )
+    statuses = {name: entry["status"] for name, entry in check["values"]["indexes"].items()}
+    assert statuses.pop("calls_fickle_idx") == "corrupted" and set(statuses.values()) == {"ok"}
+
+    # And the setting scopes the check: with only tenants' indexes checked, the same copy passes
+    report = validate(target(copy), target(source_db["dbname"]), integrity_check_tables=["tenants"])
+    assert set(by_name(report)["index_integrity"]["values"]["indexes"]) == {"tenants_pkey", "tenants_created_at_idx"}
+
+
+def test_without_amcheck_the_integrity_check_is_not_available_unless_required(local_pg, source_db, make_copy, target):
+    # Given a copy whose source never had amcheck
+    copy = make_copy(restore_point=RESTORE_POINT)
+    execute(local_pg, copy, "DROP EXTENSION amcheck")
+
+    # When it is validated, the check says it is not available and the restore passes
+    report = validate(target(copy), target(source_db["dbname"]))
+    check = by_name(report)["index_integrity"]
+    assert report["passed"] and check["status"] == "reported"
+    assert check["detail"].startswith("not available: the amcheck extension is not installed in the restored database")
+
+    # And when integrity is required, the same copy fails
+    with pytest.raises(ValidationFailed, match="index_integrity: index integrity is required, but the amcheck extension is not installed"):
+        validate(target(copy), target(source_db["dbname"]), integrity_required=True)
+
+
+def test_the_seeded_source_carries_the_extensions_every_copy_inherits(source_db):
+    assert set(source_db["extensions"]) == {"amcheck", "pg_prewarm"}
