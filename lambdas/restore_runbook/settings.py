@@ -42,6 +42,7 @@ SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
 TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
+WARM_BUDGET_LIMIT_SECONDS = 540
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,12 @@ class RunbookSettings:
 
     def __post_init__(self) -> None:
         check_declared(self)
+        # The warm-up step's function has 10 minutes (as the validate step): the budget must leave it time to report.
+        if self.warm_budget_seconds > WARM_BUDGET_LIMIT_SECONDS:
+            raise InvalidInput(
+                f"setting WARM_BUDGET_SECONDS={self.warm_budget_seconds} is above {WARM_BUDGET_LIMIT_SECONDS}: the warm-up step "
+                "runs in a 10-minute function and must stop in time to report what it read"
+            )
 
     @property
     def integrity_tables(self) -> tuple[str, ...]:

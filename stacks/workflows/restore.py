@@ -34,6 +34,8 @@ class RestoreWorkflow(RegisteredWorkflow):
             "start_restore": self._start_restore(),
             "describe_restore": self._describe_restore(),
             "validate_restore": self._validate_restore(),
+            # Reads the validated copy as the validate step does (same secret, same network), only longer.
+            "warm_restored_copy": self._validate_restore(),
             "cleanup_restore": self._cleanup_restore(),
             **self._cutover_steps(),
             "protect_new_production": self._protect_new_production(),

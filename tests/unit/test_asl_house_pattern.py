@@ -32,7 +32,7 @@ LAMBDA_SERVICE_RETRY = {
 
 # The functions' timeouts as the stacks set them (StepPermissions.timeout defaults to 30 s; the
 # validate step gets 10 minutes). The infra test checks the same rule against the synthesized template.
-FUNCTION_TIMEOUT_SECONDS = {"${ValidateRestoreFunctionArn}": 600}
+FUNCTION_TIMEOUT_SECONDS = {"${ValidateRestoreFunctionArn}": 600, "${WarmRestoredCopyFunctionArn}": 600}
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 30
 # The Task must outlive its function: then a slow step ends in Lambda's own timeout error (which the
 # journal records with the function's name) and the Task's timeout only catches a lost invocation.
@@ -104,4 +104,6 @@ def test_one_validate_task_serves_both_branches_of_the_restore():
     assert validators == ["ValidateRestore"]
     after = states[states["ValidateRestore"]["Next"]]
     assert after["Type"] == "Choice"
-    assert {c["Next"] for c in after["Choices"]} | {after["Default"]} == {"StartCutover", "RestoreSucceeded"}
+    assert {c["Next"] for c in after["Choices"]} | {after["Default"]} == {"WarmRestoredCopy", "RestoreSucceeded"}
+    # and the cutover branch reads the copy once before the app meets it
+    assert states["WarmRestoredCopy"]["Next"] == "StartCutover"
