@@ -10,7 +10,7 @@ WORKFLOW ?= restore
 INPUT ?= {"mode": "point-in-time", "restore_time": "latest", "requested_by": "make rehearse"}
 ROWS ?= 20000
 
-.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint format synth layer bench diagrams clean
+.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint typecheck format synth layer bench diagrams clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,10 @@ setup: $(BIN)/.installed  ## create the virtualenv with the pinned dependencies
 rehearse: setup  ## run WORKFLOW (default: a point-in-time restore) locally on emulated AWS and a real PostgreSQL
 	$(BIN)/python -m restorectl rehearse $(WORKFLOW) --rows $(ROWS) --input '$(INPUT)'
 
-test: setup  ## the whole suite: unit, validation, workflow, infra, and lint
+test: setup  ## the whole suite: lint, types, unit, validation, workflow, infra
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy -p restore_runbook -p restorectl
 	$(BIN)/python -m pytest
 
 test-unit: setup
@@ -42,6 +44,9 @@ coverage: setup  ## run the workflow tests and print the states, Catch edges and
 lint: setup  ## ruff's checks (does not change files)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+typecheck: setup  ## mypy --strict on the Lambda code and restorectl
+	$(BIN)/mypy -p restore_runbook -p restorectl
 
 format: setup  ## rewrite files in ruff's format
 	$(BIN)/ruff format .

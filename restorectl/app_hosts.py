@@ -240,6 +240,7 @@ class EmulatedAppHosts:
         self._start_apps()
 
     def _build_host(self, host: EmulatedHost, source_host: str) -> None:
+        assert self.sandbox is not None, "seed() makes the sandbox before any host"
         env_path = host.path(self.env_file)
         env_path.parent.mkdir(parents=True)
         env_path.write_text(irisx_env(source_host, self.pg.user, self.pg.password))

@@ -344,7 +344,7 @@ class Rehearsal:
         description = sfn.describe_execution(executionArn=execution_arn)
         status = description["status"]
         output = json.loads(description["output"]) if description.get("output") else None
-        abandoned = self._report_status_change(description) if status in ("ABORTED", "TIMED_OUT") else None
+        abandoned = self._report_status_change(dict(description)) if status in ("ABORTED", "TIMED_OUT") else None
         _log_history(workflow, history)
         return RehearsalResult(
             workflow=workflow,
@@ -438,7 +438,7 @@ class Rehearsal:
         for event in events:
             kind = event["type"]
             if kind.endswith("StateEntered"):
-                details = event["stateEnteredEventDetails"]
+                details: Any = event["stateEnteredEventDetails"]
                 out.write(f"  {details['name']}\n")
             elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
                 details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
@@ -489,7 +489,8 @@ def _events_since(sfn: Any, execution_arn: str, seen: int) -> list[dict[str, Any
         from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
         execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(execution_arn=execution_arn)
-        env = execution.exec_worker.env if execution.exec_worker is not None else None
+        worker = getattr(execution, "exec_worker", None)  # the parser backend's Execution; moto's own has none
+        env = worker.env if worker is not None else None
         if env is None:
             return []  # not started yet
         manager = env.event_manager
@@ -518,7 +519,7 @@ def path_from_history(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if kind.endswith("StateEntered"):
             path.append({"state": event["stateEnteredEventDetails"]["name"], "type": kind.removesuffix("StateEntered"), "error": None})
         elif path and kind in ("TaskFailed", "LambdaFunctionFailed", "LambdaFunctionTimedOut", "ExecutionFailed", "FailStateEntered"):
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
             if details.get("error") and path[-1]["error"] is None:
                 path[-1]["error"] = details["error"]
     return path

@@ -30,11 +30,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
 
 SUPERUSER = "postgres"
 MISSING_BINARIES = (
@@ -91,7 +93,8 @@ def find_bindir() -> str:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _unprivileged_account() -> pwd.struct_passwd:
@@ -242,7 +245,7 @@ class LocalPostgres:
         command = [os.path.join(self.bindir, tool), *args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(LC_ALL="C", LANG="C")
-        extra: dict = {}
+        extra: dict[str, Any] = {}
         if self._run_as is not None:
             extra = {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid, "extra_groups": []}
             env["HOME"] = self.base_dir
@@ -268,23 +271,24 @@ class LocalPostgres:
         if not self.running:
             raise LocalPostgresError("the local PostgreSQL cluster is not running; call start() first")
 
-    def connect(self, dbname: str = "postgres", *, autocommit: bool = False, **kwargs: object):
+    def connect(self, dbname: str = "postgres", *, autocommit: bool = False, **kwargs: Any) -> connection:
         """A psycopg2 connection over TCP with the superuser's password."""
         self._require_running()
-        conn = psycopg2.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=dbname,
-            connect_timeout=10,
+        parameters: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": dbname,
+            "connect_timeout": 10,
             **kwargs,
-        )
+        }
+        conn: connection = psycopg2.connect(**parameters)
         conn.autocommit = autocommit
         return conn
 
     @contextlib.contextmanager
-    def _admin(self):
+    def _admin(self) -> Iterator[cursor]:
         conn = self.connect("postgres", autocommit=True)
         try:
             with conn.cursor() as cur:
@@ -348,7 +352,7 @@ class LocalPostgres:
             raise LocalPostgresError(f"database {old!r} stayed in use; could not rename it to {new!r}")
 
     @staticmethod
-    def _terminate_backends(cur, dbname: str) -> None:
+    def _terminate_backends(cur: cursor, dbname: str) -> None:
         cur.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (dbname,),
@@ -357,7 +361,7 @@ class LocalPostgres:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
-            if cur.fetchone()[0] == 0:
+            if (cur.fetchone() or (0,))[0] == 0:
                 return
             time.sleep(0.01)
 
@@ -386,7 +390,7 @@ class LocalPostgres:
             conn.close()
 
 
-def _referencing_first(cur, tables: Iterable[str]) -> list[str]:
+def _referencing_first(cur: cursor, tables: Iterable[str]) -> list[str]:
     """Order tables so that a table comes before every table it references by foreign key."""
     tables = list(tables)
     cur.execute(

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection
 
 TABLES: tuple[str, ...] = ("tenants", "users", "calls", "api_keys")
 """In dependency order: a table only references tables before it."""
@@ -94,7 +95,7 @@ def plan_counts(calls_rows: int) -> dict[str, int]:
     return {"tenants": tenants, "users": users, "calls": calls_rows, "api_keys": tenants * 2}
 
 
-def seed(conn, calls_rows: int, now: datetime, retention_days: int = 7, seed: int = 42) -> dict[str, Any]:
+def seed(conn: connection, calls_rows: int, now: datetime, retention_days: int = 7, seed: int = 42) -> dict[str, Any]:
     """Create the schema in an empty database and fill it; return counts and newest `created_at`.
 
     `conn` is a psycopg2 connection to the target database (committed on success, rolled back on
@@ -198,7 +199,7 @@ def seed(conn, calls_rows: int, now: datetime, retention_days: int = 7, seed: in
 EXTENSIONS = ("amcheck", "pg_prewarm")
 
 
-def install_extensions(conn) -> list[str]:
+def install_extensions(conn: connection) -> list[str]:
     """Create EXTENSIONS where this server ships them; return the ones installed."""
     installed = []
     previous = conn.autocommit
@@ -216,7 +217,7 @@ def install_extensions(conn) -> list[str]:
     return installed
 
 
-def _analyze(conn) -> None:
+def _analyze(conn: connection) -> None:
     previous = conn.autocommit
     conn.autocommit = True
     try:
@@ -226,13 +227,13 @@ def _analyze(conn) -> None:
         conn.autocommit = previous
 
 
-def summarize(conn, tables: tuple[str, ...] = TABLES) -> dict[str, Any]:
+def summarize(conn: connection, tables: tuple[str, ...] = TABLES) -> dict[str, Any]:
     """Row count and newest `created_at` per table: `{"tables": {name: {"rows": n, "newest": dt}}}`."""
     out: dict[str, dict[str, Any]] = {}
     with conn.cursor() as cur:
         for table in tables:
             cur.execute(sql.SQL("SELECT count(*), max(created_at), min(created_at) FROM {}").format(sql.Identifier(table)))
-            rows, newest, oldest = cur.fetchone()
+            rows, newest, oldest = cur.fetchone() or (0, None, None)
             out[table] = {"rows": rows, "newest": _utc(newest), "oldest": _utc(oldest)}
     conn.rollback()
     return {"tables": out}

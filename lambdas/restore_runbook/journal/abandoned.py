@@ -39,7 +39,7 @@ def find_record(workflow: str, execution_arn: str, start: str | None, settings: 
     """The execution's start record, whatever exact form its start time key took."""
     from boto3.dynamodb.conditions import Attr, Key
 
-    condition = Key(journal.PK).eq(journal.execution_pk(workflow))
+    condition: Any = Key(journal.PK).eq(journal.execution_pk(workflow))
     if start:
         condition = condition & Key(journal.SK).begins_with(start[:10])
     query: dict[str, Any] = {"KeyConditionExpression": condition, "FilterExpression": Attr("execution_arn").eq(execution_arn)}

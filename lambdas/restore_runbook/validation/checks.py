@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from restore_runbook.common.errors import InvalidInput, ValidationFailed
-from restore_runbook.validation import counts, database, integrity
+from restore_runbook.validation import counts, database, integrity, report
 from restore_runbook.validation.database import DbTarget
 from restore_runbook.validation.recency import Recency, Source, check_recency
 from restore_runbook.validation.report import FAILED, PASSED, REPORTED, SKIPPED, check, error_text, iso, label, ms, skipped
@@ -132,7 +132,9 @@ def validate_restored_database(
                     conn.close()
 
 
-def _check_arguments(tables, restore_point: datetime, timeout_ms: int, tolerance_s: float, count_budget_ms: int | None) -> datetime:
+def _check_arguments(
+    tables: Sequence[str], restore_point: datetime, timeout_ms: int, tolerance_s: float, count_budget_ms: int | None
+) -> datetime:
     if restore_point.tzinfo is None:
         raise InvalidInput(f"restore point {restore_point.isoformat()} has no UTC offset; pass an aware UTC datetime")
     if not tables:
@@ -153,7 +155,7 @@ def _connect_copy(copy: DbTarget, timeout_ms: int) -> tuple[Any, dict[str, Any]]
         conn = database.connect(copy, statement_timeout_ms=timeout_ms)
         with conn.cursor() as cur:
             cur.execute("SELECT version(), current_setting('server_version')")
-            version, server_version = cur.fetchone()
+            version, server_version = report.row_of(cur)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the copy is this check's verdict
         if conn is not None:
             with contextlib.suppress(Exception):

@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
 
 from restore_runbook.validation import report
 from restore_runbook.validation.report import FAILED, PASSED, REPORTED
@@ -32,8 +33,8 @@ NAME = "row_counts"
 
 
 def count_rows(
-    copy_conn,
-    source_conn,
+    copy_conn: connection,
+    source_conn: connection | None,
     tables: Sequence[str],
     *,
     column: str,
@@ -50,7 +51,7 @@ def count_rows(
     with ThreadPoolExecutor(max_workers=1) as pool:
         at_point = pool.submit(_source_counts, source_conn, tables, column, restore_point, budget_ms) if source_conn is not None else None
         with copy_conn.cursor() as cur:
-            per_table = {t: _count(cur, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)), None, budget_ms) for t in tables}
+            per_table = {t: _count(cur, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)), (), budget_ms) for t in tables}
         source_counts = at_point.result() if at_point is not None else {}
     for table, source_entry in source_counts.items():
         entry = per_table[table]
@@ -84,16 +85,18 @@ def count_rows(
     return report.check(NAME, REPORTED, started, detail, values, gating=False)
 
 
-def _source_counts(conn, tables: Sequence[str], column: str, restore_point: datetime, budget_ms: int) -> dict[str, dict[str, Any]]:
+def _source_counts(
+    conn: connection, tables: Sequence[str], column: str, restore_point: datetime, budget_ms: int
+) -> dict[str, dict[str, Any]]:
     query = sql.SQL("SELECT count(*) FROM {} WHERE {} <= %s")
     with conn.cursor() as cur:
         return {t: _count(cur, query.format(sql.Identifier(t), sql.Identifier(column)), (restore_point,), budget_ms) for t in tables}
 
 
-def _count(cur, statement, params, budget_ms: int) -> dict[str, Any]:
+def _count(cur: cursor, statement: sql.Composable, params: Sequence[Any], budget_ms: int) -> dict[str, Any]:
     began = time.perf_counter()
     try:
-        rows = report.time_boxed(cur, statement, params, budget_ms)[0]
+        rows = (report.time_boxed(cur, statement, params, budget_ms) or (None,))[0]
     except psycopg2.errors.QueryCanceled:
         return {"rows": None, "ms": report.ms(began), "error": "ran out of time"}
     except psycopg2.Error as exc:

@@ -8,8 +8,10 @@ one function.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg2
+from psycopg2.extensions import connection
 
 APPLICATION_NAME = "irisx-restore-validate"
 
@@ -33,7 +35,7 @@ class DbTarget:
         return f"{self.host}:{self.port}/{self.dbname}"
 
 
-def connect(target: DbTarget, *, statement_timeout_ms: int, connect_timeout_s: int = 10):
+def connect(target: DbTarget, *, statement_timeout_ms: int, connect_timeout_s: int = 10) -> connection:
     """Open a read-only, autocommit psycopg2 connection where every statement is time-limited.
 
     The statement timeout, UTC session time zone and read-only default are sent in the startup
@@ -42,18 +44,20 @@ def connect(target: DbTarget, *, statement_timeout_ms: int, connect_timeout_s: i
     if statement_timeout_ms <= 0:
         raise ValueError("statement_timeout_ms must be a positive number of milliseconds")
     options = f"-c statement_timeout={int(statement_timeout_ms)} -c default_transaction_read_only=on -c TimeZone=UTC"
-    conn = psycopg2.connect(
-        host=target.host,
-        port=target.port,
-        dbname=target.dbname,
-        user=target.user,
-        password=target.password,
-        connect_timeout=connect_timeout_s,
-        sslmode=target.sslmode,
-        **({"sslrootcert": target.sslrootcert} if target.sslrootcert else {}),
-        application_name=APPLICATION_NAME,
-        options=options,
-    )
+    parameters: dict[str, Any] = {
+        "host": target.host,
+        "port": target.port,
+        "dbname": target.dbname,
+        "user": target.user,
+        "password": target.password,
+        "connect_timeout": connect_timeout_s,
+        "sslmode": target.sslmode,
+        "application_name": APPLICATION_NAME,
+        "options": options,
+    }
+    if target.sslrootcert:
+        parameters["sslrootcert"] = target.sslrootcert
+    conn: connection = psycopg2.connect(**parameters)
     # autocommit: each check is its own read-only transaction, so a failed query never leaves the
     # session in an aborted transaction that would fail the checks after it.
     conn.autocommit = True

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection
 
 from restore_runbook.validation import report
 from restore_runbook.validation.report import FAILED, PASSED, REPORTED
@@ -38,7 +39,7 @@ SELECT t.name, i.indexrelid, i.indexrelid::regclass::text, pg_relation_size(i.in
 """
 
 
-def check_integrity(conn, tables: Sequence[str], *, timeout_ms: int, required: bool) -> dict[str, Any]:
+def check_integrity(conn: connection, tables: Sequence[str], *, timeout_ms: int, required: bool) -> dict[str, Any]:
     started = time.perf_counter()
     values: dict[str, Any] = {"tables": list(tables), "required": required, "indexes": {}}
     if not tables:

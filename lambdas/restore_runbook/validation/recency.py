@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection
 
 from restore_runbook.validation import report
 from restore_runbook.validation.report import FAILED, PASSED, iso, span
@@ -38,7 +39,7 @@ class Source:
     error: str | None = None
 
 
-def check_recency(rules: Recency, table: str, copy_conn, source: Source | None) -> dict[str, Any]:
+def check_recency(rules: Recency, table: str, copy_conn: connection, source: Source | None) -> dict[str, Any]:
     name = f"recency:{table}"
     started = time.perf_counter()
     try:
@@ -61,20 +62,20 @@ def check_recency(rules: Recency, table: str, copy_conn, source: Source | None) 
     return report.check(name, status, started, detail, values)
 
 
-def _newest(conn, table: str, column: str) -> datetime | None:
+def _newest(conn: connection, table: str, column: str) -> datetime | None:
     with conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT max({c}) FROM {t}").format(c=sql.Identifier(column), t=sql.Identifier(table)))
-        return report.utc(cur.fetchone()[0])
+        return report.utc(report.row_of(cur)[0])
 
 
-def _after_restore_point(rules: Recency, table: str, conn, newest: datetime, values: dict[str, Any]) -> tuple[str, str]:
+def _after_restore_point(rules: Recency, table: str, conn: connection, newest: datetime, values: dict[str, Any]) -> tuple[str, str]:
     try:
         with conn.cursor() as cur:
             cur.execute(
                 sql.SQL("SELECT count(*) FROM {t} WHERE {c} > %s").format(t=sql.Identifier(table), c=sql.Identifier(rules.column)),
                 (rules.restore_point,),
             )
-            after = cur.fetchone()[0]
+            after = report.row_of(cur)[0]
         values["copy_rows_after_restore_point"] = after
         how_many = f"{after:,} rows were created after it"
     except psycopg2.Error as exc:
@@ -94,7 +95,7 @@ def _without_source(rules: Recency, table: str, newest: datetime | None) -> tupl
     )
 
 
-def _source_newest(rules: Recency, table: str, conn) -> tuple[datetime | None, datetime | None]:
+def _source_newest(rules: Recency, table: str, conn: connection) -> tuple[datetime | None, datetime | None]:
     with conn.cursor() as cur:
         # both maxima come from the index on the column (a backward scan), not a table scan
         cur.execute(
@@ -103,11 +104,11 @@ def _source_newest(rules: Recency, table: str, conn) -> tuple[datetime | None, d
             ),
             (rules.restore_point,),
         )
-        expected, newest = cur.fetchone()
+        expected, newest = report.row_of(cur)
     return report.utc(expected), report.utc(newest)
 
 
-def _against_source(rules: Recency, table: str, conn, newest: datetime | None, values: dict[str, Any]) -> tuple[str, str]:
+def _against_source(rules: Recency, table: str, conn: connection, newest: datetime | None, values: dict[str, Any]) -> tuple[str, str]:
     try:
         expected, source_newest = _source_newest(rules, table, conn)
     except psycopg2.Error as exc:

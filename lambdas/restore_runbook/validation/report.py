@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg2
+from psycopg2 import sql
+from psycopg2.extensions import cursor
 
 PASSED, FAILED, SKIPPED, REPORTED = "passed", "failed", "skipped", "reported"
 
@@ -70,11 +73,11 @@ def iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-def seconds(delta) -> float:
+def seconds(delta: timedelta) -> float:
     return round(delta.total_seconds(), 6)
 
 
-def span(delta) -> str:
+def span(delta: timedelta) -> str:
     total = abs(delta.total_seconds())
     if total < 1:
         return f"{total * 1000:.0f} milliseconds"
@@ -85,7 +88,15 @@ def span(delta) -> str:
     raise AssertionError("unreachable")
 
 
-def time_boxed(cur, statement, params, budget_ms: int):
+def row_of(cur: cursor) -> tuple[Any, ...]:
+    """The row an aggregate query always returns (count, max, version): its absence is a broken server, not data."""
+    row = cur.fetchone()
+    if row is None:
+        raise psycopg2.ProgrammingError("the query returned no row where one is always expected")
+    return tuple(row)
+
+
+def time_boxed(cur: cursor, statement: str | sql.Composable, params: Sequence[Any], budget_ms: int) -> tuple[Any, ...] | None:
     """Run one read under its own statement timeout (its transaction's), return the first row.
 
     The session is autocommit; an explicit read-only transaction scopes `SET LOCAL`, so the box

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
+from psycopg2.extensions import connection
 
 from restore_runbook.validation import report
 
@@ -50,7 +51,7 @@ class Schema:
         return f"skipped because table {table} has no column {', '.join(self.missing_columns[table])}"
 
 
-def check_schema(conn, tables: Sequence[str], recency_column: str, timeout_ms: int, columns: Sequence[str] = ()) -> Schema:
+def check_schema(conn: connection, tables: Sequence[str], recency_column: str, timeout_ms: int, columns: Sequence[str] = ()) -> Schema:
     started = time.perf_counter()
     expected = list(dict.fromkeys([recency_column, *columns]))
     try:

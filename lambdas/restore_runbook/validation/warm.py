@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg2
 from psycopg2 import sql
+from psycopg2.extensions import connection, cursor
 
 from restore_runbook.common.errors import ValidationFailed
 from restore_runbook.validation import database, report
@@ -63,12 +64,12 @@ def warm_restored_copy(target: DbTarget, tables: Sequence[str], *, budget_second
             conn.close()
 
 
-def warm_relations(conn, tables: Sequence[str], *, budget_seconds: float, chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any]:
+def warm_relations(conn: connection, tables: Sequence[str], *, budget_seconds: float, chunk_bytes: int = CHUNK_BYTES) -> dict[str, Any]:
     began = time.perf_counter()
     deadline = began + budget_seconds
     with conn.cursor() as cur:
         cur.execute(PREWARM_SQL)
-        block_size, prewarm_schema = cur.fetchone()
+        block_size, prewarm_schema = report.row_of(cur)
         cur.execute(RELATIONS_SQL, (list(tables),))
         relations = cur.fetchall()
         reader = _Reader(cur, block_size, prewarm_schema, max(1, chunk_bytes // block_size))
@@ -95,7 +96,7 @@ def warm_relations(conn, tables: Sequence[str], *, budget_seconds: float, chunk_
 class _Reader:
     """Reads one relation in chunks until it is done or the budget is spent."""
 
-    def __init__(self, cur, block_size: int, prewarm_schema: str | None, chunk_blocks: int) -> None:
+    def __init__(self, cur: cursor, block_size: int, prewarm_schema: str | None, chunk_blocks: int) -> None:
         self.cur = cur
         self.block_size = block_size
         self.prewarm = (
@@ -142,7 +143,7 @@ class _Reader:
             entry["blocks_read"] += last - first + 1
             first = last + 1
 
-    def _chunk(self, table: str, oid: int, first: int, last: int):
+    def _chunk(self, table: str, oid: int, first: int, last: int) -> tuple[sql.Composable, tuple[Any, ...]]:
         if self.prewarm is not None:
             return self.prewarm, (oid, first, last)
         # the TID range scan reads exactly these heap blocks (PostgreSQL 14+), whatever the planner's statistics

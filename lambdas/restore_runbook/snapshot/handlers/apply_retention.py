@@ -3,8 +3,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
-from restore_runbook.settings import settings
-from restore_runbook.snapshot.snapshots import SnapshotSettings, apply_retention
+from restore_runbook.settings import SnapshotSettings, settings
+from restore_runbook.snapshot.snapshots import apply_retention
 
 
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")

@@ -4,8 +4,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
-from restore_runbook.settings import settings
-from restore_runbook.snapshot.snapshots import SnapshotPlan, SnapshotSettings, start_snapshot
+from restore_runbook.settings import SnapshotSettings, settings
+from restore_runbook.snapshot.snapshots import SnapshotPlan, start_snapshot
 
 
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
