@@ -70,6 +70,15 @@ class StackSettings:
     snapshot_prefix: str
     snapshot_keep_last: Mapping[str, int]
     snapshot_poll_max_attempts: int
+    # ---- drill (lambdas/restore_runbook/drill/): objectives, how long a copy may stay, the sweep, overdue.
+    drill_rto_point_in_time_minutes: int
+    drill_rto_snapshot_minutes: int
+    drill_rpo_minutes: int
+    drill_max_keep_minutes: int
+    drill_overstay_minutes: int
+    drill_teardown_minutes: int
+    drill_lifetime_hours: int
+    drill_overdue_days: int
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
@@ -115,6 +124,15 @@ class StackSettings:
             snapshot_prefix=reader.text("snapshot_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
             snapshot_keep_last=reader.counts("snapshot_keep_last", SNAPSHOT_REASONS),
             snapshot_poll_max_attempts=reader.positive("snapshot_poll_max_attempts"),
+            # ---- drill
+            drill_rto_point_in_time_minutes=reader.positive("drill_rto_point_in_time_minutes"),
+            drill_rto_snapshot_minutes=reader.positive("drill_rto_snapshot_minutes"),
+            drill_rpo_minutes=reader.positive("drill_rpo_minutes"),
+            drill_max_keep_minutes=reader.positive("drill_max_keep_minutes"),
+            drill_overstay_minutes=reader.positive("drill_overstay_minutes"),
+            drill_teardown_minutes=reader.positive("drill_teardown_minutes"),
+            drill_lifetime_hours=reader.positive("drill_lifetime_hours"),
+            drill_overdue_days=reader.positive("drill_overdue_days"),
         )
         settings._check_relations()
         return settings
@@ -138,6 +156,11 @@ class StackSettings:
             raise ValueError(
                 f"runbook setting 'db_secret_arn' points at {arn_region}/{arn_account}, "
                 f"expected the stack's region/account {self.region}/{self.account}"
+            )
+        if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:
+            raise ValueError(
+                "runbook setting 'drill_lifetime_hours' must be longer than 'drill_max_keep_minutes', "
+                "or the daily sweep deletes a drill's copy while a person is still looking at it"
             )
 
     def placeholders(self) -> list[str]:
@@ -183,6 +206,15 @@ class StackSettings:
             "SNAPSHOT_PREFIX": self.snapshot_prefix,
             "SNAPSHOT_KEEP_LAST": json.dumps(dict(self.snapshot_keep_last)),
             "SNAPSHOT_POLL_MAX_ATTEMPTS": str(self.snapshot_poll_max_attempts),
+            # ---- drill
+            "DRILL_RTO_POINT_IN_TIME_MINUTES": str(self.drill_rto_point_in_time_minutes),
+            "DRILL_RTO_SNAPSHOT_MINUTES": str(self.drill_rto_snapshot_minutes),
+            "DRILL_RPO_MINUTES": str(self.drill_rpo_minutes),
+            "DRILL_MAX_KEEP_MINUTES": str(self.drill_max_keep_minutes),
+            "DRILL_OVERSTAY_MINUTES": str(self.drill_overstay_minutes),
+            "DRILL_TEARDOWN_MINUTES": str(self.drill_teardown_minutes),
+            "DRILL_LIFETIME_HOURS": str(self.drill_lifetime_hours),
+            "DRILL_OVERDUE_DAYS": str(self.drill_overdue_days),
         }
 
 

@@ -49,6 +49,15 @@ class RunbookSettings:
     command_poll_max_attempts: int = 24
     health_check_attempts: int = 6
     health_check_interval_seconds: int = 10
+    # ---- drill (the monthly restore drill, lambdas/restore_runbook/drill/); objectives are the runbook's.
+    drill_rto_point_in_time_minutes: int = 30
+    drill_rto_snapshot_minutes: int = 20
+    drill_rpo_minutes: int = 5
+    drill_max_keep_minutes: int = 240
+    drill_overstay_minutes: int = 5
+    drill_teardown_minutes: int = 30
+    drill_lifetime_hours: int = 12
+    drill_overdue_days: int = 35
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -73,6 +82,25 @@ class RunbookSettings:
                 raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
         if not self.app_host_tag_key or not self.app_host_tag_value:
             raise InvalidInput("settings APP_HOST_TAG_KEY and APP_HOST_TAG_VALUE must name the tag that marks the API hosts")
+        self._check_drill_settings()
+
+    def _check_drill_settings(self) -> None:
+        for name in (
+            "drill_rto_point_in_time_minutes",
+            "drill_rto_snapshot_minutes",
+            "drill_rpo_minutes",
+            "drill_overstay_minutes",
+            "drill_teardown_minutes",
+            "drill_lifetime_hours",
+            "drill_overdue_days",
+        ):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
+        if self.drill_max_keep_minutes < 0:
+            raise InvalidInput("setting DRILL_MAX_KEEP_MINUTES must be zero or more")
+        # The sweep must never delete the copy of a drill that is still within its allowed run.
+        if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:
+            raise InvalidInput("setting DRILL_LIFETIME_HOURS must be longer than DRILL_MAX_KEEP_MINUTES, or the sweep deletes kept copies")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
@@ -126,6 +154,15 @@ class RunbookSettings:
             command_poll_max_attempts=integer("COMMAND_POLL_MAX_ATTEMPTS", 24),
             health_check_attempts=integer("HEALTH_CHECK_ATTEMPTS", 6),
             health_check_interval_seconds=integer("HEALTH_CHECK_INTERVAL_SECONDS", 10),
+            # ---- drill
+            drill_rto_point_in_time_minutes=integer("DRILL_RTO_POINT_IN_TIME_MINUTES", 30),
+            drill_rto_snapshot_minutes=integer("DRILL_RTO_SNAPSHOT_MINUTES", 20),
+            drill_rpo_minutes=integer("DRILL_RPO_MINUTES", 5),
+            drill_max_keep_minutes=integer("DRILL_MAX_KEEP_MINUTES", 240),
+            drill_overstay_minutes=integer("DRILL_OVERSTAY_MINUTES", 5),
+            drill_teardown_minutes=integer("DRILL_TEARDOWN_MINUTES", 30),
+            drill_lifetime_hours=integer("DRILL_LIFETIME_HOURS", 12),
+            drill_overdue_days=integer("DRILL_OVERDUE_DAYS", 35),
         )
 
 
