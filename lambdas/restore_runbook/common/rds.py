@@ -47,6 +47,9 @@ TAG_WORKFLOW = "irisx-restore:workflow"
 TAG_EXECUTION = "irisx-restore:execution"
 TAG_SOURCE = "irisx-restore:source"
 TAG_RESTORE_POINT = "irisx-restore:restore-point"
+# A drill's temporary copy (lambdas/restore_runbook/drill/): never a cutover target, always deleted.
+TAG_PURPOSE = "irisx-restore:purpose"
+PURPOSE_DRILL = "drill"
 
 
 @dataclass(frozen=True)
