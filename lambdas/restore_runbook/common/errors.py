@@ -81,4 +81,8 @@ class SourceNotAvailable(RunbookError):
     """The source instance exists but is not in a state that allows the operation (e.g. stopped)."""
 
 
+class TeardownFailed(RunbookError):
+    """A drill's temporary instance could not be deleted (refused, or not gone in time); the daily sweep retries."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())
