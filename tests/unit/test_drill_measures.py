@@ -69,7 +69,7 @@ def test_a_drill_inside_every_objective_is_met_with_its_phases():
     assert result["measures"]["teardown"]["seconds"] == 180
     assert (result["verdict"], result["missed"], result["torn_down"]) == ("met", [], True)
     assert "objectives met" in result["summary"] and "RTO 21m10s (objective 30m00s: met)" in result["summary"]
-    assert result["left_behind"].startswith("nothing: the drill's copy irisx-prod-rds-postgres-drill-20251202-100000 was deleted")
+    assert result["left_behind"].startswith("nothing: x deleted; drill of irisx-prod-rds-postgres")
     json.dumps(result)  # it travels between states and into DynamoDB
 
 

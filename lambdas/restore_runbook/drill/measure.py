@@ -113,6 +113,7 @@ def _base(drill: dict[str, Any], restore: dict[str, Any] | None, teardown: dict[
         "mode": drill.get("mode"),
         "restore_point_requested": drill.get("restore_point_requested"),
         "restore_point": (restore or {}).get("restore_point") or plan.get("restore_point"),
+        "restorable_window": drill.get("restorable_window"),
         "snapshot_id": plan.get("snapshot_id"),
         "scheduled_time": drill.get("scheduled_time"),
         "requested_at": drill.get("requested_at"),
@@ -155,7 +156,7 @@ def drill_result(
         f"drill of {result['source_instance']} ({result['mode']}, restore point {result['restore_point']}): "
         f"{'objectives met' if not missed else 'MISSED ' + ', '.join(missed)}; {describe(measured)}"
     )
-    result["left_behind"] = f"nothing: the drill's copy {result['target_instance']} was deleted ({result['teardown']}); {result['summary']}"
+    result["left_behind"] = f"nothing: {result['teardown']}; {result['summary']}"
     return result
 
 
