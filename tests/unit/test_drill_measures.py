@@ -47,7 +47,13 @@ VALIDATION = {
     ],
     "timings": {"validated_at": "2025-12-02T10:21:10Z", "validation_seconds": 35.2},
 }
-TEARDOWN = {"state": "done", "started_at": "2025-12-02T10:21:11Z", "finished_at": "2025-12-02T10:24:11Z", "detail": "x deleted"}
+TEARDOWN = {
+    "state": "done",
+    "started_at": "2025-12-02T10:21:11Z",
+    "delete_requested_at": "2025-12-02T10:21:11Z",
+    "finished_at": "2025-12-02T10:24:11Z",
+    "detail": "x deleted",
+}
 
 
 def test_a_drill_inside_every_objective_is_met_with_its_phases():
@@ -65,7 +71,8 @@ def test_a_drill_inside_every_objective_is_met_with_its_phases():
     assert (rpo["seconds"], rpo["verdict"]) == (4 * 60 + 30, "met")
     assert rpo["restore_point_behind_newest_seconds"] == -4  # RDS restored to the newest point at its call, 4 s later
     assert rpo["data_gap_seconds"] == 12.5  # the freshest table, not the quietest
-    assert result["measures"]["alive_beyond_restore"]["seconds"] == 3 * 60 + 37
+    # Alive beyond the restore ends when the deletion is accepted; the deletion itself is the teardown measure.
+    assert result["measures"]["alive_beyond_restore"]["seconds"] == 37
     assert result["measures"]["teardown"]["seconds"] == 180
     assert (result["verdict"], result["missed"], result["torn_down"]) == ("met", [], True)
     assert "objectives met" in result["summary"] and "RTO 21m10s (objective 30m00s: met)" in result["summary"]
@@ -104,8 +111,13 @@ def test_a_snapshot_drill_has_the_snapshot_rto_and_no_rpo_objective():
 
 
 def test_kept_minutes_are_allowed_for_and_an_overstay_is_missed():
-    # Kept 40 minutes after validation, then 4 minutes to delete: 41m26s after the copy became available.
-    kept = {**TEARDOWN, "started_at": "2025-12-02T10:58:00Z", "finished_at": "2025-12-02T11:02:00Z"}
+    # Kept 40 minutes after validation: its deletion was accepted 41m26s after the copy became available.
+    kept = {
+        **TEARDOWN,
+        "started_at": "2025-12-02T11:02:00Z",
+        "delete_requested_at": "2025-12-02T11:02:00Z",
+        "finished_at": "2025-12-02T11:06:00Z",
+    }
     assert measure.drill_result(drill(keep_minutes=40), RESTORE, VALIDATION, kept)["measures"]["alive_beyond_restore"]["verdict"] == "met"
     assert measure.drill_result(drill(keep_minutes=0), RESTORE, VALIDATION, kept)["missed"] == ["alive_beyond_restore"]
 
@@ -126,7 +138,7 @@ def test_metrics_carry_the_measures_and_a_failed_drill_only_its_failure():
         "RtoSeconds": 1270.0,
         "RpoSeconds": 270.0,
         "DataGapSeconds": 12.5,
-        "AliveBeyondRestoreSeconds": 217.0,
+        "AliveBeyondRestoreSeconds": 37.0,
         "TeardownSeconds": 180.0,
     }
     failed = measure.failed_result(drill(), RESTORE, None, TEARDOWN, {"Error": "ValidationFailed", "Cause": "x"}, None)

@@ -121,6 +121,7 @@ class TestTeardownGuards:
         ]
         assert second["state"] == "done" and second["detail"] == "irisx-drill-copy deleted"
         assert second["started_at"] == first["started_at"] and second["finished_at"]
+        assert first["delete_requested_at"] and second["delete_requested_at"] == first["delete_requested_at"]
         assert "irisx-drill-copy" not in names(world)
 
     def test_nothing_created_means_nothing_to_delete(self, world):
@@ -130,7 +131,7 @@ class TestTeardownGuards:
 
     def test_a_copy_that_will_not_go_away_fails_the_teardown_by_name_after_its_bound(self, world, monkeypatch):
         make_instance(world, "irisx-stuck", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": ME}])
-        monkeypatch.setattr(teardown, "delete_drill_copy", lambda *a, **k: "irisx-stuck is being deleted")
+        monkeypatch.setattr(teardown, "delete_drill_copy", lambda *a, **k: (False, "irisx-stuck is being deleted"))
         progress = None
         with pytest.raises(TeardownFailed, match="the daily sweep deletes it"):
             for _ in range(100):

@@ -9,8 +9,9 @@
   which the runbook gives no objective). Beside it: how far the chosen restore point lies behind
   that newest point (0 for `latest`, anything inside the window for `random`), and the data gap
   the recency check measured (the restore point minus the newest row the copy holds).
-- Time alive beyond the restore: available until gone (keep_minutes included).
-- Teardown: deletion asked until RDS no longer knows the copy.
+- Time alive beyond the restore: available until its deletion was accepted (keep_minutes
+  included): how long the workflow kept a copy nobody needed.
+- Teardown: deletion accepted until RDS no longer knows the copy.
 """
 
 from __future__ import annotations
@@ -97,11 +98,14 @@ def measures(
         data_gap_seconds=data_gap_seconds(validation),
     )
     alive = _measure(
-        _between(restore.get("available_at"), teardown.get("finished_at")),
+        _between(restore.get("available_at"), teardown.get("delete_requested_at") or teardown.get("finished_at")),
         objective.get("alive_beyond_restore_seconds"),
         keep_minutes=drill.get("keep_minutes", 0),
     )
-    gone = _measure(_between(teardown.get("started_at"), teardown.get("finished_at")), objective.get("teardown_seconds"))
+    gone = _measure(
+        _between(teardown.get("delete_requested_at") or teardown.get("started_at"), teardown.get("finished_at")),
+        objective.get("teardown_seconds"),
+    )
     return {"rto": rto, "rpo": rpo, "alive_beyond_restore": alive, "teardown": gone}
 
 

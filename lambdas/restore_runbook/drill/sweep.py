@@ -73,7 +73,7 @@ def sweep(settings: RunbookSettings) -> dict[str, Any]:
             else f"its drill execution is {status}, so nothing else will delete it"
         )
         try:
-            detail = delete_drill_copy(instance, source=settings.source_instance, settings=settings, execution_id=None)
+            _, detail = delete_drill_copy(instance, source=settings.source_instance, settings=settings, execution_id=None)
         except UnsafeOperation as exc:
             refused.append({"instance": identifier, "reason": str(exc)})
             continue

@@ -41,22 +41,22 @@ def guard(instance: dict[str, Any], *, source: str, settings: RunbookSettings, e
         )
 
 
-def delete_drill_copy(instance: dict[str, Any], *, source: str, settings: RunbookSettings, execution_id: str | None) -> str:
-    """One guarded delete call; returns what happened, in words."""
+def delete_drill_copy(instance: dict[str, Any], *, source: str, settings: RunbookSettings, execution_id: str | None) -> tuple[bool, str]:
+    """One guarded delete call; returns whether RDS accepted a deletion now, and what happened, in words."""
     guard(instance, source=source, settings=settings, execution_id=execution_id)
     identifier = str(instance["DBInstanceIdentifier"])
     if instance.get("DBInstanceStatus") in ("deleting", "deleted"):
-        return f"{identifier} is being deleted"
+        return False, f"{identifier} is being deleted"
     try:
         aws.client("rds").delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
     except Exception as exc:
         code = aws.error_code(exc)
         if code == "DBInstanceNotFound":
-            return f"{identifier} disappeared before deletion"
+            return False, f"{identifier} disappeared before deletion"
         if code in RETRY_LATER_CODES:
-            return f"RDS cannot delete {identifier} yet ({instance.get('DBInstanceStatus')}); trying again at the next look"
+            return False, f"RDS cannot delete {identifier} yet ({instance.get('DBInstanceStatus')}); trying again at the next look"
         raise
-    return f"deletion of {identifier} started (no final snapshot, automated backups deleted: it was a throwaway copy)"
+    return True, f"deletion of {identifier} started (no final snapshot, automated backups deleted: it was a throwaway copy)"
 
 
 def tear_down(plan: dict[str, Any] | None, progress: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
@@ -76,7 +76,10 @@ def tear_down(plan: dict[str, Any] | None, progress: dict[str, Any] | None, exec
             else (f"{target} does not exist (never created, or already gone)" if target else "nothing was created")
         )
         return {**progress, "state": "done", "finished_at": clock.isoformat(now), "detail": gone, "next_wait_seconds": 0}
-    detail = delete_drill_copy(instance, source=source, settings=settings, execution_id=execution_id)
+    requested, detail = delete_drill_copy(instance, source=source, settings=settings, execution_id=execution_id)
+    if requested and not progress.get("delete_requested_at"):
+        # From here on the copy is going away: the end of its time alive beyond the restore.
+        progress["delete_requested_at"] = clock.isoformat(now)
     max_attempts = max(1, settings.drill_teardown_minutes * 60 // POLL_SECONDS)
     if attempts > max_attempts:
         raise TeardownFailed(
