@@ -83,14 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the app cannot connect to restored instances (health fails after the swap)",
     )
     # Commands against the deployed stack: restorectl/start.py and restorectl/journal_view.py.
-    from restorectl import journal_view, start
+    from restorectl import drills, journal_view, start
 
     start.add_parser(commands, json_input)
     journal_view.add_parsers(commands, positive_int)
+    drills.add_parser(commands, positive_int)
     return parser
 
 
 def rehearse(args: argparse.Namespace) -> int:
+    from restorectl import drills
     from restorectl.harness import Rehearsal, RehearsalOptions, UnknownWorkflow, asl_path
     from restorectl.localpg import LocalPostgres
 
@@ -119,6 +121,7 @@ def rehearse(args: argparse.Namespace) -> int:
     try:
         with stdout_to_stderr(), LocalPostgres() as pg, Rehearsal(pg, options) as rehearsal:
             result = rehearsal.run(args.workflow, args.input)
+            drill_report = drills.rehearsal_report(rehearsal) if args.workflow == "drill" else None
     except Exception as exc:  # with --json, a rehearsal that broke is still one JSON object on stdout
         if not args.json:
             raise
@@ -129,6 +132,8 @@ def rehearse(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
         print_summary(result)
+        if drill_report:
+            print(f"\nrestore drills in this rehearsal's journal (restorectl drills):\n{drill_report}", file=sys.stderr)
     return EXIT_SUCCEEDED if result.status == "SUCCEEDED" else EXIT_FAILED
 
 
@@ -206,7 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return int(exc.code or 0) and EXIT_USAGE
-    from restorectl import journal_view, start
+    from restorectl import drills, journal_view, start
 
-    handlers = {"rehearse": rehearse, "start": start.start, "history": journal_view.run_history, "status": journal_view.run_status}
+    handlers = {
+        "rehearse": rehearse,
+        "start": start.start,
+        "history": journal_view.run_history,
+        "status": journal_view.run_status,
+        "drills": drills.run,
+    }
     return handlers[args.command](args)
