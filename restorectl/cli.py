@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--broken-host", action="append", default=[], metavar="NAME", help="every pm2 restart on this host fails (irisx-api-N); repeatable"
     )
     rehearse.add_argument(
+        "--past-drills",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="seed the journal with N past monthly drills (a trend for the drills report)",
+    )
+    rehearse.add_argument(
         "--app-blocked-from-restored",
         action="store_true",
         help="the app cannot connect to restored instances (health fails after the swap)",
@@ -113,6 +120,7 @@ def rehearse(args: argparse.Namespace) -> int:
         failing_hosts=tuple(args.failing_host),
         broken_hosts=tuple(args.broken_host),
         app_blocked_from_restored=args.app_blocked_from_restored,
+        past_drills=args.past_drills or 0,
     )
     print(
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",
