@@ -26,6 +26,7 @@ LEFT_BEHIND = {
     ),
     "rollback": "API hosts may be stopped or only partly pointed back at the original; the restored instance may still exist",
     "snapshot": "a snapshot being created by it (tag irisx-restore:execution={arn}) may still be in progress or failed",
+    "drill": "its temporary copy (tag irisx-restore:execution={arn}) may still exist: the daily drill sweep deletes it",
 }
 
 
