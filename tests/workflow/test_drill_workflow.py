@@ -53,6 +53,15 @@ def watch_copy_at(world: Any, state: str) -> dict[str, Any]:
     return seen
 
 
+def run_sweep() -> dict[str, Any]:
+    """The daily sweep's handler, invoked in the rehearsal's world as its schedule would."""
+    from restore_runbook.drill.handlers.sweep_drill_instances import handler
+
+    function = "irisx-restore-drill-sweep"
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function}"
+    return handler({}, LambdaContext(function_name=function, invoked_function_arn=arn))
+
+
 def hold_at(world: Any, state: str) -> tuple[threading.Event, threading.Event]:
     """Hold the first execution that reaches `state` there until released (others pass)."""
     reached, release = threading.Event(), threading.Event()
@@ -242,8 +251,6 @@ def test_a_restore_of_the_same_source_proceeds_while_a_drill_runs_and_a_second_d
 def test_a_drill_stopped_midway_leaves_its_copy_to_the_daily_sweep_which_removes_it_and_says_so(rehearsal):
     import boto3
 
-    from restore_runbook.drill.handlers.sweep_drill_instances import handler as sweep
-
     world = rehearsal()
     reached, release = hold_at(world, "DescribeRestore")
     drill = world.start("drill", {})
@@ -258,10 +265,7 @@ def test_a_drill_stopped_midway_leaves_its_copy_to_the_daily_sweep_which_removes
     assert copy in instance_ids(stopped.world)  # nothing in the execution deleted it
 
     # Then the daily sweep finds the drill copy by its tags and removes it, and only it
-    context = LambdaContext(
-        function_name="irisx-restore-drill-sweep", invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:s"
-    )
-    report = sweep({}, context)
+    report = run_sweep()
 
     assert [r["instance"] for r in report["removed"]] == [copy]
     assert "ABORTED" in report["removed"][0]["reason"]
@@ -269,3 +273,55 @@ def test_a_drill_stopped_midway_leaves_its_copy_to_the_daily_sweep_which_removes
     assert instance_ids(world.describe_world()) == [SOURCE]
     subjects = [n["subject"] for n in world.describe_world()["notifications"]]
     assert "[irisx-restore] drill sweep removed 1 leftover copy(ies)" in subjects
+
+
+def test_a_kept_copy_of_a_named_snapshot_stays_for_the_minutes_asked_then_is_deleted(rehearsal):
+    world = rehearsal()
+    import boto3
+
+    (manual,) = [
+        s["DBSnapshotIdentifier"]
+        for s in boto3.client("rds").describe_db_snapshots(DBInstanceIdentifier=SOURCE)["DBSnapshots"]
+        if s["SnapshotType"] == "manual"
+    ]
+
+    result = world.run("drill", {"restore_point": f"snapshot:{manual}", "keep_minutes": 10})
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert (result.output["mode"], result.output["snapshot_id"]) == ("snapshot", manual)
+    alive = result.output["measures"]["alive_beyond_restore"]
+    assert 10 * 60 <= alive["seconds"] <= 10 * 60 + 60 and alive["verdict"] == "met"  # objective: keep + 5 minutes
+    assert result.output["measures"]["rto"]["seconds"] < 21 * 60  # the kept minutes are not part of the RTO
+    assert result.output["measures"]["rpo"]["verdict"] == "no objective"
+    assert no_drill_copy_left(result)
+
+
+def test_a_drill_whose_teardown_fails_is_a_failed_drill_and_the_sweep_removes_its_copy(rehearsal):
+    world = rehearsal(inject=["TearDown=TeardownFailed"])
+
+    result = world.run("drill", {})
+
+    assert (result.status, result.error) == ("FAILED", "TeardownFailed")
+    assert result.states()[-3:] == ["ExplainFailure", "RecordFailure", "DrillFailed"]
+    (copy,) = [i for i in instance_ids(result.world) if i.startswith(DRILL_PREFIX)]
+    (record,) = drill_records(result)
+    assert record["result"]["torn_down"] is False and "teardown FAILED" in record["left_behind"]
+    assert "daily sweep deletes the copy" in record["left_behind"]
+
+    report = run_sweep()
+
+    assert [r["instance"] for r in report["removed"]] == [copy]
+    assert instance_ids(world.describe_world()) == [SOURCE]
+
+
+def test_rehearse_drill_on_the_command_line_ends_with_the_drills_report_and_its_trend(capsys):
+    from restorectl import cli
+
+    code = cli.main(["rehearse", "drill", "--rows", "500", "--past-drills", "4", "--input", '{"requested_by": "make rehearse"}'])
+
+    assert code == 0
+    err = capsys.readouterr().err
+    report = err[err.index("restore drills in this rehearsal's journal") :]
+    assert report.count("point-in-time") == 5  # this drill and the four seeded before it
+    assert "Last 5 drills: 4 succeeded" in report
+    assert "Next drill due: 2025-12-02" in report
