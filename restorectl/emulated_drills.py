@@ -76,6 +76,7 @@ def past_drill(started: datetime, source: str, index: int, rng: random.Random) -
     teardown = {
         "state": "done",
         "started_at": _iso(teardown_started),
+        "delete_requested_at": _iso(teardown_started),
         "finished_at": _iso(finished),
         "detail": f"{drill['plan']['target_instance']} deleted",
     }
