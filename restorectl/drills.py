@@ -148,7 +148,7 @@ def report(records: list[dict[str, Any]], *, now: datetime, source: str | None =
     elif last is not None and last.get("outcome") != "SUCCEEDED":
         next_due, due_reason = now, "now: the last drill failed, and a failed drill needs a re-test"
     else:
-        next_due, due_reason = _one_month_later(last_success_at), "one month after the last success (the schedule starts one monthly)"
+        next_due, due_reason = _one_month_later(last_success_at), "monthly: a month after the last success"
     trend_runs = len(runs[:TREND_DRILLS])
     return {
         "as_of": now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -177,6 +177,9 @@ def _duration(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
         return "-"
     minutes, secs = divmod(round(seconds), 60)
+    if minutes >= 120:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s"
 
 
@@ -223,7 +226,7 @@ def text(rep: dict[str, Any]) -> str:
         f"Last success: {rep['last_success_at'] or 'never'}"
         + (f" ({rep['days_since_last_success']:g} days ago)" if rep["days_since_last_success"] is not None else "")
         + (f"; OVERDUE (more than {rep['overdue_after_days']} days)" if rep["overdue"] else ""),
-        f"Next drill due: {rep['next_due']}: {rep['next_due_reason']}",
+        f"Next drill due: {rep['next_due']} ({rep['next_due_reason']})",
     ]
     return "\n".join(lines)
 

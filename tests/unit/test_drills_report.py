@@ -57,7 +57,7 @@ def test_the_table_lists_drills_newest_first_with_rto_and_rpo_against_objectives
     assert "ValidationFailed: 1 of 6 checks failed" in failed
     assert "RTO median" in output and "worst" in output
     assert "Last success: 2025-12-02T10:" in output and "(7.9 days ago)" in output
-    assert "Next drill due: 2026-01-02: one month after the last success" in output
+    assert "Next drill due: 2026-01-02 (monthly: a month after the last success)" in output
 
 
 def test_the_json_has_every_drill_the_trend_days_since_and_next_due():
@@ -67,6 +67,8 @@ def test_the_json_has_every_drill_the_trend_days_since_and_next_due():
 
     assert len(document["drills"]) == 13
     assert {d["verdict"] for d in document["drills"]} == {"met", "missed", "failed"}
+    # The invented history misses only on slow restores (every fifth), the way real drills would.
+    assert {tuple(d["what_failed"].split(", ")) for d in document["drills"] if d["verdict"] == "missed"} == {("rto",)}
     newest = document["drills"][0]
     assert newest["rto_objective_seconds"] == 1800 and newest["rpo_objective_seconds"] == 300
     assert newest["restore_point_requested"] == "latest" and newest["torn_down"] is True
@@ -114,7 +116,7 @@ def test_the_runbook_block_is_ready_to_paste_into_the_runbook():
     assert "(restore point: latest) as `irisx-prod-rds-postgres-drill-20251202-100000`" in lines[3]
     assert lines[4].startswith("**Result**: Restore validated against production (all 6 checks passed); RTO ")
     assert lines[4].endswith("temporary instance deleted")
-    assert lines[5].startswith("**Next Test Due**: 2026-01-02")
+    assert lines[5] == "**Next Test Due**: 2026-01-02 (monthly: a month after the last success)"
 
 
 def test_a_failed_last_drill_says_so_in_the_runbook_block():
@@ -160,3 +162,7 @@ def test_an_unreadable_rehearsal_file_is_a_usage_error(tmp_path: Path, capsys):
 def test_past_drills_are_seeded_on_the_schedules_first_tuesdays_before_the_start():
     times = emulated_drills.scheduled_times_before(datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc), 3)
     assert [t.strftime("%Y-%m-%d %H:%M %a") for t in times] == ["2025-08-05 10:00 Tue", "2025-09-02 10:00 Tue", "2025-10-07 10:00 Tue"]
+
+
+def test_durations_read_as_minutes_and_long_ones_as_hours():
+    assert (drills._duration(1270), drills._duration(6 * 3600 + 53 * 60), drills._duration(None)) == ("21m10s", "6h53m", "-")

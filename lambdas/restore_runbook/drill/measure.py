@@ -131,6 +131,9 @@ def _minutes(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, secs = divmod(round(seconds), 60)
+    if minutes >= 120:  # a snapshot's age: hours read better
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s"
 
 
