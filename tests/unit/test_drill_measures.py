@@ -223,3 +223,52 @@ class TestOverdue:
         alarm = overdue.OVERDUE_ALARM
         assert overdue.alarm_window_allowed(alarm["period_seconds"], alarm["evaluation_periods"])
         assert (alarm["statistic"], alarm["comparison"], alarm["treat_missing_data"]) == ("Maximum", "GreaterThanThreshold", "breaching")
+
+
+class TestMetricsOnTheWire:
+    """What CloudWatch receives: Powertools' embedded metric format, one document per invocation, Source as the dimension."""
+
+    @pytest.fixture
+    def emitted(self, monkeypatch, capsys):
+        from restore_runbook.common.observability import metrics
+        from restorectl.lambda_bridge import LambdaContext
+
+        monkeypatch.setattr(metrics.provider, "namespace", "IrisxRestore")
+        monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+        context = LambdaContext(function_name="f", invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f")
+
+        def invoke(handler, event):
+            metrics.clear_metrics()
+            capsys.readouterr()
+            handler(event, context)
+            documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+            (document,) = documents
+            (directive,) = document["_aws"]["CloudWatchMetrics"]
+            return directive, document
+
+        return invoke
+
+    def test_a_drill_publishes_its_measures_under_its_source(self, emitted):
+        from restore_runbook.drill.handlers import measure_drill
+
+        directive, document = emitted(
+            measure_drill.handler,
+            {"context": {"execution_id": "e"}, "drill": drill(), "restore": RESTORE, "validation": VALIDATION, "teardown": TEARDOWN},
+        )
+
+        assert directive["Namespace"] == "IrisxRestore" and directive["Dimensions"] == [["Source"]]
+        assert document["Source"] == SOURCE
+        # EMF carries each metric's values as a list: one value per metric per drill.
+        values = (document["DrillSucceeded"], document["RtoSeconds"], document["RpoSeconds"], document["DataGapSeconds"])
+        assert values == ([1.0], [1270.0], [270.0], [12.5])
+
+    def test_a_failed_drill_publishes_drill_failed_under_its_source(self, emitted):
+        from restore_runbook.drill.handlers import explain_drill_failure
+
+        _, document = emitted(
+            explain_drill_failure.handler,
+            {"context": {"execution_id": "e"}, "drill": drill(), "restore": RESTORE, "failure": {"Error": "RestoreFailed", "Cause": "x"}},
+        )
+
+        assert (document["Source"], document["DrillFailed"]) == (SOURCE, [1.0])
+        assert "DrillSucceeded" not in document

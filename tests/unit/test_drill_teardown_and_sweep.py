@@ -210,3 +210,45 @@ def test_an_instance_creation_time_is_read_as_utc():
     naive = datetime(2025, 11, 2, 12, 0)
     assert sweep._created({"InstanceCreateTime": naive}) == naive.replace(tzinfo=timezone.utc)
     assert sweep._created({}) is None
+
+
+def test_the_daily_function_reads_the_journal_and_publishes_days_since_the_last_success_under_the_source(world, monkeypatch, capsys):
+    import json
+
+    import boto3
+
+    from restore_runbook.common.observability import metrics
+    from restore_runbook.drill.handlers import publish_days_since_drill
+    from restorectl.lambda_bridge import LambdaContext
+
+    table = boto3.resource("dynamodb").Table("journal")
+    for day, outcome in (("2025-11-04", "SUCCEEDED"), ("2025-12-02", "FAILED")):
+        table.put_item(
+            Item={
+                "pk": journal.execution_pk("drill"),
+                "sk": f"{day}T10:00:00Z#scheduled-{day}",
+                "outcome": outcome,
+                "finished_at": f"{day}T10:30:00Z",
+                "result": {"source_instance": SOURCE},
+            }
+        )
+    monkeypatch.setattr(clock, "now", lambda: datetime(2025, 12, 10, 10, 30, tzinfo=timezone.utc))
+    monkeypatch.setenv("JOURNAL_TABLE_NAME", "journal")
+    monkeypatch.setenv("SOURCE_INSTANCE", SOURCE)
+    monkeypatch.setattr(metrics.provider, "namespace", "IrisxRestore")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    from restore_runbook import settings as settings_module
+
+    settings_module.settings.cache_clear()
+    metrics.clear_metrics()
+    capsys.readouterr()
+
+    age = publish_days_since_drill.handler(
+        {}, LambdaContext(function_name="f", invoked_function_arn="arn:aws:lambda:us-east-1:1:function:f")
+    )
+
+    settings_module.settings.cache_clear()
+    assert (age["last_success_at"], age["days_since"], age["overdue"]) == ("2025-11-04T10:30:00Z", 36.0, True)
+    (document,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Source"]]
+    assert (document["Source"], document["DaysSinceLastSuccessfulDrill"]) == (SOURCE, [36.0])
