@@ -109,19 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--broken-host", action="append", default=[], metavar="NAME", help="every pm2 restart on this host fails (irisx-api-N); repeatable"
     )
     rehearse.add_argument(
+        "--past-drills",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="seed the journal with N past monthly drills (a trend for the drills report)",
+    )
+    rehearse.add_argument(
         "--app-blocked-from-restored",
         action="store_true",
         help="the app cannot connect to restored instances (health fails after the swap)",
     )
     # Commands against the deployed stack: restorectl/start.py and restorectl/journal_view.py.
-    from restorectl import journal_view, start
+    from restorectl import drills, journal_view, start
 
     start.add_parser(commands, json_input)
     journal_view.add_parsers(commands, positive_int)
+    drills.add_parser(commands, positive_int)
     return parser
 
 
 def rehearse(args: argparse.Namespace) -> int:
+    from restorectl import drills
     from restorectl.harness import Rehearsal, RehearsalOptions, UnknownWorkflow, asl_path
     from restorectl.localpg import LocalPostgres
 
@@ -143,6 +152,7 @@ def rehearse(args: argparse.Namespace) -> int:
         failing_hosts=tuple(args.failing_host),
         broken_hosts=tuple(args.broken_host),
         app_blocked_from_restored=args.app_blocked_from_restored,
+        past_drills=args.past_drills or 0,
     )
     print(
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",
@@ -155,6 +165,7 @@ def rehearse(args: argparse.Namespace) -> int:
             result = rehearsal.run(args.workflow, args.input)
             ran = time.monotonic()
             copies = rehearsal.rds.copies_made
+            drill_report = drills.rehearsal_report(rehearsal) if args.workflow == "drill" else None
     except Exception as exc:  # with --json, a rehearsal that broke is still one JSON object on stdout
         if not args.json:
             raise
@@ -170,6 +181,8 @@ def rehearse(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
         print_summary(result)
+        if drill_report:
+            print(f"\nrestore drills in this rehearsal's journal (restorectl drills):\n{drill_report}", file=sys.stderr)
     return EXIT_SUCCEEDED if result.status == "SUCCEEDED" else EXIT_FAILED
 
 
@@ -248,7 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return int(exc.code or 0) and EXIT_USAGE
-    from restorectl import journal_view, start
+    from restorectl import drills, journal_view, start
 
-    handlers = {"rehearse": rehearse, "start": start.start, "history": journal_view.run_history, "status": journal_view.run_status}
+    handlers = {
+        "rehearse": rehearse,
+        "start": start.start,
+        "history": journal_view.run_history,
+        "status": journal_view.run_status,
+        "drills": drills.run,
+    }
     return handlers[args.command](args)

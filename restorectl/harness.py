@@ -86,6 +86,7 @@ class RehearsalOptions:
     failing_hosts: tuple[str, ...] = ()  # the first pm2 restart fails (the cutover's); later ones work
     broken_hosts: tuple[str, ...] = ()  # every pm2 restart fails, so the rollback cannot fix them either
     app_blocked_from_restored: bool = False  # the app cannot connect to restored instances (health fails after a good swap)
+    past_drills: int = 0  # monthly drills already in the journal (restorectl/emulated_drills.py), for the drills report's trend
 
 
 @dataclass
@@ -210,6 +211,10 @@ class Rehearsal:
         self._stack.callback(self.rds.teardown)
         self._seed()
         self.journal.install()
+        if self.options.past_drills:
+            from restorectl import emulated_drills
+
+            emulated_drills.seed(self.journal.table_name, self.options.source_instance, self.clock.now(), self.options.past_drills)
         self.extra_reporters.append(self.journal.report)
         self._enter_app_hosts()
 

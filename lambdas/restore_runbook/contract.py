@@ -19,6 +19,9 @@ TAG_WORKFLOW = "irisx-restore:workflow"
 TAG_EXECUTION = "irisx-restore:execution"
 TAG_SOURCE = "irisx-restore:source"
 TAG_RESTORE_POINT = "irisx-restore:restore-point"
+# A drill's temporary copy (lambdas/restore_runbook/drill/): never a cutover target, always deleted.
+TAG_PURPOSE = "irisx-restore:purpose"
+PURPOSE_DRILL = "drill"
 # On snapshots the snapshot workflow takes (TAG_WORKFLOW = SNAPSHOT_WORKFLOW on each).
 TAG_REASON = "irisx-restore:reason"
 TAG_LABEL = "irisx-restore:label"

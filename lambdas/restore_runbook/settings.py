@@ -48,7 +48,7 @@ WARM_BUDGET_LIMIT_SECONDS = 540
 @dataclass(frozen=True)
 class Setting:
     """How one setting is read and checked. `kind` is text, optional-text, texts, optional-texts (None: not
-    narrowed), choice, positive, flag or counts."""
+    narrowed), choice, positive, whole (0 or more), flag or counts."""
 
     kind: str
     expected: str
@@ -81,10 +81,11 @@ class Setting:
             return value
         if self.kind == "optional-texts" and value is None:
             return None
-        if self.kind == "positive":
+        if self.kind in ("positive", "whole"):
             # bool is an int in Python; `true` in cdk.json is a mistake, not 1.
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise invalid("a positive whole number")
+            lowest = 1 if self.kind == "positive" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise invalid("a positive whole number" if lowest else "a whole number, 0 or more")
             return value
         if self.kind in ("texts", "optional-texts"):
             if isinstance(value, list) and not value and (self.allow_empty or self.kind == "optional-texts"):
@@ -123,13 +124,17 @@ class Setting:
             if raw not in ("true", "false"):
                 raise InvalidInput(f"setting {name}={raw!r} is not true or false")
             return raw == "true"
-        if self.kind == "positive":
+        if self.kind in ("positive", "whole"):
             try:
                 number = int(raw)
             except ValueError as exc:
                 raise InvalidInput(f"setting {name}={raw!r} is not a whole number") from exc
-            if number <= 0:
-                raise InvalidInput(f"setting {name}={raw!r} is not a positive whole number")
+            if number < (1 if self.kind == "positive" else 0):
+                if self.kind == "positive":
+                    raise InvalidInput(
+                        f"setting {name}={raw!r} is not a positive whole number: {name} must be a positive number of {self.expected}"
+                    )
+                raise InvalidInput(f"setting {name}={raw!r} is not valid: {name} must be a whole number of {self.expected}, zero or more")
             return number
         if self.kind in ("texts", "optional-texts"):
             try:
@@ -335,10 +340,23 @@ class RunbookSettings:
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )
 
+    # The monthly restore drill (drill/): objectives default to the runbook's RTO and RPO.
+    drill_rto_point_in_time_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
+    drill_rto_snapshot_minutes: int = setting(20, kind="positive", expected="minutes", optional=True)
+    drill_rpo_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
+    drill_max_keep_minutes: int = setting(240, kind="whole", expected="minutes", optional=True)
+    drill_overstay_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
+    drill_teardown_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
+    drill_lifetime_hours: int = setting(12, kind="positive", expected="hours", optional=True)
+    drill_overdue_days: int = setting(35, kind="positive", expected="days", optional=True)
+
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 
     def __post_init__(self) -> None:
         check_declared(self)
+        # The sweep must never delete the copy of a drill that is still within its allowed run.
+        if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:
+            raise InvalidInput("setting DRILL_LIFETIME_HOURS must be longer than DRILL_MAX_KEEP_MINUTES, or the sweep deletes kept copies")
         # The warm-up step's function has 10 minutes (as the validate step): the budget must leave it time to report.
         if self.warm_budget_seconds > WARM_BUDGET_LIMIT_SECONDS:
             raise InvalidInput(

@@ -183,10 +183,14 @@ def test_lambda_environment_is_what_the_lambda_settings_read(synthesized: Synthe
         assert getattr(read, name) == getattr(synthesized.settings, name), name
 
 
-def test_only_the_validate_function_runs_in_the_vpc(synthesized: Synthesized) -> None:
+# The steps that open a connection to a restored database; nothing else needs the VPC.
+DATABASE_READERS = {"validate_restore", "warm_restored_copy"}
+
+
+def test_only_the_steps_that_read_a_database_run_in_the_vpc(synthesized: Synthesized) -> None:
     for function in synthesized.of_type("AWS::Lambda::Function").values():
         props = function["Properties"]
-        if handler_module(props["Handler"]) == "validate_restore":
+        if handler_module(props["Handler"]) in DATABASE_READERS:
             assert props["VpcConfig"] == {
                 "SubnetIds": list(synthesized.settings.subnet_ids),
                 "SecurityGroupIds": list(synthesized.settings.security_group_ids),
@@ -284,13 +288,14 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
     ]
 
 
-def test_only_the_validate_function_reads_the_database_secret(synthesized: Synthesized) -> None:
-    validate = function_role(synthesized, "validate_restore")
-    assert roles_allowing(synthesized, "secretsmanager:GetSecretValue") == {validate}
+def test_only_the_steps_that_read_a_database_read_its_secret(synthesized: Synthesized) -> None:
+    readers = {function_role(synthesized, step) for step in DATABASE_READERS}
+    assert roles_allowing(synthesized, "secretsmanager:GetSecretValue") == readers
     secret = synthesized.settings.db_secret_arn
-    for statement in role_policies(synthesized)[validate]:
-        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
-            assert as_list(statement["Resource"]) == [secret, f"{secret}-??????"]
+    for reader in readers:
+        for statement in role_policies(synthesized)[reader]:
+            if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+                assert as_list(statement["Resource"]) == [secret, f"{secret}-??????"]
 
 
 # -- cdk-nag and cfn-lint ---------------------------------------------------------------------------------

@@ -106,6 +106,8 @@ def test_each_workflow_says_once_what_it_locks_whether_success_notifies_and_what
         "restore": "rds:irisx-prod-rds-postgres",
         "rollback": "rds:irisx-prod-rds-postgres",
         "in-place-restore": "rds:irisx-prod-rds-postgres",
+        # a drill never takes the lock an incident's restore of the same source needs
+        "drill": "drill:irisx-prod-rds-postgres",
         "snapshot": None,
     }
     assert all(t.left_behind_when_abandoned for t in WORKFLOWS.values())

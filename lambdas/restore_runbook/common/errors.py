@@ -102,4 +102,8 @@ class StepFailed(RunbookError):
     """A step failed with an error Step Functions itself raised (a States.* name other than a timeout)."""
 
 
+class TeardownFailed(RunbookError):
+    """A drill's temporary instance could not be deleted (refused, or not gone in time); the daily sweep retries."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())

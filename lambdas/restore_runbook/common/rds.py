@@ -19,7 +19,9 @@ from restore_runbook.common.errors import (
     TargetAlreadyExists,
     UnsafeOperation,
 )
+from restore_runbook.contract import PURPOSE_DRILL as PURPOSE_DRILL
 from restore_runbook.contract import TAG_EXECUTION as TAG_EXECUTION
+from restore_runbook.contract import TAG_PURPOSE as TAG_PURPOSE
 from restore_runbook.contract import TAG_RESTORE_POINT as TAG_RESTORE_POINT
 from restore_runbook.contract import TAG_SOURCE as TAG_SOURCE
 from restore_runbook.contract import TAG_WORKFLOW as TAG_WORKFLOW

@@ -11,7 +11,19 @@ from restore_runbook.hosts.ssm import PENDING
 from restore_runbook.settings import RunbookSettings
 
 
+def refuse_drill_copy(plan: dict[str, Any]) -> None:
+    """A drill's copy is a throwaway that its drill deletes: production must never be pointed at it."""
+    target = plan.get("target_instance")
+    instance = rds.find_instance(str(target)) if target else None
+    if plan.get("purpose") == rds.PURPOSE_DRILL or rds.tags_of(instance or {}).get(rds.TAG_PURPOSE) == rds.PURPOSE_DRILL:
+        raise CutoverFailed(
+            f"{target} is a drill's temporary copy (tag {rds.TAG_PURPOSE}={rds.PURPOSE_DRILL}), which its drill deletes; "
+            "it is never a cutover target. No host was changed"
+        )
+
+
 def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
+    refuse_drill_copy(plan)
     db_host = ((restore or {}).get("endpoint") or {}).get("address")
     if not db_host:
         raise CutoverFailed(

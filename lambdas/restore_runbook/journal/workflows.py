@@ -67,6 +67,14 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
             "between the two renames production may be under its temporary name: check the instance names before anything else"
         ),
     ),
+    # A drill locks its own resource: it never blocks or delays an incident's restore of the same source.
+    "drill": WorkflowTraits(
+        lock=LockOn("drill", ("source_instance",)),
+        notify_on_success=False,
+        left_behind_when_abandoned=(
+            "its temporary copy (tag irisx-restore:execution={arn}) may still exist: the daily drill sweep deletes it"
+        ),
+    ),
     "snapshot": WorkflowTraits(
         lock=None,
         notify_on_success=False,

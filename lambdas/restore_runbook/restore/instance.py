@@ -27,12 +27,15 @@ def next_wait_seconds(elapsed_seconds: float, settings: RunbookSettings) -> int:
 
 
 def management_tags(plan: RestorePlan, execution_id: str, settings: RunbookSettings) -> list[dict[str, str]]:
+    drill = plan.purpose == rds.PURPOSE_DRILL
     return [
         {"Key": settings.management_tag_key, "Value": settings.management_tag_value},
-        {"Key": rds.TAG_WORKFLOW, "Value": "restore"},
+        {"Key": rds.TAG_WORKFLOW, "Value": "drill" if drill else "restore"},
         {"Key": rds.TAG_EXECUTION, "Value": execution_id},
         {"Key": rds.TAG_SOURCE, "Value": plan.source_instance},
         {"Key": rds.TAG_RESTORE_POINT, "Value": plan.restore_point},
+        # The marker cutover, rollback and the drill's teardown and sweep read; IAM can scope on it too.
+        *([{"Key": rds.TAG_PURPOSE, "Value": rds.PURPOSE_DRILL}] if drill else []),
     ]
 
 

@@ -50,6 +50,8 @@ class RestorePlan:
     requested_by: str
     checked_at: str
     cutover: bool = False
+    # "drill" for the drill workflow's throwaway copy, which start_restore tags so that no cutover may use it.
+    purpose: str = "restore"
 
     def to_state(self) -> dict[str, Any]:
         return asdict(self)

@@ -75,6 +75,11 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
             f"restored_instance {restored!r} does not carry the tag {settings.management_tag_key}={settings.management_tag_value}, "
             "so this tool did not create it and will not delete it; nothing was touched"
         )
+    if rds.tags_of(instance or {}).get(rds.TAG_PURPOSE) == rds.PURPOSE_DRILL:
+        raise InvalidInput(
+            f"restored_instance {restored!r} is a drill's temporary copy: no cutover may point the app at one, so there is "
+            "nothing to roll back, and its drill (or the daily drill sweep) deletes it. Nothing was touched"
+        )
     # The lock (TakeLock) and the default original endpoint belong to the instance this copy was made from.
     source = _made_from(restored, instance, source, given=checked["source_instance"] is not None)
     restored_address = (((instance or {}).get("Endpoint") or {}).get("Address") or "").lower()

@@ -1,0 +1,104 @@
+"""The daily sweep: delete every drill copy that outlived its drill, and report what it removed.
+
+A drill deletes its own copy on every path it controls; what it cannot control is an execution
+that was stopped, timed out, or whose teardown failed. Those copies are found by their tags, so
+the sweep needs no record of them: a drill copy (management tag and drill marker, never the
+source) is removed when the execution that made it no longer runs, or when it is older than
+`drill_lifetime_hours` whatever its execution says.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from restore_runbook.common import aws, clock, rds
+from restore_runbook.common.errors import UnsafeOperation
+from restore_runbook.drill.teardown import delete_drill_copy
+from restore_runbook.settings import RunbookSettings
+
+
+def _execution_status(execution_arn: str | None) -> str:
+    if not execution_arn:
+        return "unknown"
+    try:
+        return str(aws.client("stepfunctions").describe_execution(executionArn=execution_arn)["status"])
+    except Exception as exc:
+        if aws.error_code(exc) in ("ExecutionDoesNotExist", "InvalidArn"):
+            return "unknown"
+        raise
+
+
+def _created(instance: dict[str, Any]) -> datetime | None:
+    created = instance.get("InstanceCreateTime")
+    if not isinstance(created, datetime):
+        return None
+    return created.astimezone(timezone.utc) if created.tzinfo else created.replace(tzinfo=timezone.utc)
+
+
+def drill_copies(settings: RunbookSettings) -> list[dict[str, Any]]:
+    copies = []
+    for page in aws.client("rds").get_paginator("describe_db_instances").paginate():
+        for instance in page["DBInstances"]:
+            tags = rds.tags_of(instance)
+            if tags.get(rds.TAG_PURPOSE) == rds.PURPOSE_DRILL and tags.get(settings.management_tag_key) == settings.management_tag_value:
+                copies.append(instance)
+    return copies
+
+
+def sweep(settings: RunbookSettings) -> dict[str, Any]:
+    now = clock.now()
+    lifetime = timedelta(hours=settings.drill_lifetime_hours)
+    removed: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    copies = drill_copies(settings)
+    for instance in copies:
+        identifier = str(instance["DBInstanceIdentifier"])
+        tags = rds.tags_of(instance)
+        execution = tags.get(rds.TAG_EXECUTION)
+        created = _created(instance)
+        age = (now - created) if created else None
+        if instance.get("DBInstanceStatus") in ("deleting", "deleted"):
+            kept.append({"instance": identifier, "reason": "already being deleted"})
+            continue
+        status = _execution_status(execution)
+        too_old = age is not None and age > lifetime
+        if status == "RUNNING" and not too_old:
+            kept.append({"instance": identifier, "reason": f"its drill {execution} is still running"})
+            continue
+        reason = (
+            f"older than {settings.drill_lifetime_hours} h (created {clock.isoformat(created)})"
+            if too_old and created
+            else f"its drill execution is {status}, so nothing else will delete it"
+        )
+        try:
+            _, detail = delete_drill_copy(instance, source=settings.source_instance, settings=settings, execution_id=None)
+        except UnsafeOperation as exc:
+            refused.append({"instance": identifier, "reason": str(exc)})
+            continue
+        removed.append({"instance": identifier, "execution": execution, "reason": reason, "detail": detail})
+    return {"checked": len(copies), "removed": removed, "kept": kept, "refused": refused, "swept_at": clock.isoformat(now)}
+
+
+def notification(report: dict[str, Any]) -> tuple[str, str] | None:
+    """Subject and body when the sweep removed something (a drill did not clean up after itself); None otherwise."""
+    if not report["removed"]:
+        return None
+    lines = [f"The daily drill sweep deleted {len(report['removed'])} drill copy(ies) that outlived their drill:"]
+    lines += [f"- {r['instance']}: {r['reason']} ({r['detail']}); execution {r['execution']}" for r in report["removed"]]
+    return f"[irisx-restore] drill sweep removed {len(report['removed'])} leftover copy(ies)"[:100], "\n".join(lines)
+
+
+def notify(report: dict[str, Any], topic_arn: str) -> bool:
+    message = notification(report)
+    if message is None or not topic_arn:
+        return False
+    subject, body = message
+    aws.client("sns").publish(TopicArn=topic_arn, Subject=subject, Message=body)
+    return True
+
+
+def sweep_and_report(settings: RunbookSettings, topic_arn: str) -> dict[str, Any]:
+    report = sweep(settings)
+    return {**report, "notified": notify(report, topic_arn)}
