@@ -7,7 +7,14 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONPATH := $(CURDIR):$(CURDIR)/lambdas
 
 WORKFLOW ?= restore
+# Each workflow's own example input; override with INPUT='{...}'.
+ifeq ($(WORKFLOW),restore)
 INPUT ?= {"mode": "point-in-time", "restore_time": "latest", "requested_by": "make rehearse"}
+else ifeq ($(WORKFLOW),snapshot)
+INPUT ?= {"reason": "manual", "requested_by": "make rehearse"}
+else
+INPUT ?= {"requested_by": "make rehearse"}
+endif
 ROWS ?= 20000
 
 .PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint typecheck format synth layer bench diagrams clean

@@ -85,7 +85,14 @@ class RestoreWorkflow(RegisteredWorkflow):
         describe_source = self._describe(["rds:DescribeDBInstances"], [self.arns.db()])
         set_db_host, app_control = ssm_documents.SET_DB_HOST, ssm_documents.APP_CONTROL
         return {
-            "start_cutover": hosts.step(send=(set_db_host,), find=True, list_sent=True),
+            # Reads the target's tags first: a drill's temporary copy is never a cutover target.
+            "start_cutover": hosts.step(
+                send=(set_db_host,),
+                find=True,
+                list_sent=True,
+                extra=tuple(describe_source.statements),
+                acknowledgements=dict(describe_source.acknowledgements),
+            ),
             "check_app_command": hosts.step(read=True),
             # Health only reads: deletion protection for the new production is ProtectNewProduction's.
             "check_app_health": hosts.step(send=(app_control,), read=True),
