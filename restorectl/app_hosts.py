@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -464,10 +463,3 @@ class EmulatedAppHosts:
                 {"id": h.instance_id, "name": h.name, "db_host": self.db_host_of(h), "health": self.health_of(h)} for h in self.hosts
             ]
         }
-
-    def wait_until_listening(self, host: EmulatedHost, seconds: float = 5.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", host.port), timeout=0.2):
-                return
-            time.sleep(0.05)

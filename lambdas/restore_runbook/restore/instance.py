@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from restore_runbook.common import aws, clock, rds
-from restore_runbook.common.errors import RestoreTimedOut, TargetAlreadyExists
+from restore_runbook.common.errors import RestoreFailed, RestoreTimedOut, TargetAlreadyExists
 from restore_runbook.restore.request import RestorePlan
 from restore_runbook.settings import RunbookSettings
 
@@ -99,7 +99,8 @@ def describe_restore(progress: dict[str, Any], settings: RunbookSettings) -> dic
     attempts = int(progress.get("attempts", 0)) + 1
     instance = rds.find_instance(target)
     state = rds.classify_status(target, instance)
-    assert instance is not None  # classify_status raised otherwise
+    if instance is None:  # classify_status names a vanished copy; this keeps that promise in the types too
+        raise RestoreFailed(f"the restored instance {target} no longer exists; nothing is left to validate")
     now = clock.now()
     elapsed = (now - clock.parse_utc(progress["started_at"])).total_seconds()
     updated = {**progress, "attempts": attempts, "status": instance.get("DBInstanceStatus"), "state": state}
