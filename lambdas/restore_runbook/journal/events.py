@@ -48,6 +48,16 @@ def lock_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[st
     )
 
 
+def _planned_lock(workflow: str, plan: Any) -> str | None:
+    lock_on = traits_of(workflow).lock
+    if lock_on is None or not isinstance(plan, dict):
+        return None
+    try:
+        return lock_on.resource(plan)
+    except InvalidInput:
+        return None
+
+
 def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
     """The finish step's input: `failure` ({error, cause[, cleanup]}) on the failure path, `result` on success."""
     workflow, execution_arn = _context(event)
@@ -59,6 +69,8 @@ def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[
     else:
         outcome, error, cause = "SUCCEEDED", None, None
         left_behind = str(event.get("left_behind") or "nothing")
+    resource = lock.get("resource") if isinstance(lock, dict) else None
+    details = event.get("details") or {}
     return finish(
         workflow=workflow,
         execution_arn=execution_arn,
@@ -67,7 +79,10 @@ def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[
         error=error,
         cause=cause,
         left_behind=left_behind,
-        lock_resource=lock.get("resource") if isinstance(lock, dict) else None,
+        # Who holds the lock decides, not whether the lock step answered: without its answer, the
+        # resource comes from the plan and the release stays conditional on this execution holding it.
+        lock_resource=resource or _planned_lock(workflow, details.get("plan")),
+        lock_answered=resource is not None,
         details={k: v for k, v in (event.get("details") or {}).items() if v is not None},
         result=event.get("result"),
         settings=settings,

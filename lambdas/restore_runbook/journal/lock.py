@@ -87,8 +87,12 @@ def take_lock(*, workflow: str, execution_arn: str, resource: str, requested_by:
     return {"resource": resource, "holder": execution_arn, "acquired_at": now, "took_over_from": holder}
 
 
-def release_lock(*, execution_arn: str, resource: str | None, settings: JournalSettings) -> str:
-    """Release the lock only if this execution holds it; say in words what happened."""
+def release_lock(*, execution_arn: str, resource: str | None, settings: JournalSettings, answered: bool = True) -> str:
+    """Release the lock only if this execution holds it; say in words what happened.
+
+    `answered=False`: the lock step never reported a lock (it failed, or its answer was lost after
+    the write), so whether this execution holds one is asked of the table, not of the step.
+    """
     if not resource:
         return "no lock was taken"
     try:
@@ -99,6 +103,10 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
         )
     except Exception as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
+            if not answered:
+                return "no lock was taken"
             return f"lock on {lock_label(resource)} not held by this execution; left as it is"
         raise
+    if not answered:
+        return f"released the lock on {lock_label(resource)} (taken, though the lock step's answer was lost)"
     return f"released the lock on {lock_label(resource)}"

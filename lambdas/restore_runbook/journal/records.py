@@ -95,6 +95,7 @@ def finish(
     left_behind: str,
     lock_resource: str | None,
     details: dict[str, Any],
+    lock_answered: bool = True,
     result: Any,
     settings: JournalSettings,
 ) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def finish(
         seconds: int | None = round((clock.parse_utc(finished_at) - clock.parse_utc(began)).total_seconds())
     except ValueError:
         seconds = None
-    lock = release_lock(execution_arn=execution_arn, resource=lock_resource, settings=settings)
+    lock = release_lock(execution_arn=execution_arn, resource=lock_resource, settings=settings, answered=lock_answered)
     validation = details.get("validation")
     # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
     _text, failure_report = failure.split_report(cause or "")

@@ -1,0 +1,30 @@
+"""The lock and the journal hold up when their own steps fail: who holds the lock decides, not who answered."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.test_journal_workflow import executions, locks
+
+pytestmark = pytest.mark.workflow
+
+
+def test_a_lock_taken_whose_answer_was_lost_is_released_at_the_end(rehearsal):
+    # Given a TakeLock that writes the lock, then loses its answer (the Task fails after acting)
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["TakeLock=RuntimeError:1@after"])
+
+    result = world.run("restore", {"mode": "snapshot", "requested_by": "on-call: ana"})
+
+    # Then the execution fails with that error, nothing was created, and the lock it holds is released
+    assert (result.status, result.error) == ("FAILED", "RuntimeError")
+    assert "StartRestore" not in result.states()
+    assert instance_ids(result.world) == [SOURCE]
+    assert locks(result) == []
+    (record,) = executions(result, "restore")
+    assert record["outcome"] == "FAILED"
+    assert record["lock_release"] == f"released the lock on {SOURCE} (taken, though the lock step's answer was lost)"
+
+    # And the next restore of the same source is not refused
+    again = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-after-lost-lock"})
+    assert again.status == "SUCCEEDED", again.cause
