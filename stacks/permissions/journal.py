@@ -37,6 +37,8 @@ def journal_steps(journal: Journal, settings: StackSettings) -> dict[str, StepPe
                 )
             },
         ),
+        # A success whose end record failed: only the lock's own item and the topic.
+        "release_without_record": StepPermissions(statements=[journal.table_statement(["dynamodb:DeleteItem"]), publish]),
         "record_outcome": StepPermissions(
             statements=[
                 journal.table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),

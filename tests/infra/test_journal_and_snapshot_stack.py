@@ -56,10 +56,11 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
     expected = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
-        if handler_module(f["Properties"]["Handler"]) in ("record_outcome", "record_abandoned_execution")
+        if handler_module(f["Properties"]["Handler"]) in ("record_outcome", "release_without_record", "record_abandoned_execution")
     }
-    # restore's, rollback's and snapshot's end record, and the one for executions that timed out or were aborted
-    assert publishers == expected and len(expected) == 4
+    # restore's, rollback's and snapshot's end record and its fallback when the record cannot be written,
+    # and the one for executions that timed out or were aborted
+    assert publishers == expected and len(expected) == 7
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):

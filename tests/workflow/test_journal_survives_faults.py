@@ -28,3 +28,23 @@ def test_a_lock_taken_whose_answer_was_lost_is_released_at_the_end(rehearsal):
     # And the next restore of the same source is not refused
     again = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-after-lost-lock"})
     assert again.status == "SUCCEEDED", again.cause
+
+
+def test_a_success_whose_end_record_cannot_be_written_still_releases_its_lock_and_notifies(rehearsal):
+    # Given a restore that succeeds, and an end-record step that keeps failing
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["RecordSuccess=RuntimeError"])
+
+    result = world.run("restore", {"mode": "snapshot", "requested_by": "on-call: ana"})
+
+    # Then the execution still succeeds, through the step that releases and notifies without the record
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.states()[-3:] == ["RecordSuccess", "ReleaseWithoutRecord", "SucceededWithoutJournal"]
+    assert result.output["journal_failure"]["Error"] == "RuntimeError"
+    assert result.output["journal_release"]["lock"] == f"released the lock on {SOURCE}"
+    # And the lock is free, the success notified with the journal's failure in it
+    assert locks(result) == []
+    (notification,) = [n for n in result.world["notifications"] if "restore SUCCEEDED" in n["subject"]]
+    assert "end record could NOT be written (RuntimeError)" in notification["message"]
+    # And the record still reads RUNNING: it says only what the journal knows
+    (record,) = executions(result, "restore")
+    assert record["outcome"] == "RUNNING"

@@ -6,7 +6,8 @@ from typing import Any
 
 from restore_runbook.common import clock
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal.lock import take_lock
+from restore_runbook.journal.lock import release_lock, take_lock
+from restore_runbook.journal.notify import notify
 from restore_runbook.journal.records import NOT_GIVEN, finish, record_start
 from restore_runbook.journal.table import JournalSettings
 from restore_runbook.journal.workflows import traits_of
@@ -87,3 +88,31 @@ def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[
         result=event.get("result"),
         settings=settings,
     )
+
+
+def release_without_record_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
+    """After a success whose end record could not be written: release the lock and notify all the same.
+
+    The record stays RUNNING; `restorectl status` shows it beside the execution's real status, and
+    the failure that stopped the record is in this step's output and the notification.
+    """
+    workflow, execution_arn = _context(event)
+    lock = event.get("lock") or {}
+    resource = lock.get("resource") if isinstance(lock, dict) else None
+    details = event.get("details") or {}
+    released = release_lock(
+        execution_arn=execution_arn,
+        resource=resource or _planned_lock(workflow, details.get("plan")),
+        settings=settings,
+        answered=resource is not None,
+    )
+    journal_error = event.get("journal_failure") or {}
+    left_behind = str(event.get("left_behind") or "nothing")
+    note = (
+        f"{left_behind} [the journal's end record could NOT be written ({journal_error.get('Error', 'unknown error')}); "
+        "it still reads RUNNING: restorectl status shows the execution's real outcome]"
+    )
+    notified = notify(
+        workflow=workflow, execution_arn=execution_arn, outcome="SUCCEEDED", error=None, cause=None, left_behind=note, settings=settings
+    )
+    return {"outcome": "SUCCEEDED", "lock": released, "notified": notified, "journal": "end record not written"}
