@@ -42,6 +42,9 @@ SUBNET_GROUP = re.compile(r"^[A-Za-z0-9 ._-]{1,255}$")
 TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
+# cron(minutes hours day-of-month month day-of-week year): Scheduler's six fields.
+DRILL_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,23 @@ class RunbookSettings:
     warm_tables: tuple[str, ...] | None = setting(
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )
+
+    # The monthly restore drill (drill/): the runbook's RTO/RPO objectives, how long a person may keep
+    # the copy, how long its teardown may take, when the daily sweep deletes a leftover copy, and when a
+    # drill is overdue. The schedule (EventBridge Scheduler) is the stack's; disabled means created DISABLED.
+    drill_rto_point_in_time_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
+    drill_rto_snapshot_minutes: int = setting(20, kind="positive", expected="minutes", optional=True)
+    drill_rpo_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
+    drill_max_keep_minutes: int = setting(240, kind="positive", expected="minutes", optional=True)
+    drill_overstay_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
+    drill_teardown_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
+    drill_lifetime_hours: int = setting(12, kind="positive", expected="hours", optional=True)
+    drill_overdue_days: int = setting(35, kind="positive", expected="days", optional=True)
+    drill_schedule: str = setting(
+        "cron(0 10 ? * TUE#1 *)", kind="text", pattern=DRILL_CRON, expected="an EventBridge Scheduler cron(...) expression", optional=True
+    )
+    drill_schedule_timezone: str = setting("UTC", kind="text", pattern=TIME_ZONE, expected="an IANA time zone like UTC", optional=True)
+    drill_schedule_enabled: bool = setting(True, kind="flag", expected="true or false", optional=True)
 
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 

@@ -53,11 +53,39 @@ class RdsArns:
         return self._arn("og", name)
 
 
-def deny_changes_to_source(settings: StackSettings) -> iam.PolicyStatement:
+# Tags the Lambda code writes (lambdas/restore_runbook/common/rds.py; move to contract.py at merge):
+# a drill's throwaway copy, and what an in-place swap made production or replaced.
+TAG_PURPOSE = "irisx-restore:purpose"
+PURPOSE_DRILL = "drill"
+TAG_ROLE = "irisx-restore:role"
+ROLE_PRODUCTION = "production"
+ROLE_REPLACED_PRODUCTION = "replaced-production"
+
+SOURCE_FENCED_ACTIONS = ("rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+
+
+def deny_changes_to_source(settings: StackSettings, *, allow_rename: bool = False) -> iam.PolicyStatement:
     """The second fence beside the code's own checks: whatever the input says, no step may delete,
-    modify or (re)tag the production instance. Every role that can do any of these carries it."""
+    modify or (re)tag the production instance. Every role that can do any of these carries it.
+
+    `allow_rename` is the one exception, and only the in-place swap's rename steps (and the step that
+    re-applies production's settings after the swap) take it: renaming production is ModifyDBInstance
+    on it. Deleting it and removing its tags stay denied to them as to everyone."""
+    actions = [a for a in SOURCE_FENCED_ACTIONS if not (allow_rename and a == "rds:ModifyDBInstance")]
     return iam.PolicyStatement(
         effect=iam.Effect.DENY,
-        actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
+        actions=actions,
         resources=[RdsArns.for_settings(settings).db(settings.source_instance)],
+    )
+
+
+def deny_deleting_production(settings: StackSettings) -> iam.PolicyStatement:
+    """Every role that may delete an instance carries this: after an in-place swap production runs on a
+    copy that still has the management tag, and the production it replaced lives on under another name.
+    Both are marked by the role tag, and neither may ever be deleted by this tool."""
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY,
+        actions=["rds:DeleteDBInstance"],
+        resources=[RdsArns.for_settings(settings).db()],
+        conditions={"StringEquals": {f"aws:ResourceTag/{TAG_ROLE}": [ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION]}},
     )

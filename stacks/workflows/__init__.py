@@ -4,10 +4,11 @@ file here with a `RegisteredWorkflow` subclass, listed below."""
 from __future__ import annotations
 
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
+from stacks.workflows.drill import DrillWorkflow
 from stacks.workflows.restore import RestoreWorkflow
 from stacks.workflows.rollback import RollbackWorkflow
 from stacks.workflows.snapshot import SnapshotWorkflow
 
-WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (RestoreWorkflow, RollbackWorkflow, SnapshotWorkflow)
+WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (RestoreWorkflow, RollbackWorkflow, SnapshotWorkflow, DrillWorkflow)
 
 __all__ = ["WORKFLOWS", "RegisteredWorkflow", "WorkflowContext"]

@@ -57,6 +57,8 @@ class RegisteredWorkflow(Construct):
 
     def __init__(self, scope: Construct, context: WorkflowContext) -> None:
         super().__init__(scope, self.construct_id())
+        # Before the Workflow: `steps()` may need the journal, a bucket or the function defaults.
+        self.context = context
         self.settings = context.settings
         self.arns = RdsArns.for_settings(context.settings)
         self.workflow = Workflow(

@@ -112,7 +112,7 @@ def test_rollback_workflow_is_deployed_with_its_own_roles_and_only_it_and_cleanu
         for s in statements
         if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
     }
-    assert deleters <= {"cleanup_restore", "delete_restored_instance"}
+    assert deleters <= {"cleanup_restore", "delete_restored_instance", "tear_down_drill_instance", "sweep_drill_instances"}
     for role, statements in statements_by_role(synthesized).items():
         if steps.get(role) == "delete_restored_instance":
             (delete,) = [s for s in statements if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])]

@@ -56,10 +56,13 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
     expected = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
-        if handler_module(f["Properties"]["Handler"]) in ("record_outcome", "record_abandoned_execution")
+        if handler_module(f["Properties"]["Handler"])
+        # the drill sweep says what it deleted
+        in ("record_outcome", "record_abandoned_execution", "sweep_drill_instances")
     }
-    # restore's, rollback's and snapshot's end record, and the one for executions that timed out or were aborted
-    assert publishers == expected and len(expected) == 4
+    # restore's, rollback's, snapshot's and drill's end record, the one for executions that timed out or
+    # were aborted, and the drill sweep
+    assert publishers == expected and len(expected) == 6
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):
@@ -116,16 +119,20 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
 
 def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Synthesized) -> None:
     settings = synthesized.settings
+    executions = f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-"
+    sweep = function_role(synthesized, "sweep_drill_instances")
     for role in roles_allowing(synthesized, "states:DescribeExecution"):
         for statement in role_policies(synthesized)[role]:
             if "states:DescribeExecution" in as_list(statement["Action"]):
-                assert statement["Resource"] == f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
+                # the drill sweep asks only about drill executions (the one that made a copy)
+                assert statement["Resource"] == (f"{executions}drill:*" if role == sweep else f"{executions}*")
     lockers = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
         if handler_module(f["Properties"]["Handler"]) == "take_lock"
     }
-    assert roles_allowing(synthesized, "states:DescribeExecution") == lockers and len(lockers) == 2  # restore's and rollback's
+    # restore's, rollback's and drill's lock, and the sweep
+    assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep} and len(lockers) == 3
 
 
 def test_the_cli_finds_the_snapshot_workflow_the_journal_and_the_topic_by_outputs(synthesized: Synthesized) -> None:

@@ -45,6 +45,16 @@ def function_role(synthesized: Synthesized, step: str) -> str:
     raise AssertionError(f"no function for step {step}")
 
 
+def function_roles(synthesized: Synthesized, step: str) -> set[str]:
+    """Logical ids of the roles of every function running handler module `step` (restore's own steps
+    run in each workflow that reuses them, one function per workflow)."""
+    return {
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in synthesized.of_type("AWS::Lambda::Function").values()
+        if handler_module(f["Properties"]["Handler"]) == step
+    }
+
+
 def roles_allowing(synthesized: Synthesized, action: str) -> set[str]:
     return {
         role
@@ -149,9 +159,11 @@ def test_every_function_has_its_own_role_and_its_own_log_group_with_retention(sy
     log_groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions]
     assert len(set(roles)) == len(roles) == len(functions)
     assert len(set(log_groups)) == len(log_groups)
-    # functions' roles plus one per state machine, nothing shared
+    # functions' roles plus one per state machine and one per schedule, nothing shared
     machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
-    assert len(synthesized.of_type("AWS::IAM::Role")) == len(functions) + len(machines)
+    schedules = synthesized.of_type("AWS::Scheduler::Schedule")
+    assert len({s["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0] for s in schedules.values()}) == len(schedules)
+    assert len(synthesized.of_type("AWS::IAM::Role")) == len(functions) + len(machines) + len(schedules)
     for log_group in synthesized.of_type("AWS::Logs::LogGroup").values():
         assert log_group["Properties"]["RetentionInDays"] > 0
 
@@ -211,23 +223,29 @@ def test_delete_is_allowed_only_to_cleanup_and_only_on_tagged_instances(synthesi
     cleanup = function_role(synthesized, "cleanup_restore")
     # The rollback workflow's delete step (runbook Rollback Procedure step 2) is the only other deleter.
     rollback_delete = function_role(synthesized, "delete_restored_instance")
-    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup, rollback_delete}
-    for role in (cleanup, rollback_delete):
+    # The drill's teardown and its daily sweep delete drill copies only (tests/infra/test_drill_stack.py).
+    drill_deleters = {function_role(synthesized, "tear_down_drill_instance"), function_role(synthesized, "sweep_drill_instances")}
+    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup, rollback_delete, *drill_deleters}
+    managed = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
+    for role in (cleanup, rollback_delete, *drill_deleters):
         (delete,) = [
             s for s in role_policies(synthesized)[role] if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
         ]
-        assert delete["Condition"] == {"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}}
+        expected = managed if role in (cleanup, rollback_delete) else {**managed, "aws:ResourceTag/irisx-restore:purpose": "drill"}
+        assert delete["Condition"] == {"StringEquals": expected}
 
 
 def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     settings = synthesized.settings
-    start = function_role(synthesized, "start_restore")
+    # restore's start step, in restore and in every workflow that reuses it (the drill)
+    starts = function_roles(synthesized, "start_restore")
+    assert len(starts) == 2
     for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"):
-        assert roles_allowing(synthesized, action) == {start}, action
+        assert roles_allowing(synthesized, action) == starts, action
     # tagging at creation: the restore's start step, the snapshot workflow's (its own snapshots), and the
     # rollback's delete (the copy's tags copied to its final snapshot)
     assert roles_allowing(synthesized, "rds:AddTagsToResource") == {
-        start,
+        *starts,
         function_role(synthesized, "start_snapshot"),
         function_role(synthesized, "delete_restored_instance"),
     }
@@ -263,14 +281,14 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
     # The restore's start may tag db ARNs only with the management tag in the request (tag-on-create);
     # the snapshot workflow and the rollback's delete may tag snapshots only, never an instance.
     settings = synthesized.settings
-    start = function_role(synthesized, "start_restore")
+    starts = function_roles(synthesized, "start_restore")
     db_prefix = f"arn:aws:rds:{settings.region}:{settings.account}:db:"
     for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
         for statement in role_policies(synthesized)[role]:
             if statement["Effect"] != "Allow" or "rds:AddTagsToResource" not in as_list(statement["Action"]):
                 continue
             resources = as_list(statement["Resource"])
-            if role == start:
+            if role in starts:
                 assert resources == [f"{db_prefix}*"], resources
             else:
                 assert all(":snapshot:" in r for r in resources), (role, resources)
@@ -285,10 +303,11 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
 
 
 def test_only_the_validate_function_reads_the_database_secret(synthesized: Synthesized) -> None:
-    validate = function_role(synthesized, "validate_restore")
-    assert roles_allowing(synthesized, "secretsmanager:GetSecretValue") == {validate}
+    validates = function_roles(synthesized, "validate_restore")
+    assert len(validates) == 2  # restore's and the drill's
+    assert roles_allowing(synthesized, "secretsmanager:GetSecretValue") == validates
     secret = synthesized.settings.db_secret_arn
-    for statement in role_policies(synthesized)[validate]:
+    for statement in (s for role in validates for s in role_policies(synthesized)[role]):
         if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
             assert as_list(statement["Resource"]) == [secret, f"{secret}-??????"]
 
@@ -322,11 +341,15 @@ def test_every_nag_acknowledgement_gives_a_reason(synthesized: Synthesized) -> N
     assert acknowledgements, "expected the X-Ray and describe wildcards to be acknowledged"
     for (path, rule), reason in acknowledgements.items():
         assert len(reason.strip()) >= 20, (path, rule, reason)
-    # nothing but IAM5 wildcards and the pinned runtime is acknowledged
+    # nothing but IAM5 wildcards, the pinned runtime, and the drill schedules' dead-letter queue
+    # (a DLQ of Scheduler targets, which SQS3 cannot see) is acknowledged
     assert {re.sub(r"\[.*", "", rule) for _, rule in acknowledgements} <= {
         "Annotation::AwsSolutions-IAM5",
         "Annotation::AwsSolutions-L1",
+        "Annotation::AwsSolutions-SQS3",
     }
+    sqs3 = [path for path, rule in acknowledgements if rule.endswith("AwsSolutions-SQS3")]
+    assert sqs3 == ["irisx-restore-runbook/Drill/ScheduleDeadLetters"], sqs3
 
 
 # W3005 "dependency already enforced by a GetAtt": the Lambda and Step Functions L2 constructs add an
