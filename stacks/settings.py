@@ -88,6 +88,8 @@ class StackSettings(RunbookSettings):
                 "runbook setting 'drill_lifetime_hours' must be longer than 'drill_max_keep_minutes', "
                 "or the daily sweep deletes copies a drill is still keeping"
             )
+        if self.recordings_list_page_size > 1000:
+            raise ValueError("runbook setting 'recordings_list_page_size' must be at most 1000, ListObjectVersions' own limit")
         arn_region, arn_account = self.db_secret_arn.split(":")[3:5]
         if (arn_region, arn_account) != (self.region, self.account):
             raise ValueError(

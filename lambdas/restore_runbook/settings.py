@@ -44,13 +44,14 @@ SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
 # cron(minutes hours day-of-month month day-of-week year): Scheduler's six fields.
 DRILL_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
 
 @dataclass(frozen=True)
 class Setting:
     """How one setting is read and checked. `kind` is text, optional-text, texts, optional-texts (None: not
-    narrowed), choice, positive, flag or counts."""
+    narrowed), choice, positive, count (0 or more), flag or counts."""
 
     kind: str
     expected: str
@@ -87,6 +88,10 @@ class Setting:
             # bool is an int in Python; `true` in cdk.json is a mistake, not 1.
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise invalid("a positive whole number")
+            return value
+        if self.kind == "count":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise invalid("a whole number, 0 or more")
             return value
         if self.kind in ("texts", "optional-texts"):
             if isinstance(value, list) and not value and (self.allow_empty or self.kind == "optional-texts"):
@@ -132,6 +137,14 @@ class Setting:
                 raise InvalidInput(f"setting {name}={raw!r} is not a whole number") from exc
             if number <= 0:
                 raise InvalidInput(f"setting {name}={raw!r} is not a positive whole number")
+            return number
+        if self.kind == "count":
+            try:
+                number = int(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"setting {name}={raw!r} is not a whole number") from exc
+            if number < 0:
+                raise InvalidInput(f"setting {name}={raw!r} is not a whole number, 0 or more")
             return number
         if self.kind in ("texts", "optional-texts"):
             try:
@@ -343,7 +356,7 @@ class RunbookSettings:
     drill_rto_point_in_time_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
     drill_rto_snapshot_minutes: int = setting(20, kind="positive", expected="minutes", optional=True)
     drill_rpo_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
-    drill_max_keep_minutes: int = setting(240, kind="positive", expected="minutes", optional=True)
+    drill_max_keep_minutes: int = setting(240, kind="count", expected="minutes", optional=True)
     drill_overstay_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
     drill_teardown_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
     drill_lifetime_hours: int = setting(12, kind="positive", expected="hours", optional=True)
@@ -353,6 +366,26 @@ class RunbookSettings:
     )
     drill_schedule_timezone: str = setting("UTC", kind="text", pattern=TIME_ZONE, expected="an IANA time zone like UTC", optional=True)
     drill_schedule_enabled: bool = setting(True, kind="flag", expected="true or false", optional=True)
+
+    # Restoring call recordings from S3 versions (recordings/): the versioned buckets this tool may
+    # restore in (and write to), how a plan is cut into batches, and how many failed keys still pass.
+    # The work bucket (plans, results) is the stack's: its name reaches only the recordings functions.
+    recordings_buckets: tuple[str, ...] = setting(
+        ["irisx-prod-recordings-672e7c49", "irisx-recordings"],
+        kind="texts",
+        pattern=BUCKET_NAME,
+        expected="S3 bucket names",
+        each="an S3 bucket name",
+        optional=True,
+    )
+    recordings_work_bucket: str | None = setting(
+        None, kind="optional-text", pattern=BUCKET_NAME, expected="an S3 bucket name", derived=True
+    )
+    recordings_batch_size: int = setting(100, kind="positive", expected="entries per batch", optional=True)
+    recordings_tolerated_failures: int = setting(0, kind="count", expected="failed keys", optional=True)
+    recordings_version_retention_days: int = setting(30, kind="positive", expected="days", optional=True)
+    recordings_list_page_size: int = setting(1000, kind="positive", expected="keys per ListObjectVersions page", optional=True)
+    recordings_pages_per_invocation: int = setting(200, kind="positive", expected="pages", optional=True)
 
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 

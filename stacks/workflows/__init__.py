@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
 from stacks.workflows.drill import DrillWorkflow
+from stacks.workflows.recordings import RecordingsRestoreWorkflow
 from stacks.workflows.restore import RestoreWorkflow
 from stacks.workflows.rollback import RollbackWorkflow
 from stacks.workflows.snapshot import SnapshotWorkflow
 
-WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (RestoreWorkflow, RollbackWorkflow, SnapshotWorkflow, DrillWorkflow)
+WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (
+    RestoreWorkflow,
+    RollbackWorkflow,
+    SnapshotWorkflow,
+    DrillWorkflow,
+    RecordingsRestoreWorkflow,
+)
 
 __all__ = ["WORKFLOWS", "RegisteredWorkflow", "WorkflowContext"]

@@ -60,9 +60,9 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
         # the drill sweep says what it deleted
         in ("record_outcome", "record_abandoned_execution", "sweep_drill_instances")
     }
-    # restore's, rollback's, snapshot's and drill's end record, the one for executions that timed out or
-    # were aborted, and the drill sweep
-    assert publishers == expected and len(expected) == 6
+    # restore's, rollback's, snapshot's, drill's and recordings-restore's end record, the one for executions
+    # that timed out or were aborted, and the drill sweep
+    assert publishers == expected and len(expected) == 7
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):
@@ -74,7 +74,11 @@ def test_journal_writes_are_scoped_to_the_journal_table(synthesized: Synthesized
     for role, statements in role_policies(synthesized).items():
         for statement in statements:
             if any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
-                assert statement["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}, role
+                # the table, or (for the recordings overlap check's Query on the locks) its own indexes
+                indexes = {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/*"]]}
+                assert statement["Resource"] in ({"Fn::GetAtt": [table_id, "Arn"]}, indexes), role
+                if statement["Resource"] == indexes:
+                    assert as_list(statement["Action"]) == ["dynamodb:Query"], role
 
 
 def test_snapshots_are_deleted_only_by_retention_and_cleanup_and_only_when_tagged_as_this_workflows(synthesized: Synthesized) -> None:
@@ -121,18 +125,28 @@ def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Syn
     settings = synthesized.settings
     executions = f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-"
     sweep = function_role(synthesized, "sweep_drill_instances")
+    overlap = function_role(synthesized, "check_overlapping_restores")
+    (recordings_machine,) = [
+        m["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        for m in synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+        if m["Properties"]["StateMachineName"] == "irisx-restore-recordings-restore"
+    ]
     for role in roles_allowing(synthesized, "states:DescribeExecution"):
         for statement in role_policies(synthesized)[role]:
             if "states:DescribeExecution" in as_list(statement["Action"]):
-                # the drill sweep asks only about drill executions (the one that made a copy)
-                assert statement["Resource"] == (f"{executions}drill:*" if role == sweep else f"{executions}*")
+                # the drill sweep asks only about drill executions (the one that made a copy); the
+                # recordings state machine only about its own Distributed Map children
+                expected = {sweep: f"{executions}drill:*", recordings_machine: f"{executions}recordings-restore/*"}
+                assert statement["Resource"] == expected.get(role, f"{executions}*")
     lockers = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
         if handler_module(f["Properties"]["Handler"]) == "take_lock"
     }
-    # restore's, rollback's and drill's lock, and the sweep
-    assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep} and len(lockers) == 3
+    # restore's, rollback's, drill's and recordings-restore's lock, the sweep, the recordings overlap check
+    # (a lock's holder) and the recordings state machine (its children)
+    assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep, overlap, recordings_machine}
+    assert len(lockers) == 4
 
 
 def test_the_cli_finds_the_snapshot_workflow_the_journal_and_the_topic_by_outputs(synthesized: Synthesized) -> None:

@@ -145,6 +145,10 @@ def test_functions_share_runtime_tracing_and_json_logging(synthesized: Synthesiz
             "POWERTOOLS_SERVICE_NAME": f"irisx-restore-{workflow}",
             "POWERTOOLS_METRICS_NAMESPACE": "irisx-restore",
         }
+        if workflow == "recordings-restore":
+            # the stack's work bucket, told to the recordings functions only
+            (bucket_id,) = [k for k in synthesized.of_type("AWS::S3::Bucket") if k.startswith("RecordingsRestoreWorkBucket")]
+            expected_env["RECORDINGS_WORK_BUCKET"] = {"Ref": bucket_id}
         assert props["Runtime"] == "python3.12"
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -347,9 +351,13 @@ def test_every_nag_acknowledgement_gives_a_reason(synthesized: Synthesized) -> N
         "Annotation::AwsSolutions-IAM5",
         "Annotation::AwsSolutions-L1",
         "Annotation::AwsSolutions-SQS3",
+        "Annotation::AwsSolutions-S1",
     }
     sqs3 = [path for path, rule in acknowledgements if rule.endswith("AwsSolutions-SQS3")]
     assert sqs3 == ["irisx-restore-runbook/Drill/ScheduleDeadLetters"], sqs3
+    # the recordings work bucket keeps no access logs (the journal and execution history are its trail)
+    s1 = [path for path, rule in acknowledgements if rule.endswith("AwsSolutions-S1")]
+    assert s1 == ["irisx-restore-runbook/RecordingsRestore/WorkBucket"], s1
 
 
 # W3005 "dependency already enforced by a GetAtt": the Lambda and Step Functions L2 constructs add an
