@@ -44,6 +44,8 @@ SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
 # cron(minutes hours day-of-month month day-of-week year): Scheduler's six fields.
 DRILL_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+# strftime directives and letters, digits, hyphens: what an RDS identifier may end with.
+REPLACED_SUFFIX_FORMAT = re.compile(r"^-[A-Za-z0-9%-]{1,40}$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
@@ -386,6 +388,19 @@ class RunbookSettings:
     recordings_version_retention_days: int = setting(30, kind="positive", expected="days", optional=True)
     recordings_list_page_size: int = setting(1000, kind="positive", expected="keys per ListObjectVersions page", optional=True)
     recordings_pages_per_invocation: int = setting(200, kind="positive", expected="pages", optional=True)
+
+    # The in-place restore's swap (inplace/): how a rename is followed (RDS renames take 10-15 minutes and
+    # read `available` once just before their reboot), and the suffix the replaced production is renamed with.
+    rename_poll_seconds: int = setting(20, kind="positive", expected="seconds", optional=True)
+    rename_poll_max_attempts: int = setting(90, kind="positive", expected="attempts", optional=True)
+    rename_stable_reads: int = setting(3, kind="positive", expected="consecutive reads", optional=True)
+    replaced_suffix_format: str = setting(
+        "-replaced-%Y%m%d-%H%M",
+        kind="text",
+        pattern=REPLACED_SUFFIX_FORMAT,
+        expected="a strftime suffix like -replaced-%Y%m%d-%H%M",
+        optional=True,
+    )
 
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 

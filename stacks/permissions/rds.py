@@ -64,17 +64,23 @@ ROLE_REPLACED_PRODUCTION = "replaced-production"
 SOURCE_FENCED_ACTIONS = ("rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource")
 
 
-def deny_changes_to_source(settings: StackSettings, *, allow_rename: bool = False) -> iam.PolicyStatement:
+def deny_changes_to_source(settings: StackSettings, *, allow_rename: bool = False, allow_modify: bool = False) -> iam.PolicyStatement:
     """The second fence beside the code's own checks: whatever the input says, no step may delete,
     modify or (re)tag the production instance. Every role that can do any of these carries it.
 
-    `allow_rename` is the one exception, and only the in-place swap's rename steps (and the step that
-    re-applies production's settings after the swap) take it: renaming production is ModifyDBInstance
-    on it. Deleting it and removing its tags stay denied to them as to everyone."""
-    actions = [a for a in SOURCE_FENCED_ACTIONS if not (allow_rename and a == "rds:ModifyDBInstance")]
+    The one exception, named and tested (tests/infra/test_in_place_stack.py): renaming production is
+    ModifyDBInstance on it, and the swap marks each instance's role with a tag first. So the in-place
+    swap's rename steps take `allow_rename` (ModifyDBInstance and AddTagsToResource), and the step
+    that re-applies production's settings to the new production takes `allow_modify`. Deleting
+    production and removing its tags stay denied to them as to everyone."""
+    excepted = set()
+    if allow_rename:
+        excepted |= {"rds:ModifyDBInstance", "rds:AddTagsToResource"}
+    if allow_modify:
+        excepted.add("rds:ModifyDBInstance")
     return iam.PolicyStatement(
         effect=iam.Effect.DENY,
-        actions=actions,
+        actions=[a for a in SOURCE_FENCED_ACTIONS if a not in excepted],
         resources=[RdsArns.for_settings(settings).db(settings.source_instance)],
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
 from stacks.workflows.drill import DrillWorkflow
+from stacks.workflows.in_place import InPlaceRestoreWorkflow
 from stacks.workflows.recordings import RecordingsRestoreWorkflow
 from stacks.workflows.restore import RestoreWorkflow
 from stacks.workflows.rollback import RollbackWorkflow
@@ -16,6 +17,7 @@ WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (
     SnapshotWorkflow,
     DrillWorkflow,
     RecordingsRestoreWorkflow,
+    InPlaceRestoreWorkflow,
 )
 
 __all__ = ["WORKFLOWS", "RegisteredWorkflow", "WorkflowContext"]

@@ -86,11 +86,17 @@ class RestoreWorkflow(RegisteredWorkflow):
         }
 
     def _cleanup_restore(self) -> StepPermissions:
-        tag = {f"aws:ResourceTag/{self.settings.management_tag_key}": self.settings.management_tag_value}
+        return self.cleanup_permissions(self.restore_steps)
+
+    @staticmethod
+    def cleanup_permissions(restore: RestoreSteps) -> StepPermissions:
+        """Also the in-place restore's cleanup (the same handler): a managed copy, never production."""
+        settings = restore.settings
+        tag = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
         delete = iam.PolicyStatement(
             actions=["rds:DeleteDBInstance"],
-            resources=[self.arns.db()],
+            resources=[restore.arns.db()],
             conditions={"StringEquals": tag},
         )
-        read = self.restore_steps.describe(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [self.arns.db()])
-        return with_statements(read, delete, deny_changes_to_source(self.settings), deny_deleting_production(self.settings))
+        read = restore.describe(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [restore.arns.db()])
+        return with_statements(read, delete, deny_changes_to_source(settings), deny_deleting_production(settings))

@@ -14,7 +14,16 @@ from .conftest import REPO_ROOT, Synthesized
 
 pytestmark = pytest.mark.infra
 
-SEND_COMMAND_STEPS = {"start_cutover", "check_app_health", "revert_cutover", "stop_app_hosts", "point_hosts_back", "restart_app"}
+SEND_COMMAND_STEPS = {
+    "start_cutover",
+    "check_app_health",
+    "revert_cutover",
+    "stop_app_hosts",
+    "point_hosts_back",
+    "restart_app",
+    # the in-place restore's restart after the swap or the rename-back
+    "start_app_hosts",
+}
 
 
 def as_list(value):

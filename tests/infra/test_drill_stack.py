@@ -46,11 +46,14 @@ def drill_machine(synthesized: Synthesized) -> str:
 
 
 @pytest.mark.parametrize("step", ["start_restore", "describe_restore", "validate_restore"])
-def test_the_drill_runs_restores_own_steps_with_restores_own_permissions(synthesized: Synthesized, step: str) -> None:
+def test_the_drill_and_the_in_place_restore_run_restores_own_steps_with_restores_own_permissions(
+    synthesized: Synthesized, step: str
+) -> None:
     roles = roles_by_workflow(synthesized, step)
-    assert set(roles) == {"restore", "drill"}
+    assert set(roles) == {"restore", "drill", "in-place-restore"}
     policies = role_policies(synthesized)
-    assert without_own_logs(policies[roles["drill"]]) == without_own_logs(policies[roles["restore"]])
+    for workflow in ("drill", "in-place-restore"):
+        assert without_own_logs(policies[roles[workflow]]) == without_own_logs(policies[roles["restore"]]), workflow
 
 
 def test_the_drill_input_check_may_do_what_restores_does_and_claim_its_scheduled_time_in_the_journal(synthesized: Synthesized) -> None:

@@ -60,9 +60,9 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
         # the drill sweep says what it deleted
         in ("record_outcome", "record_abandoned_execution", "sweep_drill_instances")
     }
-    # restore's, rollback's, snapshot's, drill's and recordings-restore's end record, the one for executions
-    # that timed out or were aborted, and the drill sweep
-    assert publishers == expected and len(expected) == 7
+    # restore's, rollback's, snapshot's, drill's, recordings-restore's and in-place-restore's end record,
+    # the one for executions that timed out or were aborted, and the drill sweep
+    assert publishers == expected and len(expected) == 8
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):
@@ -101,7 +101,9 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
     start = function_role(synthesized, "start_snapshot")
     # and the rollback's delete, whose DeleteDBInstance keeps a final snapshot of the copy (see below)
     delete = function_role(synthesized, "delete_restored_instance")
-    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete}
+    # and the in-place restore's final snapshot of production (tests/infra/test_in_place_stack.py)
+    final = function_role(synthesized, "start_final_snapshot")
+    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete, final}
     for statement in role_policies(synthesized)[delete]:
         if statement["Effect"] == "Allow" and "rds:CreateDBSnapshot" in as_list(statement["Action"]):
             (resource,) = as_list(statement["Resource"])
@@ -143,10 +145,10 @@ def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Syn
         for f in synthesized.of_type("AWS::Lambda::Function").values()
         if handler_module(f["Properties"]["Handler"]) == "take_lock"
     }
-    # restore's, rollback's, drill's and recordings-restore's lock, the sweep, the recordings overlap check
-    # (a lock's holder) and the recordings state machine (its children)
+    # restore's, rollback's, drill's, recordings-restore's and in-place-restore's lock, the sweep, the
+    # recordings overlap check (a lock's holder) and the recordings state machine (its children)
     assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep, overlap, recordings_machine}
-    assert len(lockers) == 4
+    assert len(lockers) == 5
 
 
 def test_the_cli_finds_the_snapshot_workflow_the_journal_and_the_topic_by_outputs(synthesized: Synthesized) -> None:

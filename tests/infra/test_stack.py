@@ -45,6 +45,10 @@ def function_role(synthesized: Synthesized, step: str) -> str:
     raise AssertionError(f"no function for step {step}")
 
 
+# The in-place swap's steps that rename (and so ModifyDBInstance and tag) production.
+RENAME_STEPS = ("rename_production_away", "rename_copy_to_production", "rename_back")
+
+
 def function_roles(synthesized: Synthesized, step: str) -> set[str]:
     """Logical ids of the roles of every function running handler module `step` (restore's own steps
     run in each workflow that reuses them, one function per workflow)."""
@@ -224,36 +228,43 @@ def test_no_statement_allows_every_action_of_a_service(synthesized: Synthesized)
 
 def test_delete_is_allowed_only_to_cleanup_and_only_on_tagged_instances(synthesized: Synthesized) -> None:
     settings = synthesized.settings
-    cleanup = function_role(synthesized, "cleanup_restore")
+    # restore's cleanup, in restore and in the in-place restore (the copy, when a failure precedes the swap)
+    cleanups = function_roles(synthesized, "cleanup_restore")
+    assert len(cleanups) == 2
     # The rollback workflow's delete step (runbook Rollback Procedure step 2) is the only other deleter.
     rollback_delete = function_role(synthesized, "delete_restored_instance")
     # The drill's teardown and its daily sweep delete drill copies only (tests/infra/test_drill_stack.py).
     drill_deleters = {function_role(synthesized, "tear_down_drill_instance"), function_role(synthesized, "sweep_drill_instances")}
-    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup, rollback_delete, *drill_deleters}
+    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {*cleanups, rollback_delete, *drill_deleters}
     managed = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
-    for role in (cleanup, rollback_delete, *drill_deleters):
+    for role in (*cleanups, rollback_delete, *drill_deleters):
         (delete,) = [
             s for s in role_policies(synthesized)[role] if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
         ]
-        expected = managed if role in (cleanup, rollback_delete) else {**managed, "aws:ResourceTag/irisx-restore:purpose": "drill"}
+        expected = managed if role in (*cleanups, rollback_delete) else {**managed, "aws:ResourceTag/irisx-restore:purpose": "drill"}
         assert delete["Condition"] == {"StringEquals": expected}
 
 
 def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     settings = synthesized.settings
-    # restore's start step, in restore and in every workflow that reuses it (the drill)
+    # restore's start step, in restore and in every workflow that reuses it (drill, in-place-restore)
     starts = function_roles(synthesized, "start_restore")
-    assert len(starts) == 2
+    assert len(starts) == 3
     for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"):
         assert roles_allowing(synthesized, action) == starts, action
     # tagging at creation: the restore's start step, the snapshot workflow's (its own snapshots), and the
     # rollback's delete (the copy's tags copied to its final snapshot)
+    # the in-place restore's final snapshot of production (tagged at creation too), and the swap's renames,
+    # which tag what exists (only the swap's own keys; see test_no_role_may_tag_any_instance_but_the_restores_new_one)
+    renames = {function_role(synthesized, s) for s in RENAME_STEPS}
     assert roles_allowing(synthesized, "rds:AddTagsToResource") == {
         *starts,
         function_role(synthesized, "start_snapshot"),
         function_role(synthesized, "delete_restored_instance"),
+        function_role(synthesized, "start_final_snapshot"),
+        *renames,
     }
-    for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
+    for role in roles_allowing(synthesized, "rds:AddTagsToResource") - renames:
         for statement in role_policies(synthesized)[role]:
             actions = as_list(statement["Action"])
             if statement["Effect"] == "Allow" and any(a.startswith("rds:Restore") or a == "rds:AddTagsToResource" for a in actions):
@@ -276,9 +287,14 @@ def test_every_role_that_can_tag_or_delete_in_rds_is_denied_changing_or_tagging_
     roles = set().union(*(roles_allowing(synthesized, action) for action in risky))
     snapshot_roles = {function_role(synthesized, s) for s in ("start_snapshot", "apply_retention", "cleanup_snapshot")}
     assert snapshot_roles <= roles
+    # The one named exception: the in-place swap's renames (ModifyDBInstance, and the role tags written
+    # first) on production; deleting it and removing its tags stay denied (tests/infra/test_in_place_stack.py).
+    renames = {function_role(synthesized, s) for s in RENAME_STEPS}
+    assert renames <= roles
     for role in roles:
         denies = [s for s in role_policies(synthesized)[role] if s["Effect"] == "Deny" and as_list(s["Resource"]) == [source]]
-        assert any(fenced <= set(as_list(s["Action"])) and "Condition" not in s for s in denies), role
+        expected = fenced - {"rds:ModifyDBInstance", "rds:AddTagsToResource"} if role in renames else fenced
+        assert any(expected <= set(as_list(s["Action"])) and "Condition" not in s for s in denies), role
 
 
 def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synthesized) -> None:
@@ -286,13 +302,35 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
     # the snapshot workflow and the rollback's delete may tag snapshots only, never an instance.
     settings = synthesized.settings
     starts = function_roles(synthesized, "start_restore")
+    # and the in-place swap's renames, which mark each instance's role before renaming it: the swap's
+    # tag keys only (a Deny of any other key), on production by name, managed copies and the replaced production
+    renames = {function_role(synthesized, s) for s in RENAME_STEPS}
     db_prefix = f"arn:aws:rds:{settings.region}:{settings.account}:db:"
     for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
         for statement in role_policies(synthesized)[role]:
             if statement["Effect"] != "Allow" or "rds:AddTagsToResource" not in as_list(statement["Action"]):
                 continue
             resources = as_list(statement["Resource"])
-            if role in starts:
+            if role in renames:
+                assert resources in ([f"{db_prefix}{settings.source_instance}"], [f"{db_prefix}*"]), resources
+                if resources == [f"{db_prefix}*"]:
+                    ((key, value),) = statement["Condition"]["StringEquals"].items()
+                    assert (key, value) in (
+                        (f"aws:ResourceTag/{settings.management_tag_key}", settings.management_tag_value),
+                        ("aws:ResourceTag/irisx-restore:role", "replaced-production"),
+                    )
+                assert any(
+                    s["Effect"] == "Deny"
+                    and as_list(s["Action"]) == ["rds:AddTagsToResource"]
+                    and s["Condition"]
+                    == {
+                        "ForAnyValue:StringNotEquals": {
+                            "aws:TagKeys": ["irisx-restore:role", "irisx-restore:swapped-by", "irisx-restore:swapped-at"]
+                        }
+                    }
+                    for s in role_policies(synthesized)[role]
+                ), role
+            elif role in starts:
                 assert resources == [f"{db_prefix}*"], resources
             else:
                 assert all(":snapshot:" in r for r in resources), (role, resources)
@@ -308,7 +346,7 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
 
 def test_only_the_validate_function_reads_the_database_secret(synthesized: Synthesized) -> None:
     validates = function_roles(synthesized, "validate_restore")
-    assert len(validates) == 2  # restore's and the drill's
+    assert len(validates) == 3  # restore's, the drill's and the in-place restore's
     assert roles_allowing(synthesized, "secretsmanager:GetSecretValue") == validates
     secret = synthesized.settings.db_secret_arn
     for statement in (s for role in validates for s in role_policies(synthesized)[role]):

@@ -37,6 +37,7 @@ def test_each_workflow_has_its_state_machine_and_the_output_the_cli_reads(synthe
         "SnapshotStateMachineArn",
         "DrillStateMachineArn",
         "RecordingsRestoreStateMachineArn",
+        "InPlaceRestoreStateMachineArn",
     }
     for workflow in WORKFLOWS:
         assert outputs[workflow.output_id()]["Value"] == {"Ref": machines[f"irisx-restore-{workflow.NAME}"]}
