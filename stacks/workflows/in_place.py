@@ -46,7 +46,12 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
         app_control = ssm_documents.APP_CONTROL
         describe = restore.describe(["rds:DescribeDBInstances"], [self.arns.db()])
         return {
-            "check_in_place_input": restore.check_restore_input(),
+            # Restore's input check, and the API hosts a revert would start again (found before anything changes).
+            "check_in_place_input": hosts.step(
+                find=True,
+                extra=tuple(restore.check_restore_input().statements),
+                acknowledgements=dict(restore.check_restore_input().acknowledgements),
+            ),
             "start_final_snapshot": self._final_snapshot(),
             # The snapshot workflow's own describe step, with its permissions.
             "describe_snapshot": read_snapshots(self.arns, ["rds:DescribeDBSnapshots"]),

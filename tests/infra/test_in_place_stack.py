@@ -4,6 +4,7 @@ or the production a swap replaced; the final snapshot, monitoring and the app st
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -149,3 +150,12 @@ def test_in_place_settings_are_checked_by_name(runbook_context: dict[str, Any], 
 
     with pytest.raises(ValueError, match=named):
         StackSettings.from_context({**runbook_context, **change})
+
+
+def test_the_input_check_reads_what_restores_does_and_finds_the_api_hosts_and_changes_nothing(synthesized: Synthesized) -> None:
+    policies = role_policies(synthesized)
+    check = without_own_logs(policies[function_role(synthesized, "check_in_place_input")])
+    restore_check = without_own_logs(policies[function_role(synthesized, "check_restore_input")])
+    assert set(restore_check) <= set(check)
+    extra = [json.loads(s) for s in set(check) - set(restore_check)]
+    assert [as_list(s["Action"]) for s in extra] == [["ec2:DescribeInstances"]]
