@@ -170,7 +170,21 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
                 }
             },
         )
-        return with_statements(describe, modify, deny_changes_to_source(s, allow_modify=True), deny_deleting_production(s))
+        # Enhanced Monitoring is re-enabled with production's own monitoring role, read at run time: passing
+        # a role is allowed only to the RDS monitoring service.
+        roles = f"arn:{partition_of(s.region)}:iam::{s.account}:role/*"
+        pass_monitoring_role = iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[roles],
+            conditions={"StringEquals": {"iam:PassedToService": "monitoring.rds.amazonaws.com"}},
+        )
+        permissions = with_statements(
+            describe, modify, pass_monitoring_role, deny_changes_to_source(s, allow_modify=True), deny_deleting_production(s)
+        )
+        permissions.acknowledgements[nag.wildcard_resource(roles)] = (  # type: ignore[index]
+            "Production's Enhanced Monitoring role is read from RDS at run time; PassRole only to monitoring.rds.amazonaws.com"
+        )
+        return permissions
 
     # -- monitoring follows production -------------------------------------------------------------
 

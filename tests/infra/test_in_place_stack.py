@@ -159,3 +159,10 @@ def test_the_input_check_reads_what_restores_does_and_finds_the_api_hosts_and_ch
     assert set(restore_check) <= set(check)
     extra = [json.loads(s) for s in set(check) - set(restore_check)]
     assert [as_list(s["Action"]) for s in extra] == [["ec2:DescribeInstances"]]
+
+
+def test_only_the_settings_step_may_pass_a_role_and_only_to_rds_enhanced_monitoring(synthesized: Synthesized) -> None:
+    settings_step = function_role(synthesized, "apply_production_settings")
+    assert roles_allowing(synthesized, "iam:PassRole") == {settings_step}
+    (passing,) = [s for s in role_policies(synthesized)[settings_step] if "iam:PassRole" in as_list(s["Action"])]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "monitoring.rds.amazonaws.com"}}
