@@ -82,6 +82,14 @@ class StackSettings(RunbookSettings):
         for zone in self.availability_zones:
             if not zone.startswith(self.region):
                 raise ValueError(f"runbook setting 'availability_zones' has {zone!r}, which is not in region {self.region!r}")
+        # The sweep must never delete the copy of a drill still within the time a person may keep it.
+        if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:
+            raise ValueError(
+                "runbook setting 'drill_lifetime_hours' must be longer than 'drill_max_keep_minutes', "
+                "or the daily sweep deletes copies a drill is still keeping"
+            )
+        if self.recordings_list_page_size > 1000:
+            raise ValueError("runbook setting 'recordings_list_page_size' must be at most 1000, ListObjectVersions' own limit")
         arn_region, arn_account = self.db_secret_arn.split(":")[3:5]
         if (arn_region, arn_account) != (self.region, self.account):
             raise ValueError(

@@ -43,12 +43,18 @@ TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
 WARM_BUDGET_LIMIT_SECONDS = 540
+# cron(minutes hours day-of-month month day-of-week year): Scheduler's six fields.
+DRILL_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
+# strftime directives and letters, digits, hyphens: what an RDS identifier may end with.
+REPLACED_SUFFIX_FORMAT = re.compile(r"^-[A-Za-z0-9%-]{1,40}$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
 
 @dataclass(frozen=True)
 class Setting:
     """How one setting is read and checked. `kind` is text, optional-text, texts, optional-texts (None: not
-    narrowed), choice, positive, whole (0 or more), flag or counts."""
+    narrowed), choice, positive, count (0 or more), flag or counts."""
 
     kind: str
     expected: str
@@ -81,7 +87,7 @@ class Setting:
             return value
         if self.kind == "optional-texts" and value is None:
             return None
-        if self.kind in ("positive", "whole"):
+        if self.kind in ("positive", "count"):
             # bool is an int in Python; `true` in cdk.json is a mistake, not 1.
             lowest = 1 if self.kind == "positive" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
@@ -124,7 +130,7 @@ class Setting:
             if raw not in ("true", "false"):
                 raise InvalidInput(f"setting {name}={raw!r} is not true or false")
             return raw == "true"
-        if self.kind in ("positive", "whole"):
+        if self.kind in ("positive", "count"):
             try:
                 number = int(raw)
             except ValueError as exc:
@@ -340,15 +346,55 @@ class RunbookSettings:
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )
 
-    # The monthly restore drill (drill/): objectives default to the runbook's RTO and RPO.
+    # The monthly restore drill (drill/): the runbook's RTO/RPO objectives, how long a person may keep
+    # the copy, how long its teardown may take, when the daily sweep deletes a leftover copy, and when a
+    # drill is overdue. The schedule (EventBridge Scheduler) is the stack's; disabled means created DISABLED.
     drill_rto_point_in_time_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
     drill_rto_snapshot_minutes: int = setting(20, kind="positive", expected="minutes", optional=True)
     drill_rpo_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
-    drill_max_keep_minutes: int = setting(240, kind="whole", expected="minutes", optional=True)
+    drill_max_keep_minutes: int = setting(240, kind="count", expected="minutes", optional=True)
     drill_overstay_minutes: int = setting(5, kind="positive", expected="minutes", optional=True)
     drill_teardown_minutes: int = setting(30, kind="positive", expected="minutes", optional=True)
     drill_lifetime_hours: int = setting(12, kind="positive", expected="hours", optional=True)
     drill_overdue_days: int = setting(35, kind="positive", expected="days", optional=True)
+    drill_schedule: str = setting(
+        "cron(0 10 ? * TUE#1 *)", kind="text", pattern=DRILL_CRON, expected="an EventBridge Scheduler cron(...) expression", optional=True
+    )
+    drill_schedule_timezone: str = setting("UTC", kind="text", pattern=TIME_ZONE, expected="an IANA time zone like UTC", optional=True)
+    drill_schedule_enabled: bool = setting(True, kind="flag", expected="true or false", optional=True)
+
+    # Restoring call recordings from S3 versions (recordings/): the versioned buckets this tool may
+    # restore in (and write to), how a plan is cut into batches, and how many failed keys still pass.
+    # The work bucket (plans, results) is the stack's: its name reaches only the recordings functions.
+    recordings_buckets: tuple[str, ...] = setting(
+        ["irisx-prod-recordings-672e7c49", "irisx-recordings"],
+        kind="texts",
+        pattern=BUCKET_NAME,
+        expected="S3 bucket names",
+        each="an S3 bucket name",
+        optional=True,
+    )
+    recordings_work_bucket: str | None = setting(
+        None, kind="optional-text", pattern=BUCKET_NAME, expected="an S3 bucket name", derived=True
+    )
+    recordings_batch_size: int = setting(100, kind="positive", expected="entries per batch", optional=True)
+    recordings_tolerated_failures: int = setting(0, kind="count", expected="failed keys", optional=True)
+    recordings_version_retention_days: int = setting(30, kind="positive", expected="days", optional=True)
+    recordings_list_page_size: int = setting(1000, kind="positive", expected="keys per ListObjectVersions page", optional=True)
+    recordings_pages_per_invocation: int = setting(200, kind="positive", expected="pages", optional=True)
+
+    # The in-place restore's swap (inplace/): how a rename is followed (RDS renames take 10-15 minutes and
+    # read `available` once just before their reboot), and the suffix the replaced production is renamed with.
+    rename_poll_seconds: int = setting(20, kind="positive", expected="seconds", optional=True)
+    rename_poll_max_attempts: int = setting(90, kind="positive", expected="attempts", optional=True)
+    rename_stable_reads: int = setting(3, kind="positive", expected="consecutive reads", optional=True)
+    replaced_suffix_format: str = setting(
+        "-replaced-%Y%m%d-%H%M",
+        kind="text",
+        pattern=REPLACED_SUFFIX_FORMAT,
+        expected="a strftime suffix like -replaced-%Y%m%d-%H%M",
+        optional=True,
+    )
 
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 

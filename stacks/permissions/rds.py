@@ -53,11 +53,45 @@ class RdsArns:
         return self._arn("og", name)
 
 
-def deny_changes_to_source(settings: StackSettings) -> iam.PolicyStatement:
+# Tags the Lambda code writes (lambdas/restore_runbook/common/rds.py; move to contract.py at merge):
+# a drill's throwaway copy, and what an in-place swap made production or replaced.
+TAG_PURPOSE = "irisx-restore:purpose"
+PURPOSE_DRILL = "drill"
+TAG_ROLE = "irisx-restore:role"
+ROLE_PRODUCTION = "production"
+ROLE_REPLACED_PRODUCTION = "replaced-production"
+
+SOURCE_FENCED_ACTIONS = ("rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+
+
+def deny_changes_to_source(settings: StackSettings, *, allow_rename: bool = False, allow_modify: bool = False) -> iam.PolicyStatement:
     """The second fence beside the code's own checks: whatever the input says, no step may delete,
-    modify or (re)tag the production instance. Every role that can do any of these carries it."""
+    modify or (re)tag the production instance. Every role that can do any of these carries it.
+
+    The one exception, named and tested (tests/infra/test_in_place_stack.py): renaming production is
+    ModifyDBInstance on it, and the swap marks each instance's role with a tag first. So the in-place
+    swap's rename steps take `allow_rename` (ModifyDBInstance and AddTagsToResource), and the step
+    that re-applies production's settings to the new production takes `allow_modify`. Deleting
+    production and removing its tags stay denied to them as to everyone."""
+    excepted = set()
+    if allow_rename:
+        excepted |= {"rds:ModifyDBInstance", "rds:AddTagsToResource"}
+    if allow_modify:
+        excepted.add("rds:ModifyDBInstance")
     return iam.PolicyStatement(
         effect=iam.Effect.DENY,
-        actions=["rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource"],
+        actions=[a for a in SOURCE_FENCED_ACTIONS if a not in excepted],
         resources=[RdsArns.for_settings(settings).db(settings.source_instance)],
+    )
+
+
+def deny_deleting_production(settings: StackSettings) -> iam.PolicyStatement:
+    """Every role that may delete an instance carries this: after an in-place swap production runs on a
+    copy that still has the management tag, and the production it replaced lives on under another name.
+    Both are marked by the role tag, and neither may ever be deleted by this tool."""
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY,
+        actions=["rds:DeleteDBInstance"],
+        resources=[RdsArns.for_settings(settings).db()],
+        conditions={"StringEquals": {f"aws:ResourceTag/{TAG_ROLE}": [ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION]}},
     )

@@ -4,10 +4,20 @@ file here with a `RegisteredWorkflow` subclass, listed below."""
 from __future__ import annotations
 
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
+from stacks.workflows.drill import DrillWorkflow
+from stacks.workflows.in_place import InPlaceRestoreWorkflow
+from stacks.workflows.recordings import RecordingsRestoreWorkflow
 from stacks.workflows.restore import RestoreWorkflow
 from stacks.workflows.rollback import RollbackWorkflow
 from stacks.workflows.snapshot import SnapshotWorkflow
 
-WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (RestoreWorkflow, RollbackWorkflow, SnapshotWorkflow)
+WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (
+    RestoreWorkflow,
+    RollbackWorkflow,
+    SnapshotWorkflow,
+    DrillWorkflow,
+    RecordingsRestoreWorkflow,
+    InPlaceRestoreWorkflow,
+)
 
 __all__ = ["WORKFLOWS", "RegisteredWorkflow", "WorkflowContext"]

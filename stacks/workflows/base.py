@@ -57,8 +57,11 @@ class RegisteredWorkflow(Construct):
 
     def __init__(self, scope: Construct, context: WorkflowContext) -> None:
         super().__init__(scope, self.construct_id())
+        # Before the Workflow: `steps()` may need the journal, a bucket or the function defaults.
+        self.context = context
         self.settings = context.settings
         self.arns = RdsArns.for_settings(context.settings)
+        defaults = self.function_defaults(context)
         self.workflow = Workflow(
             self,
             "Workflow",
@@ -66,7 +69,7 @@ class RegisteredWorkflow(Construct):
             asl_path=context.statemachines / f"{self.NAME}.asl.json",
             manifest=context.manifest,
             steps={**journal_steps(context.journal, context.settings), **self.steps()},
-            defaults=context.functions,
+            defaults=defaults,
             extra_substitutions=self.substitutions(),
         )
         self.state_machine: sfn.StateMachine = self.workflow.state_machine
@@ -75,6 +78,11 @@ class RegisteredWorkflow(Construct):
     def steps(self) -> Mapping[str, StepPermissions]:
         """Handler module name -> what that step may do, for every step of the ASL but the journal's."""
         raise NotImplementedError(f"{type(self).__name__} must say what each of its steps may do")
+
+    def function_defaults(self, context: WorkflowContext) -> FunctionDefaults:
+        """What this workflow's functions are built with: the stack's defaults, or those plus what only
+        this workflow's functions need (a bucket only it has, say). Called before `steps()`."""
+        return context.functions
 
     def substitutions(self) -> Mapping[str, str]:
         """`${Placeholders}` of the ASL that are not functions (a bucket name, a topic)."""

@@ -14,7 +14,7 @@ from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
-from stacks.permissions.rds import RdsArns, deny_changes_to_source
+from stacks.permissions.rds import RdsArns, deny_changes_to_source, deny_deleting_production
 from stacks.settings import StackSettings
 from stacks.workflows.base import RegisteredWorkflow
 
@@ -42,7 +42,13 @@ class RollbackWorkflow(RegisteredWorkflow):
             "stop_app_hosts": hosts.step(send=(ssm_documents.APP_CONTROL,)),
             "check_app_command": hosts.step(read=True),
             "delete_restored_instance": StepPermissions(
-                statements=[describe_db, delete, *self._final_snapshot(arns, self.settings), deny_source],
+                statements=[
+                    describe_db,
+                    delete,
+                    *self._final_snapshot(arns, self.settings),
+                    deny_source,
+                    deny_deleting_production(self.settings),
+                ],
                 acknowledgements={
                     **describe_ack,
                     nag.wildcard_resource(arns.snapshot("*-final-*")): (

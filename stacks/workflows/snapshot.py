@@ -15,13 +15,23 @@ from aws_cdk import aws_iam as iam
 from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag
 from stacks.functions import StepPermissions
-from stacks.permissions.rds import deny_changes_to_source
+from stacks.permissions.rds import RdsArns, deny_changes_to_source
 from stacks.workflows.base import RegisteredWorkflow
 
 DESCRIBE_REASON = (
     "Read-only describe/list of RDS snapshots and instances in this account and region: snapshot names "
     "are generated per execution and retention lists the source's snapshots"
 )
+
+
+def read_snapshots(arns: RdsArns, actions: list[str]) -> StepPermissions:
+    """Read-only on instances and snapshots; also the in-place restore's, which waits for its final
+    snapshot with this workflow's describe step."""
+    resources = [arns.db(), arns.snapshot()]
+    return StepPermissions(
+        statements=[iam.PolicyStatement(actions=actions, resources=resources)],
+        acknowledgements={nag.wildcard_resource(arn): DESCRIBE_REASON for arn in resources},
+    )
 
 
 class SnapshotWorkflow(RegisteredWorkflow):
@@ -40,11 +50,7 @@ class SnapshotWorkflow(RegisteredWorkflow):
         }
 
     def _read(self, actions: list[str]) -> StepPermissions:
-        resources = [self.arns.db(), self.arns.snapshot()]
-        return StepPermissions(
-            statements=[iam.PolicyStatement(actions=actions, resources=resources)],
-            acknowledgements={nag.wildcard_resource(arn): DESCRIBE_REASON for arn in resources},
-        )
+        return read_snapshots(self.arns, actions)
 
     def _own_snapshots(self) -> str:
         return self.arns.snapshot(f"{self.settings.snapshot.prefix}-*")

@@ -14,7 +14,16 @@ from .conftest import REPO_ROOT, Synthesized
 
 pytestmark = pytest.mark.infra
 
-SEND_COMMAND_STEPS = {"start_cutover", "check_app_health", "revert_cutover", "stop_app_hosts", "point_hosts_back", "restart_app"}
+SEND_COMMAND_STEPS = {
+    "start_cutover",
+    "check_app_health",
+    "revert_cutover",
+    "stop_app_hosts",
+    "point_hosts_back",
+    "restart_app",
+    # the in-place restore's restart after the swap or the rename-back
+    "start_app_hosts",
+}
 
 
 def as_list(value):
@@ -112,7 +121,7 @@ def test_rollback_workflow_is_deployed_with_its_own_roles_and_only_it_and_cleanu
         for s in statements
         if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
     }
-    assert deleters <= {"cleanup_restore", "delete_restored_instance"}
+    assert deleters <= {"cleanup_restore", "delete_restored_instance", "tear_down_drill_instance", "sweep_drill_instances"}
     for role, statements in statements_by_role(synthesized).items():
         if steps.get(role) == "delete_restored_instance":
             (delete,) = [s for s in statements if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])]

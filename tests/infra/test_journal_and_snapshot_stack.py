@@ -56,11 +56,14 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
     expected = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
-        if handler_module(f["Properties"]["Handler"]) in ("record_outcome", "release_without_record", "record_abandoned_execution")
+        if handler_module(f["Properties"]["Handler"])
+        # the drill sweep says what it deleted
+        in ("record_outcome", "release_without_record", "record_abandoned_execution", "sweep_drill_instances")
     }
-    # restore's, rollback's and snapshot's end record and its fallback when the record cannot be written,
-    # and the one for executions that timed out or were aborted
-    assert publishers == expected and len(expected) == 7
+    # restore's, rollback's, snapshot's, drill's, recordings-restore's and in-place-restore's end record,
+    # the fallback of restore, rollback and snapshot when that record cannot be written, the one for
+    # executions that timed out or were aborted, and the drill sweep
+    assert publishers == expected and len(expected) == 11
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):
@@ -72,7 +75,11 @@ def test_journal_writes_are_scoped_to_the_journal_table(synthesized: Synthesized
     for role, statements in role_policies(synthesized).items():
         for statement in statements:
             if any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
-                assert statement["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}, role
+                # the table, or (for the recordings overlap check's Query on the locks) its own indexes
+                indexes = {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/*"]]}
+                assert statement["Resource"] in ({"Fn::GetAtt": [table_id, "Arn"]}, indexes), role
+                if statement["Resource"] == indexes:
+                    assert as_list(statement["Action"]) == ["dynamodb:Query"], role
 
 
 def test_snapshots_are_deleted_only_by_retention_and_cleanup_and_only_when_tagged_as_this_workflows(synthesized: Synthesized) -> None:
@@ -95,7 +102,9 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
     start = function_role(synthesized, "start_snapshot")
     # and the rollback's delete, whose DeleteDBInstance keeps a final snapshot of the copy (see below)
     delete = function_role(synthesized, "delete_restored_instance")
-    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete}
+    # and the in-place restore's final snapshot of production (tests/infra/test_in_place_stack.py)
+    final = function_role(synthesized, "start_final_snapshot")
+    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete, final}
     for statement in role_policies(synthesized)[delete]:
         if statement["Effect"] == "Allow" and "rds:CreateDBSnapshot" in as_list(statement["Action"]):
             (resource,) = as_list(statement["Resource"])
@@ -117,16 +126,30 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
 
 def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Synthesized) -> None:
     settings = synthesized.settings
+    executions = f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-"
+    sweep = function_role(synthesized, "sweep_drill_instances")
+    overlap = function_role(synthesized, "check_overlapping_restores")
+    (recordings_machine,) = [
+        m["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        for m in synthesized.of_type("AWS::StepFunctions::StateMachine").values()
+        if m["Properties"]["StateMachineName"] == "irisx-restore-recordings-restore"
+    ]
     for role in roles_allowing(synthesized, "states:DescribeExecution"):
         for statement in role_policies(synthesized)[role]:
             if "states:DescribeExecution" in as_list(statement["Action"]):
-                assert statement["Resource"] == f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
+                # the drill sweep asks only about drill executions (the one that made a copy); the
+                # recordings state machine only about its own Distributed Map children
+                expected = {sweep: f"{executions}drill:*", recordings_machine: f"{executions}recordings-restore/*"}
+                assert statement["Resource"] == expected.get(role, f"{executions}*")
     lockers = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
         for f in synthesized.of_type("AWS::Lambda::Function").values()
         if handler_module(f["Properties"]["Handler"]) == "take_lock"
     }
-    assert roles_allowing(synthesized, "states:DescribeExecution") == lockers and len(lockers) == 2  # restore's and rollback's
+    # restore's, rollback's, drill's, recordings-restore's and in-place-restore's lock, the sweep, the
+    # recordings overlap check (a lock's holder) and the recordings state machine (its children)
+    assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep, overlap, recordings_machine}
+    assert len(lockers) == 5
 
 
 def test_the_cli_finds_the_snapshot_workflow_the_journal_and_the_topic_by_outputs(synthesized: Synthesized) -> None:

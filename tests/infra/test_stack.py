@@ -45,6 +45,20 @@ def function_role(synthesized: Synthesized, step: str) -> str:
     raise AssertionError(f"no function for step {step}")
 
 
+# The in-place swap's steps that rename (and so ModifyDBInstance and tag) production.
+RENAME_STEPS = ("rename_production_away", "rename_copy_to_production", "rename_back")
+
+
+def function_roles(synthesized: Synthesized, step: str) -> set[str]:
+    """Logical ids of the roles of every function running handler module `step` (restore's own steps
+    run in each workflow that reuses them, one function per workflow)."""
+    return {
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in synthesized.of_type("AWS::Lambda::Function").values()
+        if handler_module(f["Properties"]["Handler"]) == step
+    }
+
+
 def roles_allowing(synthesized: Synthesized, action: str) -> set[str]:
     return {
         role
@@ -135,6 +149,10 @@ def test_functions_share_runtime_tracing_and_json_logging(synthesized: Synthesiz
             "POWERTOOLS_SERVICE_NAME": f"irisx-restore-{workflow}",
             "POWERTOOLS_METRICS_NAMESPACE": "irisx-restore",
         }
+        if workflow == "recordings-restore":
+            # the stack's work bucket, told to the recordings functions only
+            (bucket_id,) = [k for k in synthesized.of_type("AWS::S3::Bucket") if k.startswith("RecordingsRestoreWorkBucket")]
+            expected_env["RECORDINGS_WORK_BUCKET"] = {"Ref": bucket_id}
         assert props["Runtime"] == "python3.12"
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -149,9 +167,11 @@ def test_every_function_has_its_own_role_and_its_own_log_group_with_retention(sy
     log_groups = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions]
     assert len(set(roles)) == len(roles) == len(functions)
     assert len(set(log_groups)) == len(log_groups)
-    # functions' roles plus one per state machine, nothing shared
+    # functions' roles plus one per state machine and one per schedule, nothing shared
     machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
-    assert len(synthesized.of_type("AWS::IAM::Role")) == len(functions) + len(machines)
+    schedules = synthesized.of_type("AWS::Scheduler::Schedule")
+    assert len({s["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0] for s in schedules.values()}) == len(schedules)
+    assert len(synthesized.of_type("AWS::IAM::Role")) == len(functions) + len(machines) + len(schedules)
     for log_group in synthesized.of_type("AWS::Logs::LogGroup").values():
         assert log_group["Properties"]["RetentionInDays"] > 0
 
@@ -212,30 +232,43 @@ def test_no_statement_allows_every_action_of_a_service(synthesized: Synthesized)
 
 def test_delete_is_allowed_only_to_cleanup_and_only_on_tagged_instances(synthesized: Synthesized) -> None:
     settings = synthesized.settings
-    cleanup = function_role(synthesized, "cleanup_restore")
+    # restore's cleanup, in restore and in the in-place restore (the copy, when a failure precedes the swap)
+    cleanups = function_roles(synthesized, "cleanup_restore")
+    assert len(cleanups) == 2
     # The rollback workflow's delete step (runbook Rollback Procedure step 2) is the only other deleter.
     rollback_delete = function_role(synthesized, "delete_restored_instance")
-    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {cleanup, rollback_delete}
-    for role in (cleanup, rollback_delete):
+    # The drill's teardown and its daily sweep delete drill copies only (tests/infra/test_drill_stack.py).
+    drill_deleters = {function_role(synthesized, "tear_down_drill_instance"), function_role(synthesized, "sweep_drill_instances")}
+    assert roles_allowing(synthesized, "rds:DeleteDBInstance") == {*cleanups, rollback_delete, *drill_deleters}
+    managed = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
+    for role in (*cleanups, rollback_delete, *drill_deleters):
         (delete,) = [
             s for s in role_policies(synthesized)[role] if s["Effect"] == "Allow" and "rds:DeleteDBInstance" in as_list(s["Action"])
         ]
-        assert delete["Condition"] == {"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}}
+        expected = managed if role in (*cleanups, rollback_delete) else {**managed, "aws:ResourceTag/irisx-restore:purpose": "drill"}
+        assert delete["Condition"] == {"StringEquals": expected}
 
 
 def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     settings = synthesized.settings
-    start = function_role(synthesized, "start_restore")
+    # restore's start step, in restore and in every workflow that reuses it (drill, in-place-restore)
+    starts = function_roles(synthesized, "start_restore")
+    assert len(starts) == 3
     for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"):
-        assert roles_allowing(synthesized, action) == {start}, action
+        assert roles_allowing(synthesized, action) == starts, action
     # tagging at creation: the restore's start step, the snapshot workflow's (its own snapshots), and the
     # rollback's delete (the copy's tags copied to its final snapshot)
+    # the in-place restore's final snapshot of production (tagged at creation too), and the swap's renames,
+    # which tag what exists (only the swap's own keys; see test_no_role_may_tag_any_instance_but_the_restores_new_one)
+    renames = {function_role(synthesized, s) for s in RENAME_STEPS}
     assert roles_allowing(synthesized, "rds:AddTagsToResource") == {
-        start,
+        *starts,
         function_role(synthesized, "start_snapshot"),
         function_role(synthesized, "delete_restored_instance"),
+        function_role(synthesized, "start_final_snapshot"),
+        *renames,
     }
-    for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
+    for role in roles_allowing(synthesized, "rds:AddTagsToResource") - renames:
         for statement in role_policies(synthesized)[role]:
             actions = as_list(statement["Action"])
             if statement["Effect"] == "Allow" and any(a.startswith("rds:Restore") or a == "rds:AddTagsToResource" for a in actions):
@@ -258,23 +291,50 @@ def test_every_role_that_can_tag_or_delete_in_rds_is_denied_changing_or_tagging_
     roles = set().union(*(roles_allowing(synthesized, action) for action in risky))
     snapshot_roles = {function_role(synthesized, s) for s in ("start_snapshot", "apply_retention", "cleanup_snapshot")}
     assert snapshot_roles <= roles
+    # The one named exception: the in-place swap's renames (ModifyDBInstance, and the role tags written
+    # first) on production; deleting it and removing its tags stay denied (tests/infra/test_in_place_stack.py).
+    renames = {function_role(synthesized, s) for s in RENAME_STEPS}
+    assert renames <= roles
     for role in roles:
         denies = [s for s in role_policies(synthesized)[role] if s["Effect"] == "Deny" and as_list(s["Resource"]) == [source]]
-        assert any(fenced <= set(as_list(s["Action"])) and "Condition" not in s for s in denies), role
+        expected = fenced - {"rds:ModifyDBInstance", "rds:AddTagsToResource"} if role in renames else fenced
+        assert any(expected <= set(as_list(s["Action"])) and "Condition" not in s for s in denies), role
 
 
 def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synthesized) -> None:
     # The restore's start may tag db ARNs only with the management tag in the request (tag-on-create);
     # the snapshot workflow and the rollback's delete may tag snapshots only, never an instance.
     settings = synthesized.settings
-    start = function_role(synthesized, "start_restore")
+    starts = function_roles(synthesized, "start_restore")
+    # and the in-place swap's renames, which mark each instance's role before renaming it: the swap's
+    # tag keys only (a Deny of any other key), on production by name, managed copies and the replaced production
+    renames = {function_role(synthesized, s) for s in RENAME_STEPS}
     db_prefix = f"arn:aws:rds:{settings.region}:{settings.account}:db:"
     for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
         for statement in role_policies(synthesized)[role]:
             if statement["Effect"] != "Allow" or "rds:AddTagsToResource" not in as_list(statement["Action"]):
                 continue
             resources = as_list(statement["Resource"])
-            if role == start:
+            if role in renames:
+                assert resources in ([f"{db_prefix}{settings.source_instance}"], [f"{db_prefix}*"]), resources
+                if resources == [f"{db_prefix}*"]:
+                    ((key, value),) = statement["Condition"]["StringEquals"].items()
+                    assert (key, value) in (
+                        (f"aws:ResourceTag/{settings.management_tag_key}", settings.management_tag_value),
+                        ("aws:ResourceTag/irisx-restore:role", "replaced-production"),
+                    )
+                assert any(
+                    s["Effect"] == "Deny"
+                    and as_list(s["Action"]) == ["rds:AddTagsToResource"]
+                    and s["Condition"]
+                    == {
+                        "ForAnyValue:StringNotEquals": {
+                            "aws:TagKeys": ["irisx-restore:role", "irisx-restore:swapped-by", "irisx-restore:swapped-at"]
+                        }
+                    }
+                    for s in role_policies(synthesized)[role]
+                ), role
+            elif role in starts:
                 assert resources == [f"{db_prefix}*"], resources
             else:
                 assert all(":snapshot:" in r for r in resources), (role, resources)
@@ -289,13 +349,14 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
 
 
 def test_only_the_steps_that_read_a_database_read_its_secret(synthesized: Synthesized) -> None:
-    readers = {function_role(synthesized, step) for step in DATABASE_READERS}
+    validates = function_roles(synthesized, "validate_restore")
+    assert len(validates) == 3  # restore's, the drill's and the in-place restore's
+    readers = validates | function_roles(synthesized, "warm_restored_copy")
     assert roles_allowing(synthesized, "secretsmanager:GetSecretValue") == readers
     secret = synthesized.settings.db_secret_arn
-    for reader in readers:
-        for statement in role_policies(synthesized)[reader]:
-            if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
-                assert as_list(statement["Resource"]) == [secret, f"{secret}-??????"]
+    for statement in (s for role in readers for s in role_policies(synthesized)[role]):
+        if "secretsmanager:GetSecretValue" in as_list(statement["Action"]):
+            assert as_list(statement["Resource"]) == [secret, f"{secret}-??????"]
 
 
 # -- cdk-nag and cfn-lint ---------------------------------------------------------------------------------
@@ -327,11 +388,19 @@ def test_every_nag_acknowledgement_gives_a_reason(synthesized: Synthesized) -> N
     assert acknowledgements, "expected the X-Ray and describe wildcards to be acknowledged"
     for (path, rule), reason in acknowledgements.items():
         assert len(reason.strip()) >= 20, (path, rule, reason)
-    # nothing but IAM5 wildcards and the pinned runtime is acknowledged
+    # nothing but IAM5 wildcards, the pinned runtime, and the drill schedules' dead-letter queue
+    # (a DLQ of Scheduler targets, which SQS3 cannot see) is acknowledged
     assert {re.sub(r"\[.*", "", rule) for _, rule in acknowledgements} <= {
         "Annotation::AwsSolutions-IAM5",
         "Annotation::AwsSolutions-L1",
+        "Annotation::AwsSolutions-SQS3",
+        "Annotation::AwsSolutions-S1",
     }
+    sqs3 = [path for path, rule in acknowledgements if rule.endswith("AwsSolutions-SQS3")]
+    assert sqs3 == ["irisx-restore-runbook/Drill/ScheduleDeadLetters"], sqs3
+    # the recordings work bucket keeps no access logs (the journal and execution history are its trail)
+    s1 = [path for path, rule in acknowledgements if rule.endswith("AwsSolutions-S1")]
+    assert s1 == ["irisx-restore-runbook/RecordingsRestore/WorkBucket"], s1
 
 
 # W3005 "dependency already enforced by a GetAtt": the Lambda and Step Functions L2 constructs add an

@@ -31,7 +31,14 @@ def test_each_workflow_has_its_state_machine_and_the_output_the_cli_reads(synthe
     outputs = synthesized.template.to_json()["Outputs"]
     machines = {m["Properties"]["StateMachineName"]: k for k, m in synthesized.of_type("AWS::StepFunctions::StateMachine").items()}
     # restorectl/start.py finds the state machines by these output names
-    assert {w.output_id() for w in WORKFLOWS} == {"RestoreStateMachineArn", "RollbackStateMachineArn", "SnapshotStateMachineArn"}
+    assert {w.output_id() for w in WORKFLOWS} == {
+        "RestoreStateMachineArn",
+        "RollbackStateMachineArn",
+        "SnapshotStateMachineArn",
+        "DrillStateMachineArn",
+        "RecordingsRestoreStateMachineArn",
+        "InPlaceRestoreStateMachineArn",
+    }
     for workflow in WORKFLOWS:
         assert outputs[workflow.output_id()]["Value"] == {"Ref": machines[f"irisx-restore-{workflow.NAME}"]}
 

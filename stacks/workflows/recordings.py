@@ -1,0 +1,198 @@
+"""The `recordings-restore` workflow (runbook "S3 Recordings Backup"): its work bucket, and what each
+of its steps may do in the configured recordings buckets and nowhere else.
+
+Never a permanent delete by accident: only the undelete step's role may DeleteObjectVersion (it
+removes delete markers, and its code refuses a version that is a recording); the copy/hide step may
+add a version or a delete marker, which keeps every older version. The plan and the per-batch
+results live in a bucket of the stack's own, whose name only these functions are told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks import nag
+from stacks.functions import FunctionDefaults, StepPermissions
+from stacks.permissions.journal import executions_arn
+from stacks.permissions.rds import partition_of
+from stacks.permissions.s3 import bucket_arn, objects_arn
+from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
+
+# `recordings_work_bucket` in lambdas/restore_runbook/settings.py: derived (the stack's bucket), so its
+# variable is written for these functions only.
+ENV_WORK_BUCKET = "RECORDINGS_WORK_BUCKET"
+PLANS, RESULTS = "plans/*", "results/*"
+# Plans and results are evidence of what a restore did; three months covers any incident review.
+WORK_RETENTION = Duration.days(90)
+
+OBJECTS_REASON = (
+    "Object keys of the configured recordings buckets are chosen per execution (a key, a prefix); the statement names those buckets only"
+)
+WORK_REASON = "The work bucket's objects are named per execution under plans/ and results/; this stack's own bucket only"
+
+
+class RecordingsRestoreWorkflow(RegisteredWorkflow):
+    """`statemachines/recordings-restore.asl.json`, its work bucket, and what each of its steps may do."""
+
+    NAME = "recordings-restore"
+
+    def __init__(self, scope: Construct, context: WorkflowContext) -> None:
+        super().__init__(scope, context)
+        self._grant_distributed_map()
+
+    def function_defaults(self, context: WorkflowContext) -> FunctionDefaults:
+        self.work_bucket = self._build_work_bucket()
+        defaults = context.functions
+        return replace(defaults, environment={**defaults.environment, ENV_WORK_BUCKET: self.work_bucket.bucket_name})
+
+    def steps(self) -> Mapping[str, StepPermissions]:
+        journal = self.context.journal
+        executions = executions_arn(self.settings)
+        return {
+            "check_recordings_input": self._recordings(["s3:GetBucketVersioning"], read=True),
+            # The journal's locks on the same bucket (its index), and whether each holder still runs.
+            "check_overlapping_restores": StepPermissions(
+                statements=[
+                    iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{journal.table.table_arn}/index/*"]),
+                    iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]),
+                ],
+                acknowledgements={
+                    nag.wildcard_resource(f"<{self._logical_id(journal.table)}.Arn>/index/*"): (
+                        "Query on the journal table's own indexes (the locks index): this stack's table only"
+                    ),
+                    nag.wildcard_resource(executions): (
+                        "A lock names its holder execution only at run time; DescribeExecution is limited to "
+                        "executions of this stack's state machines (name prefix)"
+                    ),
+                },
+            ),
+            "plan_recordings_page": self._recordings(["s3:ListBucketVersions"], read=True, work_write=(PLANS,)),
+            "write_recordings_plan": self._work(read=(PLANS,), write=(PLANS,)),
+            "apply_recordings_batch": self._recordings(
+                [],
+                read=True,
+                objects=[
+                    "s3:GetObjectTagging",
+                    "s3:GetObjectVersionTagging",
+                    # A copy of a version (CopyObject, or the multipart copy over 5 GB) is a new current version;
+                    # TaggingDirective COPY writes the tags on it.
+                    "s3:PutObject",
+                    "s3:PutObjectTagging",
+                    "s3:AbortMultipartUpload",
+                    # Hiding a key created after the time: DeleteObject WITHOUT a version id adds a delete
+                    # marker in a versioned bucket and removes nothing (the input check requires versioning).
+                    "s3:DeleteObject",
+                ],
+                work_write=(RESULTS,),
+            ),
+            # The one role that may DeleteObjectVersion: undelete removes delete markers, nothing else.
+            "undelete_recordings_batch": self._recordings([], read=True, objects=["s3:DeleteObjectVersion"], work_write=(RESULTS,)),
+            "aggregate_recordings_results": self._work(read=(PLANS, RESULTS), write=(RESULTS,)),
+            # Counts the plan's entries for its message.
+            "explain_recordings_failure": self._work(read=(PLANS,), write=()),
+        }
+
+    # -- the work bucket ---------------------------------------------------------------------------
+
+    def _build_work_bucket(self) -> s3.Bucket:
+        bucket = s3.Bucket(
+            self,
+            "WorkBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            # Every key is written once per execution (plans/<execution>/, results/<execution>/): nothing to roll back.
+            versioned=False,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-plans", prefix="plans/", expiration=WORK_RETENTION),
+                s3.LifecycleRule(id="expire-results", prefix="results/", expiration=WORK_RETENTION),
+                s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        nag.acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Only this stack's recordings functions and the state machine's ItemReader read or write it; every "
+            "execution that does is in the journal and the Step Functions history, which is the audit trail",
+        )
+        return bucket
+
+    def _work(self, *, read: tuple[str, ...], write: tuple[str, ...]) -> StepPermissions:
+        statements = [
+            # A missing part or result reads as NoSuchKey (reported), not AccessDenied, only with ListBucket.
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.work_bucket.bucket_arn]),
+        ]
+        if read:
+            statements.append(iam.PolicyStatement(actions=["s3:GetObject"], resources=[self._work_objects(p) for p in read]))
+        if write:
+            statements.append(iam.PolicyStatement(actions=["s3:PutObject"], resources=[self._work_objects(p) for p in write]))
+        acks = {nag.wildcard_resource(self._work_objects_id(p)): WORK_REASON for p in {*read, *write}}
+        return StepPermissions(statements=statements, acknowledgements=acks)
+
+    def _work_objects(self, pattern: str) -> str:
+        return self.work_bucket.arn_for_objects(pattern)
+
+    def _work_objects_id(self, pattern: str) -> str:
+        return f"<{self._logical_id(self.work_bucket)}.Arn>/{pattern}"
+
+    # -- the recordings buckets --------------------------------------------------------------------
+
+    def _recordings(
+        self, bucket_actions: list[str], *, read: bool, objects: list[str] | None = None, work_write: tuple[str, ...] = ()
+    ) -> StepPermissions:
+        """Statements on the configured recordings buckets only (a target bucket must be one of them too)."""
+        buckets = self.settings.recordings_buckets
+        listing = ["s3:ListBucket", *bucket_actions] if read else bucket_actions
+        object_actions = [*(["s3:GetObject", "s3:GetObjectVersion"] if read else []), *(objects or [])]
+        statements = []
+        if listing:
+            # ListBucket: HeadObject of a key that does not exist answers 404 (reported), not 403.
+            statements.append(iam.PolicyStatement(actions=listing, resources=[bucket_arn(self.settings, b) for b in buckets]))
+        if object_actions:
+            statements.append(iam.PolicyStatement(actions=object_actions, resources=[objects_arn(self.settings, b) for b in buckets]))
+        acks = {nag.wildcard_resource(objects_arn(self.settings, b)): OBJECTS_REASON for b in buckets} if object_actions else {}
+        permissions = StepPermissions(statements=statements, acknowledgements=acks)
+        if work_write:
+            work = self._work(read=(), write=work_write)
+            permissions = StepPermissions(
+                statements=[*permissions.statements, *work.statements],
+                acknowledgements={**permissions.acknowledgements, **work.acknowledgements},
+            )
+        return permissions
+
+    # -- the Distributed Map -----------------------------------------------------------------------
+
+    def _grant_distributed_map(self) -> None:
+        """What CDK's DistributedMap would add, by hand (the definition is the ASL file): the state machine
+        starts its own child executions, watches and stops them, and reads the plan through the ItemReader."""
+        s = self.settings
+        arn = f"arn:{partition_of(s.region)}:states:{s.region}:{s.account}"
+        # Its own ARN written out: referring to the state machine from its own role's policy is a cycle.
+        own = f"{arn}:stateMachine:{s.name_prefix}-{self.NAME}"
+        children = f"{arn}:execution:{s.name_prefix}-{self.NAME}/*"
+        role = self.state_machine.role
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[own]))
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:StopExecution"], resources=[children])
+        )
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[self._work_objects(PLANS)]))
+        nag.acknowledge(
+            self.state_machine,
+            nag.wildcard_resource(children),
+            "The Distributed Map's child executions are named by Step Functions (<state machine>/<map run>:<id>); "
+            "this state machine's own children only",
+        )
+        nag.acknowledge(
+            self.state_machine, nag.wildcard_resource(self._work_objects_id(PLANS)), f"The ItemReader reads the plan: {WORK_REASON}"
+        )
+
+    def _logical_id(self, construct: Construct) -> str:
+        return Stack.of(self).get_logical_id(construct.node.default_child)  # type: ignore[arg-type]
