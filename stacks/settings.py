@@ -31,6 +31,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # The snapshot workflow's reasons (lambdas/restore_runbook/snapshot/snapshots.py REASONS).
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
 TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
+# A hyphen, then letters, digits, hyphens and strftime fields (%Y %m %d %H %M %S); the Lambda side checks the result.
+REPLACED_SUFFIX_FORMAT = re.compile(r"^-(?:[A-Za-z0-9-]|%[YmdHMS]){1,40}$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ class StackSettings:
     snapshot_prefix: str
     snapshot_keep_last: Mapping[str, int]
     snapshot_poll_max_attempts: int
+    # ---- in-place restore (the rename swap): following renames, naming the replaced production.
+    rename_poll_seconds: int
+    rename_poll_max_attempts: int
+    rename_stable_reads: int
+    replaced_suffix_format: str
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
@@ -115,6 +122,13 @@ class StackSettings:
             snapshot_prefix=reader.text("snapshot_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
             snapshot_keep_last=reader.counts("snapshot_keep_last", SNAPSHOT_REASONS),
             snapshot_poll_max_attempts=reader.positive("snapshot_poll_max_attempts"),
+            # ---- in-place restore (the rename swap)
+            rename_poll_seconds=reader.positive("rename_poll_seconds"),
+            rename_poll_max_attempts=reader.positive("rename_poll_max_attempts"),
+            rename_stable_reads=reader.positive("rename_stable_reads"),
+            replaced_suffix_format=reader.text(
+                "replaced_suffix_format", REPLACED_SUFFIX_FORMAT, "a strftime suffix like -replaced-%Y%m%d-%H%M"
+            ),
         )
         settings._check_relations()
         return settings
@@ -183,6 +197,11 @@ class StackSettings:
             "SNAPSHOT_PREFIX": self.snapshot_prefix,
             "SNAPSHOT_KEEP_LAST": json.dumps(dict(self.snapshot_keep_last)),
             "SNAPSHOT_POLL_MAX_ATTEMPTS": str(self.snapshot_poll_max_attempts),
+            # ---- in-place restore (the rename swap)
+            "RENAME_POLL_SECONDS": str(self.rename_poll_seconds),
+            "RENAME_POLL_MAX_ATTEMPTS": str(self.rename_poll_max_attempts),
+            "RENAME_STABLE_READS": str(self.rename_stable_reads),
+            "REPLACED_SUFFIX_FORMAT": self.replaced_suffix_format,
         }
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 from restore_runbook.common.errors import InvalidInput
@@ -18,6 +19,7 @@ from restore_runbook.common.errors import InvalidInput
 SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
+REPLACED_SUFFIX = re.compile(r"^-(?!.*--)[A-Za-z0-9-]{1,30}(?<!-)$")
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class RunbookSettings:
     command_poll_max_attempts: int = 24
     health_check_attempts: int = 6
     health_check_interval_seconds: int = 10
+    # ---- in-place restore (the rename swap): how renames are followed, how the replaced production is named.
+    rename_poll_seconds: int = 20
+    rename_poll_max_attempts: int = 90  # 30 minutes at 20 s: RDS renames take 10-15 minutes
+    rename_stable_reads: int = 3  # consecutive `available` reads under the new name (a single one precedes the reboot)
+    replaced_suffix_format: str = "-replaced-%Y%m%d-%H%M"  # strftime, appended to the production name
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -73,6 +80,7 @@ class RunbookSettings:
                 raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
         if not self.app_host_tag_key or not self.app_host_tag_value:
             raise InvalidInput("settings APP_HOST_TAG_KEY and APP_HOST_TAG_VALUE must name the tag that marks the API hosts")
+        self._check_in_place_settings()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
@@ -126,7 +134,24 @@ class RunbookSettings:
             command_poll_max_attempts=integer("COMMAND_POLL_MAX_ATTEMPTS", 24),
             health_check_attempts=integer("HEALTH_CHECK_ATTEMPTS", 6),
             health_check_interval_seconds=integer("HEALTH_CHECK_INTERVAL_SECONDS", 10),
+            # ---- in-place restore (the rename swap)
+            rename_poll_seconds=integer("RENAME_POLL_SECONDS", 20),
+            rename_poll_max_attempts=integer("RENAME_POLL_MAX_ATTEMPTS", 90),
+            rename_stable_reads=integer("RENAME_STABLE_READS", 3),
+            replaced_suffix_format=env.get("REPLACED_SUFFIX_FORMAT", "-replaced-%Y%m%d-%H%M"),
         )
+
+    # ---- in-place restore (the rename swap)
+    def _check_in_place_settings(self) -> None:
+        for name in ("rename_poll_seconds", "rename_poll_max_attempts", "rename_stable_reads"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
+        example = datetime(2025, 11, 2, 3, 7, 0).strftime(self.replaced_suffix_format)
+        if not REPLACED_SUFFIX.match(example) or example == datetime(2025, 11, 3, 4, 8, 0).strftime(self.replaced_suffix_format):
+            raise InvalidInput(
+                f"setting REPLACED_SUFFIX_FORMAT={self.replaced_suffix_format!r} must give a suffix of letters, digits and single "
+                "hyphens that starts with '-' and changes with the time (e.g. -replaced-%Y%m%d-%H%M)"
+            )
 
 
 @lru_cache(maxsize=1)

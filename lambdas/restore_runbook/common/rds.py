@@ -47,6 +47,11 @@ TAG_WORKFLOW = "irisx-restore:workflow"
 TAG_EXECUTION = "irisx-restore:execution"
 TAG_SOURCE = "irisx-restore:source"
 TAG_RESTORE_POINT = "irisx-restore:restore-point"
+# What an instance is to the tool once a swap made it production, or replaced it: never a deletable copy.
+TAG_ROLE = "irisx-restore:role"
+ROLE_PRODUCTION = "production"
+ROLE_REPLACED_PRODUCTION = "replaced-production"
+PROTECTED_ROLES = frozenset({ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION})
 
 
 @dataclass(frozen=True)
@@ -232,6 +237,11 @@ def delete_managed_instance(
     if instance is None:
         return f"{identifier} does not exist; nothing to delete"
     tags = tags_of(instance)
+    if tags.get(TAG_ROLE) in PROTECTED_ROLES:
+        # A copy an in-place swap made production, or the production it replaced, keeps the management tag it was born with.
+        raise UnsafeOperation(
+            f"refusing to delete {identifier!r}: it is marked {TAG_ROLE}={tags[TAG_ROLE]}, so it serves or served production"
+        )
     if tags.get(tag_key) != tag_value:
         raise UnsafeOperation(
             f"refusing to delete {identifier!r}: it does not carry the tag {tag_key}={tag_value}, so this tool did not create it"
