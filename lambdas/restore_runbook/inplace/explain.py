@@ -15,7 +15,7 @@ from restore_runbook.inplace import rename_back
 from restore_runbook.settings import RunbookSettings
 
 
-def app_state(*records: dict[str, Any] | None) -> str:
+def app_state(*records: dict[str, Any] | None, last_failure: dict[str, Any] | None = None) -> str:
     """The last health verdict per host from the records given (the latest first), in words."""
     for record in records:
         health = (record or {}).get("health") or {}
@@ -28,6 +28,10 @@ def app_state(*records: dict[str, Any] | None) -> str:
         results = (record or {}).get("results") or {}
         if results:
             return "; ".join(f"{host}: start command {r.get('status')}" for host, r in sorted(results.items())) + "; health not confirmed"
+    if last_failure:
+        # The start or its check failed before it could write a record; its error names every host.
+        error, cause = failures.explain(last_failure)
+        return f"the last start attempt failed ({error}: {cause}); start the app with pm2 on every host where it is not running"
     return "unknown: no start or health record (the app may still be STOPPED: start it with pm2 on every API host)"
 
 
@@ -50,6 +54,7 @@ def rename_back_failed(
     records: list[dict[str, Any] | None],
     execution_id: str,
     settings: RunbookSettings,
+    restart_failure: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     error, cause = failures.explain(failure)
     back_error, back_cause = failures.explain(rollback_failure)
@@ -57,7 +62,7 @@ def rename_back_failed(
         where = rename_back.where_instances_stand(plan, execution_id, settings)
     except Exception as exc:  # noqa: BLE001 - the explanation must still be written; it says it could not look
         where = f"could not look at the instances ({type(exc).__name__}: {exc}); check both by hand"
-    hosts = app_state(*records)
+    hosts = app_state(*records, last_failure=restart_failure or rollback_failure)
     left = f"{where}; the app on each host: {hosts}; final snapshot {plan.get('final_snapshot')} kept"
     return {
         "error": "RollbackFailed",

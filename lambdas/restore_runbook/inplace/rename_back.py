@@ -30,7 +30,8 @@ def where_instances_stand(plan: dict[str, Any], execution_id: str, settings: Run
     holder_text = "nobody" if holder is None else rename.describe_instance(holder)
     return (
         f"the original production (resource id {plan['production_resource_id']}) is {rename.describe_instance(original)}; "
-        f"the restored copy is {rename.describe_instance(copy)}; the name {plan['production_instance']} is held by {holder_text}"
+        f"the restored copy (created as {plan['temporary_instance']}) is {rename.describe_instance(copy)}; "
+        f"the name {plan['production_instance']} is held by {holder_text}"
     )
 
 
@@ -44,7 +45,7 @@ def rename_back(plan: dict[str, Any], progress: dict[str, Any] | None, execution
     if original is None:
         raise RollbackFailed(f"the original production (resource id {plan['production_resource_id']}) no longer exists")
 
-    def pending(note: str) -> dict[str, Any]:
+    def pending(note: str, stable: int = 0) -> dict[str, Any]:
         if attempts >= 2 * settings.rename_poll_max_attempts:
             raise RollbackFailed(
                 f"renaming back did not finish after {attempts} checks; {where_instances_stand(plan, execution_id, settings)}"
@@ -52,20 +53,27 @@ def rename_back(plan: dict[str, Any], progress: dict[str, Any] | None, execution
         return {
             **progress,
             "attempts": attempts,
-            "stable_reads": 0,
+            "stable_reads": stable,
             "actions": actions,
             "state": "pending",
             "note": note,
             "next_wait_seconds": settings.rename_poll_seconds,
         }
 
+    for instance in (original, copy):
+        if instance is not None and not _settled(instance):
+            if instance.get("DBInstanceStatus") in rds.TERMINAL_FAILURE_STATUSES:
+                raise RollbackFailed(
+                    f"{rename.describe_instance(instance)} went into a status it does not leave by itself; "
+                    f"{where_instances_stand(plan, execution_id, settings)}"
+                )
+            return pending(f"waiting for {rename.describe_instance(instance)} to settle")
+    # One `available` read can precede a rename's reboot: act (and finish) only on several in a row.
+    stable = int(progress.get("stable_reads", 0)) + 1
+    if stable < settings.rename_stable_reads:
+        return pending("checking that both instances have settled", stable)
+
     try:
-        for instance in (original, copy):
-            if instance is not None and not _settled(instance):
-                status = instance.get("DBInstanceStatus")
-                if status in rds.TERMINAL_FAILURE_STATUSES:
-                    raise RollbackFailed(f"{rename.describe_instance(instance)} went into a status it does not leave by itself")
-                return pending(f"waiting for {rename.describe_instance(instance)} to settle")
         if copy is not None and copy["DBInstanceIdentifier"] == production:
             rename.tag(copy, {rds.TAG_ROLE: ROLE_FAILED_COPY})
             rename.rename(copy, temporary, why="the restored copy out of production's name")
@@ -74,18 +82,13 @@ def rename_back(plan: dict[str, Any], progress: dict[str, Any] | None, execution
         if original["DBInstanceIdentifier"] != production:
             holder = rds.find_instance(production)
             if holder is not None:
-                raise RollbackFailed(
-                    f"the name {production} is held by {rename.describe_instance(holder)}, which is not this execution's copy"
-                )
+                raise RollbackFailed(f"the name {production} is held by {rename.describe_instance(holder)}, not by this execution's copy")
             rename.rename(original, production, why="the original production back to its name")
             actions.append(f"renamed the original production {original['DBInstanceIdentifier']} -> {production}")
             return pending("the original is being renamed back")
     except RenameFailed as exc:
         raise RollbackFailed(f"{exc}; {where_instances_stand(plan, execution_id, settings)}") from exc
 
-    stable = int(progress.get("stable_reads", 0)) + 1
-    if stable < settings.rename_stable_reads:
-        return {**pending("checking that the original has settled under its name"), "stable_reads": stable}
     # Production again: the marker says so, and the copy is no longer production.
     rename.tag(original, {rds.TAG_ROLE: rds.ROLE_PRODUCTION})
     if copy is not None and rds.tags_of(copy).get(rds.TAG_ROLE) != ROLE_FAILED_COPY:

@@ -18,6 +18,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         [event.get("restart"), event.get("rename_back")],
         event["context"]["execution_id"],
         settings(),
+        event.get("restart_failure"),
     )
     logger.error("renaming back failed", extra=outcome)
     return outcome
