@@ -46,6 +46,34 @@ def calls_rows_behind(world: Any, identifier: str) -> int:
         conn.close()
 
 
+def watch_production() -> None:
+    """Monitoring as production has it: a CPU alarm on its name, and an event subscription listing it."""
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName=f"{SOURCE}-cpu-high",
+        Namespace="AWS/RDS",
+        MetricName="CPUUtilization",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": SOURCE}],
+        Statistic="Average",
+        Period=300,
+        EvaluationPeriods=2,
+        Threshold=80.0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=["arn:aws:sns:us-east-1:123456789012:irisx-oncall"],
+    )
+    boto3.client("rds").create_event_subscription(
+        SubscriptionName="irisx-prod-events",
+        SnsTopicArn="arn:aws:sns:us-east-1:123456789012:irisx-oncall",
+        SourceType="db-instance",
+        SourceIds=[SOURCE],
+    )
+
+
+def monitoring_now() -> tuple[list[tuple[str, Any]], list[list[str]]]:
+    alarms = [(a["AlarmName"], a["Dimensions"]) for a in boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]]
+    subscriptions = [s["SourceIdsList"] for s in boto3.client("rds").describe_event_subscriptions()["EventSubscriptionsList"]]
+    return sorted(alarms, key=str), subscriptions
+
+
 def app_on_production(result: Any) -> list[tuple[str, str]]:
     return [(h["db_host"], h["health"]) for h in result.world["app_hosts"]]
 
@@ -128,6 +156,9 @@ def test_production_settings_a_restore_cannot_set_are_copied_onto_the_new_produc
         PreferredMaintenanceWindow="sun:05:00-sun:06:00",
         CACertificateIdentifier="rds-ca-rsa2048-g1",
     )
+    # and production's alarm and event subscription, by its name
+    watch_production()
+    monitoring_before = monitoring_now()
 
     result = world.run("in-place-restore", {**CONFIRMED, "mode": "snapshot"})
 
@@ -137,6 +168,9 @@ def test_production_settings_a_restore_cannot_set_are_copied_onto_the_new_produc
     assert (new["MonitoringInterval"], new["PreferredMaintenanceWindow"]) == (30, "sun:05:00-sun:06:00")
     assert new["CACertificateIdentifier"] == "rds-ca-rsa2048-g1"
     assert result.output["settings_applied"]["MonitoringRoleArn"] == "arn:aws:iam::123456789012:role/rds-monitoring"
+    # And monitoring followed the name: the same alarm and subscription, now watching the restored instance, and listed
+    assert monitoring_now() == monitoring_before
+    assert result.output["monitoring"]["followed_name"] == {"alarms": [f"{SOURCE}-cpu-high"], "subscriptions": ["irisx-prod-events"]}
 
 
 # ---------------------------------------------------------------------------------------- one world, many runs
@@ -278,6 +312,19 @@ class TestFromTheStopOn:
         record = journal_record(run)
         assert (record["outcome"], record["error"]) == ("FAILED", "InjectedFault")
         assert run.created[0] in record["left_behind"]
+
+    def test_a_failure_after_the_monitoring_carry_over_carries_it_back_and_leaves_monitoring_as_it_was(self, shared_world, monkeypatch):
+        world = shared_world
+        if not boto3.client("cloudwatch").describe_alarms()["MetricAlarms"]:
+            watch_production()
+        before = monitoring_now()
+
+        run = run_in(world, monkeypatch, CONFIRMED, ["CheckHealth=InjectedFault"])
+
+        states = run.result.states()
+        assert states.index("CarryMonitoringOver") < states.index("CheckHealth") < states.index("CarryMonitoringBack")
+        assert (run.result.status, run.result.error) == ("FAILED", "InjectedFault")
+        assert monitoring_now() == before
 
     @pytest.mark.parametrize("state", ["RenameProductionAway", "RenameCopyToProduction"])
     def test_a_rename_whose_answer_was_lost_is_finished_and_undone_by_the_rename_back(self, shared_world, monkeypatch, state):
