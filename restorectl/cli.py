@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--rows", type=positive_int, default=20000, help="rows in the calls table (others in proportion)")
     rehearse.add_argument("--restore-minutes", type=positive_number("minutes"), default=20.0, help="simulated duration of an RDS restore")
     rehearse.add_argument(
+        "--rename-minutes", type=positive_number("minutes"), default=10.0, help="simulated duration of an RDS instance rename"
+    )
+    rehearse.add_argument(
         "--restore-outcome",
         default="available",
         help="status an emulated restore ends in, e.g. incompatible-parameters (default: available)",
@@ -145,6 +148,7 @@ def rehearse(args: argparse.Namespace) -> int:
         restore_outcome=args.restore_outcome,
         snapshot_minutes=args.snapshot_minutes,
         snapshot_outcome=args.snapshot_outcome,
+        rename_minutes=args.rename_minutes,
         injections=args.inject,
         interruptions=args.interruptions,
         progress=sys.stderr,

@@ -29,6 +29,7 @@ from unittest import mock
 from restorectl import emulated_sfn
 from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_rds import EmulatedRds
+from restorectl.emulated_renames import EmulatedRenames
 from restorectl.lambda_bridge import Injection, Interruption, LambdaBridge, function_name_for, load_manifest
 from restorectl.localpg import LocalPostgres
 from restorectl.paths import CDK_JSON, LAMBDAS, STATEMACHINES
@@ -74,6 +75,7 @@ class RehearsalOptions:
     restore_outcome: str = "available"
     snapshot_minutes: float = 8.0
     snapshot_outcome: str = "available"
+    rename_minutes: float = 10.0  # an RDS rename: renaming, then a reboot, until the new DNS name answers
     start: datetime = field(default_factory=lambda: datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
     injections: list[Injection] = field(default_factory=list)
     # End the execution ABORTED or TIMED_OUT while a Task runs; the abandoned-execution function then runs as EventBridge would call it.
@@ -153,6 +155,7 @@ class Rehearsal:
             snapshot_minutes=self.options.snapshot_minutes,
             snapshot_outcome=self.options.snapshot_outcome,
         )
+        self.renames = EmulatedRenames(self.rds, self.clock, rename_minutes=self.options.rename_minutes)
         self.bridge = LambdaBridge(
             handlers={},
             injections=list(self.options.injections),
@@ -205,6 +208,7 @@ class Rehearsal:
         self._reset_cached_settings()
         enter(self.clock.installed())
         enter(self.rds.installed())
+        enter(self.renames.installed())
         enter(self.bridge.installed())
         enter(emulated_sfn.installed())
         enter(self._database_routing())

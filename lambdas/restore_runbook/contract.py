@@ -22,6 +22,11 @@ TAG_RESTORE_POINT = "irisx-restore:restore-point"
 # A drill's temporary copy (lambdas/restore_runbook/drill/): never a cutover target, always deleted.
 TAG_PURPOSE = "irisx-restore:purpose"
 PURPOSE_DRILL = "drill"
+# What an instance is to the tool once a swap made it production, or replaced it: never a deletable copy.
+TAG_ROLE = "irisx-restore:role"
+ROLE_PRODUCTION = "production"
+ROLE_REPLACED_PRODUCTION = "replaced-production"
+PROTECTED_ROLES = frozenset({ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION})
 # On snapshots the snapshot workflow takes (TAG_WORKFLOW = SNAPSHOT_WORKFLOW on each).
 TAG_REASON = "irisx-restore:reason"
 TAG_LABEL = "irisx-restore:label"

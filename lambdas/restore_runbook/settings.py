@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
@@ -47,6 +48,8 @@ WARM_BUDGET_LIMIT_SECONDS = 540
 DRILL_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 # strftime directives and letters, digits, hyphens: what an RDS identifier may end with.
 REPLACED_SUFFIX_FORMAT = re.compile(r"^-[A-Za-z0-9%-]{1,40}$")
+# What the format gives: letters, digits and single hyphens after the production name.
+REPLACED_SUFFIX = re.compile(r"^-(?!.*--)[A-Za-z0-9-]{1,30}(?<!-)$")
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 TIME_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
@@ -403,6 +406,13 @@ class RunbookSettings:
         # The sweep must never delete the copy of a drill that is still within its allowed run.
         if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:
             raise InvalidInput("setting DRILL_LIFETIME_HOURS must be longer than DRILL_MAX_KEEP_MINUTES, or the sweep deletes kept copies")
+        # The replaced production's new name must be an RDS identifier and differ from one swap to the next.
+        example = datetime(2025, 11, 2, 3, 7, 0).strftime(self.replaced_suffix_format)
+        if not REPLACED_SUFFIX.fullmatch(example) or example == datetime(2025, 11, 3, 4, 8, 0).strftime(self.replaced_suffix_format):
+            raise InvalidInput(
+                f"setting REPLACED_SUFFIX_FORMAT={self.replaced_suffix_format!r} must give a suffix of letters, digits and single "
+                "hyphens that starts with '-' and changes with the time (e.g. -replaced-%Y%m%d-%H%M)"
+            )
         # The warm-up step's function has 10 minutes (as the validate step): the budget must leave it time to report.
         if self.warm_budget_seconds > WARM_BUDGET_LIMIT_SECONDS:
             raise InvalidInput(

@@ -106,4 +106,19 @@ class TeardownFailed(RunbookError):
     """A drill's temporary instance could not be deleted (refused, or not gone in time); the daily sweep retries."""
 
 
+# ---- in-place restore (rename swap) and monitoring carry-over
+
+
+class RenameFailed(RunbookError):
+    """RDS refused a rename, or the instance being renamed went into a status it does not leave by itself."""
+
+
+class RenameTimedOut(RunbookError):
+    """A renamed instance did not settle under its new name (several consecutive available reads) within the poll limit."""
+
+
+class MonitoringCarryOverFailed(RunbookError):
+    """Alarms or event subscriptions could not be moved to (or back from) the instance production now runs on."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())

@@ -19,10 +19,14 @@ from restore_runbook.common.errors import (
     TargetAlreadyExists,
     UnsafeOperation,
 )
+from restore_runbook.contract import PROTECTED_ROLES as PROTECTED_ROLES
 from restore_runbook.contract import PURPOSE_DRILL as PURPOSE_DRILL
+from restore_runbook.contract import ROLE_PRODUCTION as ROLE_PRODUCTION
+from restore_runbook.contract import ROLE_REPLACED_PRODUCTION as ROLE_REPLACED_PRODUCTION
 from restore_runbook.contract import TAG_EXECUTION as TAG_EXECUTION
 from restore_runbook.contract import TAG_PURPOSE as TAG_PURPOSE
 from restore_runbook.contract import TAG_RESTORE_POINT as TAG_RESTORE_POINT
+from restore_runbook.contract import TAG_ROLE as TAG_ROLE
 from restore_runbook.contract import TAG_SOURCE as TAG_SOURCE
 from restore_runbook.contract import TAG_WORKFLOW as TAG_WORKFLOW
 
@@ -233,6 +237,11 @@ def delete_managed_instance(
     if instance is None:
         return f"{identifier} does not exist; nothing to delete"
     tags = tags_of(instance)
+    if tags.get(TAG_ROLE) in PROTECTED_ROLES:
+        # A copy an in-place swap made production, or the production it replaced, keeps the management tag it was born with.
+        raise UnsafeOperation(
+            f"refusing to delete {identifier!r}: it is marked {TAG_ROLE}={tags[TAG_ROLE]}, so it serves or served production"
+        )
     if tags.get(tag_key) != tag_value:
         raise UnsafeOperation(
             f"refusing to delete {identifier!r}: it does not carry the tag {tag_key}={tag_value}, so this tool did not create it"

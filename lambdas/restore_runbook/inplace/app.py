@@ -1,0 +1,19 @@
+"""Starting the app again on every host after the swap or the rename-back: DB_HOST is unchanged.
+
+The endpoint name is production's both before and after, so no .env changes; a `pm2 restart` of
+the stopped process makes the app reconnect through DNS to whichever instance holds the name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restore_runbook.hosts import commands, ssm
+from restore_runbook.settings import RunbookSettings
+
+
+def start_app(plan: dict[str, Any], why: str, settings: RunbookSettings) -> dict[str, Any]:
+    hosts = list(plan["hosts"])
+    endpoint = plan["production_endpoint"]["address"]
+    command = ssm.app_control(hosts, "restart", settings, f"irisx-restore in-place: start the app ({why})")
+    return commands.new_progress([command], dict.fromkeys(hosts, endpoint), settings, why=why)

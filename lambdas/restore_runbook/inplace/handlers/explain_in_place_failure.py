@@ -1,0 +1,15 @@
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.inplace.explain import after_rename_back
+
+
+@logger.inject_lambda_context(correlation_id_path="context.execution_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    outcome = after_rename_back(event.get("failure"), event["plan"], event.get("restart"))
+    logger.error("in-place restore failed; production is back", extra=outcome)
+    return outcome

@@ -1,0 +1,81 @@
+"""The in-place-restore definition itself: house rules, and that no path after the stop leaves the app stopped."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from restorectl.paths import STATEMACHINES
+
+pytestmark = pytest.mark.unit
+
+ASL: dict[str, Any] = json.loads((STATEMACHINES / "in-place-restore.asl.json").read_text(encoding="utf-8"))
+STATES: dict[str, dict[str, Any]] = ASL["States"]
+START_APP = "${StartAppHostsFunctionArn}"
+RENAMES = {"${RenameProductionAwayFunctionArn}", "${RenameCopyToProductionFunctionArn}", "${RenameBackFunctionArn}"}
+
+
+def successors(state: dict[str, Any]) -> list[str]:
+    targets = [state.get("Next"), state.get("Default")]
+    targets += [choice["Next"] for choice in state.get("Choices", [])]
+    targets += [catch["Next"] for catch in state.get("Catch", [])]
+    return [t for t in targets if t]
+
+
+def ends(state: dict[str, Any]) -> bool:
+    return state["Type"] in ("Fail", "Succeed") or bool(state.get("End"))
+
+
+def ends_reachable_without(start: str, avoid: set[str]) -> list[str]:
+    """Final states reachable from `start` on a path that never runs a Task whose Resource is in `avoid`."""
+    seen, stack, found = set(), list(successors(STATES[start])), []
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = STATES[name]
+        if state.get("Resource") in avoid:
+            continue
+        if ends(state):
+            found.append(name)
+        stack.extend(successors(state))
+    return found
+
+
+def test_the_definition_follows_the_house_rules() -> None:
+    assert ASL["Comment"] and ASL["TimeoutSeconds"] > 0
+    for name, state in STATES.items():
+        assert state.get("Comment"), name
+        if state["Type"] != "Task":
+            continue
+        keys = list(state)
+        assert keys.index("Retry") < keys.index("Catch"), name
+        assert state["Retry"][0]["ErrorEquals"][0] == "Lambda.ServiceException", name
+        assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+        assert state["TimeoutSeconds"] == (660 if state["Resource"] == "${ValidateRestoreFunctionArn}" else 60), name
+
+
+def test_every_path_from_the_stop_to_an_end_starts_the_app_again() -> None:
+    assert ends_reachable_without("StopApp", {START_APP}) == []
+    # and the stop's own failure is such a path: it goes to the rename-back
+    assert STATES["StopApp"]["Catch"][0]["Next"] == "RenameBack"
+
+
+def test_nothing_before_the_stop_renames_or_stops_anything() -> None:
+    before = ["RecordStart", "CheckInPlaceInput", "TakeLock", "StartFinalSnapshot", "DescribeFinalSnapshot", "StartRestore"]
+    before += ["DescribeRestore", "ValidateRestore"]
+    for name in before:
+        assert STATES[name]["Catch"][0]["Next"] == "CleanUpAfterFailure", name
+    assert STATES["ValidateRestore"]["Next"] == "StopApp"
+
+
+def test_only_the_swap_and_the_rename_back_rename_and_every_step_from_the_first_rename_on_renames_back_on_failure() -> None:
+    renamers = sorted(name for name, state in STATES.items() if state.get("Resource") in RENAMES)
+    assert renamers == ["RenameBack", "RenameCopyToProduction", "RenameProductionAway"]
+    forward = ["StopApp", "CheckStop", "RenameProductionAway", "CheckProductionRename", "RenameCopyToProduction", "CheckCopyRename"]
+    forward += ["ApplyProductionSettings", "CheckSettingsApplied", "CarryMonitoringOver", "StartApp", "CheckStart", "CheckHealth"]
+    for name in forward:
+        assert STATES[name]["Catch"][0]["Next"] == "RenameBack", name
