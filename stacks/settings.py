@@ -31,6 +31,8 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # The snapshot workflow's reasons (lambdas/restore_runbook/snapshot/snapshots.py REASONS).
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
 TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
+# recordings-restore: S3's bucket naming rules (3-63 lower-case letters, digits, dots and hyphens).
+S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ class StackSettings:
     snapshot_prefix: str
     snapshot_keep_last: Mapping[str, int]
     snapshot_poll_max_attempts: int
+    # ------------------------------------------------------------------ recordings-restore (S3 versions)
+    recordings_buckets: tuple[str, ...]
+    recordings_work_bucket: str
+    recordings_batch_size: int
+    recordings_tolerated_failures: int
+    recordings_version_retention_days: int
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> StackSettings:
@@ -115,6 +123,12 @@ class StackSettings:
             snapshot_prefix=reader.text("snapshot_prefix", NAME_PREFIX, "lower-case letters, digits and -, at most 30"),
             snapshot_keep_last=reader.counts("snapshot_keep_last", SNAPSHOT_REASONS),
             snapshot_poll_max_attempts=reader.positive("snapshot_poll_max_attempts"),
+            # ------------------------------------------------------------------ recordings-restore
+            recordings_buckets=reader.texts("recordings_buckets", S3_BUCKET, "S3 bucket names"),
+            recordings_work_bucket=reader.text("recordings_work_bucket", S3_BUCKET, "an S3 bucket name (the stack creates it)"),
+            recordings_batch_size=reader.positive("recordings_batch_size"),
+            recordings_tolerated_failures=reader.non_negative("recordings_tolerated_failures"),
+            recordings_version_retention_days=reader.positive("recordings_version_retention_days"),
         )
         settings._check_relations()
         return settings
@@ -183,6 +197,12 @@ class StackSettings:
             "SNAPSHOT_PREFIX": self.snapshot_prefix,
             "SNAPSHOT_KEEP_LAST": json.dumps(dict(self.snapshot_keep_last)),
             "SNAPSHOT_POLL_MAX_ATTEMPTS": str(self.snapshot_poll_max_attempts),
+            # ------------------------------------------------------------------ recordings-restore
+            "RECORDINGS_BUCKETS": json.dumps(list(self.recordings_buckets)),
+            "RECORDINGS_WORK_BUCKET": self.recordings_work_bucket,
+            "RECORDINGS_BATCH_SIZE": str(self.recordings_batch_size),
+            "RECORDINGS_TOLERATED_FAILURES": str(self.recordings_tolerated_failures),
+            "RECORDINGS_VERSION_RETENTION_DAYS": str(self.recordings_version_retention_days),
         }
 
 
@@ -226,6 +246,12 @@ class _Reader:
             if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
                 raise ValueError(f"runbook setting {key!r} has {name!r}: {count!r}; expected a positive whole number")
         return dict(value)
+
+    def non_negative(self, key: str) -> int:  # recordings-restore
+        value = self._get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"runbook setting {key!r}={value!r} is not valid; expected a whole number >= 0")
+        return value
 
     def positive(self, key: str) -> int:
         value = self._get(key)

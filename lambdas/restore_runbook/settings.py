@@ -49,6 +49,14 @@ class RunbookSettings:
     command_poll_max_attempts: int = 24
     health_check_attempts: int = 6
     health_check_interval_seconds: int = 10
+    # ------------------------------------------------------------------ recordings-restore (S3 versions)
+    recordings_buckets: tuple[str, ...] = ("irisx-prod-recordings-672e7c49", "irisx-recordings")
+    recordings_work_bucket: str = ""
+    recordings_batch_size: int = 100
+    recordings_tolerated_failures: int = 0
+    recordings_version_retention_days: int = 30
+    recordings_list_page_size: int = 1000
+    recordings_pages_per_invocation: int = 200
 
     def __post_init__(self) -> None:
         if not RDS_IDENTIFIER.match(self.source_instance):
@@ -73,6 +81,18 @@ class RunbookSettings:
                 raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
         if not self.app_host_tag_key or not self.app_host_tag_value:
             raise InvalidInput("settings APP_HOST_TAG_KEY and APP_HOST_TAG_VALUE must name the tag that marks the API hosts")
+        # recordings-restore
+        if not self.recordings_buckets:
+            raise InvalidInput("setting RECORDINGS_BUCKETS is empty; name the versioned recording buckets")
+        for name in ("recordings_batch_size", "recordings_version_retention_days", "recordings_list_page_size"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"setting {name.upper()} must be a positive whole number")
+        if self.recordings_pages_per_invocation <= 0:
+            raise InvalidInput("setting RECORDINGS_PAGES_PER_INVOCATION must be a positive whole number")
+        if self.recordings_tolerated_failures < 0:
+            raise InvalidInput("setting RECORDINGS_TOLERATED_FAILURES must be 0 or more")
+        if self.recordings_list_page_size > 1000:
+            raise InvalidInput("setting RECORDINGS_LIST_PAGE_SIZE must be at most 1000, ListObjectVersions' own limit")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RunbookSettings:
@@ -126,7 +146,26 @@ class RunbookSettings:
             command_poll_max_attempts=integer("COMMAND_POLL_MAX_ATTEMPTS", 24),
             health_check_attempts=integer("HEALTH_CHECK_ATTEMPTS", 6),
             health_check_interval_seconds=integer("HEALTH_CHECK_INTERVAL_SECONDS", 10),
+            # ------------------------------------------------------------------ recordings-restore
+            recordings_buckets=_text_list(env, "RECORDINGS_BUCKETS", '["irisx-prod-recordings-672e7c49", "irisx-recordings"]'),
+            recordings_work_bucket=env.get("RECORDINGS_WORK_BUCKET", ""),
+            recordings_batch_size=integer("RECORDINGS_BATCH_SIZE", 100),
+            recordings_tolerated_failures=integer("RECORDINGS_TOLERATED_FAILURES", 0),
+            recordings_version_retention_days=integer("RECORDINGS_VERSION_RETENTION_DAYS", 30),
+            recordings_list_page_size=integer("RECORDINGS_LIST_PAGE_SIZE", 1000),
+            recordings_pages_per_invocation=integer("RECORDINGS_PAGES_PER_INVOCATION", 200),
         )
+
+
+def _text_list(env: dict[str, str], name: str, default: str) -> tuple[str, ...]:
+    raw = env.get(name, default)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of names") from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidInput(f"setting {name}={raw!r} is not a JSON list of names")
+    return tuple(value)
 
 
 @lru_cache(maxsize=1)

@@ -81,4 +81,15 @@ class SourceNotAvailable(RunbookError):
     """The source instance exists but is not in a state that allows the operation (e.g. stopped)."""
 
 
+# ---------------------------------------------------------------------------------------- recordings-restore
+
+
+class RecordingVersionNotFound(RunbookError):
+    """The requested object version does not exist, is a delete marker, or belongs to another key."""
+
+
+class RecordingsRestoreIncomplete(RunbookError):
+    """Some planned recordings were not restored (failed items, or a batch that left no result)."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())
