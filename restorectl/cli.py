@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
             "runs first and the error is reported after it (a lost answer, a timeout after acting); repeatable"
         ),
     )
+    rehearse.add_argument(
+        "--recordings",
+        type=positive_int,
+        default=50,
+        help="recordings per emulated S3 recording bucket, with 30 days of history (default 50)",
+    )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
     rehearse.add_argument("--app-hosts", type=positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")
     rehearse.add_argument(
@@ -111,6 +117,7 @@ def rehearse(args: argparse.Namespace) -> int:
         failing_hosts=tuple(args.failing_host),
         broken_hosts=tuple(args.broken_host),
         app_blocked_from_restored=args.app_blocked_from_restored,
+        recordings=args.recordings,
     )
     print(
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",

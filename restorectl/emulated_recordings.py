@@ -82,6 +82,7 @@ class SeededRecordings:
     versions: int = 0
     markers: int = 0
     history: dict[str, str] = field(default_factory=dict)  # key -> pattern name
+    calls: dict[str, int] = field(default_factory=dict)  # key -> call id (its body says which)
 
 
 PATTERNS = ("untouched", "overwritten", "deleted", "overwritten-then-deleted", "deleted-then-rewritten", "created-after")
@@ -120,6 +121,7 @@ def seed_bucket(s3: Any, s3_clock: S3Clock, bucket: str, calls: list[tuple[int, 
             events.append((after[0], key, "put", wav_body(call_id, "new"), meta))
         seeded.keys.append(key)
         seeded.history[key] = PATTERNS[pattern]
+        seeded.calls[key] = call_id
     events.sort(key=lambda e: (e[0], e[1]))
     for moment, key, kind, body, meta in events:
         with s3_clock.at(moment):

@@ -78,6 +78,7 @@ class RehearsalOptions:
     failing_hosts: tuple[str, ...] = ()  # the first pm2 restart fails (the cutover's); later ones work
     broken_hosts: tuple[str, ...] = ()  # every pm2 restart fails, so the rollback cannot fix them either
     app_blocked_from_restored: bool = False  # the app cannot connect to restored instances (health fails after a good swap)
+    recordings: int = 50  # per recording bucket, with 30 days of overwrites and deletes (restorectl/emulated_recordings.py)
 
 
 @dataclass
@@ -194,6 +195,7 @@ class Rehearsal:
         self.journal.install()
         self.extra_reporters.append(self.journal.report)
         self._enter_app_hosts()
+        self._enter_recordings()
 
     def _enter_app_hosts(self) -> None:
         from restorectl.app_hosts import EmulatedAppHosts
@@ -217,6 +219,20 @@ class Rehearsal:
         self._stack.enter_context(self.app_hosts.installed())
         self.app_hosts.seed(self.options.source_instance)
         self.extra_reporters.append(self.app_hosts.describe_world)
+
+    def _enter_recordings(self) -> None:
+        from restorectl.emulated_recordings import EmulatedRecordings, calls_with_recordings
+
+        self.recordings = EmulatedRecordings(
+            self.clock.now,
+            recordings=self.options.recordings,
+            buckets=tuple(json.loads(os.environ["RECORDINGS_BUCKETS"])),
+            work_bucket=os.environ["RECORDINGS_WORK_BUCKET"],
+        )
+        self._stack.enter_context(self.recordings.installed())
+        source_db = self.rds.instance_db.get(self.options.source_instance)
+        self.recordings.seed(calls_with_recordings(self.pg, source_db, self.options.recordings))
+        self.extra_reporters.append(self.recordings.report)
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
