@@ -219,3 +219,11 @@ def test_a_key_with_more_versions_than_a_page_is_decided_once(s3: tuple[Any, S3C
     assert entry["action"] == "copy" and progress["totals"]["keys"] == 1
     body = client.get_object(Bucket=BUCKET, Key="recordings/1/long.wav", VersionId=entry["version_id"])["Body"].read()
     assert body == b"take 3"
+
+
+def test_the_planner_loop_is_bounded(s3: tuple[Any, S3Clock], monkeypatch) -> None:
+    monkeypatch.setattr(plan, "MAX_PLAN_ROUNDS", 3)
+    client, clock = s3
+    seed_split_histories(client, clock, 12)
+    with pytest.raises(InvalidInput, match="narrower prefixes"):
+        run_planner(as_of(), settings(RECORDINGS_LIST_PAGE_SIZE="2", RECORDINGS_PAGES_PER_INVOCATION="1"))

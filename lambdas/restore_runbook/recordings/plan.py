@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from restore_runbook.common import aws, clock
+from restore_runbook.common.errors import InvalidInput
 from restore_runbook.recordings import store
 from restore_runbook.recordings.request import AS_OF, UNDELETE, VERSION, RecordingsRequest
 from restore_runbook.settings import RunbookSettings
@@ -37,6 +38,8 @@ COPY_OBJECT_LIMIT = 5 * 1024**3
 PART_SIZE = 512 * 1024**2
 MAX_PARTS = 10_000
 SAMPLE = 20
+# The planner loop's bound: with the default 200 pages of 1,000 per round, 100 million versions.
+MAX_PLAN_ROUNDS = 500
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,11 @@ def _decide_all(
 def plan_next(request_state: Any, progress: dict[str, Any] | None, execution_arn: str, settings: RunbookSettings) -> dict[str, Any]:
     """One invocation of the planner loop: the first one starts the listing, later ones resume it."""
     request = RecordingsRequest.from_state(request_state)
+    if progress and progress["invocations"] >= MAX_PLAN_ROUNDS:
+        raise InvalidInput(
+            f"s3://{request.bucket}/{request.prefix} holds more versions than {MAX_PLAN_ROUNDS} planner rounds list "
+            f"({progress['totals']['versions']} so far); restore it in narrower prefixes, e.g. one tenant at a time"
+        )
     return plan_pages(request, progress or start_progress(request, execution_arn, settings), settings)
 
 
