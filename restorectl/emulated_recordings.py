@@ -123,15 +123,32 @@ def seed_bucket(s3: Any, s3_clock: S3Clock, bucket: str, calls: list[tuple[int, 
         seeded.history[key] = PATTERNS[pattern]
         seeded.calls[key] = call_id
     events.sort(key=lambda e: (e[0], e[1]))
+    # Straight into moto's S3 backend, 30x faster than through boto3: a rehearsal seeds this on
+    # every start, and the benchmark seeds 100 k versions. What it writes is what PutObject writes.
+    backend = _s3_backend(s3)
     for moment, key, kind, body, meta in events:
         with s3_clock.at(moment):
             if kind == "put":
-                s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="audio/wav", Metadata=meta)
+                stored = backend.put_object(bucket, key, body)
+                stored.set_metadata({"content-type": "audio/wav", **{f"x-amz-meta-{k}": v for k, v in meta.items()}})
                 seeded.versions += 1
             else:
-                s3.delete_object(Bucket=bucket, Key=key)
+                backend.delete_object(bucket, key)
                 seeded.markers += 1
     return seeded
+
+
+def _s3_backend(s3: Any) -> Any:
+    from moto.s3.models import s3_backends
+
+    account = boto3_account(s3)
+    return s3_backends[account]["aws"]
+
+
+def boto3_account(s3: Any) -> str:
+    import boto3
+
+    return str(boto3.client("sts", region_name=s3.meta.region_name).get_caller_identity()["Account"])
 
 
 def calls_with_recordings(pg: Any, dbname: str | None, count: int) -> list[tuple[int, int]]:
