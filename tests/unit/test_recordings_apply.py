@@ -57,7 +57,7 @@ def test_a_copy_keeps_storage_class_metadata_content_type_tags_and_encryption(s3
     s3.put_object(Bucket=BUCKET, Key="recordings/1/1.wav", Body=b"bad deploy")
 
     # When the batch copies the old version back
-    counts = apply.apply_batch(batch([{"key": "recordings/1/1.wav", "action": "copy", "version_id": old}]))
+    counts = apply.apply_batch(batch([{"key": "recordings/1/1.wav", "action": "copy", "version_id": old}]), apply.CHANGING)
 
     # Then it is the current version again, with everything S3's defaults would have dropped
     assert counts == {"batch": 0, "applied": 1, "skipped": 0, "failed": 0}
@@ -78,7 +78,7 @@ def test_keys_with_spaces_plus_and_unicode_are_sent_url_encoded_and_restored(s3:
     for key in ODD_KEYS:
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"bad")
 
-    counts = apply.apply_batch(batch([{"key": key, "action": "copy", "version_id": old[key]} for key in ODD_KEYS]), s3=s3)
+    counts = apply.apply_batch(batch([{"key": key, "action": "copy", "version_id": old[key]} for key in ODD_KEYS]), apply.CHANGING, s3=s3)
 
     assert counts["applied"] == 3
     for key in ODD_KEYS:
@@ -195,7 +195,7 @@ def test_a_batch_records_every_outcome_and_raises_nothing_for_a_failing_entry(s3
         {"key": "recordings/5/gone.wav", "action": "copy", "version_id": "no-such-version"},
     ]
 
-    counts = apply.apply_batch(batch(entries, index=3))
+    counts = apply.apply_batch(batch(entries, index=3), apply.CHANGING)
 
     assert counts == {"batch": 3, "applied": 1, "skipped": 1, "failed": 2}
     result = json.loads(s3.get_object(Bucket=WORK, Key="results/run-1/000003.json")["Body"].read())
@@ -203,3 +203,13 @@ def test_a_batch_records_every_outcome_and_raises_nothing_for_a_failing_entry(s3
     assert by_key["recordings/5/c.wav"]["outcome"] == "failed" and "GLACIER" in by_key["recordings/5/c.wav"]["reason"]
     assert by_key["recordings/5/gone.wav"]["outcome"] == "failed" and "no longer exists" in by_key["recordings/5/gone.wav"]["reason"]
     assert by_key["recordings/5/b.wav"]["outcome"] == "skipped"
+
+
+def test_a_change_batch_refuses_an_undelete_and_deletes_nothing(s3: Any) -> None:
+    v1 = s3.put_object(Bucket=BUCKET, Key="recordings/6/6.wav", Body=b"six")["VersionId"]
+    marker = s3.delete_object(Bucket=BUCKET, Key="recordings/6/6.wav")["VersionId"]
+    entry = {"key": "recordings/6/6.wav", "action": "undelete", "markers": [marker], "restores": v1}
+
+    counts = apply.apply_batch(batch([entry]), apply.CHANGING)
+
+    assert counts["failed"] == 1 and all_versions(s3, "recordings/6/6.wav") == ([v1], [marker])

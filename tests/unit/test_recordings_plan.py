@@ -195,14 +195,17 @@ def test_a_plan_over_many_small_pages_equals_the_one_page_plan(s3: tuple[Any, S3
 
     # Then it took many pages and several invocations, and decided every key exactly as the one-page plan did
     assert paged["totals"]["pages"] > 20 and paged["invocations"] > 5
-    entries = sorted((e for b in batches_paged for e in b), key=lambda e: e["key"])
-    assert entries == sorted((e for b in batches_one for e in b), key=lambda e: e["key"])
+    entries = sorted((e for b in batches_paged for e in b["entries"]), key=lambda e: e["key"])
+    assert entries == sorted((e for b in batches_one for e in b["entries"]), key=lambda e: e["key"])
     assert paged["totals"]["keys"] == one["totals"]["keys"] == 40
     assert {k: v for k, v in paged["totals"].items() if k != "pages"} == {k: v for k, v in one["totals"].items() if k != "pages"}
     assert paged_plan["totals"]["actions"] == {"copy": 14, "undelete": 7, "hide": 0}
     assert paged_plan["totals"]["left_as_is"]["created-after"] == 7
     assert paged_plan["totals"]["left_as_is"]["unchanged"] == 12
-    assert all(len(batch) <= 4 for batch in batches_paged) and paged_plan["batch_count"] == len(batches_paged)
+    assert all(len(batch["entries"]) <= 4 for batch in batches_paged) and paged_plan["batch_count"] == len(batches_paged)
+    # Undelete batches hold only undeletes: they run in the one function allowed to delete marker versions
+    for batch in batches_paged:
+        assert {e["action"] == "undelete" for e in batch["entries"]} == {batch["kind"] == "undelete"}
 
 
 def test_a_key_with_more_versions_than_a_page_is_decided_once(s3: tuple[Any, S3Clock]) -> None:
@@ -214,7 +217,7 @@ def test_a_key_with_more_versions_than_a_page_is_decided_once(s3: tuple[Any, S3C
         client.delete_object(Bucket=BUCKET, Key="recordings/1/long.wav")
     progress, finished = run_planner(as_of(), settings(RECORDINGS_LIST_PAGE_SIZE="2", RECORDINGS_PAGES_PER_INVOCATION="1"))
     batches = json.loads(client.get_object(Bucket=WORK, Key=finished["plan_key"])["Body"].read())
-    (entry,) = [e for b in batches for e in b]
+    (entry,) = [e for b in batches for e in b["entries"]]
     # takes at T-60, -40, -20, 0 (= T), +20...: the take at T is the state at T; the later ones are under the marker
     assert entry["action"] == "copy" and progress["totals"]["keys"] == 1
     body = client.get_object(Bucket=BUCKET, Key="recordings/1/long.wav", VersionId=entry["version_id"])["Body"].read()

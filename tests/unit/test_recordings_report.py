@@ -36,7 +36,8 @@ def s3() -> Iterator[Any]:
 
 
 def write_plan(s3: Any, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
-    s3.put_object(Bucket=WORK, Key="plans/run-1/batches.json", Body=json.dumps(batches).encode())
+    items = [{"kind": "change", "entries": entries} for entries in batches]
+    s3.put_object(Bucket=WORK, Key="plans/run-1/batches.json", Body=json.dumps(items).encode())
     totals = empty_totals()
     totals.update(entries=sum(len(b) for b in batches), pages=1)
     totals["actions"]["copy"] = totals["entries"]

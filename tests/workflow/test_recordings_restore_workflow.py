@@ -121,7 +121,7 @@ def test_a_dry_run_reports_the_plan_and_changes_nothing(rehearsal):
         .get_object(Bucket=result.output["plan_location"].split("/")[2], Key=result.output["plan_location"].split("/", 3)[3])["Body"]
         .read()
     )
-    assert sum(len(batch) for batch in plan) == totals["entries"]
+    assert sum(len(batch["entries"]) for batch in plan) == totals["entries"]
 
 
 def test_undelete_removes_only_the_markers_placed_after_the_time(rehearsal):
@@ -240,7 +240,7 @@ def test_a_plan_larger_than_one_page_loops_the_planner_and_restores_the_same(reh
     location = report["plan_location"].removeprefix("s3://").split("/", 1)
     batches = json.loads(boto3.client("s3").get_object(Bucket=location[0], Key=location[1])["Body"].read())
     # batches do not straddle planner rounds, so a round may end in a short one
-    assert len(batches) == report["batches"] >= -(-totals["entries"] // 4) and all(1 <= len(b) <= 4 for b in batches)
+    assert len(batches) == report["batches"] >= -(-totals["entries"] // 4) and all(1 <= len(b["entries"]) <= 4 for b in batches)
     for key, pattern in seeded.history.items():
         expected = {"created-after": "new", "overwritten": "v1b"}.get(pattern, "v1")
         assert body(key) == wav_body(seeded.calls[key], expected)

@@ -185,10 +185,15 @@ def hide(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 ACTIONS = {COPY: copy_version, UNDELETE_ACTION: undelete, HIDE: hide}
+# What each batch function may do; its IAM role allows exactly that (only UNDELETING may DeleteObjectVersion).
+CHANGING = (COPY, HIDE)
+UNDELETING = (UNDELETE_ACTION,)
 
 
-def apply_entry(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
+def apply_entry(s3: Any, bucket: str, entry: dict[str, Any], allowed: tuple[str, ...] = (COPY, UNDELETE_ACTION, HIDE)) -> dict[str, Any]:
     try:
+        if entry["action"] not in allowed:
+            raise UnsafeOperation(f"this step may only {' or '.join(allowed)}, not {entry['action']}; the plan's batches are mixed up")
         outcome = ACTIONS[entry["action"]](s3, bucket, entry)
     except (RunbookError, Exception) as exc:  # noqa: BLE001 - recorded per entry; the aggregation step raises
         code = aws.error_code(exc) or type(exc).__name__
@@ -196,11 +201,11 @@ def apply_entry(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
     return {"key": entry["key"], "action": entry["action"], **outcome}
 
 
-def apply_batch(batch: dict[str, Any], s3: Any = None) -> dict[str, Any]:
+def apply_batch(batch: dict[str, Any], allowed: tuple[str, ...], s3: Any = None) -> dict[str, Any]:
     """Apply one batch and write its result file; returns the counts (small: the Map collects them)."""
     s3 = s3 or aws.client("s3")
     entries, bucket, index = batch["entries"], batch["bucket"], int(batch["index"])
-    outcomes = [apply_entry(s3, bucket, entry) for entry in entries]
+    outcomes = [apply_entry(s3, bucket, entry, allowed) for entry in entries]
     counts = {name: sum(1 for o in outcomes if o["outcome"] == name) for name in (APPLIED, SKIPPED, FAILED)}
     store.put_json(
         batch["work_bucket"],

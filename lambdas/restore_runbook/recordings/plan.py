@@ -4,8 +4,8 @@
 version); `plan_pages` pages through ListObjectVersions a bounded number of pages per invocation
 (the ASL loops until `done`), and `finish_plan` writes the Distributed Map's input.
 
-The plan is written as a JSON array of BATCHES (each item a list of up to `recordings_batch_size`
-entries), not of single entries: moto's interpreter rejects `ItemBatcher`, so batching is done
+The plan is written as a JSON array of BATCHES (each item `{"kind", "entries"}` with up to
+`recordings_batch_size` entries), not of single entries: moto's interpreter rejects `ItemBatcher`, so batching is done
 here and each Distributed Map child applies one batch. On AWS this also cuts child executions
 (and their state transitions) by the batch size.
 """
@@ -224,8 +224,16 @@ def part_ranges(size: int, part_size: int = PART_SIZE) -> list[str]:
     return [f"bytes={start}-{min(start + part_size, size) - 1}" for start in range(0, size, part_size)]
 
 
-def _batches(entries: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
-    return [entries[i : i + size] for i in range(0, len(entries), size)]
+# Two kinds of batch, run by two functions: only the undelete one may call s3:DeleteObjectVersion.
+UNDELETE_BATCH, CHANGE_BATCH = "undelete", "change"
+
+
+def _batches(entries: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    batches = []
+    for kind in (CHANGE_BATCH, UNDELETE_BATCH):
+        chosen = [e for e in entries if (e["action"] == UNDELETE_ACTION) == (kind == UNDELETE_BATCH)]
+        batches += [{"kind": kind, "entries": chosen[i : i + size]} for i in range(0, len(chosen), size)]
+    return batches
 
 
 def _write_part(progress: dict[str, Any], entries: list[dict[str, Any]], left: list[dict[str, Any]], settings: RunbookSettings) -> None:

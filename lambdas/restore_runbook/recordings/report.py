@@ -152,7 +152,7 @@ def aggregate(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]
 
 def _entries_in(bucket: str, plan_key: str, batches: list[int]) -> int:
     plan = store.get_json(bucket, plan_key) or []
-    return sum(len(plan[index]) for index in batches if index < len(plan))
+    return sum(len(plan[index]["entries"]) for index in batches if index < len(plan))
 
 
 def describe_failure(failure: dict[str, Any] | None, plan: dict[str, Any] | None, applying: bool) -> dict[str, Any]:
