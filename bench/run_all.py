@@ -8,6 +8,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("bench_cold_import.py", "bench_restore_poll.py", "bench_validation.py", "bench_cutover.py"):
+for script in ("bench_cold_import.py", "bench_restore_poll.py", "bench_validation.py", "bench_cutover.py", "bench_recordings.py"):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

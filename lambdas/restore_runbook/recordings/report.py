@@ -33,7 +33,8 @@ PRICES_USD = {
     "lambda_request_per_million": 0.20,
     "lambda_gb_second": 0.0000166667,
 }
-# State transitions of this workflow outside the Map, and per child (enter Task, exit Task / end).
+# State transitions of this workflow outside the Map, per planner round (Task, Choice) and per
+# child (its Choice and its Task), counted from statemachines/recordings-restore.asl.json.
 FIXED_TRANSITIONS = 14
 TRANSITIONS_PER_PLAN_LOOP = 2
 TRANSITIONS_PER_CHILD = 2
