@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
 
 from restore_runbook.recordings.report import TRANSITIONS_PER_CHILD  # noqa: E402
+from restorectl import harness  # noqa: E402
 from restorectl.emulated_recordings import BAD_DEPLOY_AGO  # noqa: E402
 from restorectl.harness import Rehearsal, RehearsalOptions  # noqa: E402
 from restorectl.localpg import LocalPostgres  # noqa: E402
@@ -172,6 +173,9 @@ def main() -> None:
     from restore_runbook.recordings.report import PRICES_USD, estimate_cost
 
     keys = max(12, round(args.versions / ITEMS_PER_KEY))
+    # The harness stops an execution after 300 real seconds so a test cannot hang; 100 k versions
+    # take longer than that on a small shared machine.
+    harness.EXECUTION_REAL_TIMEOUT_SECONDS = 3600
     startup_s = cli_startup_seconds()
     with LocalPostgres() as pg:
         wf = workflow(pg, keys, args.batch_size)
