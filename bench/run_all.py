@@ -15,6 +15,7 @@ for script in (
     "bench_cutover.py",
     "bench_drill.py",
     "bench_in_place.py",
+    "bench_recordings.py",
 ):
     print(f"\n== {script}", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

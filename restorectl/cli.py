@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STATE",
         help="end the execution TIMED_OUT (its TimeoutSeconds ran out) while Task STATE runs; the abandoned-execution function then runs",
     )
+    rehearse.add_argument(
+        "--recordings",
+        type=positive_int,
+        default=50,
+        help="recordings per emulated S3 recording bucket, with 30 days of history (default 50)",
+    )
     rehearse.add_argument("--json", action="store_true", help="print one JSON object with the result and the emulated world")
     rehearse.add_argument("--app-hosts", type=positive_int, default=2, help="emulated API hosts carrying the app-host tag (default 2)")
     rehearse.add_argument(
@@ -157,6 +163,7 @@ def rehearse(args: argparse.Namespace) -> int:
         broken_hosts=tuple(args.broken_host),
         app_blocked_from_restored=args.app_blocked_from_restored,
         past_drills=args.past_drills or 0,
+        recordings=args.recordings,
     )
     print(
         f"rehearsing {args.workflow} with {args.rows} calls rows; a restore takes {args.restore_minutes:g} simulated minutes",

@@ -42,6 +42,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 # A failed execution must never hang a test run; real seconds, not simulated ones.
 EXECUTION_REAL_TIMEOUT_SECONDS = 300
 STATE_MACHINE_PREFIX = "irisx-restore-"
+RECORDINGS_WORK_BUCKET = f"irisx-restore-recordings-work-{ACCOUNT}"
 ABANDONED_FUNCTION = "irisx-restore-RecordAbandonedExecution"
 # When set, every finished execution's history is appended to this file as one JSON line (the
 # test suite's workflow coverage report reads it; subprocesses inherit it, so CLI runs count too).
@@ -89,6 +90,7 @@ class RehearsalOptions:
     broken_hosts: tuple[str, ...] = ()  # every pm2 restart fails, so the rollback cannot fix them either
     app_blocked_from_restored: bool = False  # the app cannot connect to restored instances (health fails after a good swap)
     past_drills: int = 0  # monthly drills already in the journal (restorectl/emulated_drills.py), for the drills report's trend
+    recordings: int = 50  # per recording bucket, with 30 days of overwrites and deletes (restorectl/emulated_recordings.py)
 
 
 @dataclass
@@ -221,6 +223,7 @@ class Rehearsal:
             emulated_drills.seed(self.journal.table_name, self.options.source_instance, self.clock.now(), self.options.past_drills)
         self.extra_reporters.append(self.journal.report)
         self._enter_app_hosts()
+        self._enter_recordings()
 
     def _enter_app_hosts(self) -> None:
         from restorectl.app_hosts import EmulatedAppHosts
@@ -245,6 +248,20 @@ class Rehearsal:
         self.app_hosts.seed(self.options.source_instance)
         self.extra_reporters.append(self.app_hosts.describe_world)
 
+    def _enter_recordings(self) -> None:
+        from restorectl.emulated_recordings import EmulatedRecordings, calls_with_recordings
+
+        self.recordings = EmulatedRecordings(
+            self.clock.now,
+            recordings=self.options.recordings,
+            buckets=tuple(json.loads(os.environ["RECORDINGS_BUCKETS"])),
+            work_bucket=os.environ["RECORDINGS_WORK_BUCKET"],
+        )
+        self._stack.enter_context(self.recordings.installed())
+        source_db = self.rds.instance_db.get(self.options.source_instance)
+        self.recordings.seed(calls_with_recordings(self.pg, source_db, self.options.recordings))
+        self.extra_reporters.append(self.recordings.report)
+
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
         self._reset_cached_settings()
@@ -253,6 +270,8 @@ class Rehearsal:
         return {
             "SOURCE_INSTANCE": self.options.source_instance,
             "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{SECRET_NAME}",
+            # The stack creates the recordings work bucket and tells its functions its name.
+            "RECORDINGS_WORK_BUCKET": RECORDINGS_WORK_BUCKET,
             **self.options.settings_overrides,
         }
 

@@ -41,6 +41,10 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 class StackSettings(RunbookSettings):
     """Every setting in cdk.json: the Lambda steps' (inherited, and `snapshot`), and the stack's own below."""
 
+    @classmethod
+    def setting_error(cls, at_cold_start: str, at_synth: str) -> Exception:
+        return ValueError(at_synth)
+
     vpc_id: str = setting(kind="text", pattern=VPC_ID, expected="a VPC id like vpc-0abc...")
     subnet_ids: tuple[str, ...] = setting(kind="texts", pattern=SUBNET_ID, expected="subnet ids like subnet-0abc...")
     availability_zones: tuple[str, ...] = setting(kind="texts", pattern=AVAILABILITY_ZONE, expected="availability zones like us-east-1a")

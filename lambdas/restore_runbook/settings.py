@@ -401,23 +401,35 @@ class RunbookSettings:
 
     ORDERED: ClassVar = (("restore_poll_initial_seconds", "restore_poll_max_seconds"),)
 
+    @classmethod
+    def setting_error(cls, at_cold_start: str, at_synth: str) -> Exception:
+        """A relation between settings broken: named as the function's variables (the stack names cdk.json keys)."""
+        return InvalidInput(at_cold_start)
+
     def __post_init__(self) -> None:
         check_declared(self)
+        # The warm-up step's function has 10 minutes (as the validate step): the budget must leave it time to report.
+        if self.warm_budget_seconds > WARM_BUDGET_LIMIT_SECONDS:
+            raise self.setting_error(
+                f"setting WARM_BUDGET_SECONDS={self.warm_budget_seconds} is above {WARM_BUDGET_LIMIT_SECONDS}: the warm-up step "
+                "runs in a 10-minute function and must stop in time to report what it read",
+                f"runbook setting 'warm_budget_seconds'={self.warm_budget_seconds} is above {WARM_BUDGET_LIMIT_SECONDS}: "
+                "the warm-up step runs in a 10-minute function and must stop in time to report what it read",
+            )
         # The sweep must never delete the copy of a drill that is still within its allowed run.
         if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:
-            raise InvalidInput("setting DRILL_LIFETIME_HOURS must be longer than DRILL_MAX_KEEP_MINUTES, or the sweep deletes kept copies")
+            raise self.setting_error(
+                "setting DRILL_LIFETIME_HOURS must be longer than DRILL_MAX_KEEP_MINUTES, or the sweep deletes kept copies",
+                "runbook setting 'drill_lifetime_hours' must be longer than 'drill_max_keep_minutes', "
+                "or the daily sweep deletes copies a drill is still keeping",
+            )
         # The replaced production's new name must be an RDS identifier and differ from one swap to the next.
         example = datetime(2025, 11, 2, 3, 7, 0).strftime(self.replaced_suffix_format)
         if not REPLACED_SUFFIX.fullmatch(example) or example == datetime(2025, 11, 3, 4, 8, 0).strftime(self.replaced_suffix_format):
-            raise InvalidInput(
-                f"setting REPLACED_SUFFIX_FORMAT={self.replaced_suffix_format!r} must give a suffix of letters, digits and single "
-                "hyphens that starts with '-' and changes with the time (e.g. -replaced-%Y%m%d-%H%M)"
-            )
-        # The warm-up step's function has 10 minutes (as the validate step): the budget must leave it time to report.
-        if self.warm_budget_seconds > WARM_BUDGET_LIMIT_SECONDS:
-            raise InvalidInput(
-                f"setting WARM_BUDGET_SECONDS={self.warm_budget_seconds} is above {WARM_BUDGET_LIMIT_SECONDS}: the warm-up step "
-                "runs in a 10-minute function and must stop in time to report what it read"
+            rule = "must give a suffix of letters, digits and single hyphens that starts with '-' and changes with the time"
+            raise self.setting_error(
+                f"setting REPLACED_SUFFIX_FORMAT={self.replaced_suffix_format!r} {rule} (e.g. -replaced-%Y%m%d-%H%M)",
+                f"runbook setting 'replaced_suffix_format'={self.replaced_suffix_format!r} {rule} (e.g. -replaced-%Y%m%d-%H%M)",
             )
 
     @property

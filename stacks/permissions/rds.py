@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_iam as iam
 
+from restore_runbook.contract import ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION, TAG_ROLE
 from stacks.settings import StackSettings
 
 
@@ -52,14 +53,6 @@ class RdsArns:
     def option_group(self, name: str = "*") -> str:
         return self._arn("og", name)
 
-
-# Tags the Lambda code writes (lambdas/restore_runbook/common/rds.py; move to contract.py at merge):
-# a drill's throwaway copy, and what an in-place swap made production or replaced.
-TAG_PURPOSE = "irisx-restore:purpose"
-PURPOSE_DRILL = "drill"
-TAG_ROLE = "irisx-restore:role"
-ROLE_PRODUCTION = "production"
-ROLE_REPLACED_PRODUCTION = "replaced-production"
 
 SOURCE_FENCED_ACTIONS = ("rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource")
 

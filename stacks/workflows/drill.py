@@ -21,10 +21,11 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from restore_runbook.contract import PURPOSE_DRILL, TAG_PURPOSE
 from stacks import nag
 from stacks.functions import FunctionSpec, StepPermissions
 from stacks.permissions.journal import executions_arn
-from stacks.permissions.rds import PURPOSE_DRILL, TAG_PURPOSE, deny_changes_to_source, deny_deleting_production
+from stacks.permissions.rds import deny_changes_to_source, deny_deleting_production
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
 

@@ -72,28 +72,38 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
                     ),
                 },
             ),
-            "plan_recordings_page": self._recordings(["s3:ListBucketVersions"], read=True, work_write=(PLANS,)),
-            "write_recordings_plan": self._work(read=(PLANS,), write=(PLANS,)),
-            "apply_recordings_batch": self._recordings(
-                [],
-                read=True,
-                objects=[
-                    "s3:GetObjectTagging",
-                    "s3:GetObjectVersionTagging",
-                    # A copy of a version (CopyObject, or the multipart copy over 5 GB) is a new current version;
-                    # TaggingDirective COPY writes the tags on it.
-                    "s3:PutObject",
-                    "s3:PutObjectTagging",
-                    "s3:AbortMultipartUpload",
-                    # Hiding a key created after the time: DeleteObject WITHOUT a version id adds a delete
-                    # marker in a versioned bucket and removes nothing (the input check requires versioning).
-                    "s3:DeleteObject",
-                ],
-                work_write=(RESULTS,),
+            # Pages through ListObjectVersions for up to 15 minutes per invocation (the ASL loops for more).
+            "plan_recordings_page": replace(
+                self._recordings(["s3:ListBucketVersions"], read=True, work_write=(PLANS,)), timeout=Duration.minutes(15), memory_size=1024
+            ),
+            # Holds the whole plan in memory to cut it into batches.
+            "write_recordings_plan": replace(self._work(read=(PLANS,), write=(PLANS,)), timeout=Duration.minutes(5), memory_size=2048),
+            "apply_recordings_batch": self._batch_function(
+                self._recordings(
+                    [],
+                    read=True,
+                    objects=[
+                        "s3:GetObjectTagging",
+                        "s3:GetObjectVersionTagging",
+                        # A copy of a version (CopyObject, or the multipart copy over 5 GB) is a new current version;
+                        # TaggingDirective COPY writes the tags on it.
+                        "s3:PutObject",
+                        "s3:PutObjectTagging",
+                        "s3:AbortMultipartUpload",
+                        # Hiding a key created after the time: DeleteObject WITHOUT a version id adds a delete
+                        # marker in a versioned bucket and removes nothing (the input check requires versioning).
+                        "s3:DeleteObject",
+                    ],
+                    work_write=(RESULTS,),
+                )
             ),
             # The one role that may DeleteObjectVersion: undelete removes delete markers, nothing else.
-            "undelete_recordings_batch": self._recordings([], read=True, objects=["s3:DeleteObjectVersion"], work_write=(RESULTS,)),
-            "aggregate_recordings_results": self._work(read=(PLANS, RESULTS), write=(RESULTS,)),
+            "undelete_recordings_batch": self._batch_function(
+                self._recordings([], read=True, objects=["s3:DeleteObjectVersion"], work_write=(RESULTS,))
+            ),
+            "aggregate_recordings_results": replace(
+                self._work(read=(PLANS, RESULTS), write=(RESULTS,)), timeout=Duration.minutes(5), memory_size=1024
+            ),
             # Counts the plan's entries for its message.
             "explain_recordings_failure": self._work(read=(PLANS,), write=()),
         }
@@ -144,6 +154,11 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
         return f"<{self._logical_id(self.work_bucket)}.Arn>/{pattern}"
 
     # -- the recordings buckets --------------------------------------------------------------------
+
+    @staticmethod
+    def _batch_function(permissions: StepPermissions) -> StepPermissions:
+        """A Distributed Map child: one batch of copies or undeletes (a copy over 5 GB is a multipart copy)."""
+        return replace(permissions, timeout=Duration.minutes(5), memory_size=512)
 
     def _recordings(
         self, bucket_actions: list[str], *, read: bool, objects: list[str] | None = None, work_write: tuple[str, ...] = ()

@@ -32,7 +32,16 @@ LAMBDA_SERVICE_RETRY = {
 
 # The functions' timeouts as the stacks set them (StepPermissions.timeout defaults to 30 s; the
 # validate step gets 10 minutes). The infra test checks the same rule against the synthesized template.
-FUNCTION_TIMEOUT_SECONDS = {"${ValidateRestoreFunctionArn}": 600, "${WarmRestoredCopyFunctionArn}": 600}
+FUNCTION_TIMEOUT_SECONDS = {
+    "${ValidateRestoreFunctionArn}": 600,
+    "${WarmRestoredCopyFunctionArn}": 600,
+    # recordings-restore: a planner page lists for up to 15 minutes; a batch copies up to 5 GB objects
+    "${PlanRecordingsPageFunctionArn}": 900,
+    "${WriteRecordingsPlanFunctionArn}": 300,
+    "${ApplyRecordingsBatchFunctionArn}": 300,
+    "${UndeleteRecordingsBatchFunctionArn}": 300,
+    "${AggregateRecordingsResultsFunctionArn}": 300,
+}
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 30
 # The Task must outlive its function: then a slow step ends in Lambda's own timeout error (which the
 # journal records with the function's name) and the Task's timeout only catches a lost invocation.

@@ -95,14 +95,16 @@ def test_only_failures_and_the_mutating_workflows_successes_notify():
         notify.notify(workflow="snapshot", execution_arn=ARN, outcome="FAILED", error="E", cause="c", left_behind="x", settings=settings)
         is False
     )  # no topic configured
-    assert notify.NOTIFY_ON_SUCCESS == {"restore", "rollback", "in-place-restore"}
+    # a recordings restore changes production's recordings: its success is news too
+    assert notify.NOTIFY_ON_SUCCESS == {"restore", "rollback", "in-place-restore", "recordings-restore"}
 
 
 def test_each_workflow_says_once_what_it_locks_whether_success_notifies_and_what_it_may_leave():
     from restore_runbook.journal.workflows import WORKFLOWS, lock_label, traits_of
 
-    plan = {"source_instance": "irisx-prod-rds-postgres", "requested_by": "ana"}
+    plan = {"source_instance": "irisx-prod-rds-postgres", "lock_scope": "irisx-recordings/recordings/7/", "requested_by": "ana"}
     assert {name: t.lock.resource(plan) if t.lock else None for name, t in WORKFLOWS.items()} == {
+        "recordings-restore": "s3:irisx-recordings/recordings/7/",
         "restore": "rds:irisx-prod-rds-postgres",
         "rollback": "rds:irisx-prod-rds-postgres",
         "in-place-restore": "rds:irisx-prod-rds-postgres",

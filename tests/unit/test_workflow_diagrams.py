@@ -39,9 +39,11 @@ def test_every_state_and_transition_is_drawn_with_catches_dotted_and_choices_lab
     for name, state in definition["States"].items():
         # each state is a node
         assert any(re.match(rf"    {name}[\[\(\{{]", line) for line in lines), name
+        # a Map or Parallel continues (and is caught) from where its branches join
+        source = f"{name}_done" if state["Type"] in ("Map", "Parallel") else name
         # each Catch is a dotted edge naming its errors
         for catch in state.get("Catch", []):
-            assert f'    {name} -.->|"Catch: {", ".join(catch["ErrorEquals"])}"| {catch["Next"]}' in lines
+            assert f'    {source} -.->|"Catch: {", ".join(catch["ErrorEquals"])}"| {catch["Next"]}' in lines
         # each Choice branch is a labelled solid edge, the Default labelled "otherwise"
         if state["Type"] == "Choice":
             for rule in state["Choices"]:
@@ -49,7 +51,7 @@ def test_every_state_and_transition_is_drawn_with_catches_dotted_and_choices_lab
             if "Default" in state:
                 assert f'    {name} -->|"otherwise"| {state["Default"]}' in lines
         elif "Next" in state:
-            assert f"    {name} --> {state['Next']}" in lines
+            assert f"    {source} --> {state['Next']}" in lines
     assert f"    start --> {definition['StartAt']}" in lines
 
 

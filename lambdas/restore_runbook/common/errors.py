@@ -121,4 +121,15 @@ class MonitoringCarryOverFailed(RunbookError):
     """Alarms or event subscriptions could not be moved to (or back from) the instance production now runs on."""
 
 
+# ---------------------------------------------------------------------------------------- recordings-restore
+
+
+class RecordingVersionNotFound(RunbookError):
+    """The requested object version does not exist, is a delete marker, or belongs to another key."""
+
+
+class RecordingsRestoreIncomplete(RunbookError):
+    """Some planned recordings were not restored (failed items, or a batch that left no result)."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())

@@ -34,7 +34,7 @@ def find_copy(execution_id: str, settings: RunbookSettings) -> dict[str, Any] | 
         for instance in page["DBInstances"]:
             tags = rds.tags_of(instance)
             if tags.get(rds.TAG_EXECUTION) == execution_id and tags.get(settings.management_tag_key) == settings.management_tag_value:
-                return instance
+                return dict(instance)
     return None
 
 

@@ -75,6 +75,15 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
             "its temporary copy (tag irisx-restore:execution={arn}) may still exist: the daily drill sweep deletes it"
         ),
     ),
+    # One recordings restore per bucket and prefix (overlapping prefixes are refused by recordings/locks.py).
+    "recordings-restore": WorkflowTraits(
+        lock=LockOn("s3", ("lock_scope",)),
+        notify_on_success=True,
+        left_behind_when_abandoned=(
+            "some recordings may already be restored (new current versions; no version was deleted but delete markers): "
+            "re-running the same request changes nothing more; the plan is in the work bucket under plans/"
+        ),
+    ),
     "snapshot": WorkflowTraits(
         lock=None,
         notify_on_success=False,

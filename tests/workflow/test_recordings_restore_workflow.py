@@ -1,0 +1,286 @@
+"""The `recordings-restore` workflow end to end: statemachines/recordings-restore.asl.json with its real
+handlers, on moto's versioned S3 seeded with 30 days of overwrites and deletes.
+
+What moto cannot prove, and where it is proved instead: moto's Distributed Map ignores
+ToleratedFailurePercentage and swallows a failing child (the Map succeeds, the item's result is
+null, no Catch runs), so a child that crashes is invisible to the Map here; these tests show that
+the aggregation step still fails the execution, from the missing result file. ItemBatcher is not
+used at all (moto rejects it): the plan is already batches. The multipart path (> 5 GB) and the
+exact wire encoding of CopySource are tested at the function level, in tests/unit/test_recordings_apply.py.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from restorectl.emulated_recordings import BAD_DEPLOY_AGO, ODD_NAMES, wav_body
+
+pytestmark = pytest.mark.workflow
+
+BUCKET = "irisx-recordings"
+OTHER_BUCKET = "irisx-prod-recordings-672e7c49"
+
+
+def bad_deploy_time(world: Any) -> str:
+    return (world.clock.now() - BAD_DEPLOY_AGO).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def body(key: str, version_id: str | None = None) -> bytes:
+    kwargs = {"VersionId": version_id} if version_id else {}
+    return boto3.client("s3").get_object(Bucket=BUCKET, Key=key, **kwargs)["Body"].read()
+
+
+def recordings_of(world: Any, bucket: str = BUCKET) -> dict[str, dict[str, Any]]:
+    return world.recordings.state(bucket)
+
+
+def journal_of(result: Any) -> list[dict[str, Any]]:
+    return [r for r in result.world["journal"] if r.get("workflow") == "recordings-restore" and r["pk"].startswith("WORKFLOW#")]
+
+
+def assert_nothing_permanently_deleted(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> None:
+    for key, entry in before.items():
+        assert set(entry["versions"]) <= set(after[key]["versions"]), f"a version of {key} was deleted"
+
+
+def test_a_prefix_is_restored_as_it_was_before_the_bad_deploy(rehearsal):
+    # Given the recordings bucket 6 hours after a bad deploy overwrote and deleted recordings
+    world = rehearsal(calls_rows=2000, recordings=50)
+    seeded = world.recordings.seeded[BUCKET]
+    before = recordings_of(world)
+
+    # When on-call restores the prefix as it was just before the deploy
+    result = world.run(
+        "recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world), "requested_by": "oncall"}
+    )
+
+    # Then the plan came first, the Map applied it, and every planned change was made
+    assert result.status == "SUCCEEDED", result.cause
+    states = result.states()
+    assert states.index("WriteRecordingsPlan") < states.index("ApplyPlan") < states.index("AggregateRecordingsResults")
+    report = result.output["report"]
+    assert report["failed"] == 0 and report["applied"] == report["planned"] > 0 and report["batches_without_result"] == 0
+    assert report["plan_location"].startswith("s3://irisx-restore-recordings-work-")
+    assert report["cost_estimate"]["usd_total"] > 0 and report["bytes_copied"] > 0
+
+    # And each key holds what it held at that time: overwritten and deleted ones are back, others untouched
+    after = recordings_of(world)
+    for key, pattern in seeded.history.items():
+        call = seeded.calls[key]
+        if pattern == "created-after":
+            assert body(key) == wav_body(call, "new") and key in report["created_after_sample"]
+        elif pattern == "overwritten":
+            assert body(key) == wav_body(call, "v1b")
+        else:
+            assert body(key) == wav_body(call, "v1"), (key, pattern)
+        if pattern in ("untouched", "deleted"):
+            assert after[key]["versions"] == before[key]["versions"]  # no copy: unchanged, or its marker removed
+        if pattern == "deleted":
+            assert after[key]["markers"] == [] and after[key]["current"] == before[key]["versions"][0]
+        else:
+            assert after[key]["markers"] == before[key]["markers"]  # only the undelete removes markers
+    # Keys with a space, a plus and non-ASCII in their names went through like the others
+    odd = [k for k in seeded.keys if k.rsplit("/", 1)[-1] in ODD_NAMES]
+    assert len(odd) == 3 and body(odd[1]) == wav_body(seeded.calls[odd[1]], "v1b")
+    assert_nothing_permanently_deleted(before, after)
+    # And the other bucket was not touched
+    assert recordings_of(world, OTHER_BUCKET) == world.recordings.state(OTHER_BUCKET)
+
+    # And the journal holds the run, and the lock on s3:<bucket>/<prefix> is released
+    (record,) = journal_of(result)
+    assert record["outcome"] == "SUCCEEDED" and record["requested_by"] == "oncall"
+    assert record["lock_release"] == f"released the lock on s3:{BUCKET}/recordings/"
+
+    # When the same request runs again, Then it plans nothing and changes nothing
+    again = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
+    assert again.status == "SUCCEEDED", again.cause
+    assert again.output["totals_planned"]["entries"] == 0 and again.output["report"]["applied"] == 0
+    assert "ApplyPlan" not in again.states()
+    assert recordings_of(world) == after
+
+
+def test_a_dry_run_reports_the_plan_and_changes_nothing(rehearsal):
+    world = rehearsal(calls_rows=2000, recordings=30)
+    before = recordings_of(world)
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world), "dry_run": True})
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.output["dry_run"] is True
+    totals = result.output["totals"]
+    assert totals["actions"]["copy"] > 0 and totals["actions"]["undelete"] > 0 and totals["bytes_to_copy"] > 0
+    assert "ApplyPlan" not in result.states() and result.states()[-2:] == ["PlannedOnly", "RecordSuccess"]
+    assert recordings_of(world) == before
+    plan = json.loads(
+        boto3.client("s3")
+        .get_object(Bucket=result.output["plan_location"].split("/")[2], Key=result.output["plan_location"].split("/", 3)[3])["Body"]
+        .read()
+    )
+    assert sum(len(batch["entries"]) for batch in plan) == totals["entries"]
+
+
+def test_undelete_removes_only_the_markers_placed_after_the_time(rehearsal):
+    world = rehearsal(calls_rows=2000, recordings=30)
+    seeded = world.recordings.seeded[BUCKET]
+    before = recordings_of(world)
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "undelete_after": bad_deploy_time(world)})
+
+    assert result.status == "SUCCEEDED", result.cause
+    after = recordings_of(world)
+    assert result.output["report"]["per_action"] == {"undelete": {"applied": 10, "skipped": 0, "failed": 0}}
+    for key, pattern in seeded.history.items():
+        assert after[key]["versions"] == before[key]["versions"]  # nothing copied, nothing deleted
+        if pattern in ("deleted", "overwritten-then-deleted"):
+            assert after[key]["markers"] == [] and after[key]["current"] is not None
+        else:
+            assert after[key]["markers"] == before[key]["markers"]
+    assert result.output["report"]["bytes_copied"] == 0
+
+
+def test_one_version_is_made_current_again_and_copied_beside_it(rehearsal):
+    world = rehearsal(calls_rows=2000, recordings=12)
+    seeded = world.recordings.seeded[BUCKET]
+    key = next(k for k, p in seeded.history.items() if p == "overwritten")
+    oldest = recordings_of(world)[key]["versions"][-1]
+
+    same_key = world.run("recordings-restore", {"bucket": BUCKET, "key": key, "version_id": oldest, "reason": "customer complaint"})
+    beside = world.run("recordings-restore", {"bucket": BUCKET, "key": key, "version_id": oldest, "target_key": key + ".restored"})
+
+    assert same_key.status == "SUCCEEDED", same_key.cause
+    assert beside.status == "SUCCEEDED", beside.cause
+    assert body(key) == body(key + ".restored") == wav_body(seeded.calls[key], "v1")
+    assert len(recordings_of(world)[key]["versions"]) == 4  # v1, v1b, bad, and the copy: nothing deleted
+    again = world.run("recordings-restore", {"bucket": BUCKET, "key": key, "version_id": oldest})
+    assert again.output["totals_planned"]["left_as_is"]["same-content"] == 1 and len(recordings_of(world)[key]["versions"]) == 4
+
+
+def test_keys_created_after_the_time_are_hidden_only_when_asked(rehearsal):
+    world = rehearsal(calls_rows=2000, recordings=12)
+    seeded = world.recordings.seeded[BUCKET]
+    before = recordings_of(world)
+
+    result = world.run(
+        "recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world), "hide_created_after": True}
+    )
+
+    assert result.status == "SUCCEEDED", result.cause
+    after = recordings_of(world)
+    created = [k for k, p in seeded.history.items() if p == "created-after"]
+    assert created and result.output["report"]["per_action"]["hide"]["applied"] == len(created)
+    for key in created:
+        assert after[key]["current"] is None and len(after[key]["markers"]) == 1 and after[key]["versions"] == before[key]["versions"]
+    assert_nothing_permanently_deleted(before, after)
+
+
+@pytest.mark.parametrize(
+    ("make_input", "error", "words"),
+    [
+        (
+            lambda w, k, v: {"bucket": "irisx-backups", "prefix": "recordings/", "as_of": bad_deploy_time(w)},
+            "InvalidInput",
+            "not a recordings bucket",
+        ),
+        (lambda w, k, v: {"bucket": BUCKET, "key": k, "version_id": "3HL4kqtJlcpXroDTDmJ"}, "RecordingVersionNotFound", "has no version"),
+        (lambda w, k, v: {"bucket": BUCKET, "key": k + ".other", "version_id": v}, "RecordingVersionNotFound", "has no version"),
+        (lambda w, k, v: {"bucket": BUCKET, "prefix": "recordings/", "as_of": "2025-11-03T00:00:00Z"}, "RestoreTimeOutOfRange", "future"),
+        (lambda w, k, v: {"bucket": BUCKET, "prefix": "recordings/", "as_of": "2025-09-30T00:00:00Z"}, "RestoreTimeOutOfRange", "30 days"),
+        (
+            lambda w, k, v: {"bucket": BUCKET, "prefix": "r/", "as_of": bad_deploy_time(w), "key": k, "version_id": v},
+            "InvalidInput",
+            "exactly one",
+        ),
+    ],
+    ids=[
+        "unknown-bucket",
+        "missing-version",
+        "another-keys-version",
+        "as-of-in-the-future",
+        "as-of-before-retention",
+        "conflicting-fields",
+    ],
+)
+def test_bad_inputs_are_refused_before_anything_changes(rehearsal, make_input, error, words):
+    world = rehearsal(calls_rows=2000, recordings=6)
+    key = world.recordings.seeded[BUCKET].keys[0]
+    version = recordings_of(world)[key]["versions"][0]
+    before = recordings_of(world)
+
+    result = world.run("recordings-restore", make_input(world, key, version))
+
+    assert result.status == "FAILED" and result.error == error and words in result.cause
+    assert "TakeLock" not in result.states() and "PlanRecordingsPage" not in result.states()
+    assert recordings_of(world) == before
+    (record,) = journal_of(result)
+    assert record["outcome"] == "FAILED" and record["error"] == error
+    assert "no recording was changed" in record["left_behind"]
+
+
+def test_a_plan_larger_than_one_page_loops_the_planner_and_restores_the_same(rehearsal):
+    world = rehearsal(
+        calls_rows=2000,
+        recordings=30,
+        settings_overrides={"RECORDINGS_LIST_PAGE_SIZE": "7", "RECORDINGS_PAGES_PER_INVOCATION": "2", "RECORDINGS_BATCH_SIZE": "4"},
+    )
+    seeded = world.recordings.seeded[BUCKET]
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.states().count("PlanRecordingsPage") >= 3
+    totals = result.output["totals_planned"]
+    assert totals["pages"] > 5 and totals["keys"] == 30
+    report = result.output["report"]
+    assert report["failed"] == 0 and report["applied"] == totals["entries"]
+    location = report["plan_location"].removeprefix("s3://").split("/", 1)
+    batches = json.loads(boto3.client("s3").get_object(Bucket=location[0], Key=location[1])["Body"].read())
+    # batches do not straddle planner rounds, so a round may end in a short one
+    assert len(batches) == report["batches"] >= -(-totals["entries"] // 4) and all(1 <= len(b["entries"]) <= 4 for b in batches)
+    for key, pattern in seeded.history.items():
+        expected = {"created-after": "new", "overwritten": "v1b"}.get(pattern, "v1")
+        assert body(key) == wav_body(seeded.calls[key], expected)
+
+
+def test_an_item_that_cannot_be_restored_fails_the_execution_by_name_and_the_rest_is_restored(rehearsal):
+    # Given an overwritten recording whose old version sits in Glacier (a copy needs a restore first)
+    world = rehearsal(calls_rows=2000, recordings=12)
+    s3 = boto3.client("s3")
+    with world.recordings.s3_clock.at(world.clock.now() - timedelta(days=3)):
+        s3.put_object(Bucket=BUCKET, Key="recordings/9/cold.wav", Body=b"cold", StorageClass="GLACIER")
+    with world.recordings.s3_clock.at(world.clock.now() - timedelta(hours=2)):
+        s3.put_object(Bucket=BUCKET, Key="recordings/9/cold.wav", Body=b"bad")
+    seeded = world.recordings.seeded[BUCKET]
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
+
+    # Then the execution fails with the named error and the key in the cause, not silently
+    assert result.status == "FAILED"
+    assert result.error == "RecordingsRestoreIncomplete"
+    assert "recordings/9/cold.wav" in result.cause and "GLACIER" in result.cause and "summary.json" in result.cause
+    assert result.states()[-3:] == ["ExplainRecordingsFailure", "RecordFailure", "RecordingsRestoreFailedWithOriginalError"]
+    # And every other key was restored
+    for key, pattern in seeded.history.items():
+        expected = {"created-after": "new", "overwritten": "v1b"}.get(pattern, "v1")
+        assert body(key) == wav_body(seeded.calls[key], expected)
+    (record,) = journal_of(result)
+    assert record["outcome"] == "FAILED" and record["lock_release"].startswith("released the lock")
+    assert "may be restored" in record["left_behind"] and "no version was deleted" in record["left_behind"]
+
+
+def test_a_batch_that_crashed_is_not_swallowed(rehearsal):
+    """moto's Distributed Map swallows the failing child (no Catch, the Map SUCCEEDS); AWS would count
+    it against the tolerance. Either way the batch left no result file, and the aggregation fails the
+    execution for it. What moto cannot show is AWS's own threshold behaviour; the ASL sets it to 100.0
+    so the aggregation, not the Map, always decides."""
+    world = rehearsal(calls_rows=2000, recordings=12, inject=["ApplyRecordingsBatch=RuntimeError:1"])
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
+
+    assert result.status == "FAILED" and result.error == "RecordingsRestoreIncomplete"
+    assert "left no result" in result.cause
+    assert "ApplyPlan" in result.states() and "AggregateRecordingsResults" in result.states()
