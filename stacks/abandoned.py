@@ -42,7 +42,7 @@ class AbandonedExecutions(Construct):
                     actions=["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                     resources=[journal.table.table_arn],
                 ),
-                iam.PolicyStatement(actions=["sns:Publish"], resources=[journal.topic.topic_arn]),
+                *journal.publish_statements(),
                 iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=[executions]),
             ],
             acknowledgements={

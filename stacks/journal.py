@@ -52,18 +52,41 @@ class Journal(Construct):
         return table
 
     def _build_topic(self) -> sns.Topic:
+        # A key of the stack's own: CloudWatch alarm actions (a failed or overdue drill) cannot publish to
+        # a topic encrypted with the AWS managed SNS key, whose policy this account cannot change.
+        self.key = kms.Key(
+            self,
+            "NotificationsKey",
+            description=f"{self._settings.name_prefix}: encrypts the notification topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self._settings.account}},
+            )
+        )
         topic = sns.Topic(
             self,
             "Notifications",
             topic_name=f"{self._settings.name_prefix}-notifications",
             display_name="IRISX restore runbook",
-            # The AWS managed key for SNS: encrypted at rest without a key policy to maintain.
-            master_key=kms.Alias.from_alias_name(self, "SnsManagedKey", "alias/aws/sns"),
+            master_key=self.key,
             enforce_ssl=True,
         )
         for address in self._settings.notify_emails:
             topic.add_subscription(subscriptions.EmailSubscription(address))
         return topic
+
+    def publish_statements(self) -> list[iam.PolicyStatement]:
+        """What a function needs to publish to the topic: the topic, and its key to encrypt the message."""
+        return [
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn]),
+        ]
 
     def environment(self) -> dict[str, str]:
         """What every step function needs to find the journal and the topic."""

@@ -25,7 +25,7 @@ def journal_steps(journal: Journal, settings: StackSettings) -> dict[str, StepPe
     """The journal steps (handler module -> permissions), for any workflow's `steps`."""
     executions = executions_arn(settings)
     describe_holder = iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
-    publish = iam.PolicyStatement(actions=["sns:Publish"], resources=[journal.topic.topic_arn])
+    publish = journal.publish_statements()
     return {
         "record_start": StepPermissions(statements=[journal.table_statement(["dynamodb:PutItem"])]),
         "take_lock": StepPermissions(
@@ -38,11 +38,11 @@ def journal_steps(journal: Journal, settings: StackSettings) -> dict[str, StepPe
             },
         ),
         # A success whose end record failed: only the lock's own item and the topic.
-        "release_without_record": StepPermissions(statements=[journal.table_statement(["dynamodb:DeleteItem"]), publish]),
+        "release_without_record": StepPermissions(statements=[journal.table_statement(["dynamodb:DeleteItem"]), *publish]),
         "record_outcome": StepPermissions(
             statements=[
                 journal.table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]),
-                publish,
+                *publish,
             ]
         ),
     }

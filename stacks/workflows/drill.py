@@ -121,7 +121,7 @@ class DrillWorkflow(RegisteredWorkflow):
             *self._delete_drill_copies(),
             # Whether the drill that made a copy still runs (its execution ARN is the copy's tag).
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[drill_executions]),
-            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.context.journal.topic.topic_arn]),
+            *self.context.journal.publish_statements(),
             timeout=Duration.minutes(2),
         )
         permissions.acknowledgements[nag.wildcard_resource(drill_executions)] = (  # type: ignore[index]

@@ -41,8 +41,13 @@ def test_the_key_schema_is_the_one_the_rehearsal_and_the_steps_use(synthesized: 
 
 def test_the_topic_is_encrypted_and_refuses_plain_http(synthesized: Synthesized) -> None:
     (topic,) = synthesized.of_type("AWS::SNS::Topic").values()
-    key = topic["Properties"]["KmsMasterKeyId"]
-    assert str(key).endswith(":alias/aws/sns']]}") or key["Fn::Join"][1][-1].endswith(":alias/aws/sns")
+    # encrypted with the stack's own rotating key, which CloudWatch alarm actions may use (the AWS
+    # managed SNS key would silently drop every alarm notification)
+    ((key_id, key),) = synthesized.of_type("AWS::KMS::Key").items()
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    cloudwatch = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch and set(cloudwatch[0]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
     (policy,) = synthesized.of_type("AWS::SNS::TopicPolicy").values()
     denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)

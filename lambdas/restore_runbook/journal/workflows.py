@@ -99,8 +99,10 @@ def traits_of(workflow: str) -> WorkflowTraits:
 
 
 def lock_label(resource: str) -> str:
-    """The resource as people name it: an RDS instance by its name, anything else as `<kind>://<name>`."""
+    """The resource as people name it: an RDS instance by its name, S3 as a URL, a drill's as `drill:<source>`."""
     kind, _, name = resource.partition(":")
     if not name:
         return resource
-    return name if kind == "rds" else f"{kind}://{name}"
+    if kind == "rds":
+        return name
+    return f"s3://{name}" if kind == "s3" else resource
