@@ -395,7 +395,7 @@ def test_the_endpoint_of_the_copy_in_another_case_is_refused_as_the_original(rol
 def snapshot_world(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     asked: list[str] = []
     monkeypatch.setattr(rds, "describe_source", lambda identifier: asked.append(identifier) or {"DBInstanceStatus": "available"})
-    monkeypatch.setattr(snapshots, "_find", lambda snapshot_id: None)
+    monkeypatch.setattr(rds, "snapshot_named", lambda snapshot_id: None)
     return asked
 
 

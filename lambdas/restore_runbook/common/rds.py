@@ -117,6 +117,17 @@ def restore_window(source: dict[str, Any]) -> RestoreWindow:
     return RestoreWindow(earliest=earliest, latest=_utc(source["LatestRestorableTime"]))
 
 
+def snapshot_named(snapshot_id: str) -> dict[str, Any] | None:
+    """The snapshot of that id, or None: a retried create looks before it acts."""
+    try:
+        found = aws.client("rds").describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
+    except Exception as exc:
+        if aws.error_code(exc) == "DBSnapshotNotFound":
+            return None
+        raise
+    return dict(found[0]) if found else None
+
+
 def find_snapshot(source_identifier: str, snapshot_id: str) -> dict[str, Any]:
     """An available snapshot of the source: by id, or the newest one for 'latest'."""
     rds = aws.client("rds")

@@ -11,26 +11,16 @@ from typing import Any
 
 from restore_runbook.common import aws, clock, rds
 from restore_runbook.common.errors import TargetAlreadyExists
+from restore_runbook.contract import TAG_REASON
 from restore_runbook.settings import RunbookSettings
 
-TAG_REASON = "irisx-restore:reason"
 FIRST_WAIT_SECONDS = 30
 NOT_IN_A_TAG = re.compile(r"[^\w .:/=+@-]")  # RDS tag values: letters, digits, spaces and _ . : / = + - @
 
 
-def _find(snapshot_id: str) -> dict[str, Any] | None:
-    try:
-        found = aws.client("rds").describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
-    except Exception as exc:
-        if aws.error_code(exc) == "DBSnapshotNotFound":
-            return None
-        raise
-    return found[0] if found else None
-
-
 def start_final_snapshot(plan: dict[str, Any], execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
     snapshot_id, production = plan["final_snapshot"], plan["production_instance"]
-    existing = _find(snapshot_id)
+    existing = rds.snapshot_named(snapshot_id)
     if existing is not None:
         if rds.tags_of(existing).get(rds.TAG_EXECUTION) != execution_id:
             raise TargetAlreadyExists(f"snapshot {snapshot_id!r} exists and is not this execution's; refusing to use it")

@@ -95,7 +95,7 @@ def plan_snapshot(request: Any, settings: RunbookSettings, snapshot_settings: Sn
             f"source DB instance {source_id!r} is {status!r}; RDS takes a manual snapshot only of an available instance"
         )
     snapshot_id = snapshot_name(snapshot_settings.prefix, checked["reason"], clock.now())
-    if _find(snapshot_id) is not None:
+    if rds.snapshot_named(snapshot_id) is not None:
         raise TargetAlreadyExists(f"a snapshot named {snapshot_id!r} already exists; start again in a second")
     return SnapshotPlan(
         reason=checked["reason"],
@@ -109,16 +109,6 @@ def plan_snapshot(request: Any, settings: RunbookSettings, snapshot_settings: Sn
 
 
 # ---------------------------------------------------------------------------------------- create and follow
-
-
-def _find(snapshot_id: str) -> dict[str, Any] | None:
-    try:
-        found = aws.client("rds").describe_db_snapshots(DBSnapshotIdentifier=snapshot_id)["DBSnapshots"]
-    except Exception as exc:
-        if aws.error_code(exc) == "DBSnapshotNotFound":
-            return None
-        raise
-    return found[0] if found else None
 
 
 def snapshot_tags(plan: SnapshotPlan, execution_id: str, settings: RunbookSettings) -> list[dict[str, str]]:
@@ -148,7 +138,7 @@ def next_wait_seconds(elapsed: float, percent: int, settings: SnapshotSettings) 
 
 def start_snapshot(plan: SnapshotPlan, execution_id: str, settings: RunbookSettings, snapshot_settings: SnapshotSettings) -> dict[str, Any]:
     """Create the snapshot; a retry of this step finds its own snapshot instead of failing."""
-    existing = _find(plan.snapshot_id)
+    existing = rds.snapshot_named(plan.snapshot_id)
     if existing is not None:
         tags = rds.tags_of(existing)
         if tags.get(rds.TAG_EXECUTION) != execution_id:
@@ -178,7 +168,7 @@ def start_snapshot(plan: SnapshotPlan, execution_id: str, settings: RunbookSetti
 def describe_snapshot(progress: dict[str, Any], snapshot_settings: SnapshotSettings) -> dict[str, Any]:
     snapshot_id = progress["snapshot_id"]
     attempts = int(progress.get("attempts", 0)) + 1
-    snapshot = _find(snapshot_id)
+    snapshot = rds.snapshot_named(snapshot_id)
     if snapshot is None:
         raise SnapshotFailed(f"snapshot {snapshot_id!r} no longer exists; someone or something deleted it while it was being taken")
     status = str(snapshot.get("Status", ""))
@@ -250,7 +240,7 @@ def delete_own_snapshot(snapshot_id: str, reason: str | None, current: str | Non
     """Delete a snapshot this workflow made; refuses anything else (the IAM policy repeats the fence)."""
     if snapshot_id == current:
         raise UnsafeOperation(f"refusing to delete {snapshot_id!r}: it is the snapshot this execution just took")
-    snapshot = _find(snapshot_id)
+    snapshot = rds.snapshot_named(snapshot_id)
     if snapshot is None:
         return snapshot_id
     tags = rds.tags_of(snapshot)
@@ -273,7 +263,7 @@ def clean_up_failed_snapshot(progress: Any, execution_id: str, settings: Runbook
     snapshot_id = (progress or {}).get("snapshot_id") if isinstance(progress, dict) else None
     if not snapshot_id:
         return "nothing was created"
-    snapshot = _find(snapshot_id)
+    snapshot = rds.snapshot_named(snapshot_id)
     if snapshot is None:
         return "nothing was created"
     if rds.tags_of(snapshot).get(rds.TAG_EXECUTION) != execution_id:
