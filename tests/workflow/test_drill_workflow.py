@@ -233,7 +233,7 @@ def test_a_restore_of_the_same_source_proceeds_while_a_drill_runs_and_a_second_d
     restore = world.run("restore", {"mode": "point-in-time", "target_instance": "irisx-incident", "requested_by": "on-call"})
     assert restore.status == "SUCCEEDED", restore.cause
     assert "irisx-incident" in instance_ids(restore.world)
-    assert [lock["source_instance"] for lock in locks(restore)] == [f"drill:{SOURCE}"]
+    assert [lock["resource"] for lock in locks(restore)] == [f"drill:{SOURCE}"]
 
     # And a second drill of the same source is refused, creating nothing
     second = world.run("drill", {})

@@ -94,7 +94,7 @@ def test_a_prefix_is_restored_as_it_was_before_the_bad_deploy(rehearsal):
     # And the journal holds the run, and the lock on s3:<bucket>/<prefix> is released
     (record,) = journal_of(result)
     assert record["outcome"] == "SUCCEEDED" and record["requested_by"] == "oncall"
-    assert record["lock_release"] == f"released the lock on s3:{BUCKET}/recordings/"
+    assert record["lock_release"] == f"released the lock on s3://{BUCKET}/recordings/"
 
     # When the same request runs again, Then it plans nothing and changes nothing
     again = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
