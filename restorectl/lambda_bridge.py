@@ -111,6 +111,16 @@ def function_name_for(placeholder: str) -> str:
     return "irisx-restore-" + placeholder.removesuffix("FunctionArn")
 
 
+def _clear_metrics() -> None:
+    """What each real invocation's flush does: the rehearsal disables publishing, so nothing else empties
+    Powertools' shared metric set, and at 100 values of one metric it would try to publish them."""
+    import sys
+
+    observability = sys.modules.get("restore_runbook.common.observability")
+    if observability is not None:
+        observability.metrics.clear_metrics()
+
+
 def _resolve(handler_path: str) -> Callable[[dict[str, Any], Any], Any]:
     module_name, _, attribute = handler_path.rpartition(".")
     handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), attribute)
@@ -156,6 +166,7 @@ class LambdaBridge:
                 }
             ).encode()
         finally:
+            _clear_metrics()
             self._interrupt_if_asked(state, event)
         if after is not None:
             return self._injected(after, state, record, response_headers, ran=True)
