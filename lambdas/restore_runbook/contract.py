@@ -27,6 +27,9 @@ TAG_ROLE = "irisx-restore:role"
 ROLE_PRODUCTION = "production"
 ROLE_REPLACED_PRODUCTION = "replaced-production"
 PROTECTED_ROLES = frozenset({ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION})
+# On the CloudWatch alarms a carry-over made for the instance production now runs on: the instance it copied them from.
+# The rollback deletes only alarms carrying it, and IAM lets no role create or delete an alarm without it.
+TAG_CARRIED_FROM = "irisx-restore:carried-from"
 # On snapshots the snapshot workflow takes (TAG_WORKFLOW = SNAPSHOT_WORKFLOW on each).
 TAG_REASON = "irisx-restore:reason"
 TAG_LABEL = "irisx-restore:label"

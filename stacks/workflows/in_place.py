@@ -17,6 +17,7 @@ from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
+from stacks.permissions.monitoring import monitoring_step
 from stacks.permissions.rds import (
     ROLE_PRODUCTION,
     ROLE_REPLACED_PRODUCTION,
@@ -72,8 +73,9 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             "rename_copy_to_production": self._rename(describe, production=True, copies=True, replaced=False),
             "rename_back": self._rename(describe, production=True, copies=True, replaced=True),
             "apply_production_settings": self._apply_production_settings(describe),
-            "carry_monitoring_over": self._monitoring(carry_over=True),
-            "carry_monitoring_back": self._monitoring(carry_over=False),
+            # Monitoring follows production (shared with restore and rollback: stacks/permissions/monitoring.py).
+            "carry_monitoring_over": monitoring_step(self.settings, carry_over=True),
+            "carry_monitoring_back": monitoring_step(self.settings, carry_over=False),
             "report_in_place_restore": StepPermissions(statements=[]),
             "explain_in_place_failure": StepPermissions(statements=[]),
             # Says where both instances stand, by resource id.
@@ -185,44 +187,3 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             "Production's Enhanced Monitoring role is read from RDS at run time; PassRole only to monitoring.rds.amazonaws.com"
         )
         return permissions
-
-    # -- monitoring follows production -------------------------------------------------------------
-
-    def _monitoring(self, *, carry_over: bool) -> StepPermissions:
-        s = self.settings
-        partition = partition_of(s.region)
-        alarms = f"arn:{partition}:cloudwatch:{s.region}:{s.account}:alarm:*"
-        subscriptions = f"arn:{partition}:rds:{s.region}:{s.account}:es:*"
-        carried = "irisx-restore:carried-from"
-        statements = [
-            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms", "cloudwatch:ListTagsForResource"], resources=[alarms]),
-            iam.PolicyStatement(actions=["rds:DescribeEventSubscriptions"], resources=[subscriptions]),
-        ]
-        if carry_over:
-            statements += [
-                # Only alarms that say where they were carried from: a new name, never an overwrite of another's.
-                iam.PolicyStatement(
-                    actions=["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"],
-                    resources=[alarms],
-                    conditions={"Null": {f"aws:RequestTag/{carried}": "false"}},
-                ),
-                iam.PolicyStatement(actions=["rds:AddSourceIdentifierToSubscription"], resources=[subscriptions]),
-            ]
-        else:
-            statements += [
-                # Only the alarms a carry-over created (they carry its tag).
-                iam.PolicyStatement(
-                    actions=["cloudwatch:DeleteAlarms"], resources=[alarms], conditions={"Null": {f"aws:ResourceTag/{carried}": "false"}}
-                ),
-                iam.PolicyStatement(actions=["rds:RemoveSourceIdentifierFromSubscription"], resources=[subscriptions]),
-            ]
-        return StepPermissions(
-            statements=statements,
-            acknowledgements={
-                nag.wildcard_resource(alarms): (
-                    "The alarms on an instance are found at run time by their DBInstanceIdentifier dimension; creating "
-                    "and deleting is limited by the carried-from tag to the alarms a carry-over made"
-                ),
-                nag.wildcard_resource(subscriptions): "Event subscriptions listing an instance are found at run time by their source ids",
-            },
-        )

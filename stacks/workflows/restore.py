@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
+from stacks.permissions.monitoring import monitoring_step
 from stacks.permissions.rds import deny_changes_to_source, deny_deleting_production
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow
@@ -39,6 +40,8 @@ class RestoreWorkflow(RegisteredWorkflow):
             "cleanup_restore": self._cleanup_restore(),
             **self._cutover_steps(),
             "protect_new_production": self._protect_new_production(),
+            # After a healthy cutover: the source's alarms copied for the new production, its id added to subscriptions.
+            "carry_monitoring_over": monitoring_step(self.settings, carry_over=True),
         }
 
     # -- shared statements -------------------------------------------------------------------------

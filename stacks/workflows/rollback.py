@@ -14,6 +14,7 @@ from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
+from stacks.permissions.monitoring import monitoring_step
 from stacks.permissions.rds import RdsArns, deny_changes_to_source, deny_deleting_production
 from stacks.settings import StackSettings
 from stacks.workflows.base import RegisteredWorkflow
@@ -59,6 +60,8 @@ class RollbackWorkflow(RegisteredWorkflow):
                 },
             ),
             "point_hosts_back": hosts.step(send=(ssm_documents.SET_DB_HOST,)),
+            # Before the copy is deleted: only the alarms a carry-over made for it, only its id in subscriptions.
+            "carry_monitoring_back": monitoring_step(self.settings, carry_over=False),
             "check_app_health": hosts.step(send=(ssm_documents.APP_CONTROL,), read=True),
             # After a failure past pm2 stop: the app restarted on the original, else on the copy (its endpoint read from RDS).
             "restart_app": hosts.step(send=(ssm_documents.SET_DB_HOST,), extra=(describe_db,), acknowledgements=describe_ack),

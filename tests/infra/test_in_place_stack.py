@@ -124,6 +124,23 @@ def test_monitoring_may_create_and_delete_only_the_alarms_a_carry_over_made(synt
     assert delete["Condition"] == {"Null": {"aws:ResourceTag/irisx-restore:carried-from": "false"}}
 
 
+@pytest.mark.parametrize(
+    ("step", "workflows"),
+    [("carry_monitoring_over", {"in-place-restore", "restore"}), ("carry_monitoring_back", {"in-place-restore", "rollback"})],
+)
+def test_restore_and_rollback_carry_monitoring_with_their_own_roles_and_the_swaps_permissions(
+    synthesized: Synthesized, step: str, workflows: set[str]
+) -> None:
+    # One builder (stacks/permissions/monitoring.py): restore's cutover and rollback get the swap's statements,
+    # each function its own role.
+    roles = roles_by_workflow(synthesized, step)
+    assert set(roles) == workflows
+    assert len(set(roles.values())) == len(workflows)
+    policies = role_policies(synthesized)
+    statements = {workflow: without_own_logs(policies[role]) for workflow, role in roles.items()}
+    assert len({json.dumps(s) for s in statements.values()}) == 1, statements
+
+
 @pytest.mark.parametrize("step", ["stop_app_hosts", "start_app_hosts", "check_app_health"])
 def test_the_app_steps_send_only_the_app_control_document(synthesized: Synthesized, step: str) -> None:
     (role,) = [r for w, r in roles_by_workflow(synthesized, step).items() if w == "in-place-restore"]
