@@ -176,6 +176,24 @@ def test_carrying_back_deletes_only_the_twins_this_tool_made(cloudwatch, subscri
     # Then only the tool's twin is gone
     assert sorted(alarms(cloudwatch)) == sorted([f"{SOURCE}-cpu-high", "hand-made restored alarm"])
     assert record["alarms_deleted"] == [f"{RESTORED}-cpu-high"]
+    # and the hand-made one is named: it will watch an instance the rollback deletes
+    assert record["other_alarms_on_copy"] == ["hand-made restored alarm"]
+
+
+def test_an_alarm_that_already_has_the_copys_name_is_never_overwritten_and_is_listed(cloudwatch, subscriptions):
+    # Given production's alarm, and someone else's alarm already holding the name its copy would get
+    cpu_alarm(cloudwatch, SOURCE)
+    cpu_alarm(cloudwatch, "irisx-other", name=f"{RESTORED}-cpu-high", tags=[{"Key": "team", "Value": "data"}])
+    before = alarms(cloudwatch)[f"{RESTORED}-cpu-high"]
+    no_subscriptions(subscriptions)
+
+    record = monitoring.carry_over(SOURCE, RESTORED, EXECUTION)
+
+    # Then that alarm is as it was (PutMetricAlarm would have replaced it), and the record says the copy was not made
+    assert alarms(cloudwatch)[f"{RESTORED}-cpu-high"] == before
+    assert record["alarms_created"] == []
+    assert record["alarms_not_copied"] == [{"alarm": f"{SOURCE}-cpu-high", "reason": f"an alarm named {RESTORED}-cpu-high already exists"}]
+    assert f"NOT copied, a name was taken: {SOURCE}-cpu-high" in record["note"]
 
 
 # ---------------------------------------------------------------------------------------- event subscriptions
@@ -227,6 +245,52 @@ def test_a_refused_subscription_change_is_a_named_error_with_the_subscription_an
 
     with pytest.raises(MonitoringCarryOverFailed, match=r"adding .* to event subscription irisx-prod-events failed: SubscriptionNotFound"):
         monitoring.carry_over(SOURCE, RESTORED, EXECUTION)
+
+
+def test_a_carry_over_failing_part_way_says_which_alarms_it_had_already_created(cloudwatch, subscriptions):
+    cpu_alarm(cloudwatch, SOURCE)
+    subscriptions.add_response("describe_event_subscriptions", {"EventSubscriptionsList": [subscription("irisx-prod-events", SOURCE)]}, {})
+    subscriptions.add_client_error("add_source_identifier_to_subscription", service_error_code="SubscriptionNotFound", http_status_code=404)
+
+    with pytest.raises(MonitoringCarryOverFailed) as failed:
+        monitoring.carry_over(SOURCE, RESTORED, EXECUTION)
+
+    assert f"done before the failure: {{'alarms_created': ['{RESTORED}-cpu-high'], 'subscriptions_added': []}}" in str(failed.value)
+    assert f"{RESTORED}-cpu-high" in alarms(cloudwatch)
+
+
+def test_a_carry_back_failing_part_way_names_what_still_watches_the_copy(cloudwatch, subscriptions):
+    # Given a carried-over alarm, and a subscription RDS refuses to change
+    cpu_alarm(cloudwatch, SOURCE)
+    no_subscriptions(subscriptions)
+    monitoring.carry_over(SOURCE, RESTORED, EXECUTION)
+    subscriptions.add_response(
+        "describe_event_subscriptions", {"EventSubscriptionsList": [subscription("irisx-prod-events", SOURCE, RESTORED)]}, {}
+    )
+    subscriptions.add_client_error("remove_source_identifier_from_subscription", service_error_code="AccessDenied", http_status_code=403)
+
+    with pytest.raises(MonitoringCarryOverFailed) as failed:
+        monitoring.carry_back(RESTORED, SOURCE)
+
+    # Then the error says the alarm is gone and which subscription still lists the copy
+    message = str(failed.value)
+    assert f"removing {RESTORED} from event subscription irisx-prod-events failed: AccessDenied" in message
+    assert "'alarms_still_there': []" in message and "'subscriptions_still_listing_it': ['irisx-prod-events']" in message
+    assert f"'alarms_deleted': ['{RESTORED}-cpu-high']" in message
+
+
+def test_a_carry_back_that_cannot_list_the_alarms_says_it_does_not_know_which_remain(cloudwatch, subscriptions, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeAlarms")
+
+    monkeypatch.setattr(monitoring, "metric_alarms", lambda: monitoring._aws_call("listing the CloudWatch alarms", refused))
+
+    with pytest.raises(
+        MonitoringCarryOverFailed, match=r"listing the CloudWatch alarms failed: AccessDenied.*not known: listing them failed"
+    ):
+        monitoring.carry_back(RESTORED, SOURCE)
 
 
 # ---------------------------------------------------------------------------------------- the swap, and the handlers

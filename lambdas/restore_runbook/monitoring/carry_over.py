@@ -18,9 +18,9 @@ from typing import Any
 
 from restore_runbook.common import aws, clock, rds
 from restore_runbook.common.errors import MonitoringCarryOverFailed
+from restore_runbook.contract import TAG_CARRIED_FROM
 
 DIMENSION = "DBInstanceIdentifier"
-TAG_CARRIED_FROM = "irisx-restore:carried-from"
 MAX_ALARM_NAME = 255
 # put_metric_alarm arguments copied as they are; Dimensions and Metrics are rewritten.
 COPIED = (
@@ -57,12 +57,17 @@ def watches(alarm: dict[str, Any], instance: str) -> bool:
     )
 
 
-def alarms_watching(instance: str) -> list[dict[str, Any]]:
+def metric_alarms() -> list[dict[str, Any]]:
     # DescribeAlarms has no dimension filter, and DescribeAlarmsForMetric needs the metric name.
     found: list[dict[str, Any]] = []
-    for page in aws.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
-        found.extend(a for a in page.get("MetricAlarms", []) if watches(a, instance))
+    pages = aws.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+    for page in _aws_call("listing the CloudWatch alarms", list, pages):
+        found.extend(page.get("MetricAlarms", []))
     return found
+
+
+def alarms_watching(instance: str) -> list[dict[str, Any]]:
+    return [a for a in metric_alarms() if watches(a, instance)]
 
 
 def _rewrite(dimensions: list[dict[str, str]] | None, old: str, new: str) -> list[dict[str, str]]:
@@ -97,9 +102,9 @@ def alarm_parameters(alarm: dict[str, Any], old: str, new: str) -> dict[str, Any
     return parameters
 
 
-def _aws_call(what: str, call: Any, **kwargs: Any) -> Any:
+def _aws_call(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
-        return call(**kwargs)
+        return call(*args, **kwargs)
     except Exception as exc:
         code = aws.error_code(exc)
         if not code:
@@ -109,7 +114,8 @@ def _aws_call(what: str, call: Any, **kwargs: Any) -> Any:
 
 def subscriptions_listing(instance: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    for page in aws.client("rds").get_paginator("describe_event_subscriptions").paginate():
+    pages = aws.client("rds").get_paginator("describe_event_subscriptions").paginate()
+    for page in _aws_call("listing the RDS event subscriptions", list, pages):
         found.extend(s for s in page.get("EventSubscriptionsList", []) if instance in (s.get("SourceIdsList") or []))
     return found
 
@@ -131,43 +137,73 @@ def follow_name(instance: str) -> dict[str, Any]:
     }
 
 
+def _tags(cloudwatch: Any, alarm: dict[str, Any]) -> list[dict[str, str]]:
+    answer = _aws_call(f"reading the tags of alarm {alarm['AlarmName']}", cloudwatch.list_tags_for_resource, ResourceARN=alarm["AlarmArn"])
+    return list(answer.get("Tags", []))
+
+
+def _failed_part_way(exc: MonitoringCarryOverFailed, done: dict[str, Any]) -> MonitoringCarryOverFailed:
+    """The same error, saying what had already changed: a human finishing by hand starts from there."""
+    return MonitoringCarryOverFailed(f"{exc.message}; done before the failure: {done}")
+
+
 def carry_over(old: str, new: str, execution_id: str) -> dict[str, Any]:
-    """Alarms and event subscriptions on `old` made to watch `new` as well."""
+    """Alarms and event subscriptions on `old` made to watch `new` as well.
+
+    A copied alarm's name is the original's with `new` for `old`. When another alarm already has that
+    name and is not a copy from `old`, it is left alone (PutMetricAlarm would overwrite it) and listed
+    in `alarms_not_copied`.
+    """
     if old == new:
         return follow_name(old)
     cloudwatch, rds_client = aws.client("cloudwatch"), aws.client("rds")
     created: list[dict[str, str]] = []
     kept: list[str] = []
-    for alarm in alarms_watching(old):
-        tags = _aws_call(
-            f"reading the tags of alarm {alarm['AlarmName']}", cloudwatch.list_tags_for_resource, ResourceARN=alarm["AlarmArn"]
-        )
-        own = [t for t in tags.get("Tags", []) if t["Key"] not in (TAG_CARRIED_FROM, rds.TAG_EXECUTION)]
-        parameters = alarm_parameters(alarm, old, new)
-        parameters["Tags"] = [*own, {"Key": TAG_CARRIED_FROM, "Value": old}, {"Key": rds.TAG_EXECUTION, "Value": execution_id[-256:]}]
-        _aws_call(f"creating alarm {parameters['AlarmName']} for {new}", cloudwatch.put_metric_alarm, **parameters)
-        created.append({"from": alarm["AlarmName"], "to": parameters["AlarmName"]})
-        kept.append(alarm["AlarmName"])
+    not_copied: list[dict[str, str]] = []
     added: list[str] = []
-    for subscription in subscriptions_listing(old):
-        if new in (subscription.get("SourceIdsList") or []):
-            continue
-        name = subscription["CustSubscriptionId"]
-        _aws_call(
-            f"adding {new} to event subscription {name}",
-            rds_client.add_source_identifier_to_subscription,
-            SubscriptionName=name,
-            SourceIdentifier=new,
-        )
-        added.append(name)
+    try:
+        every = metric_alarms()
+        by_name = {a["AlarmName"]: a for a in every}
+        for alarm in (a for a in every if watches(a, old)):
+            parameters = alarm_parameters(alarm, old, new)
+            taken = by_name.get(parameters["AlarmName"])
+            if taken is not None and {"Key": TAG_CARRIED_FROM, "Value": old} not in _tags(cloudwatch, taken):
+                not_copied.append({"alarm": alarm["AlarmName"], "reason": f"an alarm named {parameters['AlarmName']} already exists"})
+                continue
+            own = [t for t in _tags(cloudwatch, alarm) if t["Key"] not in (TAG_CARRIED_FROM, rds.TAG_EXECUTION)]
+            parameters["Tags"] = [*own, {"Key": TAG_CARRIED_FROM, "Value": old}, {"Key": rds.TAG_EXECUTION, "Value": execution_id[-256:]}]
+            _aws_call(f"creating alarm {parameters['AlarmName']} for {new}", cloudwatch.put_metric_alarm, **parameters)
+            created.append({"from": alarm["AlarmName"], "to": parameters["AlarmName"]})
+            kept.append(alarm["AlarmName"])
+        for subscription in subscriptions_listing(old):
+            if new in (subscription.get("SourceIdsList") or []):
+                continue
+            name = subscription["CustSubscriptionId"]
+            _aws_call(
+                f"adding {new} to event subscription {name}",
+                rds_client.add_source_identifier_to_subscription,
+                SubscriptionName=name,
+                SourceIdentifier=new,
+            )
+            added.append(name)
+    except MonitoringCarryOverFailed as exc:
+        raise _failed_part_way(exc, {"alarms_created": [c["to"] for c in created], "subscriptions_added": added}) from exc
+    note = (
+        f"monitoring followed production to {new}: {len(created)} alarm(s) on {old} copied for it (the originals kept: "
+        f"{old} still runs), {new} added to {len(added)} event subscription(s)"
+    )
+    if not_copied:
+        note += f"; NOT copied, a name was taken: {', '.join(n['alarm'] for n in not_copied)}"
     return {
+        "carried_over": True,
         "from_instance": old,
         "to_instance": new,
         "carried_at": clock.isoformat(clock.now()),
         "alarms_created": created,
         "old_alarms_kept": kept,
+        "alarms_not_copied": not_copied,
         "subscriptions_added": added,
-        "note": f"alarms on {old} were copied for {new} (the originals are kept: {old} still runs); subscriptions now list both",
+        "note": note,
     }
 
 
@@ -176,10 +212,13 @@ def carry_back(restored: str, original: str, record: dict[str, Any] | None = Non
 
     With the carry-over's record, exactly what it did is undone; without one (the rollback workflow
     is another execution), alarms on `restored` carrying `carried-from=<original>` are this tool's,
-    and `restored` is removed from every subscription that lists both.
+    and `restored` is removed from every subscription that lists both (the copy is about to be
+    deleted, so its identifier has nothing left to report). Alarms someone else made for `restored`
+    are kept and listed: they will watch an instance that no longer exists.
     """
     if restored == original:
         return {
+            "carried_back": True,
             "from_instance": restored,
             "to_instance": original,
             "alarms_deleted": [],
@@ -188,34 +227,58 @@ def carry_back(restored: str, original: str, record: dict[str, Any] | None = Non
         }
     cloudwatch, rds_client = aws.client("cloudwatch"), aws.client("rds")
     ours: list[str] = []
-    for alarm in alarms_watching(restored):
-        tags = _aws_call(
-            f"reading the tags of alarm {alarm['AlarmName']}", cloudwatch.list_tags_for_resource, ResourceARN=alarm["AlarmArn"]
-        )
-        if {"Key": TAG_CARRIED_FROM, "Value": original} in tags.get("Tags", []):
-            ours.append(alarm["AlarmName"])
-    for start in range(0, len(ours), 100):  # DeleteAlarms takes at most 100 names
-        _aws_call(f"deleting alarms {', '.join(ours[start : start + 100])}", cloudwatch.delete_alarms, AlarmNames=ours[start : start + 100])
-    if record is not None:
-        names = set(record.get("subscriptions_added") or [])
-        targets = [s for s in subscriptions_listing(restored) if s["CustSubscriptionId"] in names]
-    else:
-        targets = [s for s in subscriptions_listing(restored) if original in (s.get("SourceIdsList") or [])]
+    others: list[str] = []
+    deleted: list[str] = []
     removed: list[str] = []
-    for subscription in targets:
-        name = subscription["CustSubscriptionId"]
-        _aws_call(
-            f"removing {restored} from event subscription {name}",
-            rds_client.remove_source_identifier_from_subscription,
-            SubscriptionName=name,
-            SourceIdentifier=restored,
-        )
-        removed.append(name)
+    alarms_listed = False
+    subscriptions_listed: list[str] | None = None
+    try:
+        for alarm in alarms_watching(restored):
+            (ours if {"Key": TAG_CARRIED_FROM, "Value": original} in _tags(cloudwatch, alarm) else others).append(alarm["AlarmName"])
+        alarms_listed = True
+        for start in range(0, len(ours), 100):  # DeleteAlarms takes at most 100 names
+            batch = ours[start : start + 100]
+            _aws_call(f"deleting alarms {', '.join(batch)}", cloudwatch.delete_alarms, AlarmNames=batch)
+            deleted.extend(batch)
+        if record is not None:
+            names = set(record.get("subscriptions_added") or [])
+            targets = [s for s in subscriptions_listing(restored) if s["CustSubscriptionId"] in names]
+        else:
+            targets = [s for s in subscriptions_listing(restored) if original in (s.get("SourceIdsList") or [])]
+        subscriptions_listed = [s["CustSubscriptionId"] for s in targets]
+        for subscription in targets:
+            name = subscription["CustSubscriptionId"]
+            _aws_call(
+                f"removing {restored} from event subscription {name}",
+                rds_client.remove_source_identifier_from_subscription,
+                SubscriptionName=name,
+                SourceIdentifier=restored,
+            )
+            removed.append(name)
+    except MonitoringCarryOverFailed as exc:
+        listed = subscriptions_listed is not None
+        remaining = {
+            "alarms_still_there": [a for a in ours if a not in deleted] if alarms_listed else "not known: listing them failed",
+            "subscriptions_still_listing_it": [n for n in subscriptions_listed or [] if n not in removed]
+            if listed
+            else f"not known: every subscription listing both {restored} and {original}",
+            "alarms_deleted": deleted,
+            "subscriptions_removed": removed,
+        }
+        raise MonitoringCarryOverFailed(f"{exc.message}; for {restored}: {remaining}") from exc
+    note = (
+        f"monitoring watches {original} only again: {len(deleted)} alarm(s) made for {restored} deleted, "
+        f"{restored} removed from {len(removed)} event subscription(s)"
+    )
+    if others:
+        note += f"; alarms NOT made by this tool still watch {restored}: {', '.join(sorted(others))}"
     return {
+        "carried_back": True,
         "from_instance": restored,
         "to_instance": original,
         "carried_back_at": clock.isoformat(clock.now()),
-        "alarms_deleted": sorted(ours),
+        "alarms_deleted": sorted(deleted),
+        "other_alarms_on_copy": sorted(others),
         "subscriptions_removed": removed,
-        "note": f"monitoring watches {original} only again",
+        "note": note,
     }
