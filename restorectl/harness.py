@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 from unittest import mock
 
-from restorectl import emulated_sfn
+from restorectl import emulated_monitoring, emulated_sfn
 from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_rds import EmulatedRds
 from restorectl.emulated_renames import EmulatedRenames
@@ -211,6 +211,7 @@ class Rehearsal:
         enter(self.clock.installed())
         enter(self.rds.installed())
         enter(self.renames.installed())
+        enter(emulated_monitoring.installed())
         enter(self.bridge.installed())
         enter(emulated_sfn.installed())
         enter(self._database_routing())
@@ -222,6 +223,7 @@ class Rehearsal:
 
             emulated_drills.seed(self.journal.table_name, self.options.source_instance, self.clock.now(), self.options.past_drills)
         self.extra_reporters.append(self.journal.report)
+        self.extra_reporters.append(emulated_monitoring.describe_world)
         self._enter_app_hosts()
         self._enter_recordings()
 
