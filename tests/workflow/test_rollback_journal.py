@@ -46,7 +46,7 @@ def test_a_successful_rollback_is_journaled_releases_its_lock_and_notifies(rehea
     assert states.index("TakeLock") < states.index("StopApp") < states.index("DeleteRestoredInstance")
     assert states.index("CheckHealthOnOriginal") < states.index("DeleteRestoredInstance") == len(states) - 3
     # And the output is still RollbackSucceeded's report, nothing of the journal in it
-    assert set(result.output) == {"restored_instance", "original_endpoint", "deleted", "stopped", "hosts", "health"}
+    assert set(result.output) == {"restored_instance", "original_endpoint", "deleted", "stopped", "hosts", "health", "monitoring"}
     assert result.output["deleted"].startswith(f"deleted {target}")
 
     # And the lock was taken on the source the copy was made from, by this execution
