@@ -5,9 +5,9 @@ default sampler builds a botocore X-Ray client when imported; inside, it samples
 figure taken on a laptop is not what Lambda pays. So every handler is imported twice in fresh
 interpreters: with a bare environment, and with the environment Lambda gives the deployed
 function (the runtime's variables, active tracing's X-Ray variables, and the stack's own settings
-and Powertools names, from cdk.json). Rounds alternate baseline and handlers so all see the same
-machine load; ratios of medians are reported, of wall time and of CPU time (which a busy shared
-machine disturbs far less). Target: at most 1.5 in Lambda's environment.
+and Powertools names, from cdk.json). Each import is paired with an `import boto3` taken just
+before it, so both see the same machine load; the median of the pairs' ratios is reported, of
+wall time and of CPU time (which a busy shared machine disturbs far less). Target: at most 1.5 in Lambda's environment.
 
 Handlers: every entry of statemachines/functions.json and the abandoned-execution handler
 (stacks/abandoned.py HANDLER, read from the source so this does not import the CDK).
@@ -121,17 +121,29 @@ def main() -> None:
     baseline_env = {"outside": bare_environment(), "inside": lambda_environment(paths[0])}
     for path in paths:  # warm the file system cache and write bytecode first
         import_seconds(modules[path], envs[path]["inside"])
+    # Each handler import is paired with a baseline import taken just before it, in the same
+    # environment, and the ratio is taken per pair: on a shared machine the load drifts over a
+    # round, and a baseline measured once per round would charge that drift to the handlers
+    # measured last.
     timings: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    ratios: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(args.repeats):
         for where in ("outside", "inside"):
-            timings.setdefault(("boto3", where), []).append(import_seconds("boto3", baseline_env[where]))
-            for path in paths:
-                timings.setdefault((path, where), []).append(import_seconds(modules[path], envs[path][where]))
-            timings.setdefault(("xray", where), []).append(import_seconds("boto3, aws_xray_sdk.core", baseline_env[where]))
+            for path, module in [*modules.items(), ("xray", "boto3, aws_xray_sdk.core")]:
+                env = envs[path][where] if path in envs else baseline_env[where]
+                base = import_seconds("boto3", env)
+                took = import_seconds(module, env)
+                timings.setdefault(("boto3", where), []).append(base)
+                timings.setdefault((path, where), []).append(took)
+                ratios.setdefault((path, where), []).append((took[0] / base[0], took[1] / base[1]))
 
     wall = {key: statistics.median(v[0] for v in values) for key, values in timings.items()}
     cpu = {key: statistics.median(v[1] for v in values) for key, values in timings.items()}
-    print(f"cold import, median of {args.repeats} fresh interpreters each; ratio to `import boto3` in the same environment")
+    ratio_wall = {key: statistics.median(r[0] for r in values) for key, values in ratios.items()}
+    ratio_cpu = {key: statistics.median(r[1] for r in values) for key, values in ratios.items()}
+    ratio_wall[("boto3", "outside")] = ratio_wall[("boto3", "inside")] = 1.0
+    ratio_cpu[("boto3", "outside")] = ratio_cpu[("boto3", "inside")] = 1.0
+    print(f"cold import, median of {args.repeats} fresh interpreters each; ratio: median over pairs with a prior `import boto3`")
     print(f"{'':<58} {'outside Lambda env':>25} {'inside Lambda env':>25}")
     print(
         f"{'handler module':<58} {'wall s':>7} {'ratio':>5} {'cpu s':>6} {'ratio':>5} {'wall s':>7} {'ratio':>5} {'cpu s':>6} {'ratio':>5}"
@@ -139,14 +151,14 @@ def main() -> None:
 
     def row(label: str, key: str) -> tuple[float, float]:
         cells = []
-        ratios = []
+        measured = []
         for where in ("outside", "inside"):
             w, c = wall[(key, where)], cpu[(key, where)]
-            bw, bc = wall[("boto3", where)], cpu[("boto3", where)]
-            cells.append(f"{w:>7.3f} {w / bw:>5.2f} {c:>6.3f} {c / bc:>5.2f}")
-            ratios.append((w / bw, c / bc))
+            rw, rc = ratio_wall[(key, where)], ratio_cpu[(key, where)]
+            cells.append(f"{w:>7.3f} {rw:>5.2f} {c:>6.3f} {rc:>5.2f}")
+            measured.append((rw, rc))
         print(f"{label:<58} {cells[0]} {cells[1]}")
-        return ratios[1]
+        return measured[1]
 
     worst_wall = worst_cpu = 0.0
     for path in paths:

@@ -15,6 +15,9 @@ import re
 # settings (`management_tag_key`, `management_tag_value`), these are their defaults.
 DEFAULT_MANAGEMENT_TAG_KEY = "irisx-restore:managed-by"
 DEFAULT_MANAGEMENT_TAG_VALUE = "restore-runbook"
+# Every tag below starts with this: what the tool says about an instance is never copied onto a new
+# one (a copy of production must not inherit production's role marker, nor a drill copy's purpose).
+TOOL_TAG_PREFIX = "irisx-restore:"
 TAG_WORKFLOW = "irisx-restore:workflow"
 TAG_EXECUTION = "irisx-restore:execution"
 TAG_SOURCE = "irisx-restore:source"

@@ -68,3 +68,28 @@ def test_a_rollback_of_a_drill_copy_is_refused_before_anything_is_touched(monkey
 
     with pytest.raises(InvalidInput, match=r"is a drill's temporary copy.*Nothing was touched"):
         procedure.plan_rollback({"restored_instance": PLAN.target_instance}, SETTINGS)
+
+
+def test_a_copy_inherits_the_sources_own_tags_and_none_of_the_tools():
+    source = {
+        "TagList": [
+            {"Key": "team", "Value": "voice"},
+            {"Key": "aws:cloudformation:stack-name", "Value": "irisx"},
+            {"Key": SETTINGS.management_tag_key, "Value": SETTINGS.management_tag_value},
+            {"Key": rds.TAG_ROLE, "Value": rds.ROLE_PRODUCTION},
+            {"Key": rds.TAG_PURPOSE, "Value": rds.PURPOSE_DRILL},
+            {"Key": "irisx-restore:swapped-at", "Value": "2025-11-01T00:00:00Z"},
+        ]
+    }
+    assert rds.copied_tags(source, management_tag_key=SETTINGS.management_tag_key) == [{"Key": "team", "Value": "voice"}]
+    # A management tag key outside the tool's prefix (a setting) is left behind too.
+    custom = {"TagList": [{"Key": "owner-tool", "Value": "x"}, {"Key": "team", "Value": "voice"}]}
+    assert rds.copied_tags(custom, management_tag_key="owner-tool") == [{"Key": "team", "Value": "voice"}]
+
+
+def test_every_tag_the_tool_writes_starts_with_its_prefix_so_none_is_copied():
+    from restore_runbook import contract
+
+    written = {name: value for name, value in vars(contract).items() if name.startswith("TAG_") and isinstance(value, str)}
+    assert written and all(value.startswith(contract.TOOL_TAG_PREFIX) for value in written.values()), written
+    assert contract.DEFAULT_MANAGEMENT_TAG_KEY.startswith(contract.TOOL_TAG_PREFIX)

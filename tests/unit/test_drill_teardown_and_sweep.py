@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from restore_runbook.common import aws, clock, rds
 from restore_runbook.common.errors import TeardownFailed, UnsafeOperation
@@ -90,6 +91,11 @@ class TestTeardownGuards:
             ("irisx-hand-made", [DRILL, {"Key": rds.TAG_EXECUTION, "Value": ME}], "this tool did not create it"),
             ("irisx-a-restore", [MANAGED, {"Key": rds.TAG_EXECUTION, "Value": ME}], "no drill's copy"),
             ("irisx-other-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": "another"}], "not by this drill"),
+            (
+                "irisx-drill-made-production",
+                [MANAGED, DRILL, {"Key": rds.TAG_ROLE, "Value": rds.ROLE_PRODUCTION}, {"Key": rds.TAG_EXECUTION, "Value": ME}],
+                "serves or served production",
+            ),
         ],
     )
     def test_the_teardown_refuses_anything_but_its_own_drill_copy_and_deletes_nothing(self, world, name, tags, message):
@@ -187,6 +193,52 @@ class TestSweep:
 
         assert report["removed"] == [] and report["refused"][0]["instance"] == SOURCE
         assert names(world) == [SOURCE]
+
+    def test_a_drill_copy_marked_as_production_is_refused_and_the_sweep_goes_on_to_the_next(self, world, monkeypatch):
+        # Given a drill-tagged copy that an in-place swap made production, and a plain leftover
+        production_copy = [MANAGED, DRILL, {"Key": rds.TAG_ROLE, "Value": rds.ROLE_PRODUCTION}, {"Key": rds.TAG_EXECUTION, "Value": "old"}]
+        make_instance(world, "irisx-a-serving-copy", production_copy)
+        make_instance(world, "irisx-b-leftover-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": "gone"}])
+        monkeypatch.setattr(sweep, "_execution_status", lambda arn: "unknown")
+
+        report = sweep.sweep(settings())
+
+        # Then the serving copy is kept and named, the leftover removed, and the notice says both
+        assert [r["instance"] for r in report["refused"]] == ["irisx-a-serving-copy"]
+        assert "serves or served production" in report["refused"][0]["reason"]
+        assert [r["instance"] for r in report["removed"]] == ["irisx-b-leftover-drill"]
+        assert names(world) == ["irisx-a-serving-copy"]
+        subject, body = sweep.notification(report)
+        assert subject.endswith("1 refused") and "did NOT delete 1 drill-tagged instance(s)" in body
+
+    def test_a_deletion_rds_refuses_is_reported_and_the_sweep_goes_on_to_the_next(self, world, monkeypatch):
+        # Given two leftovers, the first of which RDS (or IAM) refuses to delete
+        make_instance(world, "irisx-a-denied-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": "gone"}])
+        make_instance(world, "irisx-b-leftover-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": "gone"}])
+        monkeypatch.setattr(sweep, "_execution_status", lambda arn: "unknown")
+        real_client = aws.client
+
+        def denying_client(service: str) -> Any:
+            client = real_client(service)
+            if service != "rds":
+                return client
+            original = client.delete_db_instance
+
+            def delete(**kwargs: Any) -> Any:
+                if kwargs["DBInstanceIdentifier"] == "irisx-a-denied-drill":
+                    raise ClientError({"Error": {"Code": "AccessDenied", "Message": "explicit deny"}}, "DeleteDBInstance")
+                return original(**kwargs)
+
+            client.delete_db_instance = delete
+            return client
+
+        monkeypatch.setattr(aws, "client", denying_client)
+
+        report = sweep.sweep(settings())
+
+        assert [r["instance"] for r in report["refused"]] == ["irisx-a-denied-drill"]
+        assert "RDS refused the deletion (AccessDenied)" in report["refused"][0]["reason"]
+        assert [r["instance"] for r in report["removed"]] == ["irisx-b-leftover-drill"]
 
     def test_the_sweep_says_what_it_removed_and_is_silent_when_it_removed_nothing(self):
         assert sweep.notification({"removed": []}) is None

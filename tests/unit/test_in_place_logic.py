@@ -204,3 +204,35 @@ def test_a_copy_marked_as_a_failed_copy_is_deletable_again(world: tuple[Any, Sim
     outcome = rds.delete_managed_instance("irisx-copy", source=PRODUCTION, tag_key=TAG_KEY, tag_value=TAG_VALUE, execution_id="exec-1")
 
     assert outcome.startswith("deleted irisx-copy")
+
+
+@pytest.mark.parametrize("step", ["production-away", "copy-to-production"])
+def test_a_retried_rename_that_rds_took_but_has_not_started_is_not_sent_twice(monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    # Given a first rename call RDS accepted: the instance still reads available, the new name pending
+    replaced = f"{PRODUCTION}-replaced-20251102-120000"
+    temporary = f"{PRODUCTION}-inplace-20251102-120000"
+    plan = {
+        "production_instance": PRODUCTION,
+        "replaced_instance": replaced,
+        "temporary_instance": temporary,
+        "production_resource_id": "db-PRODUCTION",
+    }
+    current, new_name = (PRODUCTION, replaced) if step == "production-away" else (temporary, PRODUCTION)
+    pending = {
+        "DBInstanceIdentifier": current,
+        "DbiResourceId": "db-PRODUCTION" if step == "production-away" else "db-COPY",
+        "DBInstanceStatus": "available",
+        "PendingModifiedValues": {"DBInstanceIdentifier": new_name},
+    }
+    monkeypatch.setattr(rename, "by_resource_id", lambda resource_id: pending)
+    monkeypatch.setattr(rename, "find_copy", lambda execution_id, settings: pending)
+    monkeypatch.setattr(rename, "rename", lambda *a, **k: pytest.fail("a second rename was sent"))
+    monkeypatch.setattr(rename, "tag", lambda *a, **k: pytest.fail("the instance was re-tagged"))
+
+    # When the step is retried
+    step_function = rename.rename_production_away if step == "production-away" else rename.rename_copy_to_production
+    progress = step_function(plan, "exec-1", settings())
+
+    # Then it carries on waiting for the rename RDS already has
+    assert progress["already_started"] is True
+    assert (progress["from_name"], progress["expected_name"]) == (current, new_name)

@@ -306,9 +306,38 @@ def test_every_connection_goes_through_database_connect_at_call_time(monkeypatch
     # When validation is given the emulated endpoints
     report = validate(target(copy, host="restored.emulated.rds"), target(source_db["dbname"], host="source.emulated.rds"))
 
-    # Then it reached both databases through the wrapper, with the timeout
+    # Then it reached both databases through the wrapper, with the timeout: the copy twice, since
+    # the index check runs in a session of its own while the first one counts
     assert report["passed"]
-    assert seen == [("restored.emulated.rds", TIMEOUT_MS), ("source.emulated.rds", TIMEOUT_MS)]
+    assert seen == [("restored.emulated.rds", TIMEOUT_MS), ("source.emulated.rds", TIMEOUT_MS), ("restored.emulated.rds", TIMEOUT_MS)]
+    assert by_name(report)["index_integrity"]["values"]["session"] == "own"
+
+
+def test_the_index_check_shares_the_first_session_when_the_copy_refuses_a_second(monkeypatch, source_db, make_copy, target):
+    # Given a copy that accepts one session from validation and refuses the next (max_connections)
+    copy = make_copy(restore_point=RESTORE_POINT)
+    original = database.connect
+    opened = []
+
+    def one_session_to_the_copy(where, **kwargs):
+        if where.dbname == copy:
+            opened.append(where.dbname)
+            if len(opened) > 1:
+                raise psycopg2.OperationalError("FATAL:  sorry, too many clients already")
+        return original(where, **kwargs)
+
+    monkeypatch.setattr(database, "connect", one_session_to_the_copy)
+
+    # When it is validated
+    report = validate(target(copy), target(source_db["dbname"]))
+
+    # Then the indexes are still verified, in the first session, and the report says why
+    assert report["passed"], report["summary"]
+    integrity = by_name(report)["index_integrity"]
+    assert integrity["status"] == "passed"
+    assert integrity["values"]["indexes"] and all(e["status"] == "ok" for e in integrity["values"]["indexes"].values())
+    assert integrity["values"]["session"].startswith("shared (a second session could not be opened: ")
+    assert "too many clients" in integrity["values"]["session"]
 
 
 def test_connections_are_closed_after_validation(local_pg, source_db, make_copy, target):

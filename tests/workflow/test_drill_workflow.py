@@ -325,3 +325,39 @@ def test_rehearse_drill_on_the_command_line_ends_with_the_drills_report_and_its_
     assert report.count("point-in-time") == 5  # this drill and the four seeded before it
     assert "Last 5 drills: 4 succeeded" in report
     assert "Next drill due: 2025-12-02" in report
+
+
+SWAP_EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:irisx-restore-in-place:swap"
+
+
+def test_a_drill_of_a_production_that_an_in_place_swap_made_copies_none_of_the_tools_tags_and_still_tears_down(rehearsal):
+    import boto3
+
+    # Given production that is itself a copy an earlier in-place swap put in place: it carries the
+    # tool's tags (managed, an old execution, role=production) beside the team's own
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    client = boto3.client("rds")
+    source_arn = client.describe_db_instances(DBInstanceIdentifier=SOURCE)["DBInstances"][0]["DBInstanceArn"]
+    client.add_tags_to_resource(
+        ResourceName=source_arn,
+        Tags=[
+            {"Key": "irisx-restore:managed-by", "Value": "restore-runbook"},
+            {"Key": rds.TAG_EXECUTION, "Value": SWAP_EXECUTION},
+            {"Key": rds.TAG_ROLE, "Value": rds.ROLE_PRODUCTION},
+            {"Key": "irisx-restore:swapped-by", "Value": "swap"},
+            {"Key": "team", "Value": "voice"},
+        ],
+    )
+    copies = watch_copy_at(world, "TearDown")
+
+    result = world.run("drill", {"requested_by": "schedule"})
+
+    # Then the drill's copy carried the team's tag and this drill's own, none of production's role
+    assert result.status == "SUCCEEDED", result.cause
+    ((_copy, tags),) = copies.items()
+    assert tags["team"] == "voice"
+    assert rds.TAG_ROLE not in tags and "irisx-restore:swapped-by" not in tags
+    assert tags[rds.TAG_EXECUTION] != SWAP_EXECUTION and tags[rds.TAG_PURPOSE] == rds.PURPOSE_DRILL
+    # And the teardown could delete it: nothing but production is left, and production keeps its marker
+    assert instance_ids(result.world) == [SOURCE]
+    assert rds.tags_of({"TagList": client.list_tags_for_resource(ResourceName=source_arn)["TagList"]})[rds.TAG_ROLE] == rds.ROLE_PRODUCTION

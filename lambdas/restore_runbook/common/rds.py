@@ -29,6 +29,7 @@ from restore_runbook.contract import TAG_RESTORE_POINT as TAG_RESTORE_POINT
 from restore_runbook.contract import TAG_ROLE as TAG_ROLE
 from restore_runbook.contract import TAG_SOURCE as TAG_SOURCE
 from restore_runbook.contract import TAG_WORKFLOW as TAG_WORKFLOW
+from restore_runbook.contract import TOOL_TAG_PREFIX as TOOL_TAG_PREFIX
 
 # Statuses from which an instance never becomes available by itself. RDS documents these in
 # "Viewing Amazon RDS DB instance status"; anything else is treated as still in progress.
@@ -202,9 +203,16 @@ def restore_settings_from(source: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def copied_tags(source: dict[str, Any]) -> list[dict[str, str]]:
-    # aws: tags are reserved and cannot be set by callers.
-    return [t for t in source.get("TagList", []) if not t["Key"].startswith("aws:")]
+def copied_tags(source: dict[str, Any], *, management_tag_key: str) -> list[dict[str, str]]:
+    """The source's own tags (cost centre, team, ...) for a copy of it: not `aws:` tags (reserved),
+    and none of this tool's, which describe the source and would lie about the copy. Production
+    after an in-place swap is itself a copy carrying `role=production`: a copy inheriting that
+    would be refused by every delete, and a drill's copy of it would be left running."""
+
+    def own(key: str) -> bool:
+        return key.startswith(("aws:", TOOL_TAG_PREFIX)) or key == management_tag_key
+
+    return [t for t in source.get("TagList", []) if not own(t["Key"])]
 
 
 def merge_tags(*groups: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -77,17 +77,31 @@ def sweep(settings: RunbookSettings) -> dict[str, Any]:
         except UnsafeOperation as exc:
             refused.append({"instance": identifier, "reason": str(exc)})
             continue
+        except Exception as exc:  # noqa: BLE001 - one copy RDS or IAM refuses must not stop the sweep of the others
+            code = aws.error_code(exc) or type(exc).__name__
+            refused.append({"instance": identifier, "reason": f"RDS refused the deletion ({code}): {exc}"})
+            continue
         removed.append({"instance": identifier, "execution": execution, "reason": reason, "detail": detail})
     return {"checked": len(copies), "removed": removed, "kept": kept, "refused": refused, "swept_at": clock.isoformat(now)}
 
 
 def notification(report: dict[str, Any]) -> tuple[str, str] | None:
-    """Subject and body when the sweep removed something (a drill did not clean up after itself); None otherwise."""
-    if not report["removed"]:
+    """Subject and body when the sweep removed something (a drill did not clean up after itself) or
+    was refused a drill-tagged copy (one a human must look at); None otherwise."""
+    removed, refused = report["removed"], report.get("refused", [])
+    if not removed and not refused:
         return None
-    lines = [f"The daily drill sweep deleted {len(report['removed'])} drill copy(ies) that outlived their drill:"]
-    lines += [f"- {r['instance']}: {r['reason']} ({r['detail']}); execution {r['execution']}" for r in report["removed"]]
-    return f"[irisx-restore] drill sweep removed {len(report['removed'])} leftover copy(ies)"[:100], "\n".join(lines)
+    lines = []
+    if removed:
+        lines.append(f"The daily drill sweep deleted {len(removed)} drill copy(ies) that outlived their drill:")
+        lines += [f"- {r['instance']}: {r['reason']} ({r['detail']}); execution {r['execution']}" for r in removed]
+    if refused:
+        lines.append(f"The sweep did NOT delete {len(refused)} drill-tagged instance(s); look at each by hand:")
+        lines += [f"- {r['instance']}: {r['reason']}" for r in refused]
+    subject = f"[irisx-restore] drill sweep removed {len(removed)} leftover copy(ies)"
+    if refused:
+        subject += f", {len(refused)} refused"
+    return subject[:100], "\n".join(lines)
 
 
 def notify(report: dict[str, Any], topic_arn: str) -> bool:

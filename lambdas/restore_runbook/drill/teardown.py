@@ -26,6 +26,10 @@ def guard(instance: dict[str, Any], *, source: str, settings: RunbookSettings, e
     if identifier == source:
         raise UnsafeOperation(f"refusing to delete {identifier!r}: it is the source instance")
     tags = rds.tags_of(instance)
+    if tags.get(rds.TAG_ROLE) in rds.PROTECTED_ROLES:
+        raise UnsafeOperation(
+            f"refusing to delete {identifier!r}: it is marked {rds.TAG_ROLE}={tags[rds.TAG_ROLE]}, so it serves or served production"
+        )
     if tags.get(settings.management_tag_key) != settings.management_tag_value:
         raise UnsafeOperation(
             f"refusing to delete {identifier!r}: it does not carry the tag {settings.management_tag_key}="

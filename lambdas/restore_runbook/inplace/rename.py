@@ -78,6 +78,15 @@ def new_wait(instance: dict[str, Any], expected_name: str, role: str, settings: 
     }
 
 
+def rename_requested(instance: dict[str, Any], new_name: str) -> bool:
+    """Whether RDS already took a rename of `instance` to `new_name`: it reads `renaming`, or, in the
+    moments after the call was accepted and before the status moves, still `available` with the new
+    name pending. A retry that missed the second case would send a second rename, which RDS refuses,
+    and that refusal would cost a whole rename-back."""
+    pending = (instance.get("PendingModifiedValues") or {}).get("DBInstanceIdentifier")
+    return instance.get("DBInstanceStatus") == "renaming" or (pending is not None and str(pending).lower() == new_name.lower())
+
+
 def rename_production_away(plan: dict[str, Any], execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
     """Rename production to `<name>-replaced-<time>`, deletion protection on, tagged as the replaced production."""
     production, replaced = plan["production_instance"], plan["replaced_instance"]
@@ -85,7 +94,7 @@ def rename_production_away(plan: dict[str, Any], execution_id: str, settings: Ru
     if instance is None:
         raise RenameFailed(f"production {production!r} (resource id {plan['production_resource_id']}) no longer exists")
     name, status = instance["DBInstanceIdentifier"], instance.get("DBInstanceStatus")
-    already = name == replaced or (name == production and status == "renaming")
+    already = name == replaced or (name == production and rename_requested(instance, replaced))
     if not already:
         if name != production or status != rds.AVAILABLE:
             raise RenameFailed(f"production is {describe_instance(instance)}, not {production} (available); it was not renamed")
@@ -104,7 +113,7 @@ def rename_copy_to_production(plan: dict[str, Any], execution_id: str, settings:
     if copy is None:
         raise RenameFailed(f"the restored copy {plan['temporary_instance']!r} of this execution no longer exists")
     name, status = copy["DBInstanceIdentifier"], copy.get("DBInstanceStatus")
-    already = name == production or (name == plan["temporary_instance"] and status == "renaming")
+    already = name == production or (name == plan["temporary_instance"] and rename_requested(copy, production))
     if not already:
         if name != plan["temporary_instance"] or status != rds.AVAILABLE:
             raise RenameFailed(f"the restored copy is {describe_instance(copy)}, not {plan['temporary_instance']} (available)")

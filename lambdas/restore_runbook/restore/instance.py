@@ -61,7 +61,9 @@ def start_restore(plan: RestorePlan, execution_id: str, settings: RunbookSetting
         plan_now = RestorePlan(**{**plan.to_state(), "restore_point": restore_point})
         parameters: dict[str, Any] = {
             **rds.restore_settings_from(source),
-            "Tags": rds.merge_tags(rds.copied_tags(source), management_tags(plan_now, execution_id, settings)),
+            "Tags": rds.merge_tags(
+                rds.copied_tags(source, management_tag_key=settings.management_tag_key), management_tags(plan_now, execution_id, settings)
+            ),
         }
         client = aws.client("rds")
         if plan.mode == "point-in-time":
