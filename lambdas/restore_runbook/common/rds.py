@@ -202,9 +202,13 @@ def restore_settings_from(source: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+TOOL_TAG_PREFIX = "irisx-restore:"
+
+
 def copied_tags(source: dict[str, Any]) -> list[dict[str, str]]:
-    # aws: tags are reserved and cannot be set by callers.
-    return [t for t in source.get("TagList", []) if not t["Key"].startswith("aws:")]
+    # aws: tags are reserved and cannot be set by callers. The tool's own tags describe the source (its
+    # production marker above all, once a cutover or swap made a copy production), never the new copy.
+    return [t for t in source.get("TagList", []) if not t["Key"].startswith(("aws:", TOOL_TAG_PREFIX))]
 
 
 def merge_tags(*groups: list[dict[str, str]]) -> list[dict[str, str]]:
