@@ -57,7 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rehearse WORKFLOW on this machine: no AWS account needed.",
     )
     rehearse.add_argument("workflow", help="a workflow in statemachines/, e.g. restore")
-    rehearse.add_argument("--input", type=json_input, default={}, help="the execution input, as JSON")
+    rehearse.add_argument(
+        "--input",
+        type=json_input,
+        default={},
+        help=(
+            "the execution input, as JSON; rolling back a copy production was cut over to needs its name typed as confirm: "
+            '\'{"restored_instance": "NAME", "confirm": "NAME"}\''
+        ),
+    )
     rehearse.add_argument("--rows", type=positive_int, default=20000, help="rows in the calls table (others in proportion)")
     rehearse.add_argument("--restore-minutes", type=positive_number("minutes"), default=20.0, help="simulated duration of an RDS restore")
     rehearse.add_argument(

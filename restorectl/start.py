@@ -186,7 +186,15 @@ def add_parser(commands: Any, json_input: Callable[[str], Any]) -> None:
         description="Start WORKFLOW on AWS. Exit 0 on success, 1 on failure, 2 on usage errors.",
     )
     parser.add_argument("workflow", help="a workflow in statemachines/, e.g. snapshot")
-    parser.add_argument("--input", type=json_input, default={}, help="the execution input, as JSON")
+    parser.add_argument(
+        "--input",
+        type=json_input,
+        default={},
+        help=(
+            "the execution input, as JSON; rolling back a copy production was cut over to needs its name typed as confirm: "
+            '\'{"restored_instance": "NAME", "confirm": "NAME"}\', and in-place-restore production\'s name'
+        ),
+    )
     parser.add_argument("--wait", action="store_true", help="follow the execution until it ends")
     parser.add_argument(
         "--timeout", type=positive_number("seconds"), default=4 * 3600.0, help="seconds --wait follows it at most (default 4 h)"

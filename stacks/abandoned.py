@@ -16,7 +16,7 @@ from constructs import Construct
 from stacks import nag
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.journal import Journal
-from stacks.permissions.journal import executions_arn
+from stacks.permissions.journal import every_execution_key, every_lock_key, executions_arn
 from stacks.settings import StackSettings
 
 HANDLER = "restore_runbook.journal.handlers.record_abandoned_execution.handler"
@@ -38,10 +38,9 @@ class AbandonedExecutions(Construct):
         executions = executions_arn(settings)
         permissions = StepPermissions(
             statements=[
-                iam.PolicyStatement(
-                    actions=["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    resources=[journal.table.table_arn],
-                ),
+                # Any workflow's execution record, and any lock (the one the abandoned execution held).
+                journal.table_statement(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"], every_execution_key()),
+                journal.table_statement(["dynamodb:GetItem", "dynamodb:DeleteItem"], every_lock_key()),
                 *journal.publish_statements(),
                 iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=[executions]),
             ],

@@ -92,8 +92,19 @@ class Journal(Construct):
         """What every step function needs to find the journal and the topic."""
         return {ENV_JOURNAL_TABLE_NAME: self.table.table_name, ENV_NOTIFY_TOPIC_ARN: self.topic.topic_arn}
 
-    def table_statement(self, actions: list[str]) -> iam.PolicyStatement:
-        return iam.PolicyStatement(actions=actions, resources=[self.table.table_arn])
+    def table_statement(self, actions: list[str], leading_keys: list[str] | None = None) -> iam.PolicyStatement:
+        """Actions on the journal table; with `leading_keys`, only on items whose partition key matches one of them."""
+        if leading_keys is None:
+            return iam.PolicyStatement(actions=actions, resources=[self.table.table_arn])
+        return iam.PolicyStatement(
+            actions=actions,
+            resources=[self.table.table_arn],
+            conditions={
+                "ForAllValues:StringLike": {"dynamodb:LeadingKeys": leading_keys},
+                # ForAllValues holds for a request naming no key at all (a Scan): such a request is not allowed.
+                "Null": {"dynamodb:LeadingKeys": "false"},
+            },
+        )
 
     def add_outputs(self) -> None:
         stack = Stack.of(self)

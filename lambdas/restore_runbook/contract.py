@@ -42,6 +42,12 @@ SNAPSHOT_WORKFLOW = "snapshot"
 # Why a snapshot is taken: its name, its retention count, the value of its TAG_REASON.
 SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change", "manual")
 
+# -- the journal's partition keys (journal/table.py): IAM limits each role's writes to the keys it needs -----
+JOURNAL_EXECUTION_PK = "WORKFLOW#{workflow}"
+JOURNAL_LOCK_PK = "LOCK#{resource}"
+# A scheduled drill's claim of its scheduled time (drill/request.py).
+JOURNAL_DRILL_CLAIM_PK = "DRILL#{source}"
+
 # -- identifiers --------------------------------------------------------------------------------------
 RDS_IDENTIFIER = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,62}(?<!-)$")
 SQL_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")

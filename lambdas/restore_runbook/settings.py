@@ -288,6 +288,17 @@ class RunbookSettings:
     """What the restore, cutover and rollback steps read."""
 
     source_instance: str = setting(kind="text", pattern=RDS_IDENTIFIER, expected="an RDS instance identifier")
+    # Every instance a workflow may take as its source_instance: each is fenced by name in every IAM
+    # deny (stacks/permissions/rds.py), and an input naming any other is refused before anything changes.
+    # The configured source is always one of them; left out (or null) it is the only one.
+    production_instances: tuple[str, ...] | None = setting(
+        None,
+        kind="optional-texts",
+        pattern=RDS_IDENTIFIER,
+        expected="RDS instance identifiers",
+        each="an RDS instance identifier",
+        optional=True,
+    )
     database_name: str = setting("irisx", kind="text", pattern=SQL_IDENTIFIER, expected="a plain SQL identifier")
     db_secret_arn: str = setting("", kind="text", pattern=SECRET_ARN, expected="a Secrets Manager secret ARN")
     validation_tables: tuple[str, ...] = setting(
@@ -431,6 +442,11 @@ class RunbookSettings:
                 f"setting REPLACED_SUFFIX_FORMAT={self.replaced_suffix_format!r} {rule} (e.g. -replaced-%Y%m%d-%H%M)",
                 f"runbook setting 'replaced_suffix_format'={self.replaced_suffix_format!r} {rule} (e.g. -replaced-%Y%m%d-%H%M)",
             )
+
+    @property
+    def production_names(self) -> tuple[str, ...]:
+        """The fenced production instances in the lower case RDS stores them in, the configured source first."""
+        return tuple(dict.fromkeys(name.lower() for name in (self.source_instance, *(self.production_instances or ()))))
 
     @property
     def integrity_tables(self) -> tuple[str, ...]:

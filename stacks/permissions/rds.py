@@ -1,4 +1,4 @@
-"""RDS ARNs and the fence around the source instance, for any workflow's step permissions.
+"""RDS ARNs and the fence around production (by name and by marker), for any workflow's step permissions.
 
 The stack has a concrete account and region (from settings), so ARNs are written out instead of
 built from tokens: policies read the same in the template, in `cdk diff` and in nag acknowledgements.
@@ -55,36 +55,103 @@ class RdsArns:
 
 
 SOURCE_FENCED_ACTIONS = ("rds:DeleteDBInstance", "rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+# What the production marker fences by condition; deleting a marked instance is deny_deleting_production's.
+MARKER_FENCED_ACTIONS = ("rds:ModifyDBInstance", "rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+MARKED = f"aws:ResourceTag/{TAG_ROLE}"
+
+
+def _excepted(*, allow_rename: bool, allow_modify: bool) -> set[str]:
+    excepted = set()
+    if allow_rename:
+        excepted |= {"rds:ModifyDBInstance", "rds:AddTagsToResource"}
+    if allow_modify:
+        excepted.add("rds:ModifyDBInstance")
+    return excepted
 
 
 def deny_changes_to_source(settings: StackSettings, *, allow_rename: bool = False, allow_modify: bool = False) -> iam.PolicyStatement:
     """The second fence beside the code's own checks: whatever the input says, no step may delete,
-    modify or (re)tag the production instance. Every role that can do any of these carries it.
+    modify or (re)tag a production instance by name: every one `production_instances` lists (the
+    configured source always among them), which is also every source a workflow accepts.
 
     The one exception, named and tested (tests/infra/test_in_place_stack.py): renaming production is
     ModifyDBInstance on it, and the swap marks each instance's role with a tag first. So the in-place
     swap's rename steps take `allow_rename` (ModifyDBInstance and AddTagsToResource), and the step
     that re-applies production's settings to the new production takes `allow_modify`. Deleting
     production and removing its tags stay denied to them as to everyone."""
-    excepted = set()
-    if allow_rename:
-        excepted |= {"rds:ModifyDBInstance", "rds:AddTagsToResource"}
-    if allow_modify:
-        excepted.add("rds:ModifyDBInstance")
+    excepted = _excepted(allow_rename=allow_rename, allow_modify=allow_modify)
+    arns = RdsArns.for_settings(settings)
     return iam.PolicyStatement(
         effect=iam.Effect.DENY,
         actions=[a for a in SOURCE_FENCED_ACTIONS if a not in excepted],
-        resources=[RdsArns.for_settings(settings).db(settings.source_instance)],
+        resources=[arns.db(name) for name in settings.production_names],
     )
+
+
+def deny_changes_to_marked(
+    settings: StackSettings, *, allow_rename: bool = False, allow_modify: bool = False, allow_unmark: bool = False
+) -> list[iam.PolicyStatement]:
+    """The fence that follows production wherever it runs: an instance marked production (a copy a cutover
+    or a swap made production) or replaced production may not be modified, tagged or untagged, whatever
+    its name. The same exceptions as by name (the swap's renames, the new production's settings), and one
+    more: the rollback's delete step (`allow_unmark`) may remove the production marker, that key only, from
+    a copy marked production, once every host is back on the original (checked in code). No role may
+    untag or re-tag the production a swap replaced, nor delete either (deny_deleting_production)."""
+    excepted = _excepted(allow_rename=allow_rename, allow_modify=allow_modify)
+    actions = [a for a in MARKER_FENCED_ACTIONS if a not in excepted]
+    db = RdsArns.for_settings(settings).db()
+    if not allow_unmark:
+        return [
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=actions,
+                resources=[db],
+                conditions={"StringEquals": {MARKED: [ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION]}},
+            )
+        ]
+    return [
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=actions,
+            resources=[db],
+            conditions={"StringEquals": {MARKED: ROLE_REPLACED_PRODUCTION}},
+        ),
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=[a for a in actions if a != "rds:RemoveTagsFromResource"],
+            resources=[db],
+            conditions={"StringEquals": {MARKED: ROLE_PRODUCTION}},
+        ),
+        # Removing any key but the marker from a production copy stays denied.
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["rds:RemoveTagsFromResource"],
+            resources=[db],
+            conditions={"StringEquals": {MARKED: ROLE_PRODUCTION}, "ForAnyValue:StringNotEquals": {"aws:TagKeys": [TAG_ROLE]}},
+        ),
+    ]
 
 
 def deny_deleting_production(settings: StackSettings) -> iam.PolicyStatement:
     """Every role that may delete an instance carries this: after an in-place swap production runs on a
-    copy that still has the management tag, and the production it replaced lives on under another name.
-    Both are marked by the role tag, and neither may ever be deleted by this tool."""
+    copy that still has the management tag, and the production it replaced lives on under another name;
+    after a cutover production runs on a copy too. All are marked by the role tag, and none may be
+    deleted while marked (the rollback's delete step unmarks a cut-over copy first, see above)."""
     return iam.PolicyStatement(
         effect=iam.Effect.DENY,
         actions=["rds:DeleteDBInstance"],
         resources=[RdsArns.for_settings(settings).db()],
-        conditions={"StringEquals": {f"aws:ResourceTag/{TAG_ROLE}": [ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION]}},
+        conditions={"StringEquals": {MARKED: [ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION]}},
     )
+
+
+def production_fence(
+    settings: StackSettings, *, allow_rename: bool = False, allow_modify: bool = False, allow_unmark: bool = False
+) -> list[iam.PolicyStatement]:
+    """Every deny a role that can change RDS carries: production by name, production and replaced production
+    by marker, and never deleting a marked instance. The exceptions are named (see the two functions above)."""
+    return [
+        deny_changes_to_source(settings, allow_rename=allow_rename, allow_modify=allow_modify),
+        *deny_changes_to_marked(settings, allow_rename=allow_rename, allow_modify=allow_modify, allow_unmark=allow_unmark),
+        deny_deleting_production(settings),
+    ]

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 
 from stacks import nag
 from stacks.functions import StepPermissions
-from stacks.permissions.rds import RdsArns, deny_changes_to_source
+from stacks.permissions.rds import RdsArns, production_fence
 from stacks.settings import StackSettings
 
 DESCRIBE_REASON = (
@@ -70,7 +70,7 @@ class RestoreSteps:
         )
         # Tags passed in a create request are authorized as AddTagsToResource on the new instance: db ARNs
         # only (never snapshots, subnet/parameter/option groups), only requests carrying the management tag,
-        # and never the source (explicit Deny below). RDS has no create-only condition key (like
+        # and never production, by name or by marker (explicit Denies below). RDS has no create-only condition key (like
         # ec2:CreateAction) and target names are the caller's choice, so no ARN pattern narrows it further.
         tag_new_instance = iam.PolicyStatement(
             actions=["rds:AddTagsToResource"],
@@ -81,9 +81,18 @@ class RestoreSteps:
             ["rds:DescribeDBInstances", "rds:DescribeDBSnapshots", "rds:ListTagsForResource"],
             [self.arns.db(), self.arns.snapshot()],
         )
-        permissions = with_statements(read, create, tag_new_instance, deny_changes_to_source(self.settings))
+        permissions = with_statements(read, create, tag_new_instance, *production_fence(self.settings))
         permissions.acknowledgements.update(
             {
+                # The same wildcards as the describe statement's, so one reason must speak for the create too.
+                nag.wildcard_resource(self.arns.db()): (
+                    "Describing any instance (names chosen per execution), and restoring to and tagging a new instance whose name "
+                    "is chosen per execution, only in requests that carry the management tag; production is denied by name and marker"
+                ),
+                nag.wildcard_resource(self.arns.snapshot()): (
+                    "Describing any snapshot of the source, and restoring from one chosen at run time ('latest'), only in requests "
+                    "that carry the management tag"
+                ),
                 nag.wildcard_resource(self.arns.parameter_group()): (
                     "Restores copy the source's parameter group, whose name is read from RDS at run time; "
                     "the request must carry the management tag"
@@ -94,8 +103,6 @@ class RestoreSteps:
                 ),
             }
         )
-        # db:* and snapshot:* in the create statement are the same ARNs as in the describe statement,
-        # so their acknowledgement (from describe) covers both; the create is fenced by the tag condition.
         return permissions
 
     def describe_restore(self) -> StepPermissions:

@@ -68,7 +68,7 @@ class RegisteredWorkflow(Construct):
             workflow_name=self.NAME,
             asl_path=context.statemachines / f"{self.NAME}.asl.json",
             manifest=context.manifest,
-            steps={**journal_steps(context.journal, context.settings), **self.steps()},
+            steps={**journal_steps(context.journal, context.settings, self.NAME), **self.steps()},
             defaults=defaults,
             extra_substitutions=self.substitutions(),
         )

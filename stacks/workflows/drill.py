@@ -24,8 +24,8 @@ from constructs import Construct
 from restore_runbook.contract import PURPOSE_DRILL, TAG_PURPOSE
 from stacks import nag
 from stacks.functions import FunctionSpec, StepPermissions
-from stacks.permissions.journal import executions_arn
-from stacks.permissions.rds import deny_changes_to_source, deny_deleting_production
+from stacks.permissions.journal import drill_claim_keys, execution_keys, executions_arn
+from stacks.permissions.rds import production_fence
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
 
@@ -87,7 +87,7 @@ class DrillWorkflow(RegisteredWorkflow):
     def _check_drill_input(self, restore: RestoreSteps) -> StepPermissions:
         # restore's input check (plan_restore), plus the journal claim of a scheduled time (a conditional
         # PutItem, then GetItem to name the execution that holds it).
-        claim = self.context.journal.table_statement(["dynamodb:PutItem", "dynamodb:GetItem"])
+        claim = self.context.journal.table_statement(["dynamodb:PutItem", "dynamodb:GetItem"], drill_claim_keys(self.settings))
         return with_statements(restore.check_restore_input(), claim)
 
     def _delete_drill_copies(self) -> list[iam.PolicyStatement]:
@@ -105,12 +105,18 @@ class DrillWorkflow(RegisteredWorkflow):
                     }
                 },
             ),
-            deny_changes_to_source(s),
-            deny_deleting_production(s),
+            *production_fence(s),
         ]
 
+    DELETE_DRILL_COPIES_REASON = (
+        "Describing any instance, and deleting one only when it carries the management tag and the drill purpose tag "
+        "(a drill's own copy); production by name and anything marked production are denied"
+    )
+
     def _tear_down(self, restore: RestoreSteps) -> StepPermissions:
-        return with_statements(restore.describe(["rds:DescribeDBInstances"], [self.arns.db()]), *self._delete_drill_copies())
+        permissions = with_statements(restore.describe(["rds:DescribeDBInstances"], [self.arns.db()]), *self._delete_drill_copies())
+        permissions.acknowledgements[nag.wildcard_resource(self.arns.db())] = self.DELETE_DRILL_COPIES_REASON  # type: ignore[index]
+        return permissions
 
     def _sweep(self) -> StepPermissions:
         s = self.settings
@@ -124,6 +130,7 @@ class DrillWorkflow(RegisteredWorkflow):
             *self.context.journal.publish_statements(),
             timeout=Duration.minutes(2),
         )
+        permissions.acknowledgements[nag.wildcard_resource(self.arns.db())] = self.DELETE_DRILL_COPIES_REASON  # type: ignore[index]
         permissions.acknowledgements[nag.wildcard_resource(drill_executions)] = (  # type: ignore[index]
             "The copy names the drill execution that made it only at run time; DescribeExecution is limited to "
             "executions of this stack's drill state machine"
@@ -132,7 +139,7 @@ class DrillWorkflow(RegisteredWorkflow):
 
     def _days_since(self) -> StepPermissions:
         # One Query on the drill workflow's partition of the journal.
-        return StepPermissions(statements=[self.context.journal.table_statement(["dynamodb:Query"])])
+        return StepPermissions(statements=[self.context.journal.table_statement(["dynamodb:Query"], execution_keys(self.NAME))])
 
     # -- schedule, daily functions, alarms ---------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Renaming production is the one thing every other role is denied. Only the swap's rename steps and
 the rename-back may do it, and the step that re-applies production's settings may modify the new
-production, each by the explicit exception `deny_changes_to_source(..., allow_rename/allow_modify)`;
+production, each by the explicit exception `production_fence(..., allow_rename/allow_modify)`;
 deleting production or removing its tags stays denied to them, and no role of any workflow may
 delete an instance marked as production or as the production a swap replaced.
 """
@@ -22,9 +22,8 @@ from stacks.permissions.rds import (
     ROLE_PRODUCTION,
     ROLE_REPLACED_PRODUCTION,
     TAG_ROLE,
-    deny_changes_to_source,
-    deny_deleting_production,
     partition_of,
+    production_fence,
 )
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow
@@ -57,7 +56,7 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             # The snapshot workflow's own describe step, with its permissions.
             "describe_snapshot": read_snapshots(self.arns, ["rds:DescribeDBSnapshots"]),
             # Restore's own steps, with restore's own permissions; the cleanup deletes the copy when a
-            # failure comes before the swap (never production: see deny_deleting_production).
+            # failure comes before the swap (never production: see production_fence).
             "start_restore": restore.start_restore(),
             "describe_restore": restore.describe_restore(),
             "validate_restore": restore.validate_restore(),
@@ -101,7 +100,7 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
                 resources=[self.arns.snapshot()],
                 conditions={"StringEquals": {f"aws:RequestTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW}},
             ),
-            deny_changes_to_source(s),
+            *production_fence(s),
         )
         permissions.acknowledgements[nag.wildcard_resource(final)] = (  # type: ignore[index]
             "The final snapshot's name carries the time it was taken (<production>-pre-restore-<time>); creating and "
@@ -148,8 +147,7 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
         permissions = with_statements(
             describe,
             *statements,
-            deny_changes_to_source(s, allow_rename=True),
-            deny_deleting_production(s),
+            *production_fence(s, allow_rename=True),
         )
         if copies or replaced:
             permissions.acknowledgements[nag.wildcard_resource(self.arns.db())] = (  # type: ignore[index]
@@ -180,9 +178,7 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             resources=[roles],
             conditions={"StringEquals": {"iam:PassedToService": "monitoring.rds.amazonaws.com"}},
         )
-        permissions = with_statements(
-            describe, modify, pass_monitoring_role, deny_changes_to_source(s, allow_modify=True), deny_deleting_production(s)
-        )
+        permissions = with_statements(describe, modify, pass_monitoring_role, *production_fence(s, allow_modify=True))
         permissions.acknowledgements[nag.wildcard_resource(roles)] = (  # type: ignore[index]
             "Production's Enhanced Monitoring role is read from RDS at run time; PassRole only to monitoring.rds.amazonaws.com"
         )

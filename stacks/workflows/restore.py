@@ -10,11 +10,12 @@ from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
 
+from restore_runbook.contract import ROLE_PRODUCTION, TAG_ROLE
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
 from stacks.permissions.monitoring import monitoring_step
-from stacks.permissions.rds import deny_changes_to_source, deny_deleting_production
+from stacks.permissions.rds import production_fence
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow
 
@@ -47,21 +48,33 @@ class RestoreWorkflow(RegisteredWorkflow):
     # -- shared statements -------------------------------------------------------------------------
 
     def _protect_new_production(self) -> StepPermissions:
-        # Deletion protection on, for the copy production now runs on: only a copy this tool made.
+        # Deletion protection on, and the production marker, for the copy production now runs on: only a
+        # copy this tool made, and only the marker key with the production value. Once marked, the fence
+        # denies this role (as every other) any further change to it.
         key, value = self.settings.management_tag_key, self.settings.management_tag_value
+        managed = {f"aws:ResourceTag/{key}": value}
         return StepPermissions(
             statements=[
                 iam.PolicyStatement(
-                    actions=["rds:ModifyDBInstance"],
+                    actions=["rds:DescribeDBInstances", "rds:ListTagsForResource"],
                     resources=[self.arns.db()],
-                    conditions={"StringEquals": {f"aws:ResourceTag/{key}": value}},
                 ),
-                deny_changes_to_source(self.settings),
+                iam.PolicyStatement(actions=["rds:ModifyDBInstance"], resources=[self.arns.db()], conditions={"StringEquals": managed}),
+                iam.PolicyStatement(
+                    actions=["rds:AddTagsToResource"],
+                    resources=[self.arns.db()],
+                    conditions={
+                        "StringEquals": {**managed, f"aws:RequestTag/{TAG_ROLE}": ROLE_PRODUCTION},
+                        "ForAllValues:StringEquals": {"aws:TagKeys": [TAG_ROLE]},
+                    },
+                ),
+                *production_fence(self.settings),
             ],
             acknowledgements={
                 nag.wildcard_resource(self.arns.db()): (
-                    f"ModifyDBInstance only on instances tagged {key}={value} (copies this tool made), "
-                    "to turn deletion protection on once production runs on the copy; the source is denied"
+                    f"Describing the cut-over copy, and ModifyDBInstance (deletion protection) and the {TAG_ROLE}={ROLE_PRODUCTION} "
+                    f"tag only on instances tagged {key}={value} (copies this tool made); production by name and anything "
+                    "already marked are denied"
                 )
             },
         )
@@ -111,4 +124,9 @@ class RestoreWorkflow(RegisteredWorkflow):
             conditions={"StringEquals": tag},
         )
         read = restore.describe(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [restore.arns.db()])
-        return with_statements(read, delete, deny_changes_to_source(settings), deny_deleting_production(settings))
+        permissions = with_statements(read, delete, *production_fence(settings))
+        permissions.acknowledgements[nag.wildcard_resource(restore.arns.db())] = (  # type: ignore[index]
+            "Describing any instance, and deleting one only when it carries the management tag (a copy this tool made); "
+            "production by name and anything marked production are denied"
+        )
+        return permissions

@@ -10,12 +10,12 @@ from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
 
-from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
+from restore_runbook.contract import ROLE_PRODUCTION, SNAPSHOT_WORKFLOW, TAG_ROLE, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
 from stacks.permissions.monitoring import monitoring_step
-from stacks.permissions.rds import RdsArns, deny_changes_to_source, deny_deleting_production
+from stacks.permissions.rds import RdsArns, production_fence
 from stacks.settings import StackSettings
 from stacks.workflows.base import RegisteredWorkflow
 
@@ -32,12 +32,19 @@ class RollbackWorkflow(RegisteredWorkflow):
         describe_ack = {
             nag.wildcard_resource(arns.db()): ("Read-only describe on RDS instances: the restored instance's name is given per execution")
         }
-        delete = iam.PolicyStatement(
-            actions=["rds:DeleteDBInstance"],
+        managed = {f"aws:ResourceTag/{self.settings.management_tag_key}": self.settings.management_tag_value}
+        delete = iam.PolicyStatement(actions=["rds:DeleteDBInstance"], resources=[arns.db()], conditions={"StringEquals": managed})
+        # The one named exception to the production fence: a copy a cutover marked production loses the
+        # marker (that key only) here, once every host is healthy on the original (checked in code first);
+        # then it is an ordinary managed copy the statements above may unprotect and delete.
+        unmark = iam.PolicyStatement(
+            actions=["rds:RemoveTagsFromResource"],
             resources=[arns.db()],
-            conditions={"StringEquals": {f"aws:ResourceTag/{self.settings.management_tag_key}": self.settings.management_tag_value}},
+            conditions={
+                "StringEquals": {**managed, f"aws:ResourceTag/{TAG_ROLE}": ROLE_PRODUCTION},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [TAG_ROLE]},
+            },
         )
-        deny_source = deny_changes_to_source(self.settings)
         return {
             "check_rollback_input": hosts.step(find=True, extra=(describe_db,), acknowledgements=describe_ack),
             "stop_app_hosts": hosts.step(send=(ssm_documents.APP_CONTROL,)),
@@ -46,12 +53,16 @@ class RollbackWorkflow(RegisteredWorkflow):
                 statements=[
                     describe_db,
                     delete,
+                    unmark,
                     *self._final_snapshot(arns, self.settings),
-                    deny_source,
-                    deny_deleting_production(self.settings),
+                    *production_fence(self.settings, allow_unmark=True),
                 ],
                 acknowledgements={
-                    **describe_ack,
+                    nag.wildcard_resource(arns.db()): (
+                        "The restored instance is named per execution: describing any instance; unmarking (the production "
+                        "marker key only), lifting deletion protection, the final snapshot and the delete only on instances "
+                        "tagged as this tool's (tag conditions); production by name and anything still marked are denied"
+                    ),
                     nag.wildcard_resource(arns.snapshot("*-final-*")): (
                         "DeleteDBInstance with a final snapshot creates (and copies the instance's tags to) a snapshot "
                         "named <instance>-final-<time>, the instance named per execution; snapshots under that "

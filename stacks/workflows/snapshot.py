@@ -15,7 +15,7 @@ from aws_cdk import aws_iam as iam
 from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag
 from stacks.functions import StepPermissions
-from stacks.permissions.rds import RdsArns, deny_changes_to_source
+from stacks.permissions.rds import RdsArns, production_fence
 from stacks.workflows.base import RegisteredWorkflow
 
 DESCRIBE_REASON = (
@@ -59,7 +59,7 @@ class SnapshotWorkflow(RegisteredWorkflow):
         request_tag = {"StringEquals": {f"aws:RequestTag/{self.settings.management_tag_key}": self.settings.management_tag_value}}
         create = iam.PolicyStatement(
             actions=["rds:CreateDBSnapshot"],
-            resources=[self.arns.db(self.settings.source_instance), self._own_snapshots()],
+            resources=[*(self.arns.db(name) for name in self.settings.production_names), self._own_snapshots()],
             # Only snapshots tagged as this tool's, so retention and cleanup can recognise them later.
             conditions=request_tag,
         )
@@ -77,7 +77,7 @@ class SnapshotWorkflow(RegisteredWorkflow):
             "and to requests that carry the management tag"
         )
         return StepPermissions(
-            statements=[*base.statements, create, tag_new_snapshot, deny_changes_to_source(self.settings)],
+            statements=[*base.statements, create, tag_new_snapshot, *production_fence(self.settings)],
             acknowledgements=acknowledgements,
         )
 
@@ -98,6 +98,4 @@ class SnapshotWorkflow(RegisteredWorkflow):
             "Retention deletes older snapshots by name prefix, and only those tagged as taken by this tool's "
             "snapshot workflow (tag condition); automated and other snapshots never match"
         )
-        return StepPermissions(
-            statements=[*base.statements, delete, deny_changes_to_source(self.settings)], acknowledgements=acknowledgements
-        )
+        return StepPermissions(statements=[*base.statements, delete, *production_fence(self.settings)], acknowledgements=acknowledgements)

@@ -261,14 +261,17 @@ def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     # the in-place restore's final snapshot of production (tagged at creation too), and the swap's renames,
     # which tag what exists (only the swap's own keys; see test_no_role_may_tag_any_instance_but_the_restores_new_one)
     renames = {function_role(synthesized, s) for s in RENAME_STEPS}
+    # and the step that marks the copy a cutover made production (only that marker; see the next test)
+    marker = function_role(synthesized, "protect_new_production")
     assert roles_allowing(synthesized, "rds:AddTagsToResource") == {
         *starts,
         function_role(synthesized, "start_snapshot"),
         function_role(synthesized, "delete_restored_instance"),
         function_role(synthesized, "start_final_snapshot"),
         *renames,
+        marker,
     }
-    for role in roles_allowing(synthesized, "rds:AddTagsToResource") - renames:
+    for role in roles_allowing(synthesized, "rds:AddTagsToResource") - renames - {marker}:
         for statement in role_policies(synthesized)[role]:
             actions = as_list(statement["Action"])
             if statement["Effect"] == "Allow" and any(a.startswith("rds:Restore") or a == "rds:AddTagsToResource" for a in actions):
@@ -309,6 +312,8 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
     # and the in-place swap's renames, which mark each instance's role before renaming it: the swap's
     # tag keys only (a Deny of any other key), on production by name, managed copies and the replaced production
     renames = {function_role(synthesized, s) for s in RENAME_STEPS}
+    # and the cutover's ProtectNewProduction, which writes the production marker (that key, that value) on a managed copy
+    marker = function_role(synthesized, "protect_new_production")
     db_prefix = f"arn:aws:rds:{settings.region}:{settings.account}:db:"
     for role in roles_allowing(synthesized, "rds:AddTagsToResource"):
         for statement in role_policies(synthesized)[role]:
@@ -334,6 +339,15 @@ def test_no_role_may_tag_any_instance_but_the_restores_new_one(synthesized: Synt
                     }
                     for s in role_policies(synthesized)[role]
                 ), role
+            elif role == marker:
+                assert resources == [f"{db_prefix}*"], resources
+                assert statement["Condition"] == {
+                    "StringEquals": {
+                        f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value,
+                        "aws:RequestTag/irisx-restore:role": "production",
+                    },
+                    "ForAllValues:StringEquals": {"aws:TagKeys": ["irisx-restore:role"]},
+                }
             elif role in starts:
                 assert resources == [f"{db_prefix}*"], resources
             else:

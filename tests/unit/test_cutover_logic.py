@@ -16,7 +16,10 @@ from stacks.settings import StackSettings
 
 pytestmark = pytest.mark.unit
 
-SETTINGS = RunbookSettings.from_env({"SOURCE_INSTANCE": "irisx-prod-rds-postgres"})
+# A second production instance is listed, so a copy made from it may be rolled back (the fence names it).
+SETTINGS = RunbookSettings.from_env(
+    {"SOURCE_INSTANCE": "irisx-prod-rds-postgres", "PRODUCTION_INSTANCES": json.dumps(["irisx-prod-rds-postgres", "irisx-other-prod"])}
+)
 
 
 def test_cutover_defaults_to_false_and_must_be_a_boolean():

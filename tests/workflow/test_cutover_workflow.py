@@ -29,6 +29,14 @@ def endpoint_of(instance_id: str) -> str:
     return boto3.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["Endpoint"]["Address"]
 
 
+def tags_of(instance_id: str) -> dict[str, str]:
+    import boto3
+
+    rds = boto3.client("rds")
+    arn = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["DBInstanceArn"]
+    return {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
+
+
 def without_db_host(text: str) -> list[str]:
     return [line for line in text.split("\n") if not line.startswith("DB_HOST=")]
 
@@ -291,8 +299,12 @@ def test_a_successful_cutover_protects_the_new_production_instance_and_says_prod
     assert result.output["cutover"]["health"]["deletion_protection"] == {
         "instance": target,
         "enabled": True,
-        "detail": f"turned on for {target}",
+        "marked": True,
+        "detail": f"turned on for {target}, marked irisx-restore:role=production",
     }
+    # And the production marker followed it, so the IAM fence by marker covers it; the old one keeps its tags
+    assert tags_of(target).get("irisx-restore:role") == "production"
+    assert "irisx-restore:role" not in tags_of(SOURCE)
     # And the journal and the notification say production runs on it, never that it may be deleted
     record = restore_journal(result)
     assert record["left_behind"].startswith(f"production now runs on {target}")
@@ -342,8 +354,8 @@ def test_rollback_workflow_stops_points_back_restarts_checks_health_and_deletes_
     target = restored.output["target_instance"]
     source_host = endpoint_of(SOURCE)
 
-    # When the rollback workflow runs on the restored instance
-    result = world.run("rollback", {"restored_instance": target})
+    # When the rollback workflow runs on the restored instance, its name typed as confirm
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then each runbook step ran, in order
     assert result.status == "SUCCEEDED", result.cause
@@ -448,8 +460,8 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
     assert restored.status == "SUCCEEDED", restored.cause
     target = restored.output["target_instance"]
 
-    # When the rollback workflow runs on it
-    result = world.run("rollback", {"restored_instance": target})
+    # When the rollback workflow runs on it, its name typed as confirm
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then the copy is deleted once, after the last health check, which found every host healthy on the original
     assert result.status == "SUCCEEDED", result.cause
@@ -485,7 +497,7 @@ def test_when_pointing_back_fails_the_rollback_workflow_does_not_delete_the_copy
     assert restored.status == "SUCCEEDED", restored.cause
     target = restored.output["target_instance"]
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then it fails with RollbackFailed, and the copy every host was using still exists, with no final snapshot taken
     assert (result.status, result.error) == ("FAILED", "RollbackFailed")

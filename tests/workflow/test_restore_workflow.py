@@ -152,7 +152,9 @@ BAD_INPUTS = [
     ({"mode": "snapshot", "restore_time": "latest"}, "InvalidInput", "restore_time only applies to mode 'point-in-time'"),
     ({"mode": "snapshot", "snapshot_id": "irisx-does-not-exist"}, "SnapshotNotFound", "snapshot 'irisx-does-not-exist' does not exist"),
     ({"mode": "snapshot", "snapshot_id": "bad id!"}, "InvalidInput", "not a valid RDS snapshot identifier"),
-    ({"mode": "snapshot", "source_instance": "irisx-staging"}, "SourceNotFound", "source DB instance 'irisx-staging' does not exist"),
+    # A source the IAM fence does not name (production_instances) is refused before RDS is asked; a listed one that does
+    # not exist is SourceNotFound (tests/workflow/test_production_fence_workflows.py).
+    ({"mode": "snapshot", "source_instance": "irisx-staging"}, "InvalidInput", "'irisx-staging' is not one of the production"),
     ({"mode": "snapshot", "target_instance": SOURCE}, "TargetAlreadyExists", "is the source itself"),
     ({"mode": "snapshot", "target_instance": "Restored--copy"}, "InvalidInput", "is not a valid RDS identifier"),
     ({"mode": "snapshot", "target_instance": "x" * 64}, "InvalidInput", "is not a valid RDS identifier"),

@@ -34,7 +34,7 @@ def test_a_rollback_that_fails_after_touching_the_app_restarts_it_on_the_origina
     target = a_cut_over_copy(world)
 
     # When the rollback runs
-    result = world.run("rollback", {"restored_instance": target, "requested_by": "on-call: ana"})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target, "requested_by": "on-call: ana"})
 
     # Then it fails with RollbackFailed, but only after restarting the app on the original
     assert (result.status, result.error) == ("FAILED", "RollbackFailed")
@@ -63,7 +63,7 @@ def test_when_the_original_does_not_answer_the_app_goes_back_to_the_copy_it_used
         cursor.execute(f'ALTER DATABASE "{original_db}" ALLOW_CONNECTIONS false')
 
     # When the rollback runs
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then the health check on the original fails, the restart on the original fails its health too,
     # and the app is started again on the copy the hosts used before
@@ -83,7 +83,7 @@ def test_a_host_that_cannot_restart_anywhere_is_named_as_possibly_stopped(rehear
     broken = world.app_hosts.hosts[1]
     (broken.dir / "pm2_failures").write_text("-1")  # the emulated pm2's own knob: every restart from now on fails
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then the restart on the original was tried once more; another database would not fix pm2, so the
     # other host stays on the original, and the cause names the broken host as possibly stopped

@@ -96,7 +96,8 @@ BAD_INPUTS = [
     ({"reason": "upgrade", "requested_by": 7}, "InvalidInput", "requested_by must be a non-empty string"),
     ({"reason": "upgrade", "pipeline_run": "r" * 300}, "InvalidInput", "pipeline_run is longer than 256 characters"),
     ({"reason": "manual", "source_instance": "Bad--name"}, "InvalidInput", "is not a valid RDS identifier"),
-    ({"reason": "manual", "source_instance": "irisx-staging"}, "SourceNotFound", "source DB instance 'irisx-staging' does not exist"),
+    # Not a listed production instance; a listed one that does not exist is SourceNotFound (test_production_fence_workflows.py).
+    ({"reason": "manual", "source_instance": "irisx-staging"}, "InvalidInput", "'irisx-staging' is not one of the production"),
 ]
 
 

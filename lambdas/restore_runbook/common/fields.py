@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -220,3 +220,20 @@ def tag_text(value: Any, name: str, description: str) -> str:
     if not TAG_VALUE.fullmatch(text):
         raise InvalidInput(f"{name} {shown(text)} has characters an RDS tag cannot hold; use {TAG_VALUE_RULE}")
     return text
+
+
+# ---------------------------------------------------------------------------------------- fences
+
+
+def fenced_source(identifier: str, production: Sequence[str], name: str = "source_instance") -> str:
+    """A source the IAM fence covers: one of the production instances every deny names (settings.production_names).
+
+    Any other instance could be changed by a destructive role, since no deny names it: refused by name.
+    """
+    if identifier not in production:
+        raise InvalidInput(
+            f"{name} {identifier!r} is not one of the production instances this deployment fences ({', '.join(production)}): "
+            "every IAM deny names those and no other, so no workflow may work from another. Leave it out for the configured "
+            "source, or add it to production_instances in cdk.json and redeploy; nothing was touched"
+        )
+    return identifier

@@ -20,6 +20,7 @@ from typing import Any
 
 from restore_runbook.common import aws, clock, fields, rds
 from restore_runbook.common.errors import InvalidInput
+from restore_runbook.contract import JOURNAL_DRILL_CLAIM_PK
 from restore_runbook.journal import table as journal
 from restore_runbook.restore.request import plan_restore
 from restore_runbook.settings import RunbookSettings
@@ -35,7 +36,7 @@ SNAPSHOT_PREFIX = "snapshot:"
 # A random point is drawn this far inside the window's old edge: the edge moves forward with time,
 # and a point on it at the check could be outside the window by the time RDS is called.
 RANDOM_MARGIN = timedelta(minutes=10)
-DEDUPE_PK = "DRILL#{source}"
+DEDUPE_PK = JOURNAL_DRILL_CLAIM_PK
 DEDUPE_SK = "SCHEDULED#{time}"
 
 
@@ -61,6 +62,8 @@ def check_shape(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         checked["source_instance"] = fields.rds_identifier(source, "source_instance")
     except InvalidInput as exc:
         raise InvalidInput(f"source_instance {source!r} is not a valid RDS identifier ({exc})") from None
+    # Before the scheduled time is claimed in the journal: an unfenced source changes nothing at all.
+    fields.fenced_source(checked["source_instance"], settings.production_names)
 
     point = checked["restore_point"] or "latest"
     checked["restore_point"] = point

@@ -26,7 +26,7 @@ from typing import Any
 
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN
+from restore_runbook.contract import ENV_JOURNAL_TABLE_NAME, ENV_NOTIFY_TOPIC_ARN, JOURNAL_EXECUTION_PK, JOURNAL_LOCK_PK
 
 PK, SK = "pk", "sk"
 INDEX, INDEX_PK, INDEX_SK = "gsi1", "gsi1pk", "gsi1sk"
@@ -56,7 +56,7 @@ class JournalSettings:
 
 
 def execution_pk(workflow: str) -> str:
-    return f"WORKFLOW#{workflow}"
+    return JOURNAL_EXECUTION_PK.format(workflow=workflow)
 
 
 def execution_sk(started_at: str, execution_arn: str) -> str:
@@ -64,7 +64,7 @@ def execution_sk(started_at: str, execution_arn: str) -> str:
 
 
 def lock_pk(resource: str) -> str:
-    return f"LOCK#{resource}"
+    return JOURNAL_LOCK_PK.format(resource=resource)
 
 
 def execution_name(execution_arn: str) -> str:

@@ -105,7 +105,7 @@ def default_target_name(source: str) -> str:
 
 def plan_restore(request: Any, settings: RunbookSettings) -> RestorePlan:
     checked = check_shape(request)
-    source_id = checked["source_instance"] or settings.source_instance.lower()
+    source_id = fields.fenced_source(checked["source_instance"] or settings.source_instance.lower(), settings.production_names)
     target_id = checked["target_instance"] or default_target_name(source_id)
 
     source = rds.describe_source(source_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from restore_runbook.common import fields, rds
-from restore_runbook.common.errors import InvalidInput
+from restore_runbook.common.errors import ConfirmationRequired, InvalidInput
 from restore_runbook.hosts import commands, cutover, ssm
 from restore_runbook.settings import RunbookSettings
 
@@ -22,6 +22,7 @@ FIELDS = {
     "stop_app_first": "true (default) to pm2 stop the app before anything else",
     "source_instance": "the production instance the copy was restored from (default: the copy's irisx-restore:source tag, else settings)",
     "requested_by": "free text for the record",
+    "confirm": "the restored instance's name, typed exactly: required when it serves (or served) production after a cutover",
 }
 # What leaving each optional field out means, for the cause when it is given as null.
 DEFAULTS = {
@@ -29,6 +30,7 @@ DEFAULTS = {
     "stop_app_first": "true",
     "source_instance": "the copy's irisx-restore:source tag, else the configured source",
     "requested_by": "'not given'",
+    "confirm": "no confirmation, enough only for a copy production never ran on",
 }
 
 
@@ -48,6 +50,9 @@ def _check_shape(request: Any) -> dict[str, Any]:
         "the RDS identifier of the failed restored instance",
     )
     given = {name: fields.optional(request, name, DEFAULTS[name]) for name in DEFAULTS}
+    confirm = given["confirm"]
+    if confirm is not None and not isinstance(confirm, str):
+        raise InvalidInput(f"confirm must be the restored instance's name as text, got {fields.shown(confirm)}")
     source = given["source_instance"]
     endpoint = given["original_endpoint"]
     return {
@@ -58,6 +63,8 @@ def _check_shape(request: Any) -> dict[str, Any]:
         "requested_by": "not given"
         if given["requested_by"] is None
         else fields.free_text(given["requested_by"], "requested_by", FIELDS["requested_by"]),
+        # Compared as typed (not normalized): a confirmation is the name, exactly.
+        "confirm": confirm,
     }
 
 
@@ -75,6 +82,13 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
             f"restored_instance {restored!r} does not carry the tag {settings.management_tag_key}={settings.management_tag_value}, "
             "so this tool did not create it and will not delete it; nothing was touched"
         )
+    role = rds.tags_of(instance or {}).get(rds.TAG_ROLE)
+    if role == rds.ROLE_REPLACED_PRODUCTION:
+        raise InvalidInput(
+            f"restored_instance {restored!r} is marked {rds.TAG_ROLE}={role}: it is the production an in-place restore "
+            "replaced, kept so nothing is lost, and this tool never deletes it. Nothing was touched"
+        )
+    check_confirmation(restored, checked["confirm"], serves_production=role == rds.ROLE_PRODUCTION)
     if rds.tags_of(instance or {}).get(rds.TAG_PURPOSE) == rds.PURPOSE_DRILL:
         raise InvalidInput(
             f"restored_instance {restored!r} is a drill's temporary copy: no cutover may point the app at one, so there is "
@@ -82,6 +96,10 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         )
     # The lock (TakeLock) and the default original endpoint belong to the instance this copy was made from.
     source = _made_from(restored, instance, source, given=checked["source_instance"] is not None)
+    try:
+        fields.fenced_source(source, settings.production_names)
+    except InvalidInput as exc:
+        raise InvalidInput(f"the rollback's original: {exc}") from None
     restored_address = (((instance or {}).get("Endpoint") or {}).get("Address") or "").lower()
 
     original = checked["original_endpoint"]
@@ -109,6 +127,23 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         "requested_by": checked["requested_by"],
         "hosts": hosts,
     }
+
+
+def check_confirmation(restored: str, confirm: str | None, *, serves_production: bool) -> None:
+    """Rolling back a copy production runs on stops the app and deletes that copy: the name, typed exactly, says it is meant.
+
+    A confirmation that is given must match whatever the copy is: a wrong name means the wrong copy may be in mind.
+    """
+    if confirm == restored or (confirm is None and not serves_production):
+        return
+    given = "no confirm was given" if confirm is None else f"confirm was {fields.shown(confirm)}"
+    why = (
+        f"{restored} is marked {rds.TAG_ROLE}={rds.ROLE_PRODUCTION}: production was cut over to it and may run on it now, and "
+        "the rollback stops the app, points every host back at the original and then deletes this copy (a final snapshot kept)"
+        if serves_production
+        else "a confirmation, when given, must name the restored instance"
+    )
+    raise ConfirmationRequired(f'{why}; type its name exactly as confirm ("confirm": "{restored}"); {given}. Nothing was touched')
 
 
 def _made_from(restored: str, instance: dict[str, Any] | None, source: str, *, given: bool) -> str:

@@ -87,7 +87,7 @@ def snapshot_name(prefix: str, reason: str, moment: datetime) -> str:
 
 def plan_snapshot(request: Any, settings: RunbookSettings, snapshot_settings: SnapshotSettings) -> SnapshotPlan:
     checked = check_shape(request)
-    source_id = checked["source_instance"] or settings.source_instance.lower()
+    source_id = fields.fenced_source(checked["source_instance"] or settings.source_instance.lower(), settings.production_names)
     source = rds.describe_source(source_id)
     status = source.get("DBInstanceStatus")
     if status != rds.AVAILABLE:

@@ -13,8 +13,15 @@ from restore_runbook.settings import settings
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     plan, config = event["plan"], settings()
-    # A copy production was cut over to carries deletion protection (restore workflow); this deliberate
-    # rollback lifts it, for a managed copy only, right before the deletion's own checks.
+    # A copy production was cut over to carries the production marker and deletion protection (restore
+    # workflow). Only now, every host healthy on the original by this execution's own record, does this
+    # deliberate (confirmed) rollback drop the marker, then the protection, right before the deletion's own checks.
+    unmarked = protection.unmark_production(
+        plan["restored_instance"],
+        event.get("revert"),
+        original_endpoint=plan["original_endpoint"],
+        hosts=list(plan["hosts"]),
+    )
     unprotected = protection.lift_deletion_protection(
         plan["restored_instance"],
         source=plan["source_instance"],
@@ -22,6 +29,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         tag_value=config.management_tag_value,
     )
     deleted = delete_restored(plan, config)
+    if unmarked:
+        deleted = {**deleted, "production_marker": unmarked}
     if unprotected:
         deleted = {**deleted, "deletion_protection": unprotected}
     logger.info("restored instance removed", extra=deleted)
