@@ -124,7 +124,7 @@ def test_alarms_and_event_subscriptions_are_carried_over_after_a_restore_cutover
     )
 
     # When the rollback workflow undoes the restore
-    rolled_back = world.run("rollback", {"restored_instance": target})
+    rolled_back = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then monitoring is carried back after every host is healthy on the original, before the copy is deleted
     assert rolled_back.status == "SUCCEEDED", rolled_back.cause
@@ -202,7 +202,7 @@ def test_a_failed_carry_back_still_deletes_the_copy_succeeds_and_names_the_alarm
     monkeypatch.setattr(CloudWatchBackend, "delete_alarms", refuse)
 
     # When the rollback workflow runs
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then the rollback still succeeds: every host is healthy on the original, and the copy is deleted with its final snapshot
     assert result.status == "SUCCEEDED", result.cause
