@@ -215,8 +215,21 @@ class EmulatedRecordings:
                 entry["markers"].append(marker["VersionId"])
         return keys
 
+    def scratch_keys(self) -> list[str]:
+        """What the drill's recordings check left in the work bucket's scratch prefix (nothing, when it cleaned up)."""
+        import boto3
+
+        from restore_runbook.contract import DRILL_SCRATCH_PREFIX
+
+        s3 = boto3.client("s3")
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.work_bucket, Prefix=DRILL_SCRATCH_PREFIX):
+            keys += [item["Key"] for item in page.get("Contents") or []]
+        return keys
+
     def report(self) -> dict[str, Any]:
         return {
+            "drill_scratch": self.scratch_keys(),
             "recordings": {
                 bucket: {
                     "seeded_versions": seeded.versions,
@@ -225,5 +238,5 @@ class EmulatedRecordings:
                     "bad_deploy_at": (self.s3_clock.live() - BAD_DEPLOY_AGO).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 }
                 for bucket, seeded in self.seeded.items()
-            }
+            },
         }
