@@ -1,8 +1,10 @@
 """The recording buckets of the emulated world: versioned, with 30 days of overwrites and deletes.
 
-Each recording `recordings/<tenant>/<call-id>.wav` (tenant and call id from the calls table of
+Each recording `recordings/<tenant>/<call-id>.wav` (exactly the calls table's `recording_key`, in
 the seeded production database) gets a small WAV-like body and one of six histories, the six
-rows of the AWS guidance's rollback table, so every mode of `recordings-restore` has work to do:
+rows of the AWS guidance's rollback table, so every mode of `recordings-restore` has work to do.
+The first three recordings are named as careless code breaks (ODD_NAMES) and belong to no call
+row (their call ids follow the table's), so every call's `recording_key` names a real object:
 
     i % 6   before the bad deploy      after it
     0       v1                         -                  (untouched)
@@ -95,8 +97,7 @@ def seed_bucket(s3: Any, s3_clock: S3Clock, bucket: str, calls: list[tuple[int, 
     events: list[tuple[datetime, str, str, bytes | None, dict[str, str]]] = []
     rng = random.Random(f"{seed}:{bucket}")  # noqa: S311 - a reproducible history, not a secret
     for index, (tenant, call_id) in enumerate(calls):
-        name = ODD_NAMES[index] if index < len(ODD_NAMES) else f"{call_id}.wav"
-        key = f"recordings/{tenant}/{name}"
+        key = f"recordings/{tenant}/{ODD_NAMES[index]}" if index < len(ODD_NAMES) else recording_key(tenant, call_id)
         pattern = index % 6
         meta = {"tenant": str(tenant), "call-id": str(call_id)}
         born = now - HISTORY + timedelta(seconds=rng.randrange(int((HISTORY - BAD_DEPLOY_AGO).total_seconds()) - 7200))
@@ -151,26 +152,43 @@ def boto3_account(s3: Any) -> str:
     return str(boto3.client("sts", region_name=s3.meta.region_name).get_caller_identity()["Account"])
 
 
+def recording_key(tenant: int, call_id: int) -> str:
+    """Where a call's recording lives: the calls table's `recording_key` (restorectl/sample_data.py)."""
+    return f"recordings/{tenant}/{call_id}.wav"
+
+
 def calls_with_recordings(pg: Any, dbname: str | None, count: int) -> list[tuple[int, int]]:
-    """(tenant_id, call id) of the first `count` calls with a recording, from the seeded database.
+    """(tenant_id, call id) of `count` recordings: first the ODD_NAMES ones, with call ids past the
+    table's (no call row names them), then the calls with a recording, from the seeded database.
 
     When the database has fewer (or none is given), call ids continue past the table's, spread
     over tenants 1..5, so `--recordings` can exceed the calls table in a benchmark.
     """
+    odd = min(len(ODD_NAMES), count)
     rows: list[tuple[int, int]] = []
+    last_id = 0
     if dbname:
         conn = pg.connect(dbname)
         try:
             with conn.cursor() as cursor:
-                cursor.execute("SELECT tenant_id, id FROM calls WHERE recording_key IS NOT NULL ORDER BY id LIMIT %s", (count,))
-                rows = [(int(t), int(c)) for t, c in cursor.fetchall()]
+                cursor.execute("SELECT coalesce(max(id), 0) FROM calls")
+                (last_id,) = cursor.fetchone()
+                cursor.execute(
+                    "SELECT tenant_id, id, recording_key FROM calls WHERE recording_key IS NOT NULL ORDER BY id LIMIT %s", (count - odd,)
+                )
+                for tenant, call_id, key in cursor.fetchall():
+                    if key != recording_key(int(tenant), int(call_id)):
+                        raise ValueError(f"call {call_id}'s recording_key {key!r} is not {recording_key(int(tenant), int(call_id))!r}")
+                    rows.append((int(tenant), int(call_id)))
         finally:
             conn.close()
-    next_id = (rows[-1][1] if rows else 0) + 1
-    while len(rows) < count:
+    next_id = int(last_id) + 1
+    unnamed = [(1 + (next_id + i) % 5, next_id + i) for i in range(odd)]
+    next_id += odd
+    while len(rows) < count - odd:
         rows.append((1 + next_id % 5, next_id))
         next_id += 1
-    return rows
+    return [*unnamed, *rows]
 
 
 class EmulatedRecordings:
