@@ -10,12 +10,15 @@ deletes) with about --versions object versions and delete markers, then, on the 
   the workflow runs: list-object-versions --prefix KEY, get-object --version-id V to a local file,
   then put it back (aws s3 cp), or delete-object --version-id for a marker. Each `aws` command also
   pays the CLI's start-up, measured here as a Python process importing boto3 and building a client.
-  It runs on --loop-keys keys spread evenly over the bucket (moto's ListObjectVersions scans the
-  whole bucket on every call, so a loop over 40 k keys would take hours here); its rates per key
-  are what the table compares.
+  It runs on --loop-keys keys spread evenly over the bucket (each key costs about two CLI start-ups,
+  so 30 k keys would take hours); its rates per key are what the table compares.
 
-    python bench/bench_recordings.py                     # 2,000 versions per bucket, about a minute
-    python bench/bench_recordings.py --versions 100000   # the size
+    python bench/bench_recordings.py                     # 2,000 versions per bucket, two to three minutes
+    python bench/bench_recordings.py --versions 100000   # the size: about 7 minutes on 2 loaded cores
+
+The rehearsal answers ListObjectVersions through moto's own code, handed only the keys a page can
+hold (restorectl/emulated_recordings.py: fast_version_listing); moto alone deep-copies the whole
+bucket on every call, which made 100 k versions take hours.
 
 Both run in-process on moto, so the absolute speeds are this machine's; the ratio, the request
 counts and the cost are what carry over. State transitions and Lambda invocations are counted
@@ -248,7 +251,7 @@ def main() -> None:
     ratio = (wf["applied"] / wf["total_s"]) / max(loop["restored"] / loop["total_s"], 1e-9)
     print(f"\n  workflow / CLI loop throughput: {ratio:.1f}x here (both in-process on moto; on AWS the Map runs 40 batches at a time)")
     print(f"  note: the CLI loop restored {loop['keys']} keys spread over the other bucket of the same world (same keys and histories);")
-    print("  moto's ListObjectVersions scans the whole bucket per call (S3 does not), which both sides pay here.")
+    print("  the loop's time is its API calls on moto plus each `aws` command's start-up, measured above.")
     load_after = os.getloadavg()
     print(
         f"  ran {time.monotonic() - began:.0f} s; load average (1/5/15 min) {load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}"
