@@ -13,7 +13,7 @@ deletes) with about --versions object versions and delete markers, then, on the 
   It runs on --loop-keys keys spread evenly over the bucket (each key costs about two CLI start-ups,
   so 30 k keys would take hours); its rates per key are what the table compares.
 
-    python bench/bench_recordings.py                     # 2,000 versions per bucket, two to three minutes
+    python bench/bench_recordings.py                     # 2,000 versions per bucket, about 20 seconds
     python bench/bench_recordings.py --versions 100000   # the size: about 7 minutes on 2 loaded cores
 
 The rehearsal answers ListObjectVersions through moto's own code, handed only the keys a page can
