@@ -101,8 +101,35 @@ def _one_month_later(moment: datetime) -> datetime:
     return moment.replace(year=year, month=month, day=moment.day)
 
 
+def recordings_cell(recordings: dict[str, Any] | None) -> str:
+    """`6/6 matched (12 KB)`, `nothing to check in irisx-recordings`, `FAILED 2/3 matched`, or `-` (a drill before the check)."""
+    if not recordings:
+        return "-"
+    verdict = recordings.get("verdict")
+    checked, matched = recordings.get("keys_checked") or 0, recordings.get("matched") or 0
+    if verdict == "met":
+        return f"{matched}/{checked} matched ({_bytes(recordings.get('bytes'))})"
+    if verdict == "nothing to check":
+        quiet = [str(b.get("bucket")) for b in recordings.get("buckets") or [] if b.get("status") == "nothing to check"]
+        done = f"{matched}/{checked} matched; " if checked else ""
+        return f"{done}nothing to check in {', '.join(quiet) or 'any bucket'}"
+    if verdict == "failed":
+        return f"FAILED {matched}/{checked} matched" if checked else "FAILED"
+    return str(verdict or "-")
+
+
+def _bytes(value: Any) -> str:
+    size = float(value or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
 def row(run: dict[str, Any]) -> dict[str, Any]:
     result = run.get("result") or {}
+    recordings = result.get("recordings") if isinstance(result.get("recordings"), dict) else None
     rto, rpo = _measure(run, "rto"), _measure(run, "rpo")
     failed = run.get("outcome") != "SUCCEEDED"
     if failed:
@@ -128,6 +155,10 @@ def row(run: dict[str, Any]) -> dict[str, Any]:
         "data_gap_seconds": rpo.get("data_gap_seconds"),
         "verdict": result.get("verdict") or ("failed" if failed else "unknown"),
         "torn_down": result.get("torn_down"),
+        "recordings": recordings_cell(recordings),
+        "recordings_verdict": (recordings or {}).get("verdict"),
+        "recordings_summary": (recordings or {}).get("summary"),
+        "recordings_checked": (recordings or {}).get("buckets"),
         "what_failed": what_failed,
         "validation_summary": result.get("validation_summary") or (run.get("validation") or {}).get("summary"),
     }
@@ -202,7 +233,7 @@ def text(rep: dict[str, Any]) -> str:
 
     lines = []
     if rep["drills"]:
-        headers = ["DATE", "RESTORE POINT", "MODE", "RTO / OBJECTIVE", "RPO / OBJECTIVE", "VERDICT", "WHAT FAILED"]
+        headers = ["DATE", "RESTORE POINT", "MODE", "RTO / OBJECTIVE", "RPO / OBJECTIVE", "RECORDINGS", "VERDICT", "WHAT FAILED"]
         rows = [
             [
                 str(r["date"] or "-"),
@@ -210,6 +241,7 @@ def text(rep: dict[str, Any]) -> str:
                 str(r["mode"] or "-"),
                 _against(r["rto_seconds"], r["rto_objective_seconds"], r["rto_verdict"]),
                 _against(r["rpo_seconds"], r["rpo_objective_seconds"], r["rpo_verdict"]),
+                r["recordings"],
                 str(r["verdict"]),
                 (r["what_failed"] or "")[:70],
             ]
@@ -251,7 +283,8 @@ def runbook_block(rep: dict[str, Any]) -> str:
             f"**Result**: Restore validated against production ({last['validation_summary']}); "
             f"RTO {_against(last['rto_seconds'], last['rto_objective_seconds'], last['rto_verdict'])}, "
             f"RPO {_against(last['rpo_seconds'], last['rpo_objective_seconds'], last['rpo_verdict'])}; {objectives}; "
-            f"temporary instance {'deleted' if last['torn_down'] else 'NOT confirmed deleted'}"
+            + (f"{last['recordings_summary']}; " if last["recordings_summary"] else "")
+            + f"temporary instance {'deleted' if last['torn_down'] else 'NOT confirmed deleted'}"
         )
     else:
         result = f"**Result**: Drill FAILED: {last['what_failed']}"
@@ -319,7 +352,8 @@ def html_page(rep: dict[str, Any]) -> str:
     escape = html.escape
     trend = rep["trend"]
     header_cells = "".join(
-        f"<th>{h}</th>" for h in ("Date", "Restore point", "Mode", "RTO / objective", "RPO / objective", "Verdict", "What failed")
+        f"<th>{h}</th>"
+        for h in ("Date", "Restore point", "Mode", "RTO / objective", "RPO / objective", "Recordings", "Verdict", "What failed")
     )
     body_rows = "".join(
         "<tr class='{cls}'>{cells}</tr>".format(
@@ -332,6 +366,7 @@ def html_page(rep: dict[str, Any]) -> str:
                     r["mode"] or "-",
                     _against(r["rto_seconds"], r["rto_objective_seconds"], r["rto_verdict"]),
                     _against(r["rpo_seconds"], r["rpo_objective_seconds"], r["rpo_verdict"]),
+                    r["recordings"],
                     r["verdict"],
                     r["what_failed"] or "",
                 )
@@ -361,7 +396,8 @@ tr.bad td {{ background: #fdecea; }}
 Over the last {trend["drills"]} drills: {trend["succeeded"]} succeeded and {trend["objectives_met"]} met every objective;
 RTO median {_duration(trend["median_rto_seconds"])}, worst {_duration(trend["worst_rto_seconds"])}.</p>
 <p>Each drill restores production to a temporary copy, validates it against production, measures how long that took (RTO)
-and how much data a real restore would have lost (RPO), and deletes the copy.</p>
+and how much data a real restore would have lost (RPO), and deletes the copy. It also copies an older version of a few
+call recordings per bucket to a scratch place, checks that each reads back byte for byte, and removes the copies.</p>
 <img alt="RTO and RPO per drill against the objectives" src="data:image/png;base64,{image}" style="max-width:100%">
 <table><thead><tr>{header_cells}</tr></thead><tbody>{body_rows}</tbody></table>
 <p><small>As of {escape(rep["as_of"])}, from the restore runbook's journal.</small></p>

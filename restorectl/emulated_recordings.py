@@ -1,8 +1,10 @@
 """The recording buckets of the emulated world: versioned, with 30 days of overwrites and deletes.
 
-Each recording `recordings/<tenant>/<call-id>.wav` (tenant and call id from the calls table of
+Each recording `recordings/<tenant>/<call-id>.wav` (exactly the calls table's `recording_key`, in
 the seeded production database) gets a small WAV-like body and one of six histories, the six
-rows of the AWS guidance's rollback table, so every mode of `recordings-restore` has work to do:
+rows of the AWS guidance's rollback table, so every mode of `recordings-restore` has work to do.
+The first three recordings are named as careless code breaks (ODD_NAMES) and belong to no call
+row (their call ids follow the table's), so every call's `recording_key` names a real object:
 
     i % 6   before the bad deploy      after it
     0       v1                         -                  (untouched)
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import random
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -70,6 +73,51 @@ class S3Clock:
             self.fixed = previous
 
 
+_listing = threading.local()
+
+
+@contextlib.contextmanager
+def fast_version_listing() -> Iterator[None]:
+    """moto's ListObjectVersions deep-copies and sorts every version of the bucket on every call, then
+    filters by prefix and marker: a planner page or the CLI loop's `--prefix KEY` costs as much as the
+    whole bucket (3.7 s per call at 20 k versions here, where S3 answers in milliseconds). This hands
+    moto's own listing only the keys it would keep (under the prefix, from the key marker on, and no
+    more than one page and a bit without a delimiter); the listing code itself, and so its answers,
+    are moto's. Only for the listing thread's own call: other threads see the whole bucket."""
+    from moto.s3.models import S3Backend
+    from moto.s3.utils import _VersionedKeyStore
+
+    original_listing, original_lists = S3Backend.list_object_versions, _VersionedKeyStore.iterlists
+
+    def iterlists(self: Any) -> Iterator[tuple[str, list[Any]]]:
+        if id(getattr(_listing, "store", None)) != id(self):
+            yield from original_lists(self)
+            return
+        for name in _listing.names:
+            versions = self.getlist(name)
+            if versions:
+                yield name, versions
+
+    def list_object_versions(self: Any, bucket_name: str, delimiter: str | None = None, key_marker: str | None = None,
+                             max_keys: int | None = 1000, prefix: str = "", version_id_marker: str | None = None) -> Any:  # fmt: skip
+        store = self.get_bucket(bucket_name).keys
+        names = sorted(n for n in list(store) if n.startswith(prefix or "") and (key_marker is None or n >= key_marker))
+        if not delimiter:
+            # Every key holds at least one version or marker: the marker's key (skipped) plus a page plus one more.
+            names = names[: (max_keys if max_keys is not None else 1000) + 2]
+        _listing.store, _listing.names = store, names
+        try:
+            return original_listing(self, bucket_name, delimiter, key_marker, max_keys, prefix, version_id_marker)
+        finally:
+            _listing.store = _listing.names = None
+
+    with (
+        mock.patch.object(S3Backend, "list_object_versions", list_object_versions),
+        mock.patch.object(_VersionedKeyStore, "iterlists", iterlists),
+    ):
+        yield
+
+
 def create_versioned_bucket(s3: Any, name: str) -> None:
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
@@ -95,8 +143,7 @@ def seed_bucket(s3: Any, s3_clock: S3Clock, bucket: str, calls: list[tuple[int, 
     events: list[tuple[datetime, str, str, bytes | None, dict[str, str]]] = []
     rng = random.Random(f"{seed}:{bucket}")  # noqa: S311 - a reproducible history, not a secret
     for index, (tenant, call_id) in enumerate(calls):
-        name = ODD_NAMES[index] if index < len(ODD_NAMES) else f"{call_id}.wav"
-        key = f"recordings/{tenant}/{name}"
+        key = f"recordings/{tenant}/{ODD_NAMES[index]}" if index < len(ODD_NAMES) else recording_key(tenant, call_id)
         pattern = index % 6
         meta = {"tenant": str(tenant), "call-id": str(call_id)}
         born = now - HISTORY + timedelta(seconds=rng.randrange(int((HISTORY - BAD_DEPLOY_AGO).total_seconds()) - 7200))
@@ -151,26 +198,43 @@ def boto3_account(s3: Any) -> str:
     return str(boto3.client("sts", region_name=s3.meta.region_name).get_caller_identity()["Account"])
 
 
+def recording_key(tenant: int, call_id: int) -> str:
+    """Where a call's recording lives: the calls table's `recording_key` (restorectl/sample_data.py)."""
+    return f"recordings/{tenant}/{call_id}.wav"
+
+
 def calls_with_recordings(pg: Any, dbname: str | None, count: int) -> list[tuple[int, int]]:
-    """(tenant_id, call id) of the first `count` calls with a recording, from the seeded database.
+    """(tenant_id, call id) of `count` recordings: first the ODD_NAMES ones, with call ids past the
+    table's (no call row names them), then the calls with a recording, from the seeded database.
 
     When the database has fewer (or none is given), call ids continue past the table's, spread
     over tenants 1..5, so `--recordings` can exceed the calls table in a benchmark.
     """
+    odd = min(len(ODD_NAMES), count)
     rows: list[tuple[int, int]] = []
+    last_id = 0
     if dbname:
         conn = pg.connect(dbname)
         try:
             with conn.cursor() as cursor:
-                cursor.execute("SELECT tenant_id, id FROM calls WHERE recording_key IS NOT NULL ORDER BY id LIMIT %s", (count,))
-                rows = [(int(t), int(c)) for t, c in cursor.fetchall()]
+                cursor.execute("SELECT coalesce(max(id), 0) FROM calls")
+                (last_id,) = cursor.fetchone()
+                cursor.execute(
+                    "SELECT tenant_id, id, recording_key FROM calls WHERE recording_key IS NOT NULL ORDER BY id LIMIT %s", (count - odd,)
+                )
+                for tenant, call_id, key in cursor.fetchall():
+                    if key != recording_key(int(tenant), int(call_id)):
+                        raise ValueError(f"call {call_id}'s recording_key {key!r} is not {recording_key(int(tenant), int(call_id))!r}")
+                    rows.append((int(tenant), int(call_id)))
         finally:
             conn.close()
-    next_id = (rows[-1][1] if rows else 0) + 1
-    while len(rows) < count:
+    next_id = int(last_id) + 1
+    unnamed = [(1 + (next_id + i) % 5, next_id + i) for i in range(odd)]
+    next_id += odd
+    while len(rows) < count - odd:
         rows.append((1 + next_id % 5, next_id))
         next_id += 1
-    return rows
+    return [*unnamed, *rows]
 
 
 class EmulatedRecordings:
@@ -185,7 +249,7 @@ class EmulatedRecordings:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[EmulatedRecordings]:
-        with self.s3_clock.installed():
+        with self.s3_clock.installed(), fast_version_listing():
             yield self
 
     def seed(self, calls: list[tuple[int, int]]) -> None:
@@ -215,8 +279,21 @@ class EmulatedRecordings:
                 entry["markers"].append(marker["VersionId"])
         return keys
 
+    def scratch_keys(self) -> list[str]:
+        """What the drill's recordings check left in the work bucket's scratch prefix (nothing, when it cleaned up)."""
+        import boto3
+
+        from restore_runbook.contract import DRILL_SCRATCH_PREFIX
+
+        s3 = boto3.client("s3")
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.work_bucket, Prefix=DRILL_SCRATCH_PREFIX):
+            keys += [item["Key"] for item in page.get("Contents") or []]
+        return keys
+
     def report(self) -> dict[str, Any]:
         return {
+            "drill_scratch": self.scratch_keys(),
             "recordings": {
                 bucket: {
                     "seeded_versions": seeded.versions,
@@ -225,5 +302,5 @@ class EmulatedRecordings:
                     "bad_deploy_at": (self.s3_clock.live() - BAD_DEPLOY_AGO).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 }
                 for bucket, seeded in self.seeded.items()
-            }
+            },
         }

@@ -145,20 +145,24 @@ def seed(conn: connection, calls_rows: int, now: datetime, retention_days: int =
                   FROM generate_series(1, {n_u}) AS g"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
         ),
         (
+            # recording_key is where the recording lives in S3: recordings/<tenant>/<call id>.wav, the keys
+            # restorectl/emulated_recordings.py writes (the tenant is computed once, one level down).
             f"""INSERT INTO calls (id, tenant_id, user_id, direction, status, duration_seconds, recording_key, created_at)
-                SELECT u.g,
-                       CASE WHEN u.user_id IS NULL THEN {tenant_by_call} ELSE {tenant_of_user} END,
-                       u.user_id,
-                       CASE WHEN {_rand("u.g", s + 10)} < 0.6 THEN 'inbound' ELSE 'outbound' END,
-                       CASE WHEN {completed} < 0.78 THEN 'completed'
-                            WHEN {completed} < 0.90 THEN 'no-answer'
-                            WHEN {completed} < 0.97 THEN 'busy' ELSE 'failed' END,
-                       CASE WHEN {completed} < 0.78 THEN 5 + {_pick("u.g", s + 11, "1800")} ELSE 0 END,
-                       CASE WHEN {completed} < 0.78 AND {_rand("u.g", s + 12)} < 0.7
-                            THEN 'recordings/call-' || u.g || '.wav' END,
-                       u.created_at
-                  FROM (SELECT g, {call_user} AS user_id, {call_at} AS created_at
-                          FROM generate_series(1, {n_c}) AS g) AS u"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
+                SELECT c.g, c.tenant_id, c.user_id, c.direction, c.status, c.duration_seconds,
+                       CASE WHEN c.recorded THEN 'recordings/' || c.tenant_id || '/' || c.g || '.wav' END,
+                       c.created_at
+                  FROM (SELECT u.g,
+                               CASE WHEN u.user_id IS NULL THEN {tenant_by_call} ELSE {tenant_of_user} END AS tenant_id,
+                               u.user_id,
+                               CASE WHEN {_rand("u.g", s + 10)} < 0.6 THEN 'inbound' ELSE 'outbound' END AS direction,
+                               CASE WHEN {completed} < 0.78 THEN 'completed'
+                                    WHEN {completed} < 0.90 THEN 'no-answer'
+                                    WHEN {completed} < 0.97 THEN 'busy' ELSE 'failed' END AS status,
+                               CASE WHEN {completed} < 0.78 THEN 5 + {_pick("u.g", s + 11, "1800")} ELSE 0 END AS duration_seconds,
+                               ({completed} < 0.78 AND {_rand("u.g", s + 12)} < 0.7) AS recorded,
+                               u.created_at
+                          FROM (SELECT g, {call_user} AS user_id, {call_at} AS created_at
+                                  FROM generate_series(1, {n_c}) AS g) AS u) AS c"""  # noqa: S608 - only integers and our own SQL fragments are interpolated
         ),
         (
             # key k belongs to tenant ((k-1) mod T)+1 and is created between its tenant and now

@@ -54,14 +54,17 @@ class RestoreRunbookStack(Stack):
         )
         # The API hosts' own SSM documents, which the cutover and rollback steps send.
         self.app_host_documents = AppHostDocuments(self, "AppHostDocuments", settings=settings)
+        self.workflows: dict[str, RegisteredWorkflow] = {}
         context = WorkflowContext(
             settings=settings,
             functions=self.defaults,
             journal=self.journal,
             manifest=json.loads((statemachines / "functions.json").read_text(encoding="utf-8")),
             statemachines=statemachines,
+            built=self.workflows,
         )
-        self.workflows: dict[str, RegisteredWorkflow] = {workflow.NAME: workflow(self, context) for workflow in WORKFLOWS}
+        for workflow in WORKFLOWS:
+            self.workflows[workflow.NAME] = workflow(self, context)
         # Executions that time out or are aborted never reach their own journal step.
         self.abandoned = AbandonedExecutions(
             self,

@@ -64,6 +64,15 @@ ENV_FILE_PATTERN = r"^(/([A-Za-z0-9_][A-Za-z0-9._-]{0,63}|\.[A-Za-z0-9_-][A-Za-z
 APP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 HEALTH_URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
 
+# -- the recordings work bucket (stacks/workflows/recordings.py) ---------------------------------------
+# Where a drill copies older recording versions to prove them restorable; every copy is removed by the
+# drill itself, and a lifecycle rule on this prefix expires whatever a crashed drill left.
+DRILL_SCRATCH_PREFIX = "drill-scratch/"
+# What a copy of a recording version made by multipart (over 5 GB) carries in its user metadata, so a
+# re-run recognizes it as already restored: its ETag differs from the source's.
+RESTORED_FROM_VERSION_METADATA = "irisx-restored-from-version"
+RESTORED_FROM_ETAG_METADATA = "irisx-restored-from-etag"
+
 # -- names derived from the stack's name prefix -------------------------------------------------------
 SET_DB_HOST_DOCUMENT = "set-db-host"
 APP_CONTROL_DOCUMENT = "app-control"

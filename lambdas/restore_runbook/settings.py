@@ -44,6 +44,8 @@ TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
 WARM_BUDGET_LIMIT_SECONDS = 540
+# A drill copies and reads back this many recordings per bucket, at most, in its 5-minute step.
+DRILL_RECORDINGS_KEYS_LIMIT = 20
 # cron(minutes hours day-of-month month day-of-week year): Scheduler's six fields.
 DRILL_CRON = re.compile(r"^cron\((\S+ ){5}\S+\)$")
 # strftime directives and letters, digits, hyphens: what an RDS identifier may end with.
@@ -376,6 +378,9 @@ class RunbookSettings:
     )
     drill_schedule_timezone: str = setting("UTC", kind="text", pattern=TIME_ZONE, expected="an IANA time zone like UTC", optional=True)
     drill_schedule_enabled: bool = setting(True, kind="flag", expected="true or false", optional=True)
+    # Per recordings bucket, how many keys with an older version a drill copies to the work bucket's
+    # scratch prefix and compares (0: the drill does not check recordings).
+    drill_recordings_keys: int = setting(3, kind="count", expected="keys per recordings bucket", optional=True)
 
     # Restoring call recordings from S3 versions (recordings/): the versioned buckets this tool may
     # restore in (and write to), how a plan is cut into batches, and how many failed keys still pass.
@@ -433,6 +438,14 @@ class RunbookSettings:
                 "setting DRILL_LIFETIME_HOURS must be longer than DRILL_MAX_KEEP_MINUTES, or the sweep deletes kept copies",
                 "runbook setting 'drill_lifetime_hours' must be longer than 'drill_max_keep_minutes', "
                 "or the daily sweep deletes copies a drill is still keeping",
+            )
+        # Every key is copied and read back twice inside one 5-minute function.
+        if self.drill_recordings_keys > DRILL_RECORDINGS_KEYS_LIMIT:
+            raise self.setting_error(
+                f"setting DRILL_RECORDINGS_KEYS={self.drill_recordings_keys} is above {DRILL_RECORDINGS_KEYS_LIMIT}: each key is "
+                "copied and read back inside one 5-minute function",
+                f"runbook setting 'drill_recordings_keys'={self.drill_recordings_keys} is above {DRILL_RECORDINGS_KEYS_LIMIT}: "
+                "each key is copied and read back inside one 5-minute function",
             )
         # The replaced production's new name must be an RDS identifier and differ from one swap to the next.
         example = datetime(2025, 11, 2, 3, 7, 0).strftime(self.replaced_suffix_format)

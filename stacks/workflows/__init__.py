@@ -15,8 +15,9 @@ WORKFLOWS: tuple[type[RegisteredWorkflow], ...] = (
     RestoreWorkflow,
     RollbackWorkflow,
     SnapshotWorkflow,
-    DrillWorkflow,
+    # Before the drill, whose recordings check uses its work bucket.
     RecordingsRestoreWorkflow,
+    DrillWorkflow,
     InPlaceRestoreWorkflow,
 )
 

@@ -9,7 +9,7 @@ record outcome) are every workflow's, so a subclass lists only its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -35,6 +35,14 @@ class WorkflowContext:
     journal: Journal
     manifest: Mapping[str, str]
     statemachines: Path
+    # The workflows built so far, in registry order (the stack fills it): a workflow that uses another's
+    # resources (the drill uses recordings-restore's work bucket) is listed after it.
+    built: Mapping[str, RegisteredWorkflow] = field(default_factory=dict)
+
+    def earlier(self, name: str) -> RegisteredWorkflow:
+        if name not in self.built:
+            raise ValueError(f"workflow {name!r} must be built before the one asking for it: list it earlier in stacks/workflows/WORKFLOWS")
+        return self.built[name]
 
 
 def title(name: str) -> str:

@@ -23,11 +23,12 @@ from constructs import Construct
 
 from restore_runbook.contract import PURPOSE_DRILL, TAG_PURPOSE
 from stacks import nag
-from stacks.functions import FunctionSpec, StepPermissions
+from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.permissions.journal import drill_claim_keys, execution_keys, executions_arn
 from stacks.permissions.rds import production_fence
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
+from stacks.workflows.recordings import RecordingsRestoreWorkflow
 
 SWEEP_HANDLER = "restore_runbook.drill.handlers.sweep_drill_instances.handler"
 DAYS_SINCE_HANDLER = "restore_runbook.drill.handlers.publish_days_since_drill.handler"
@@ -68,6 +69,16 @@ class DrillWorkflow(RegisteredWorkflow):
         self.days_since = self._build_daily_function("PublishDaysSinceDrill", DAYS_SINCE_HANDLER, self._days_since(), DAILY_DAYS_SINCE)
         self.alarms = self._build_alarms()
 
+    def function_defaults(self, context: WorkflowContext) -> FunctionDefaults:
+        # The recordings check copies to recordings-restore's work bucket (its scratch prefix only).
+        recordings = context.earlier(RecordingsRestoreWorkflow.NAME)
+        if not isinstance(recordings, RecordingsRestoreWorkflow):
+            raise TypeError(f"{RecordingsRestoreWorkflow.NAME!r} is not the recordings-restore workflow")
+        self.recordings = recordings
+        # The daily functions too: every drill function is built with the same environment.
+        self.defaults = recordings.with_work_bucket(context.functions)
+        return self.defaults
+
     def steps(self) -> Mapping[str, StepPermissions]:
         restore = RestoreSteps(self.settings)
         return {
@@ -77,6 +88,9 @@ class DrillWorkflow(RegisteredWorkflow):
             "describe_restore": restore.describe_restore(),
             "validate_restore": restore.validate_restore(),
             "tear_down_drill_instance": self._tear_down(restore),
+            # Reads versions of the configured recordings buckets; writes and deletes under the work bucket's scratch prefix only.
+            "check_drill_recordings": self.recordings.drill_check_permissions(),
+            "remove_drill_scratch": self.recordings.drill_scratch_removal_permissions(),
             # Pure computation on the state: measures, verdicts, metrics (EMF, through the log).
             "measure_drill": StepPermissions(statements=[]),
             "explain_drill_failure": StepPermissions(statements=[]),
@@ -191,7 +205,7 @@ class DrillWorkflow(RegisteredWorkflow):
             role_description=f"{self.settings.name_prefix} {self.NAME}: {module} (daily)",
             permissions=permissions,
         )
-        function = self.context.functions.build(self, name, spec)
+        function = self.defaults.build(self, name, spec)
         role = self._scheduler_role(f"{name}ScheduleRole", f"invoke {module} daily")
         scheduler.Schedule(
             self,

@@ -17,6 +17,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from restore_runbook.contract import DRILL_SCRATCH_PREFIX
 from stacks import nag
 from stacks.functions import FunctionDefaults, StepPermissions
 from stacks.permissions.journal import executions_arn
@@ -28,13 +29,20 @@ from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
 # variable is written for these functions only.
 ENV_WORK_BUCKET = "RECORDINGS_WORK_BUCKET"
 PLANS, RESULTS = "plans/*", "results/*"
+SCRATCH = f"{DRILL_SCRATCH_PREFIX}*"
 # Plans and results are evidence of what a restore did; three months covers any incident review.
 WORK_RETENTION = Duration.days(90)
+# The drill removes its scratch copies itself (twice); this only catches what a crashed drill left.
+SCRATCH_RETENTION = Duration.days(1)
 
 OBJECTS_REASON = (
     "Object keys of the configured recordings buckets are chosen per execution (a key, a prefix); the statement names those buckets only"
 )
 WORK_REASON = "The work bucket's objects are named per execution under plans/ and results/; this stack's own bucket only"
+SCRATCH_REASON = (
+    f"A drill's scratch copies of recordings are named per execution and key under {DRILL_SCRATCH_PREFIX}; "
+    "this stack's own work bucket only"
+)
 
 
 class RecordingsRestoreWorkflow(RegisteredWorkflow):
@@ -48,7 +56,10 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
 
     def function_defaults(self, context: WorkflowContext) -> FunctionDefaults:
         self.work_bucket = self._build_work_bucket()
-        defaults = context.functions
+        return self.with_work_bucket(context.functions)
+
+    def with_work_bucket(self, defaults: FunctionDefaults) -> FunctionDefaults:
+        """`defaults` plus the work bucket's name (for the drill's recordings steps too)."""
         return replace(defaults, environment={**defaults.environment, ENV_WORK_BUCKET: self.work_bucket.bucket_name})
 
     def steps(self) -> Mapping[str, StepPermissions]:
@@ -123,6 +134,7 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-plans", prefix="plans/", expiration=WORK_RETENTION),
                 s3.LifecycleRule(id="expire-results", prefix="results/", expiration=WORK_RETENTION),
+                s3.LifecycleRule(id="expire-drill-scratch", prefix=DRILL_SCRATCH_PREFIX, expiration=SCRATCH_RETENTION),
                 s3.LifecycleRule(id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=Duration.days(1)),
             ],
             removal_policy=RemovalPolicy.RETAIN,
@@ -152,6 +164,43 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
 
     def _work_objects_id(self, pattern: str) -> str:
         return f"<{self._logical_id(self.work_bucket)}.Arn>/{pattern}"
+
+    # -- what the drill's recordings check may do (stacks/workflows/drill.py) ------------------------
+
+    def drill_check_permissions(self) -> StepPermissions:
+        """Read every version of the configured buckets (never write there); copy, read back and delete
+        only under the work bucket's scratch prefix. The copy is recordings-restore's own (CopyObject with
+        the tags, multipart over 5 GB), so it needs what that copy needs on its target."""
+        source = self._recordings(["s3:ListBucketVersions"], read=True, objects=["s3:GetObjectTagging", "s3:GetObjectVersionTagging"])
+        scratch = [
+            # The copy's HEAD of a scratch key not written yet reads 404 only with ListBucket (else 403).
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.work_bucket.bucket_arn]),
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                resources=[self._work_objects(SCRATCH)],
+            ),
+        ]
+        return StepPermissions(
+            statements=[*source.statements, *scratch],
+            acknowledgements={**source.acknowledgements, nag.wildcard_resource(self._work_objects_id(SCRATCH)): SCRATCH_REASON},
+            # Copies and reads back a few recordings per bucket, each at most 256 MiB, twice.
+            timeout=Duration.minutes(5),
+            memory_size=512,
+        )
+
+    def drill_scratch_removal_permissions(self) -> StepPermissions:
+        """List and delete under the scratch prefix of the work bucket, nothing else."""
+        return StepPermissions(
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[self.work_bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [SCRATCH]}},
+                ),
+                iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[self._work_objects(SCRATCH)]),
+            ],
+            acknowledgements={nag.wildcard_resource(self._work_objects_id(SCRATCH)): SCRATCH_REASON},
+        )
 
     # -- the recordings buckets --------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ one role that may delete a version, and what its Distributed Map needs from the 
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -91,8 +92,11 @@ def test_only_the_copy_step_writes_to_the_recordings_buckets_and_only_the_planne
             if s["Effect"] == "Allow" and action in as_list(s["Action"]) and set(map(str, as_list(s["Resource"]))) & set(objects)
         }
         assert on_recordings == writers, action
-    # ListObjectVersions is the planner's alone
-    assert roles_allowing(synthesized, "s3:ListBucketVersions") == {function_role(synthesized, "plan_recordings_page")}
+    # ListObjectVersions is the planner's, and the drill's recordings check's (it picks keys with an older version)
+    assert roles_allowing(synthesized, "s3:ListBucketVersions") == {
+        function_role(synthesized, "plan_recordings_page"),
+        function_role(synthesized, "check_drill_recordings"),
+    }
 
 
 def test_the_work_bucket_is_private_encrypted_ssl_only_and_expires_plans_and_results(synthesized: Synthesized) -> None:
@@ -106,7 +110,8 @@ def test_the_work_bucket_is_private_encrypted_ssl_only_and_expires_plans_and_res
     }
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     expirations = {r["Prefix"]: r["ExpirationInDays"] for r in props["LifecycleConfiguration"]["Rules"] if "Prefix" in r}
-    assert expirations == {"plans/": 90, "results/": 90}
+    # a drill removes its scratch copies itself; the rule only catches what a crashed drill left
+    assert expirations == {"plans/": 90, "results/": 90, "drill-scratch/": 1}
     (policy,) = [p for p in synthesized.of_type("AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
     assert any(
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -166,3 +171,45 @@ def test_the_recordings_functions_read_the_work_bucket_and_the_buckets_from_what
 def test_recordings_settings_are_checked_by_name(runbook_context: dict[str, Any], change: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         StackSettings.from_context({**runbook_context, **change})
+
+
+def _scratch(bucket_id: str) -> dict[str, Any]:
+    return {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/drill-scratch/*"]]}
+
+
+def test_the_drills_recordings_check_reads_the_configured_buckets_and_writes_only_under_the_scratch_prefix(
+    synthesized: Synthesized,
+) -> None:
+    buckets, objects = configured(synthesized)
+    bucket_id, _ = work_bucket(synthesized)
+    work, scratch = {"Fn::GetAtt": [bucket_id, "Arn"]}, _scratch(bucket_id)
+    statements = role_policies(synthesized)[function_role(synthesized, "check_drill_recordings")]
+    allowed: dict[str, list[Any]] = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            if action.startswith("s3:"):
+                allowed.setdefault(action, []).extend(as_list(statement["Resource"]))
+    # Reading versions (and their tags, which the copy keeps) of the configured buckets, nothing else there.
+    for action in ("s3:ListBucketVersions", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"):
+        assert {str(r) for r in allowed[action]} <= set(buckets + objects), action
+    # Every action that writes or deletes names the scratch prefix of the work bucket and nothing else.
+    for action in ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload"):
+        assert allowed[action] == [scratch], action
+    assert "s3:DeleteObjectVersion" not in allowed
+    assert [r for r in allowed["s3:GetObject"] if not isinstance(r, str)] == [scratch]
+    assert work in allowed["s3:ListBucket"]
+
+
+def test_the_drills_scratch_removal_may_list_and_delete_under_the_scratch_prefix_only(synthesized: Synthesized) -> None:
+    bucket_id, _ = work_bucket(synthesized)
+    statements = role_policies(synthesized)[function_role(synthesized, "remove_drill_scratch")]
+    s3_statements = [s for s in statements if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    assert sorted((as_list(s["Action"])[0], json.dumps(s["Resource"], sort_keys=True)) for s in s3_statements) == sorted(
+        [
+            ("s3:DeleteObject", json.dumps(_scratch(bucket_id), sort_keys=True)),
+            ("s3:ListBucket", json.dumps({"Fn::GetAtt": [bucket_id, "Arn"]}, sort_keys=True)),
+        ]
+    )
+    (listing,) = [s for s in s3_statements if as_list(s["Action"]) == ["s3:ListBucket"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["drill-scratch/*"]}}

@@ -149,8 +149,8 @@ def test_functions_share_runtime_tracing_and_json_logging(synthesized: Synthesiz
             "POWERTOOLS_SERVICE_NAME": f"irisx-restore-{workflow}",
             "POWERTOOLS_METRICS_NAMESPACE": "irisx-restore",
         }
-        if workflow == "recordings-restore":
-            # the stack's work bucket, told to the recordings functions only
+        if workflow in ("recordings-restore", "drill"):
+            # the stack's work bucket, told to the recordings functions and the drill's (its recordings check) only
             (bucket_id,) = [k for k in synthesized.of_type("AWS::S3::Bucket") if k.startswith("RecordingsRestoreWorkBucket")]
             expected_env["RECORDINGS_WORK_BUCKET"] = {"Ref": bucket_id}
         assert props["Runtime"] == "python3.12"

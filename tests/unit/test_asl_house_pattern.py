@@ -41,6 +41,8 @@ FUNCTION_TIMEOUT_SECONDS = {
     "${ApplyRecordingsBatchFunctionArn}": 300,
     "${UndeleteRecordingsBatchFunctionArn}": 300,
     "${AggregateRecordingsResultsFunctionArn}": 300,
+    # drill: the recordings check copies and reads back a few recordings per bucket
+    "${CheckDrillRecordingsFunctionArn}": 300,
 }
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 30
 # The Task must outlive its function: then a slow step ends in Lambda's own timeout error (which the

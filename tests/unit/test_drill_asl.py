@@ -45,7 +45,8 @@ def test_the_definition_has_a_comment_and_a_timeout_and_every_task_the_house_rul
         assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], name
         keys = list(state)
         assert keys.index("Retry") < keys.index("Catch"), name
-        expected = 660 if state["Resource"] == "${ValidateRestoreFunctionArn}" else 60
+        # the validate function has 10 minutes, the recordings check 5 (it copies and reads back recordings)
+        expected = {"${ValidateRestoreFunctionArn}": 660, "${CheckDrillRecordingsFunctionArn}": 330}.get(state["Resource"], 60)
         assert state["TimeoutSeconds"] == expected, name
 
 
@@ -59,12 +60,22 @@ def test_it_reuses_restores_own_steps_and_every_placeholder_has_a_handler():
     assert all(state["Parameters"]["context"]["workflow"] == "drill" for state in TASKS.values())
 
 
-@pytest.mark.parametrize("state", ["StartRestore", "DescribeRestore", "ValidateRestore"])
+@pytest.mark.parametrize("state", ["StartRestore", "CheckRecordings", "RemoveRecordingsScratch", "DescribeRestore", "ValidateRestore"])
 def test_every_failure_once_the_copy_may_exist_reaches_the_record_only_through_the_teardown(state):
     (catch,) = STATES[state]["Catch"]
     assert "RecordFailure" not in reachable_without(catch["Next"], avoid="TearDown")
     assert "ExplainFailure" not in reachable_without(catch["Next"], avoid="TearDown")
     assert "TearDown" in reachable_without(catch["Next"], avoid="RecordFailure")
+
+
+def test_the_recordings_check_runs_while_rds_restores_and_its_scratch_is_removed_on_every_path_out_of_it():
+    assert STATES["StartRestore"]["Next"] == "CheckRecordings"
+    assert successors("CheckRecordings") == {"RemoveRecordingsScratch"}
+    assert successors("RemoveRecordingsScratch") == {"WaitForRestore"}
+    # a failed check or scratch removal fails the drill, after the teardown
+    (either,) = STATES["AfterTeardown"]["Choices"]
+    assert {"Variable": "$.recordings_failure", "IsNull": False} in either["Or"]
+    assert {"Variable": "$.recordings_cleanup_failure", "IsNull": False} in either["Or"]
 
 
 def test_success_also_deletes_the_copy_before_it_is_measured_and_recorded():

@@ -46,6 +46,7 @@ def test_the_table_lists_drills_newest_first_with_rto_and_rpo_against_objectives
         "RPO",
         "/",
         "OBJECTIVE",
+        "RECORDINGS",
         "VERDICT",
         "WHAT",
         "FAILED",
@@ -53,6 +54,8 @@ def test_the_table_lists_drills_newest_first_with_rto_and_rpo_against_objectives
     assert lines[1].startswith("2025-12-02T10:00:00Z")  # newest first; the duplicate start is not a drill
     assert len([line for line in lines if re.match(r"^\d{4}-\d\d-\d\dT", line)]) == 13
     assert " / 30m00s met" in output and " / 30m00s missed" in output and " / 5m00s met" in output
+    # each drill also copied and compared three recordings per bucket (the failed one's database failed, not those)
+    assert len([line for line in lines if " 6/6 matched (" in line]) == 13
     failed = next(line for line in lines if " failed " in line)
     assert "ValidationFailed: 1 of 6 checks failed" in failed
     assert "RTO median" in output and "worst" in output
@@ -115,7 +118,7 @@ def test_the_runbook_block_is_ready_to_paste_into_the_runbook():
     assert lines[3].startswith(f"**Test Restore**: point-in-time restore of `{SOURCE}` to 2025-12-02T09:5")
     assert "(restore point: latest) as `irisx-prod-rds-postgres-drill-20251202-100000`" in lines[3]
     assert lines[4].startswith("**Result**: Restore validated against production (all 6 checks passed); RTO ")
-    assert lines[4].endswith("temporary instance deleted")
+    assert lines[4].endswith("; 3/3 matched in irisx-recordings (1880209 bytes); temporary instance deleted")
     assert lines[5] == "**Next Test Due**: 2026-01-02 (monthly: a month after the last success)"
 
 

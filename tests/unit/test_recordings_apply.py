@@ -90,15 +90,17 @@ def test_keys_with_spaces_plus_and_unicode_are_sent_url_encoded_and_restored(s3:
 
 
 class SixGigabytes:
-    """The real (moto) client, except that HEAD reports a 6 GB object: CopyObject would refuse it."""
+    """The real (moto) client, except that HEAD reports a 6 GB object: CopyObject would refuse it.
+    With `every_head`, the current version's HEAD too (a restored 6 GB copy is 6 GB)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, every_head: bool = False) -> None:
         self._client = client
+        self.every_head = every_head
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def head_object(self, **kwargs: Any) -> dict[str, Any]:
         head = self._client.head_object(**kwargs)
-        if kwargs.get("VersionId"):
+        if kwargs.get("VersionId") or self.every_head:
             head["ContentLength"] = 6 * 1024**3
         return head
 
@@ -138,9 +140,49 @@ def test_a_six_gigabyte_version_is_copied_in_multipart_upload_part_copy_parts(s3
     assert all(p["CopySource"] == {"Bucket": BUCKET, "Key": "recordings/2/big.wav", "VersionId": old} for p in parts)
     created = next(kwargs for name, kwargs in stub.calls if name == "create_multipart_upload")
     assert created["StorageClass"] == "STANDARD_IA" and created["ContentType"] == "audio/wav"
-    assert created["Metadata"] == {"call-id": "2"} and created["ServerSideEncryption"] == "AES256"
+    # the source's metadata kept, and which version (and ETag) the copy is of, for a re-run to recognize it
+    source_etag = s3.head_object(Bucket=BUCKET, Key="recordings/2/big.wav", VersionId=old)["ETag"].strip('"')
+    assert created["Metadata"] == {"call-id": "2", "irisx-restored-from-version": old, "irisx-restored-from-etag": source_etag}
+    assert created["ServerSideEncryption"] == "AES256"
     assert names[-1] == "complete_multipart_upload"
     assert s3.get_object(Bucket=BUCKET, Key="recordings/2/big.wav")["Body"].read() == b"RIFF-long-call"
+
+
+def test_a_rerun_of_a_six_gigabyte_restore_recognizes_its_multipart_copy_and_copies_nothing(s3: Any, monkeypatch) -> None:
+    monkeypatch.setattr("moto.s3.models.S3_UPLOAD_PART_MIN_SIZE", 0)
+    old = s3.put_object(Bucket=BUCKET, Key="recordings/2/big.wav", Body=b"RIFF-long-call", Metadata={"call-id": "2"})["VersionId"]
+    s3.put_object(Bucket=BUCKET, Key="recordings/2/big.wav", Body=b"bad")
+    entry = {"key": "recordings/2/big.wav", "action": "copy", "version_id": old}
+    first = apply.apply_entry(SixGigabytes(s3, every_head=True), BUCKET, entry)
+    restored = s3.head_object(Bucket=BUCKET, Key="recordings/2/big.wav")
+    assert first["outcome"] == "applied" and "multipart" in first["reason"]
+    # A multipart copy's ETag is not its source's: ETag alone would copy it again.
+    assert restored["ETag"] != s3.head_object(Bucket=BUCKET, Key="recordings/2/big.wav", VersionId=old)["ETag"]
+    versions_before, _ = all_versions(s3, "recordings/2/big.wav")
+
+    again = SixGigabytes(s3, every_head=True)
+    second = apply.apply_entry(again, BUCKET, entry)
+
+    assert second["outcome"] == "skipped" and f"multipart copy of version {old}" in second["reason"] and second["bytes"] == 0
+    # Only HEADs (which the stub does not record): no upload, no copy, no tagging call.
+    assert again.calls == []
+    assert all_versions(s3, "recordings/2/big.wav")[0] == versions_before
+    assert restored["Metadata"]["call-id"] == "2"
+
+
+def test_a_multipart_copy_of_another_version_is_not_taken_for_the_one_to_restore(s3: Any, monkeypatch) -> None:
+    monkeypatch.setattr("moto.s3.models.S3_UPLOAD_PART_MIN_SIZE", 0)
+    first = s3.put_object(Bucket=BUCKET, Key="recordings/2/big.wav", Body=b"RIFF-first-take")["VersionId"]
+    second = s3.put_object(Bucket=BUCKET, Key="recordings/2/big.wav", Body=b"RIFF-second-tk")["VersionId"]
+    s3.put_object(Bucket=BUCKET, Key="recordings/2/big.wav", Body=b"bad")
+    apply.apply_entry(SixGigabytes(s3, every_head=True), BUCKET, {"key": "recordings/2/big.wav", "action": "copy", "version_id": first})
+
+    outcome = apply.apply_entry(
+        SixGigabytes(s3, every_head=True), BUCKET, {"key": "recordings/2/big.wav", "action": "copy", "version_id": second}
+    )
+
+    assert outcome["outcome"] == "applied" and "multipart" in outcome["reason"]
+    assert s3.get_object(Bucket=BUCKET, Key="recordings/2/big.wav")["Body"].read() == b"RIFF-second-tk"
 
 
 def test_part_ranges_stay_within_ten_thousand_parts() -> None:

@@ -132,4 +132,8 @@ class RecordingsRestoreIncomplete(RunbookError):
     """Some planned recordings were not restored (failed items, or a batch that left no result)."""
 
 
+class RecordingsCheckFailed(RunbookError):
+    """A drill's copy of an older recording version did not read back with the version's checksum, or could not be made."""
+
+
 ALL_ERRORS: tuple[type[RunbookError], ...] = tuple(RunbookError.__subclasses__())

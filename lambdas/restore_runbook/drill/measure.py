@@ -12,6 +12,9 @@
 - Time alive beyond the restore: available until its deletion was accepted (keep_minutes
   included): how long the workflow kept a copy nobody needed.
 - Teardown: deletion accepted until RDS no longer knows the copy.
+- Recordings (drill/recordings.py): per bucket, the keys whose older version was copied and compared,
+  matched or not, bytes and duration. Not an objective with a time: a mismatch fails the drill, and a
+  bucket with nothing to check says so instead of counting as proof.
 """
 
 from __future__ import annotations
@@ -146,22 +149,58 @@ def describe(measured: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def drill_result(
-    drill: dict[str, Any], restore: dict[str, Any] | None, validation: dict[str, Any] | None, teardown: dict[str, Any] | None
+RECORDINGS_FIELDS = (
+    "verdict", "summary", "keys_per_bucket", "keys_checked", "matched", "mismatched", "unrestorable", "bytes",
+    "duration_seconds", "scratch", "scratch_removed", "buckets",
+)  # fmt: skip
+
+
+def recordings_of(
+    checked: dict[str, Any] | None,
+    cleanup: dict[str, Any] | None,
+    check_failure: dict[str, Any] | None = None,
+    cleanup_failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The result of a drill that restored and validated its copy and deleted it again."""
+    """What the record and the report show of the recordings check, from its result or from its failure's report."""
+    if checked:
+        view = {name: checked.get(name) for name in RECORDINGS_FIELDS if name in checked}
+    elif check_failure:
+        error, cause = failure.outcome_of(check_failure)
+        text, report = failure.split_report(cause)
+        view = {**(report or {}), "verdict": "failed", "error": error, "summary": text}
+    else:
+        view = {"verdict": "not checked", "summary": "recordings: not checked (the drill ended before its recordings step)"}
+    if cleanup_failure:
+        error, cause = failure.outcome_of(cleanup_failure)
+        view["scratch_cleanup"] = f"FAILED ({error}: {failure.split_report(cause)[0]})"
+    elif cleanup:
+        view["scratch_cleanup"] = cleanup.get("detail")
+    return view
+
+
+def drill_result(
+    drill: dict[str, Any],
+    restore: dict[str, Any] | None,
+    validation: dict[str, Any] | None,
+    teardown: dict[str, Any] | None,
+    recordings: dict[str, Any] | None = None,
+    recordings_cleanup: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The result of a drill that restored and validated its copy, deleted it again and checked recordings."""
     measured = measures(drill, restore, validation, teardown)
     missed = [name for name, m in measured.items() if m["verdict"] == MISSED]
+    checked = recordings_of(recordings, recordings_cleanup)
     result = {
         **_base(drill, restore, teardown),
         "verdict": OBJECTIVES_MISSED if missed else PASSED,
         "missed": missed,
         "measures": measured,
         "validation_summary": (validation or {}).get("summary"),
+        "recordings": checked,
     }
     result["summary"] = (
         f"drill of {result['source_instance']} ({result['mode']}, restore point {result['restore_point']}): "
-        f"{'objectives met' if not missed else 'MISSED ' + ', '.join(missed)}; {describe(measured)}"
+        f"{'objectives met' if not missed else 'MISSED ' + ', '.join(missed)}; {describe(measured)}; {checked['summary']}"
     )
     result["left_behind"] = f"nothing: {result['teardown']}; {result['summary']}"
     return result
@@ -174,14 +213,17 @@ def failed_result(
     teardown: dict[str, Any] | None,
     failed: dict[str, Any] | None,
     teardown_failure: dict[str, Any] | None,
+    recordings: dict[str, Any] | None = None,
+    recordings_failure: dict[str, Any] | None = None,
+    recordings_cleanup: dict[str, Any] | None = None,
+    recordings_cleanup_failure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The end record of a failed drill: the original error, what the teardown did, and what was measured before."""
+    """The end record of a failed drill: the original error (the database drill's before the recordings
+    check's, before the teardowns'), what the teardown did, and what was measured before."""
     drill = drill or {}
-    if failed:
-        error, cause = failure.explain(failed)
-    else:
-        error, cause = failure.explain(teardown_failure)
-    if teardown_failure and failed:
+    first = next(f for f in (failed, recordings_failure, teardown_failure, recordings_cleanup_failure, {}) if f is not None)
+    error, cause = failure.outcome_of(first)
+    if teardown_failure and first is not teardown_failure:
         t_error, t_cause = failure.explain(teardown_failure)
         cleanup = f"teardown FAILED ({t_error}: {t_cause}); the daily sweep deletes the copy, or delete it by hand"
     elif teardown_failure:
@@ -190,6 +232,13 @@ def failed_result(
         cleanup = str(teardown.get("detail") or "teardown did not report")
     else:
         cleanup = "nothing was created"
+    checked = recordings_of(recordings, recordings_cleanup, recordings_failure, recordings_cleanup_failure)
+    if recordings_failure and first is not recordings_failure:
+        # The database's error names the drill; the recordings check's failure is said beside it.
+        cause = f"{cause}; and the recordings check failed too: {checked['summary']}"
+    if recordings_cleanup_failure or (recordings_cleanup or {}).get("removed"):
+        # Said only when the scratch removal had something to do: a clean check leaves nothing there.
+        cleanup = f"{cleanup}; recordings scratch: {checked['scratch_cleanup']}"
     measured = measures(drill, restore, validation, teardown)
     result = {
         **_base(drill, restore, teardown),
@@ -199,6 +248,7 @@ def failed_result(
         "error": error,
         "cause": cause,
         "validation_summary": (validation or {}).get("summary"),
+        "recordings": checked,
     }
     result["summary"] = f"drill of {result['source_instance'] or 'the source'} FAILED: {error}: {cause}"
     return {"error": error, "cause": f"{cause} [teardown: {cleanup}]", "cleanup": cleanup, "result": result}

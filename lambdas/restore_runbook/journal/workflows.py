@@ -72,7 +72,8 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
         lock=LockOn("drill", ("source_instance",)),
         notify_on_success=False,
         left_behind_when_abandoned=(
-            "its temporary copy (tag irisx-restore:execution={arn}) may still exist: the daily drill sweep deletes it"
+            "its temporary copy (tag irisx-restore:execution={arn}) may still exist: the daily drill sweep deletes it; "
+            "copies of recordings its check made under drill-scratch/ in the recordings work bucket expire within a day"
         ),
     ),
     # One recordings restore per bucket and prefix (overlapping prefixes are refused by recordings/locks.py).

@@ -9,7 +9,10 @@ by the batch itself and an entry's failure is never raised: the outcome of the w
 survive, because moto's Distributed Map swallows a failing child and AWS's would stop the run at
 the tolerated-failure threshold. The aggregation step after the Map reads every result and fails
 the execution with the failures listed. Re-running a batch is safe: each entry first checks
-whether the bucket already shows its effect and is then skipped.
+whether the bucket already shows its effect and is then skipped. A copy made by CopyObject keeps its
+source's ETag; one made by multipart upload (over 5 GB) gets a new one, so it carries the source's
+version id and ETag in its user metadata (beside all of the source's own), and a current version
+carrying the marker of the version to restore counts as restored.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from restore_runbook.common import aws, clock
 from restore_runbook.common.errors import RunbookError, UnsafeOperation
+from restore_runbook.contract import RESTORED_FROM_ETAG_METADATA, RESTORED_FROM_VERSION_METADATA
 from restore_runbook.recordings import store
 from restore_runbook.recordings.plan import COPY, COPY_OBJECT_LIMIT, HIDE, NEEDS_RETRIEVAL, UNDELETE_ACTION, part_ranges
 
@@ -86,8 +90,14 @@ def _multipart_copy(s3: Any, source: dict[str, str], bucket: str, key: str, head
         from urllib.parse import urlencode
 
         extra["Tagging"] = urlencode({t["Key"]: t["Value"] for t in tags})
+    # The source's metadata, and which version (and ETag) this copy is of: its own ETag will differ.
+    metadata = {
+        **(head.get("Metadata") or {}),
+        RESTORED_FROM_VERSION_METADATA: source["VersionId"],
+        RESTORED_FROM_ETAG_METADATA: str(head.get("ETag") or "").strip('"'),
+    }
     upload = s3.create_multipart_upload(
-        Bucket=bucket, Key=key, Metadata=head.get("Metadata") or {}, StorageClass=storage_class, **extra, **_encryption_of(head)
+        Bucket=bucket, Key=key, Metadata=metadata, StorageClass=storage_class, **extra, **_encryption_of(head)
     )
     upload_id = upload["UploadId"]
     try:
@@ -105,6 +115,20 @@ def _multipart_copy(s3: Any, source: dict[str, str], bucket: str, key: str, head
     return str(done.get("VersionId") or "")
 
 
+def already_restored(current: dict[str, Any] | None, source: dict[str, Any], version_id: str) -> str | None:
+    """Why the current version already is the version to restore (same content), or None."""
+    if current is None or current.get("ContentLength") != source.get("ContentLength"):
+        return None
+    if current.get("ETag") == source.get("ETag"):
+        return "the current version already holds this content"
+    marker = current.get("Metadata") or {}
+    if marker.get(RESTORED_FROM_VERSION_METADATA) == version_id and marker.get(RESTORED_FROM_ETAG_METADATA) == str(
+        source.get("ETag") or ""
+    ).strip('"'):
+        return f"the current version is a multipart copy of version {version_id} (its metadata says so; a multipart ETag differs)"
+    return None
+
+
 def copy_version(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
     key, version_id = entry["key"], entry["version_id"]
     target_bucket, target_key = entry.get("target_bucket") or bucket, entry.get("target_key") or key
@@ -112,8 +136,9 @@ def copy_version(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
     if head is None:
         return {"outcome": FAILED, "reason": f"version {version_id} of {key} no longer exists (expired or deleted since the plan)"}
     current = _head(s3, target_bucket, target_key)
-    if current is not None and current.get("ETag") == head.get("ETag") and current.get("ContentLength") == head.get("ContentLength"):
-        return {"outcome": SKIPPED, "reason": "the current version already holds this content", "bytes": 0}
+    restored = already_restored(current, head, version_id)
+    if restored:
+        return {"outcome": SKIPPED, "reason": restored, "bytes": 0}
     # HEAD leaves StorageClass out for STANDARD; CopyObject would silently make every copy STANDARD.
     storage_class = str(head.get("StorageClass") or "STANDARD")
     if storage_class in NEEDS_RETRIEVAL:

@@ -17,6 +17,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event.get("teardown"),
         event.get("failure"),
         event.get("teardown_failure"),
+        recordings=event.get("recordings"),
+        recordings_failure=event.get("recordings_failure"),
+        recordings_cleanup=event.get("recordings_cleanup"),
+        recordings_cleanup_failure=event.get("recordings_cleanup_failure"),
     )
     metrics.add_dimension(name="Source", value=str(outcome["result"]["source_instance"] or "unknown"))
     for name, unit, value in metrics_of(outcome["result"]):

@@ -10,7 +10,14 @@ from restore_runbook.drill.measure import drill_result, metrics_of
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = drill_result(event["drill"], event.get("restore"), event.get("validation"), event.get("teardown"))
+    result = drill_result(
+        event["drill"],
+        event.get("restore"),
+        event.get("validation"),
+        event.get("teardown"),
+        recordings=event.get("recordings"),
+        recordings_cleanup=event.get("recordings_cleanup"),
+    )
     metrics.add_dimension(name="Source", value=str(result["source_instance"]))
     for name, unit, value in metrics_of(result):
         metrics.add_metric(name=name, unit=unit, value=value)
