@@ -28,7 +28,7 @@ def workflow_of(state_machine_arn: str, prefix: str) -> str:
     return name[len(prefix) :] if prefix and name.startswith(prefix) else name
 
 
-def _iso_millis(epoch_ms: Any) -> str | None:
+def iso_millis(epoch_ms: Any) -> str | None:
     if not isinstance(epoch_ms, (int, float)):
         return None
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
@@ -108,7 +108,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     if status not in ABANDONED_STATUSES or not execution_arn or not detail.get("stateMachineArn"):
         raise InvalidInput(f"expected a Step Functions status change to {' or '.join(ABANDONED_STATUSES)}, got {detail!r}")
     workflow = workflow_of(str(detail["stateMachineArn"]), state_machine_prefix)
-    start = _iso_millis(detail.get("startDate"))
+    start = iso_millis(detail.get("startDate"))
     record = find_record(workflow, str(execution_arn), start, settings)
     started_at = str((record or {}).get("execution_start_time") or start or "")
     if status == "TIMED_OUT":
