@@ -81,7 +81,9 @@ def test_a_running_record_of_a_succeeded_execution_is_closed_with_its_output_and
     # And the lock it still held is released; the success (with no earlier notification in its output) is announced
     assert emulated.locks() == [] and closed["lock_release"] == "released the lock on irisx-prod-rds-postgres"
     (notification,) = emulated.notifications()
-    assert "restore SUCCEEDED" in notification["subject"] and "reconciled from RUNNING by restorectl status (ana)" in notification["message"]
+    assert (
+        "restore SUCCEEDED" in notification["subject"] and "reconciled from RUNNING by restorectl status (ana)" in notification["message"]
+    )
 
 
 def test_a_success_that_release_without_record_announced_is_not_announced_twice(world):
