@@ -17,7 +17,7 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
-from stacks.journal import Journal
+from stacks.journal import INDEX, Journal
 from stacks.permissions.journal import executions_arn
 from stacks.settings import StackSettings
 
@@ -45,6 +45,8 @@ class AbandonedExecutions(Construct):
                     actions=["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                     resources=[journal.table.table_arn],
                 ),
+                # The locks an execution holds, by holder: only the index's LOCK partition is read.
+                iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{journal.table.table_arn}/index/{INDEX}"]),
                 *journal.publish_statements(),
                 # DescribeExecution: how an execution whose record reads RUNNING really ended.
                 iam.PolicyStatement(actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions]),

@@ -56,12 +56,17 @@ def test_the_abandoned_execution_function_may_only_journal_notify_and_read_this_
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
     (table_id,) = synthesized.of_type("AWS::DynamoDB::GlobalTable")
     (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
-    actions = {}
+    actions: dict[str, list[object]] = {}
     for statement in role_policies(synthesized)[role]:
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
-            actions[action] = as_list(statement["Resource"])
+            actions[action] = actions.get(action, []) + as_list(statement["Resource"])
     assert actions["dynamodb:UpdateItem"] == [{"Fn::GetAtt": [table_id, "Arn"]}]
+    # Query: the executions' partition on the table, and the index of locks to find the ones an execution holds
+    assert actions["dynamodb:Query"] == [
+        {"Fn::GetAtt": [table_id, "Arn"]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi1"]]},
+    ]
     assert actions["sns:Publish"] == [{"Ref": topic_id}]
     executions = [f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"]
     assert actions["states:GetExecutionHistory"] == executions

@@ -178,3 +178,33 @@ def test_the_status_change_function_reconciles_succeeded_and_failed_and_journals
     # Anything else is refused by name
     with pytest.raises(InvalidInput):
         reconcile.record_status_change(event("RUNNING"), settings, "irisx-restore-", "x")
+
+
+def test_a_lock_only_the_plan_could_name_is_found_by_its_holder_and_released(world):
+    emulated, settings = world
+    # Given a recordings restore whose lock scope came from its plan, not from anything in its input
+    recordings = ARN.replace("irisx-restore-restore", "irisx-restore-recordings-restore")
+    records.record_start(
+        workflow="recordings-restore",
+        execution_arn=recordings,
+        started_at=START,
+        execution_input={"bucket": "irisx-recordings", "prefix": "recordings/"},
+        settings=settings,
+    )
+    journal_lock.take_lock(
+        workflow="recordings-restore",
+        execution_arn=recordings,
+        resource="s3:irisx-recordings/recordings/",
+        requested_by="ana",
+        settings=settings,
+    )
+    journal_lock.take_lock(workflow="restore", execution_arn=OTHER, resource=SOURCE_LOCK, requested_by="ben", settings=settings)
+    record = abandoned.find_record("recordings-restore", recordings, START, settings)
+    assert record is not None
+
+    done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("SUCCEEDED", output="{}"))
+
+    # Then its own lock is released, found by holder; another execution's is left alone
+    assert done is not None and done["lock"] == "released the lock on s3://irisx-recordings/recordings/"
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER

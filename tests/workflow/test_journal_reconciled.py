@@ -110,3 +110,38 @@ def test_a_failure_whose_end_record_failed_is_closed_failed_with_its_error_and_n
     assert record["reconciled"]["was"] == "RUNNING"
     (notification,) = result.world["notifications"]
     assert "snapshot FAILED" in notification["subject"] and "reconciled from RUNNING" in notification["message"]
+
+
+def test_an_in_place_restore_whose_end_record_failed_has_its_lock_on_production_released_by_the_reconciler(rehearsal):
+    # Given an in-place restore that succeeds, whose end record cannot be written (its definition goes
+    # straight to SucceededWithoutJournal, holding the lock on production)
+    world = rehearsal(calls_rows=300, restore_minutes=3, snapshot_minutes=2, rename_minutes=2, inject=["RecordSuccess=RuntimeError"])
+
+    result = world.run("in-place-restore", {"confirm": SOURCE, "mode": "point-in-time", "reason": "bad migration"})
+
+    # Then production runs on the validated copy and the app serves
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.states()[-2:] == ["RecordSuccess", "SucceededWithoutJournal"]
+    assert {h["health"] for h in result.world["app_hosts"]} == {"connected"}
+    # And the reconciler closed the record, released production's lock, and announced the success the workflow could not
+    (record,) = executions(result, "in-place-restore")
+    assert record["outcome"] == "SUCCEEDED" and record["reconciled"]["was"] == "RUNNING"
+    assert record["lock_release"] == f"released the lock on {SOURCE}"
+    assert locks(result) == []
+    (notification,) = [n for n in result.world["notifications"] if "in-place-restore SUCCEEDED" in n["subject"]]
+    assert "reconciled from RUNNING" in notification["message"]
+
+
+def test_a_recordings_restore_whose_end_record_failed_has_its_prefix_lock_released_by_the_reconciler(rehearsal):
+    world = rehearsal(inject=["RecordSuccess=RuntimeError"])
+
+    result = world.run(
+        "recordings-restore", {"bucket": "irisx-recordings", "prefix": "recordings/", "undelete_after": "2025-10-20T00:00:00Z"}
+    )
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert result.states()[-2:] == ["RecordSuccess", "SucceededWithoutJournal"]
+    (record,) = executions(result, "recordings-restore")
+    assert record["outcome"] == "SUCCEEDED" and record["reconciled"]["was"] == "RUNNING"
+    assert record["lock_release"] == "released the lock on s3://irisx-recordings/recordings/"
+    assert locks(result) == []

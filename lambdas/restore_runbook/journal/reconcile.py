@@ -24,7 +24,7 @@ from restore_runbook.journal.abandoned import (
     find_record,
     iso_millis,
     lock_candidates,
-    locks_held_by,
+    locks_of,
     record_abandoned,
     workflow_of,
 )
@@ -82,7 +82,7 @@ def reconcile(
     output = parse_input(description.get("output"))
     error = None if status == "SUCCEEDED" else str(description.get("error") or "States.Runtime")
     cause = None if status == "SUCCEEDED" else str(description.get("cause") or "")
-    resources = locks_held_by(execution_arn, lock_candidates(workflow, dict(record), None, settings.defaults()), settings)
+    resources = locks_of(execution_arn, lock_candidates(workflow, dict(record), None, settings.defaults()), settings)
     released = [release_lock(execution_arn=execution_arn, resource=r, settings=settings) for r in resources]
     lock = "; ".join(released) or "no lock held by this execution any more"
     left_behind = str((output or {}).get("left_behind") if isinstance(output, dict) else "") or (
