@@ -5,6 +5,7 @@ serving, the lock released, the journal closed and the ORIGINAL error named."""
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -440,3 +441,36 @@ def test_a_final_snapshot_start_that_fails_after_rds_accepted_says_the_final_sna
     assert f"kept the final snapshot {snapshot['id']} of production (creating)" in result.cause
     assert "no final snapshot was taken" not in result.cause
     assert locks(result) == []
+
+
+def test_a_recordings_plan_that_vanished_before_the_apply_fails_the_restore_by_name_changing_nothing(rehearsal):
+    # Given a plan written to the work bucket and gone (deleted by a lifecycle rule or a person) before the Map reads it
+    import boto3
+
+    world = rehearsal(recordings=12)
+    answer = world.bridge.answer
+
+    def answer_then_lose_the_plan(function_name: str, body: Any, headers: Any) -> bytes:
+        reply = answer(function_name, body, headers)
+        if json.loads(body or "{}").get("context", {}).get("state") == "WriteRecordingsPlan" and not headers.get("x-amz-function-error"):
+            plan = json.loads(reply)
+            boto3.client("s3").delete_object(Bucket=plan["work_bucket"], Key=plan["plan_key"])
+        return reply
+
+    world.bridge.answer = answer_then_lose_the_plan  # type: ignore[method-assign]
+    before = world.recordings.state("irisx-recordings")
+
+    result = world.run(
+        "recordings-restore", {"bucket": "irisx-recordings", "prefix": "recordings/", "undelete_after": "2025-10-20T00:00:00Z"}
+    )
+
+    # Then the Map fails, its Step Functions error named at the head of the cause (a Fail state may not
+    # re-raise a States.* name), the failure is explained, and nothing was restored
+    assert (result.status, result.error) == ("FAILED", "StepFailed")
+    assert result.cause.startswith("States.") and "The specified key does not exist" in result.cause
+    assert went(result, "ApplyPlan", "ExplainRecordingsFailure")
+    assert "ApplyRecordingsBatch" not in {i["state"] for i in result.invocations}
+    assert world.recordings.state("irisx-recordings") == before
+    assert locks(result) == []
+    (record,) = executions(result, "recordings-restore")
+    assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", result.error, result.cause)
