@@ -175,6 +175,7 @@ class Invocation:
     stdout: str
     stderr: str
     ready_at: datetime
+    polls_in_progress: int = 0  # polls still to answer InProgress, whatever the clock says
 
 
 @dataclass
@@ -191,6 +192,9 @@ class EmulatedAppHosts:
     failing_hosts: tuple[str, ...] = ()  # the first pm2 restart fails (the cutover's), later ones work
     broken_hosts: tuple[str, ...] = ()  # every pm2 restart fails (the rollback cannot fix them either)
     app_blocked_from_restored: bool = False  # the app cannot reach restored instances (as with a missing SG rule)
+    # Every command reads InProgress for its first N polls: a real SSM command takes seconds, so a
+    # workflow's "still running" loop-back is taken however long its Wait is.
+    command_polls: int = 0
     hosts: list[EmulatedHost] = field(default_factory=list)
     invocations: dict[tuple[str, str], Invocation] = field(default_factory=dict)
     commands_run: list[dict[str, Any]] = field(default_factory=list)
@@ -349,14 +353,16 @@ class EmulatedAppHosts:
             if "EnvFile" in chrooted:
                 chrooted["EnvFile"] = [str(host.path(chrooted["EnvFile"][0]))]
             status, stdout, stderr = self._run_on(host, check_and_render(document_content, chrooted), command.command_id)
-            self.invocations[(command.command_id, instance_id)] = Invocation(status, stdout, stderr, ready_at)
+            self.invocations[(command.command_id, instance_id)] = Invocation(status, stdout, stderr, ready_at, self.command_polls)
             self.commands_run.append({"host": host.name, "document": command.document_name, "parameters": parameters, "status": status})
 
     def answer(self, command_id: str, instance_id: str, original: dict[str, Any]) -> dict[str, Any]:
         invocation = self.invocations.get((command_id, instance_id))
         if invocation is None:
             return original
-        if self.clock.now() < invocation.ready_at:
+        in_progress = invocation.polls_in_progress > 0
+        invocation.polls_in_progress -= 1 if in_progress else 0
+        if in_progress or self.clock.now() < invocation.ready_at:
             return {
                 **original,
                 "Status": "InProgress",

@@ -91,6 +91,10 @@ class RehearsalOptions:
     app_blocked_from_restored: bool = False  # the app cannot connect to restored instances (health fails after a good swap)
     past_drills: int = 0  # monthly drills already in the journal (restorectl/emulated_drills.py), for the drills report's trend
     recordings: int = 50  # per recording bucket, with 30 days of overwrites and deletes (restorectl/emulated_recordings.py)
+    # EventBridge delivers each execution's end to the status-change function; False: the event is lost.
+    deliver_status_changes: bool = True
+    # An SSM command reads InProgress for its first N polls, as a real one does for seconds.
+    command_polls: int = 0
 
 
 @dataclass
@@ -107,6 +111,8 @@ class RehearsalResult:
     history: list[dict[str, Any]] = field(repr=False, default_factory=list)
     # What the abandoned-execution function did for an execution that ended ABORTED or TIMED_OUT.
     abandoned: dict[str, Any] | None = None
+    # What the same function did for a SUCCEEDED or FAILED one whose record still read RUNNING.
+    reconciled: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +124,7 @@ class RehearsalResult:
             "path": self.path,
             "world": self.world,
             **({"abandoned": self.abandoned} if self.abandoned is not None else {}),
+            **({"reconciled": self.reconciled} if self.reconciled is not None else {}),
         }
 
     def states(self) -> list[str]:
@@ -244,6 +251,7 @@ class Rehearsal:
             failing_hosts=tuple(self.options.failing_hosts),
             broken_hosts=tuple(self.options.broken_hosts),
             app_blocked_from_restored=self.options.app_blocked_from_restored,
+            command_polls=self.options.command_polls,
         )
         self._stack.callback(self.app_hosts.teardown)
         self._stack.enter_context(self.app_hosts.installed())
@@ -374,8 +382,13 @@ class Rehearsal:
         description = sfn.describe_execution(executionArn=execution_arn)
         status = description["status"]
         output = json.loads(description["output"]) if description.get("output") else None
-        abandoned = self._report_status_change(dict(description)) if status in ("ABORTED", "TIMED_OUT") else None
-        _log_history(workflow, history)
+        invocations = self.bridge.invocations[invocations_before:]
+        # EventBridge calls the status-change function on every end: it journals an abandoned
+        # execution and reconciles the record of an ended one that still reads RUNNING.
+        status_change = self._report_status_change(dict(description)) if self.options.deliver_status_changes else None
+        abandoned = status_change if status in ("ABORTED", "TIMED_OUT") else None
+        reconciled = status_change if status in ("SUCCEEDED", "FAILED") and (status_change or {}).get("reconciled") else None
+        _log_history(workflow, history, self.bridge.invocations[invocations_before:])
         return RehearsalResult(
             workflow=workflow,
             status=status,
@@ -384,10 +397,11 @@ class Rehearsal:
             cause=description.get("cause"),
             path=path_from_history(history),
             world=self.describe_world(),
-            invocations=self.bridge.invocations[invocations_before:],
+            invocations=invocations,
             simulated_seconds=self.clock.waited_seconds - clock_before,
             history=history,
             abandoned=abandoned,
+            reconciled=reconciled,
         )
 
     def interrupt(self, execution_arn: str, status: str) -> None:
@@ -483,7 +497,7 @@ class Rehearsal:
         return world
 
 
-def _log_history(workflow: str, events: list[dict[str, Any]]) -> None:
+def _log_history(workflow: str, events: list[dict[str, Any]], invocations: list[dict[str, Any]]) -> None:
     path = os.environ.get(HISTORY_LOG_ENV)
     if not path:
         return
@@ -496,8 +510,12 @@ def _log_history(workflow: str, events: list[dict[str, Any]]) -> None:
         if event["type"] == "ChoiceStateEntered":
             line["input"] = details.get("input")  # which Choice rule matched, when two branches share a target
         kept.append(line)
+    # moto's history has no events for a Map's children; the bridge saw which Task each invoke was for.
+    entered = {line.get("name") for line in kept if line["type"].endswith("StateEntered")}
+    children = [{"state": i["state"], "error": i["error"]} for i in invocations if i.get("state") and i["state"] not in entered]
+    record = {"workflow": workflow, "test": test, "events": kept, **({"map_children": children} if children else {})}
     with open(path, "a", encoding="utf-8") as log:
-        log.write(json.dumps({"workflow": workflow, "test": test, "events": kept}) + "\n")
+        log.write(json.dumps(record) + "\n")
 
 
 def _short(cause: Any, limit: int = 300) -> str:

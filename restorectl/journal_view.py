@@ -7,7 +7,10 @@ The journal table is found by the stack's output `JournalTableName`, or by its n
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
+from collections.abc import Callable
 from typing import Any
 
 from restore_runbook.contract import SNAPSHOT_REASONS
@@ -49,7 +52,37 @@ def history(table: Any, workflow: str | None, limit: int) -> list[dict[str, Any]
     return _query(table, limit, IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("EXECUTION"))
 
 
-def status(table: Any, workflows: list[str]) -> dict[str, Any]:
+# How many of the newest executions `status` looks at for records left RUNNING.
+RECONCILE_LOOKBACK = 200
+
+
+def reconcile_running(table: Any, describe: Callable[[str], Any], *, reconciled_by: str, source_instance: str = "") -> list[dict[str, Any]]:
+    """Close the records among the newest executions that read RUNNING though their execution has
+    ended (the status-change event that would have closed them was lost or failed). A record whose
+    execution still runs, or that Step Functions does not know, is left as it is."""
+    from botocore.exceptions import ClientError
+
+    from restore_runbook.journal.reconcile import reconcile
+    from restore_runbook.journal.table import RUNNING, JournalSettings
+
+    # No topic: the person running status reads what was repaired; the notification was the workflow's to send.
+    settings = JournalSettings(table_name=table.name, topic_arn="", source_instance=source_instance)
+    done = []
+    for record in history(table, None, RECONCILE_LOOKBACK):
+        if record.get("outcome") != RUNNING or not record.get("execution_arn"):
+            continue
+        try:
+            closed = reconcile(record, reconciled_by=reconciled_by, settings=settings, describe=describe)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+                raise
+            continue
+        if closed is not None:
+            done.append(closed)
+    return done
+
+
+def status(table: Any, workflows: list[str], reconciled: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     from boto3.dynamodb.conditions import Key
 
     locks = _query(table, None, IndexName="gsi1", KeyConditionExpression=Key("gsi1pk").eq("LOCK"))
@@ -63,7 +96,7 @@ def status(table: Any, workflows: list[str]) -> dict[str, Any]:
         reason = (run.get("result") or {}).get("reason")
         if run.get("outcome") == "SUCCEEDED" and reason and reason not in snapshots:
             snapshots[reason] = run
-    return {"locks": locks, "last_runs": last_runs, "last_snapshot_by_reason": snapshots}
+    return {"locks": locks, "last_runs": last_runs, "last_snapshot_by_reason": snapshots, "reconciled": reconciled or []}
 
 
 def _duration(seconds: Any) -> str:
@@ -103,6 +136,11 @@ def print_history(runs: list[dict[str, Any]]) -> None:
 
 
 def print_status(state: dict[str, Any]) -> None:
+    for closed in state.get("reconciled") or []:
+        print(
+            f"reconciled: {closed['workflow']} execution {str(closed['execution_arn']).rsplit(':', 1)[-1]} read RUNNING "
+            f"but ended {closed['outcome']}; record closed, {closed['lock']}"
+        )
     print("Locks held")
     rows = [
         [
@@ -143,8 +181,21 @@ def run_history(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from restorectl.harness import available_workflows
 
-    table = find_table(Deployment.from_cdk_json(args.stack), args.region)
-    state = status(table, available_workflows())
+    deployment = Deployment.from_cdk_json(args.stack)
+    table = find_table(deployment, args.region)
+    reconciled = []
+    if not args.no_reconcile:
+        if args.region:
+            # The reconciler's journal and lock calls build their own clients from the environment's region.
+            os.environ["AWS_DEFAULT_REGION"] = args.region
+        sfn = client("stepfunctions", args.region)
+        reconciled = reconcile_running(
+            table,
+            lambda arn: sfn.describe_execution(executionArn=arn),
+            reconciled_by=f"restorectl status ({getpass.getuser()})",
+            source_instance=deployment.source_instance,
+        )
+    state = status(table, available_workflows(), reconciled)
     if args.json:
         print(json.dumps(state, indent=2, default=str))
     else:
@@ -156,7 +207,13 @@ def add_parsers(commands: Any, positive_int: Any) -> None:
     history_parser = commands.add_parser("history", help="the journal's last executions, newest first")
     history_parser.add_argument("--workflow", help="only this workflow, e.g. restore")
     history_parser.add_argument("--limit", type=positive_int, default=20, help="how many executions (default 20)")
-    status_parser = commands.add_parser("status", help="locks held, the last run of each workflow, the last snapshot per reason")
+    status_parser = commands.add_parser(
+        "status",
+        help="locks held, the last run of each workflow, the last snapshot per reason; closes records left RUNNING by ended executions",
+    )
+    status_parser.add_argument(
+        "--no-reconcile", action="store_true", help="only read: leave records of ended executions that still read RUNNING as they are"
+    )
     for parser in (history_parser, status_parser):
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
         parser.add_argument("--stack", help="the stack's name (default: <name_prefix>-runbook from cdk.json)")

@@ -37,12 +37,15 @@ class UsageError(Exception):
 class Deployment:
     stack_name: str
     name_prefix: str
+    source_instance: str = ""  # the configured source: a lock field an input left out defaults to it
 
     @classmethod
     def from_cdk_json(cls, stack_name: str | None = None) -> Deployment:
         context = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]["runbook"]
         prefix = str(context["name_prefix"])
-        return cls(stack_name=stack_name or f"{prefix}-runbook", name_prefix=prefix)
+        return cls(
+            stack_name=stack_name or f"{prefix}-runbook", name_prefix=prefix, source_instance=str(context.get("source_instance", ""))
+        )
 
 
 def client(service: str, region: str | None = None) -> Any:

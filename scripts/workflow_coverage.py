@@ -23,6 +23,13 @@ What counts, per workflow (statemachines/<workflow>.asl.json):
 Edges are read from the order of events, which is exact for a flow of top-level states. Inside
 Parallel branches and Map iterations events interleave, so there only states are counted and
 their edges are listed as not measured. A transition that fits no edge is reported as unexplained.
+
+moto's history has no events at all for a Distributed Map's children. The harness therefore logs
+`map_children`: the Task states the Lambda bridge answered that no event names. Such a Task counts
+as entered, and so does a Choice of the same child scope whose branch leads straight to it (that
+branch counts as taken); the report lists what was counted this way. A child's Catch edge stays
+"not measurable in moto": moto swallows a child's failure, so whether its catcher ran is unknown
+(those paths are tested at the function level).
 """
 
 from __future__ import annotations
@@ -72,19 +79,24 @@ class Definition:
     top_level: set[str]
     catches: list[tuple[str, int]]
     branches: list[tuple[str, int | str]]
+    # The nested state's scope: every state of the same Parallel branch or Map iteration, by name.
+    scope_of: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_asl(cls, asl: dict[str, Any]) -> Definition:
         states: dict[str, dict[str, Any]] = {}
+        scope_of: dict[str, frozenset[str]] = {}
 
-        def collect(scope: dict[str, Any]) -> None:
+        def collect(scope: dict[str, Any], nested: bool = False) -> None:
             for name, state in scope.items():
                 states[name] = state
+                if nested:
+                    scope_of[name] = frozenset(scope)
                 for branch in state.get("Branches", []):
-                    collect(branch["States"])
+                    collect(branch["States"], nested=True)
                 for key in ("Iterator", "ItemProcessor"):
                     if key in state:
-                        collect(state[key]["States"])
+                        collect(state[key]["States"], nested=True)
 
         collect(asl["States"])
         catches = [(name, i) for name, s in states.items() for i in range(len(s.get("Catch", [])))]
@@ -94,7 +106,7 @@ class Definition:
                 branches += [(name, i) for i in range(len(state.get("Choices", [])))]
                 if "Default" in state:
                     branches.append((name, "Default"))
-        return cls(states=states, top_level=set(asl["States"]), catches=catches, branches=branches)
+        return cls(states=states, top_level=set(asl["States"]), catches=catches, branches=branches, scope_of=scope_of)
 
     def catch_label(self, edge: tuple[str, int]) -> str:
         name, index = edge
@@ -289,6 +301,24 @@ def observe(definition: Definition, events: Iterable[dict[str, Any]]) -> Observe
     return seen
 
 
+def observe_children(definition: Definition, children: Iterable[dict[str, Any]]) -> Observed:
+    """What the Lambda invocations of a Map's children (no history events) show: Tasks entered, and
+    the branch of a Choice in the same child scope that leads straight to one of them."""
+    seen = Observed()
+    invoked = {c.get("state") for c in children if c.get("state") in definition.scope_of}
+    for name in invoked:
+        seen.states.add(str(name))
+    for name, state in definition.states.items():
+        if state.get("Type") != "Choice" or name not in definition.scope_of:
+            continue
+        for target in invoked & definition.scope_of[name]:
+            taken = _branch_taken(state, name, None, str(target))
+            if taken is not None:
+                seen.states.add(name)
+                seen.branches.add(taken)
+    return seen
+
+
 def _transition(definition: Definition, visit: dict[str, Any], entered: str, seen: Observed) -> None:
     name = visit["name"]
     state = definition.states[name]
@@ -319,8 +349,10 @@ class WorkflowCoverage:
     catches: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
     branches: dict[tuple[str, int | str], set[str]] = field(default_factory=lambda: defaultdict(set))
     unexplained: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # What was counted from Map children's invocations rather than from history events.
+    from_invocations: set[str] = field(default_factory=set)
 
-    def add(self, test: str, events: list[dict[str, Any]]) -> None:
+    def add(self, test: str, events: list[dict[str, Any]], children: list[dict[str, Any]] | None = None) -> None:
         self.executions += 1
         seen = observe(self.definition, events)
         for name in seen.states:
@@ -331,11 +363,20 @@ class WorkflowCoverage:
             self.branches[branch].add(test)
         for text in seen.unexplained:
             self.unexplained[text].add(test)
+        derived = observe_children(self.definition, children or [])
+        for name in derived.states - seen.states:
+            self.states[name].add(test)
+            self.from_invocations.add(f"state {name}")
+        for branch in derived.branches - seen.branches:
+            self.branches[branch].add(test)
+            self.from_invocations.add(f"choice {self.definition.branch_label(branch)}")
 
     def not_measured(self) -> list[str]:
+        """Edges inside Parallel/Map that neither the history nor the children's invocations can show."""
         nested = set(self.definition.states) - self.definition.top_level
-        catches = [self.definition.catch_label(e) for e in self.definition.catches if e[0] in nested]
-        return catches + [self.definition.branch_label(b) for b in self.definition.branches if b[0] in nested]
+        catches = [self.definition.catch_label(e) for e in self.definition.catches if e[0] in nested and e not in self.catches]
+        branches = [self.definition.branch_label(b) for b in self.definition.branches if b[0] in nested and b not in self.branches]
+        return catches + branches
 
 
 def read_log(path: Path, definitions: dict[str, Definition]) -> dict[str, WorkflowCoverage]:
@@ -346,7 +387,9 @@ def read_log(path: Path, definitions: dict[str, Definition]) -> dict[str, Workfl
                 continue
             record = json.loads(line)
             if record.get("workflow") in coverage:
-                coverage[record["workflow"]].add(record.get("test") or "(outside pytest)", record.get("events", []))
+                coverage[record["workflow"]].add(
+                    record.get("test") or "(outside pytest)", record.get("events", []), record.get("map_children")
+                )
     return coverage
 
 
@@ -390,8 +433,11 @@ def render(coverage: dict[str, WorkflowCoverage], *, verbose: bool = False) -> s
             if missing:
                 lines.append(f"  {title}:")
                 lines += [f"    {label}" for label in missing]
+        if c.from_invocations:
+            counted = ", ".join(sorted(c.from_invocations))
+            lines.append(f"  counted from Map children's Lambda invocations (moto records no child events): {counted}")
         if c.not_measured():
-            lines.append(f"  not measured (inside Parallel/Map): {', '.join(c.not_measured())}")
+            lines.append(f"  not measurable in moto (inside Parallel/Map; moto swallows a child's failure): {', '.join(c.not_measured())}")
         for text, tests in sorted(c.unexplained.items()):
             lines.append(f"  unexplained: {text} (in {_tests(tests, 3)})")
         if verbose:

@@ -1,6 +1,8 @@
-"""Executions that time out or are aborted never reach their own journal step: an EventBridge rule
-sends those status changes of this stack's state machines to one function that journals them,
-releases the lock the execution held and notifies (lambdas/restore_runbook/journal/abandoned.py)."""
+"""Executions that time out or are aborted never reach their own journal step, and one whose end
+record could not be written leaves it RUNNING: an EventBridge rule sends every end of this stack's
+state machines to one function that journals the abandoned ones (releasing the lock the execution
+held and notifying) and reconciles a RUNNING record of one that ended
+(lambdas/restore_runbook/journal/abandoned.py and reconcile.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from constructs import Construct
 
 from stacks import nag
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
-from stacks.journal import Journal
+from stacks.journal import INDEX, Journal
 from stacks.permissions.journal import every_execution_key, every_lock_key, executions_arn
 from stacks.settings import StackSettings
 
 HANDLER = "restore_runbook.journal.handlers.record_abandoned_execution.handler"
-STATUSES = ["TIMED_OUT", "ABORTED"]
+# Every end: TIMED_OUT and ABORTED to journal them; SUCCEEDED and FAILED to reconcile a record left RUNNING.
+STATUSES = ["TIMED_OUT", "ABORTED", "SUCCEEDED", "FAILED"]
 
 
 class AbandonedExecutions(Construct):
@@ -38,26 +41,38 @@ class AbandonedExecutions(Construct):
         executions = executions_arn(settings)
         permissions = StepPermissions(
             statements=[
-                # Any workflow's execution record, and any lock (the one the abandoned execution held).
+                # Any workflow's execution record, and any lock (the one the ended execution held: released,
+                # or kept and marked for recovery).
                 journal.table_statement(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"], every_execution_key()),
-                journal.table_statement(["dynamodb:GetItem", "dynamodb:DeleteItem"], every_lock_key()),
+                journal.table_statement(["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], every_lock_key()),
+                # The locks an execution holds, by holder: only the index's LOCK partition is read.
+                iam.PolicyStatement(
+                    actions=["dynamodb:Query"],
+                    resources=[f"{journal.table.table_arn}/index/{INDEX}"],
+                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["LOCK"]}, "Null": {"dynamodb:LeadingKeys": "false"}},
+                ),
                 *journal.publish_statements(),
-                iam.PolicyStatement(actions=["states:GetExecutionHistory"], resources=[executions]),
+                # DescribeExecution: how an execution whose record reads RUNNING really ended.
+                iam.PolicyStatement(actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions]),
             ],
             acknowledgements={
                 nag.wildcard_resource(executions): (
-                    "The execution is named only by the event; GetExecutionHistory is limited to executions of this stack's state machines"
+                    "The execution is named only by the event; GetExecutionHistory and DescribeExecution are limited to "
+                    "executions of this stack's state machines"
                 )
             },
             timeout=Duration.seconds(60),
         )
         # "<name> workflow: <handler>" like every step function; not a state machine step, though.
-        description = f"abandoned workflow: {HANDLER} (journal, unlock and notify executions that timed out or were aborted)"
+        description = (
+            f"abandoned workflow: {HANDLER} (journal, unlock and notify executions that timed out or were aborted; "
+            "reconcile RUNNING records of ended ones)"
+        )
         spec = FunctionSpec(
             handler=HANDLER,
             service="abandoned",
             description=description,
-            role_description=f"{settings.name_prefix}: journal, unlock and notify TIMED_OUT/ABORTED executions",
+            role_description=f"{settings.name_prefix}: journal, unlock and notify TIMED_OUT/ABORTED executions, reconcile ended ones",
             permissions=permissions,
         )
         # No name: "Logs", "Role", "Function" under this construct keep the logical ids already deployed.
@@ -65,7 +80,7 @@ class AbandonedExecutions(Construct):
         self.rule = events.Rule(
             self,
             "Rule",
-            description=f"{settings.name_prefix}: executions of this stack's workflows that ended {' or '.join(STATUSES)}",
+            description=f"{settings.name_prefix}: executions of this stack's workflows that ended ({', '.join(STATUSES)})",
             event_pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=["Step Functions Execution Status Change"],

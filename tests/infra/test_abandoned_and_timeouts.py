@@ -1,4 +1,5 @@
-"""Executions that time out or are aborted are journaled from outside, and every bounded poll loop
+"""Executions that time out or are aborted are journaled from outside (and a record left RUNNING by
+one that ended is reconciled), and every bounded poll loop
 ends in its own named error before the state machine's TimeoutSeconds does."""
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ def timeout_of(workflow: str) -> int:
     return int(json.loads((STATEMACHINES / f"{workflow}.asl.json").read_text(encoding="utf-8"))["TimeoutSeconds"])
 
 
-def test_an_eventbridge_rule_sends_timed_out_and_aborted_executions_of_every_workflow_to_the_journal(synthesized: Synthesized) -> None:
+def test_an_eventbridge_rule_sends_every_end_of_every_workflow_to_the_journal(synthesized: Synthesized) -> None:
     machines = synthesized.of_type("AWS::StepFunctions::StateMachine")
     functions = synthesized.of_type("AWS::Lambda::Function")
     (rule,) = synthesized.of_type("AWS::Events::Rule").values()
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.states"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
-    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "TIMED_OUT"]
+    # TIMED_OUT and ABORTED are journaled there; SUCCEEDED and FAILED reconcile a record left RUNNING
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "SUCCEEDED", "TIMED_OUT"]
     assert sorted(ref["Ref"] for ref in pattern["detail"]["stateMachineArn"]) == sorted(machines)
     (target,) = rule["Properties"]["Targets"]
     function_id = target["Arn"]["Fn::GetAtt"][0]
@@ -54,16 +56,23 @@ def test_the_abandoned_execution_function_may_only_journal_notify_and_read_this_
     role = function["Properties"]["Role"]["Fn::GetAtt"][0]
     (table_id,) = synthesized.of_type("AWS::DynamoDB::GlobalTable")
     (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
-    actions = {}
+    actions: dict[str, list[object]] = {}
     for statement in role_policies(synthesized)[role]:
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
-            actions[action] = as_list(statement["Resource"])
+            actions[action] = actions.get(action, []) + as_list(statement["Resource"])
     assert actions["dynamodb:UpdateItem"] == [{"Fn::GetAtt": [table_id, "Arn"]}]
-    assert actions["sns:Publish"] == [{"Ref": topic_id}]
-    assert actions["states:GetExecutionHistory"] == [
-        f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"
+    # Query: the executions' partition on the table, and the index of locks to find the ones an execution holds
+    assert actions["dynamodb:Query"] == [
+        {"Fn::GetAtt": [table_id, "Arn"]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi1"]]},
     ]
+    assert actions["sns:Publish"] == [{"Ref": topic_id}]
+    executions = [f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-*"]
+    assert actions["states:GetExecutionHistory"] == executions
+    # how an execution whose record reads RUNNING really ended, for this stack's executions only
+    assert actions["states:DescribeExecution"] == executions
+    assert not [a for a in actions if a.startswith("states:") and a not in ("states:GetExecutionHistory", "states:DescribeExecution")]
     assert not [a for a in actions if a.startswith("rds:") or a.startswith("ssm:")]
 
 

@@ -193,3 +193,54 @@ def test_the_real_definitions_load_with_their_edges():
     rollback = definitions["rollback"]
     assert ("ShouldStopApp", "Default") in rollback.branches
     assert all(name in rollback.states for name, _ in rollback.catches)
+
+
+MAP_ASL = {
+    "StartAt": "Apply",
+    "States": {
+        "Apply": {
+            "Type": "Map",
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                "StartAt": "Which",
+                "States": {
+                    "Which": {
+                        "Type": "Choice",
+                        "Choices": [{"Variable": "$.kind", "StringEquals": "undelete", "Next": "Undelete"}],
+                        "Default": "Copy",
+                    },
+                    "Copy": {
+                        "Type": "Task",
+                        "Resource": "arn:copy",
+                        "End": True,
+                        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "NoResult"}],
+                    },
+                    "Undelete": {"Type": "Task", "Resource": "arn:undelete", "End": True},
+                    "NoResult": {"Type": "Pass", "End": True},
+                },
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def test_map_children_seen_only_as_lambda_invocations_are_counted_and_labelled_and_their_catches_are_not_measurable(tmp_path: Path):
+    # moto's history shows the Map state and nothing of its children; the harness logged the children's invocations
+    log = tmp_path / "executions.jsonl"
+    events = history({"type": "MapStateEntered", "name": "Apply"}, {"type": "MapStateSucceeded"})
+    line = {"workflow": "mapped", "test": "tests/m.py::test_apply", "events": events, "map_children": [{"state": "Copy", "error": None}]}
+    log.write_text(json.dumps(line) + "\n")
+
+    coverage = cov.read_log(log, {"mapped": cov.Definition.from_asl(MAP_ASL)})
+    mapped = coverage["mapped"]
+
+    # Copy ran, so the Choice before it ran and took its Default; Undelete and the catch's target did not
+    assert sorted(mapped.states) == ["Apply", "Copy", "Which"]
+    assert sorted(mapped.branches) == [("Which", "Default")]
+    report = cov.render(coverage)
+    assert (
+        "counted from Map children's Lambda invocations (moto records no child events): choice Which.Default -> Copy, state Copy" in report
+    )
+    assert "not measurable in moto (inside Parallel/Map; moto swallows a child's failure): Copy -[States.ALL]-> NoResult, " in report
+    assert "Which.Choices[0] -> Undelete" in report.split("not measurable in moto")[1]

@@ -28,7 +28,7 @@ def workflow_of(state_machine_arn: str, prefix: str) -> str:
     return name[len(prefix) :] if prefix and name.startswith(prefix) else name
 
 
-def _iso_millis(epoch_ms: Any) -> str | None:
+def iso_millis(epoch_ms: Any) -> str | None:
     if not isinstance(epoch_ms, (int, float)):
         return None
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
@@ -62,6 +62,31 @@ def locks_held_by(execution_arn: str, candidates: list[str], settings: journal.J
         if item and item.get("holder") == execution_arn:
             held.append(resource)
     return held
+
+
+def locks_of_holder(execution_arn: str, settings: journal.JournalSettings) -> list[str]:
+    """The resources whose lock names this execution as holder, found through the index of locks: a
+    lock derived from the plan (recordings' lock_scope) cannot be rebuilt from the input alone."""
+    from boto3.dynamodb.conditions import Attr, Key
+
+    query: dict[str, Any] = {
+        "IndexName": journal.INDEX,
+        "KeyConditionExpression": Key(journal.INDEX_PK).eq(journal.LOCK_KIND),
+        "FilterExpression": Attr("holder").eq(execution_arn),
+    }
+    found: list[str] = []
+    while True:
+        page = journal.table(settings).query(**query)
+        found += [str(item["resource"]) for item in page.get("Items", []) if item.get("resource")]
+        if "LastEvaluatedKey" not in page:
+            return found
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def locks_of(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
+    """Every lock this execution holds: the ones its input names (read consistently) and any other the index lists."""
+    named = locks_held_by(execution_arn, candidates, settings)
+    return list(dict.fromkeys(named + locks_of_holder(execution_arn, settings)))
 
 
 def lock_candidates(workflow: str, record: dict[str, Any] | None, raw_input: Any, configured: Mapping[str, str]) -> list[str]:
@@ -108,7 +133,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     if status not in ABANDONED_STATUSES or not execution_arn or not detail.get("stateMachineArn"):
         raise InvalidInput(f"expected a Step Functions status change to {' or '.join(ABANDONED_STATUSES)}, got {detail!r}")
     workflow = workflow_of(str(detail["stateMachineArn"]), state_machine_prefix)
-    start = _iso_millis(detail.get("startDate"))
+    start = iso_millis(detail.get("startDate"))
     record = find_record(workflow, str(execution_arn), start, settings)
     started_at = str((record or {}).get("execution_start_time") or start or "")
     if status == "TIMED_OUT":
@@ -116,7 +141,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     else:
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
-    resources = locks_held_by(str(execution_arn), lock_candidates(workflow, record, detail.get("input"), settings.defaults()), settings)
+    resources = locks_of(str(execution_arn), lock_candidates(workflow, record, detail.get("input"), settings.defaults()), settings)
     finished = finish(
         workflow=workflow,
         execution_arn=str(execution_arn),

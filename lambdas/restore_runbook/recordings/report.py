@@ -160,7 +160,8 @@ def describe_failure(failure: dict[str, Any] | None, plan: dict[str, Any] | None
     """The original error and cause, and what the failed execution left in the buckets."""
     from restore_runbook.common import failure as failures
 
-    error, cause = failures.explain(failure)
+    # A Map that fails (its ItemReader, say) fails with a States.* name, which a Fail state may not re-raise.
+    error, cause = failures.outcome_of(failure)
     if not plan:
         left = "nothing: the restore failed before its plan was written; no recording was changed"
     elif not applying or plan.get("dry_run"):

@@ -125,14 +125,39 @@ def describe_restore(progress: dict[str, Any], settings: RunbookSettings) -> dic
     return updated
 
 
+NOTHING_CREATED = "nothing was created"
+
+
 def clean_up_failed_restore(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
-    """Remove what this execution created, and say in words what was done."""
+    """Remove what this execution created, and say in words what was done.
+
+    An in-place restore's plan also names its final snapshot of production, which is kept: the
+    words say whether it exists (its start step may have failed after RDS accepted it)."""
+    done = _clean_up_copy(plan, execution_id, settings)
+    final_snapshot = (plan or {}).get("final_snapshot")
+    if not final_snapshot:
+        return done
+    if done == NOTHING_CREATED:
+        done = "no restored copy was created"
+    return f"{done}; {_final_snapshot_left(str(final_snapshot), execution_id)}"
+
+
+def _final_snapshot_left(snapshot_id: str, execution_id: str) -> str:
+    snapshot = rds.snapshot_named(snapshot_id)
+    if snapshot is None:
+        return f"no final snapshot was taken ({snapshot_id} does not exist)"
+    if rds.tags_of(snapshot).get(rds.TAG_EXECUTION) != execution_id:
+        return f"left snapshot {snapshot_id} untouched: this execution did not take it"
+    return f"kept the final snapshot {snapshot_id} of production ({snapshot.get('Status')}): production as it was before this restore"
+
+
+def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
     target = (plan or {}).get("target_instance")
     if not target:
-        return "nothing was created"
+        return NOTHING_CREATED
     instance = rds.find_instance(target)
     if instance is None:
-        return "nothing was created"
+        return NOTHING_CREATED
     if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:
         return f"left {target} untouched: this execution did not create it"
     if (plan or {}).get("keep_on_failure"):

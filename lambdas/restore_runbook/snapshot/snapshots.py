@@ -258,20 +258,27 @@ def delete_own_snapshot(snapshot_id: str, reason: str | None, current: str | Non
 # ---------------------------------------------------------------------------------------- failure
 
 
-def clean_up_failed_snapshot(progress: Any, execution_id: str, settings: RunbookSettings) -> str:
-    """A failed snapshot of this execution is deleted; one still being taken is left to finish."""
+def clean_up_failed_snapshot(progress: Any, execution_id: str, settings: RunbookSettings, plan: Any = None) -> str:
+    """A failed snapshot of this execution is deleted; one still being taken is left to finish.
+
+    It looks before it speaks: a start step that failed after RDS accepted the create (a lost
+    answer) reported nothing, so the snapshot is looked for by the name the plan gave it.
+    """
     snapshot_id = (progress or {}).get("snapshot_id") if isinstance(progress, dict) else None
+    started = bool(snapshot_id)
+    snapshot_id = snapshot_id or ((plan or {}).get("snapshot_id") if isinstance(plan, dict) else None)
     if not snapshot_id:
         return "nothing was created"
     snapshot = rds.snapshot_named(snapshot_id)
     if snapshot is None:
-        return "nothing was created"
+        return f"nothing was created (no snapshot named {snapshot_id} exists)"
     if rds.tags_of(snapshot).get(rds.TAG_EXECUTION) != execution_id:
         return f"left {snapshot_id} untouched: this execution did not create it"
+    how = "" if started else " (created by this execution although its start step did not report it)"
     status = snapshot.get("Status")
     if status in ("failed", "error"):
         delete_own_snapshot(snapshot_id, None, None, settings)
-        return f"deleted the failed snapshot {snapshot_id}"
+        return f"deleted the failed snapshot {snapshot_id}{how}"
     if status == rds.AVAILABLE:
-        return f"kept snapshot {snapshot_id}: it is available"
-    return f"left snapshot {snapshot_id} {status!r}: it may still become available; delete it if not wanted"
+        return f"kept snapshot {snapshot_id}{how}: it is available"
+    return f"left snapshot {snapshot_id}{how} {status!r}: it may still become available; delete it if not wanted"

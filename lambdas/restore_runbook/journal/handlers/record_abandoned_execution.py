@@ -1,4 +1,7 @@
-"""Not a state machine step: the target of the EventBridge rule for TIMED_OUT and ABORTED executions."""
+"""Not a state machine step: the target of the EventBridge rule for every execution that ends.
+
+TIMED_OUT and ABORTED executions never reach their own journal step, so this records them; a
+SUCCEEDED or FAILED one whose end record could not be written is reconciled from RUNNING."""
 
 import os
 from typing import Any
@@ -6,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
-from restore_runbook.journal.abandoned import record_abandoned
+from restore_runbook.journal.reconcile import record_status_change
 from restore_runbook.journal.table import JournalSettings
 
 
@@ -16,6 +19,10 @@ from restore_runbook.journal.table import JournalSettings
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The stack names every state machine "<name prefix>-<workflow>" and sets the metrics namespace to that prefix.
     prefix = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "")
-    result = record_abandoned(event, JournalSettings.from_env(), f"{prefix}-" if prefix else "")
-    logger.warning("abandoned execution recorded", extra={"journal": result})
+    by = f"the status-change function {context.function_name} (EventBridge)"
+    result = record_status_change(event, JournalSettings.from_env(), f"{prefix}-" if prefix else "", by)
+    if result.get("reconciled") is False:
+        logger.info("execution ended with its journal record closed", extra={"journal": result})
+    else:
+        logger.warning("journal record written from outside the execution", extra={"journal": result})
     return result

@@ -13,6 +13,6 @@ from restore_runbook.snapshot.snapshots import clean_up_failed_snapshot
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error, cause = failure.outcome_of(event.get("failure"))
-    cleanup = clean_up_failed_snapshot(event.get("snapshot"), event["context"]["execution_id"], settings())
+    cleanup = clean_up_failed_snapshot(event.get("snapshot"), event["context"]["execution_id"], settings(), plan=event.get("plan"))
     logger.warning("snapshot failed", extra={"error": error, "cause": cause, "cleanup": cleanup})
     return {"error": error, "cause": f"{cause} [cleanup: {cleanup}]", "cleanup": cleanup}

@@ -1,0 +1,161 @@
+"""RUNNING records of executions that have ended, closed with the execution's real outcome.
+
+A success whose end record could not be written (RecordSuccess failed; ReleaseWithoutRecord
+released the lock and notified) and a failure whose RecordFailure failed leave their record
+RUNNING although the execution is over. Two places repair such a record, with this same code: the
+status-change function, which EventBridge calls whenever an execution of the stack ends, and
+`restorectl status`, for a record whose event was lost. Each asks Step Functions
+(DescribeExecution) how the execution really ended; a record whose execution still runs is left
+alone. The repaired record says it was reconciled, by whom and when, and the lock is released if
+that execution still holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from restore_runbook.common import aws, clock
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import table as journal
+from restore_runbook.journal.abandoned import (
+    ABANDONED_STATUSES,
+    find_record,
+    iso_millis,
+    lock_candidates,
+    locks_of,
+    record_abandoned,
+    workflow_of,
+)
+from restore_runbook.journal.lock import release_lock
+from restore_runbook.journal.notify import notify
+from restore_runbook.journal.records import parse_input
+
+ENDED_STATUSES = ("SUCCEEDED", "FAILED", *ABANDONED_STATUSES)
+# What the rule delivers: every end. TIMED_OUT / ABORTED never reach the workflow's own journal step.
+STATUS_CHANGES = ENDED_STATUSES
+
+
+def describe_execution(execution_arn: str) -> Mapping[str, Any]:
+    description: Mapping[str, Any] = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    return description
+
+
+def _iso(moment: Any) -> str | None:
+    return clock.isoformat(moment) if isinstance(moment, datetime) else None
+
+
+def _seconds(description: Mapping[str, Any]) -> int | None:
+    start, stop = description.get("startDate"), description.get("stopDate")
+    if isinstance(start, datetime) and isinstance(stop, datetime):
+        return round((stop - start).total_seconds())
+    return None
+
+
+def _already_notified(output: Any) -> bool:
+    """ReleaseWithoutRecord notifies the success itself and says so in the execution's output."""
+    release = output.get("journal_release") if isinstance(output, dict) else None
+    return bool(isinstance(release, dict) and release.get("notified"))
+
+
+def reconcile(
+    record: Mapping[str, Any],
+    *,
+    reconciled_by: str,
+    settings: journal.JournalSettings,
+    describe: Callable[[str], Mapping[str, Any]] | None = None,
+    notify_missing: bool = True,
+) -> dict[str, Any] | None:
+    """Close `record` if it reads RUNNING and its execution has ended; None when there is nothing to do.
+
+    `notify_missing`: send the notification the workflow's own end step could not (never a second
+    one for a success that ReleaseWithoutRecord already announced).
+    """
+    if record.get("outcome") != journal.RUNNING or not record.get("execution_arn"):
+        return None
+    execution_arn, workflow = str(record["execution_arn"]), str(record.get("workflow") or "")
+    description = (describe or describe_execution)(execution_arn)
+    status = str(description.get("status"))
+    if status not in ENDED_STATUSES:
+        return None
+    output = parse_input(description.get("output"))
+    error = None if status == "SUCCEEDED" else str(description.get("error") or "States.Runtime")
+    cause = None if status == "SUCCEEDED" else str(description.get("cause") or "")
+    resources = locks_of(execution_arn, lock_candidates(workflow, dict(record), None, settings.defaults()), settings)
+    released = [release_lock(execution_arn=execution_arn, resource=r, settings=settings) for r in resources]
+    lock = "; ".join(released) or "no lock held by this execution any more"
+    left_behind = str((output or {}).get("left_behind") if isinstance(output, dict) else "") or (
+        f"not recorded by the workflow (its end record could not be written); check the execution: {journal.console_link(execution_arn)}"
+    )
+    now = clock.isoformat(clock.now())
+    reconciled = {"by": reconciled_by, "at": now, "was": journal.RUNNING, "source": "DescribeExecution"}
+    try:
+        journal.table(settings).update_item(
+            Key={journal.PK: record[journal.PK], journal.SK: record[journal.SK]},
+            UpdateExpression=(
+                "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
+                "cause = :cause, left_behind = :left, #result = :result, lock_release = :lock, reconciled = :reconciled"
+            ),
+            # Two reconcilers (the event and a person running status) may meet: the first one closes it.
+            ConditionExpression="outcome = :running",
+            ExpressionAttributeNames={"#error": "error", "#result": "result"},
+            ExpressionAttributeValues=journal.to_item(
+                {
+                    ":outcome": status,
+                    ":finished": _iso(description.get("stopDate")) or now,
+                    ":seconds": _seconds(description),
+                    ":error": error,
+                    ":cause": cause,
+                    ":left": left_behind,
+                    ":result": output if status == "SUCCEEDED" else None,
+                    ":lock": lock,
+                    ":reconciled": reconciled,
+                    ":running": journal.RUNNING,
+                }
+            ),
+        )
+    except Exception as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise
+    notified = False
+    if notify_missing and not (status == "SUCCEEDED" and _already_notified(output)):
+        notified = notify(
+            workflow=workflow,
+            execution_arn=execution_arn,
+            outcome=status,
+            error=error,
+            cause=cause,
+            left_behind=f"{left_behind} [journal record reconciled from RUNNING by {reconciled_by}]",
+            settings=settings,
+        )
+    return {"execution_arn": execution_arn, "workflow": workflow, "outcome": status, "lock": lock, "notified": notified, **reconciled}
+
+
+def reconcile_ended(
+    event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str, reconciled_by: str
+) -> dict[str, Any]:
+    """A SUCCEEDED or FAILED status change: the execution's record is closed if it still reads RUNNING."""
+    detail = event.get("detail") or {}
+    execution_arn = str(detail["executionArn"])
+    workflow = workflow_of(str(detail["stateMachineArn"]), state_machine_prefix)
+    record = find_record(workflow, execution_arn, iso_millis(detail.get("startDate")), settings)
+    done = reconcile(record, reconciled_by=reconciled_by, settings=settings) if record else None
+    if done is None:
+        why = "no start record" if record is None else f"the record already reads {record.get('outcome')}"
+        return {"workflow": workflow, "execution_arn": execution_arn, "status": detail.get("status"), "reconciled": False, "why": why}
+    return {**done, "status": detail.get("status"), "reconciled": True}
+
+
+def record_status_change(
+    event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str, reconciled_by: str
+) -> dict[str, Any]:
+    """The status-change function: journal an abandoned execution, or repair the record of one that ended."""
+    detail = event.get("detail") or {}
+    status = detail.get("status")
+    if status in ABANDONED_STATUSES:
+        return record_abandoned(event, settings, state_machine_prefix)
+    if status not in ENDED_STATUSES or not detail.get("executionArn") or not detail.get("stateMachineArn"):
+        raise InvalidInput(f"expected a Step Functions status change to {' or '.join(ENDED_STATUSES)}, got {detail!r}")
+    return reconcile_ended(event, settings, state_machine_prefix, reconciled_by)

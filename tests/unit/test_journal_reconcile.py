@@ -1,0 +1,210 @@
+"""Records left RUNNING by executions that ended: closed from DescribeExecution, marked reconciled, unlocked."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import abandoned, reconcile, records
+from restore_runbook.journal import lock as journal_lock
+from restore_runbook.journal.table import JournalSettings
+from restorectl.emulated_journal import EmulatedJournal
+
+pytestmark = pytest.mark.unit
+
+REGION, ACCOUNT = "us-east-1", "123456789012"
+MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:irisx-restore-restore"
+ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:irisx-restore-restore:run-1"
+OTHER = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:irisx-restore-restore:run-2"
+START = "2025-11-02T12:00:00.123Z"
+START_MS = 1762084800123
+STARTED = datetime(2025, 11, 2, 12, 0, 0, 123000, tzinfo=timezone.utc)
+STOPPED = datetime(2025, 11, 2, 12, 25, 0, tzinfo=timezone.utc)
+SOURCE_LOCK = "rds:irisx-prod-rds-postgres"
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SOURCE_INSTANCE": "irisx-prod-rds-postgres",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        emulated = EmulatedJournal(REGION, ACCOUNT).install()
+        yield emulated, JournalSettings.from_env()
+
+
+def started(settings: JournalSettings, execution_arn: str = ARN) -> dict[str, Any]:
+    records.record_start(
+        workflow="restore", execution_arn=execution_arn, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
+    )
+    record = abandoned.find_record("restore", execution_arn, START, settings)
+    assert record is not None
+    return record
+
+
+def described(status: str, **extra: Any) -> Any:
+    def describe(arn: str) -> dict[str, Any]:
+        return {"executionArn": arn, "status": status, "startDate": STARTED, "stopDate": STOPPED, **extra}
+
+    return describe
+
+
+def test_a_running_record_of_a_succeeded_execution_is_closed_with_its_output_and_the_lock_released(world):
+    emulated, settings = world
+    # Given an execution that recorded its start, took the lock, then succeeded without its end record
+    record = started(settings)
+    journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource=SOURCE_LOCK, requested_by="ana", settings=settings)
+    output = {"target_instance": "irisx-copy", "left_behind": "irisx-copy (kept: the restored copy)"}
+
+    # When it is reconciled
+    done = reconcile.reconcile(
+        record, reconciled_by="restorectl status (ana)", settings=settings, describe=described("SUCCEEDED", output=json.dumps(output))
+    )
+
+    # Then its record reads SUCCEEDED, with the output, the duration and who reconciled it when
+    assert done is not None and done["outcome"] == "SUCCEEDED"
+    (closed,) = emulated.executions()
+    assert (closed["outcome"], closed["error"], closed["cause"]) == ("SUCCEEDED", None, None)
+    assert closed["result"] == output and closed["left_behind"] == output["left_behind"]
+    assert (closed["finished_at"], closed["duration_seconds"]) == ("2025-11-02T12:25:00Z", 1500)
+    assert closed["reconciled"]["by"] == "restorectl status (ana)" and closed["reconciled"]["was"] == "RUNNING"
+    # And the lock it still held is released; the success (with no earlier notification in its output) is announced
+    assert emulated.locks() == [] and closed["lock_release"] == "released the lock on irisx-prod-rds-postgres"
+    (notification,) = emulated.notifications()
+    assert (
+        "restore SUCCEEDED" in notification["subject"] and "reconciled from RUNNING by restorectl status (ana)" in notification["message"]
+    )
+
+
+def test_a_success_that_release_without_record_announced_is_not_announced_twice(world):
+    emulated, settings = world
+    record = started(settings)
+    output = {"journal_release": {"lock": "released the lock on irisx-prod-rds-postgres", "notified": True}}
+
+    done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("SUCCEEDED", output=json.dumps(output)))
+
+    assert done is not None and done["notified"] is False
+    assert emulated.notifications() == []
+    (closed,) = emulated.executions()
+    assert closed["lock_release"] == "no lock held by this execution any more"
+
+
+def test_a_failed_execution_is_closed_with_its_error_and_cause_and_a_lock_of_another_is_left_alone(world):
+    emulated, settings = world
+    record = started(settings)
+    journal_lock.take_lock(workflow="restore", execution_arn=OTHER, resource=SOURCE_LOCK, requested_by="ben", settings=settings)
+
+    reconcile.reconcile(
+        record, reconciled_by="x", settings=settings, describe=described("FAILED", error="ValidationFailed", cause="recency:calls failed")
+    )
+
+    (closed,) = emulated.executions()
+    assert (closed["outcome"], closed["error"], closed["cause"], closed["result"]) == (
+        "FAILED",
+        "ValidationFailed",
+        "recency:calls failed",
+        None,
+    )
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER
+
+
+@pytest.mark.parametrize("outcome", ["SUCCEEDED", "FAILED"])
+def test_a_closed_record_or_a_running_execution_is_left_as_it_is(world, outcome):
+    emulated, settings = world
+    record = started(settings)
+    # A record whose execution still runs is not touched
+    assert reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("RUNNING")) is None
+    assert emulated.executions()[0]["outcome"] == "RUNNING"
+    # One closed already (by its own step, or by another reconciler first) is not asked about again
+    closed = {**record, "outcome": outcome}
+
+    def must_not_describe(arn: str) -> Any:
+        raise AssertionError("a closed record needs no DescribeExecution")
+
+    assert reconcile.reconcile(closed, reconciled_by="x", settings=settings, describe=must_not_describe) is None
+
+
+def test_two_reconcilers_meeting_close_the_record_once(world):
+    emulated, settings = world
+    record = started(settings)
+    first = reconcile.reconcile(record, reconciled_by="the event", settings=settings, describe=described("FAILED", error="E", cause="c"))
+    # The second still holds the RUNNING copy it read before the first wrote
+    second = reconcile.reconcile(record, reconciled_by="a person", settings=settings, describe=described("FAILED", error="E", cause="c"))
+
+    assert first is not None and second is None
+    (closed,) = emulated.executions()
+    assert closed["reconciled"]["by"] == "the event"
+    assert len(emulated.notifications()) == 1
+
+
+def event(status: str | None, execution_arn: str = ARN) -> dict[str, Any]:
+    return {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {"executionArn": execution_arn, "stateMachineArn": MACHINE, "status": status, "startDate": START_MS, "input": "{}"},
+    }
+
+
+def test_the_status_change_function_reconciles_succeeded_and_failed_and_journals_abandoned_ones(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
+    monkeypatch.setattr(abandoned, "last_state", lambda arn: "WaitForRestore")
+
+    # A FAILED event for a record left RUNNING closes it
+    result = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    assert result["reconciled"] is True and result["outcome"] == "FAILED"
+    # The same event again finds it closed
+    again = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    assert again["reconciled"] is False and again["why"] == "the record already reads FAILED"
+    # A SUCCEEDED event for an execution that never wrote a start record changes nothing
+    unknown = reconcile.record_status_change(event("SUCCEEDED", OTHER), settings, "irisx-restore-", "x")
+    assert (unknown["reconciled"], unknown["why"]) == (False, "no start record")
+    assert len(emulated.executions()) == 1
+    # TIMED_OUT still goes through the abandoned-execution path
+    timed_out = reconcile.record_status_change(event("TIMED_OUT", OTHER), settings, "irisx-restore-", "x")
+    assert timed_out["last_state"] == "WaitForRestore"
+    # Anything else is refused by name
+    with pytest.raises(InvalidInput):
+        reconcile.record_status_change(event("RUNNING"), settings, "irisx-restore-", "x")
+
+
+def test_a_lock_only_the_plan_could_name_is_found_by_its_holder_and_released(world):
+    emulated, settings = world
+    # Given a recordings restore whose lock scope came from its plan, not from anything in its input
+    recordings = ARN.replace("irisx-restore-restore", "irisx-restore-recordings-restore")
+    records.record_start(
+        workflow="recordings-restore",
+        execution_arn=recordings,
+        started_at=START,
+        execution_input={"bucket": "irisx-recordings", "prefix": "recordings/"},
+        settings=settings,
+    )
+    journal_lock.take_lock(
+        workflow="recordings-restore",
+        execution_arn=recordings,
+        resource="s3:irisx-recordings/recordings/",
+        requested_by="ana",
+        settings=settings,
+    )
+    journal_lock.take_lock(workflow="restore", execution_arn=OTHER, resource=SOURCE_LOCK, requested_by="ben", settings=settings)
+    record = abandoned.find_record("recordings-restore", recordings, START, settings)
+    assert record is not None
+
+    done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("SUCCEEDED", output="{}"))
+
+    # Then its own lock is released, found by holder; another execution's is left alone
+    assert done is not None and done["lock"] == "released the lock on s3://irisx-recordings/recordings/"
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER
