@@ -356,6 +356,21 @@ class EmulatedAppHosts:
             self.invocations[(command.command_id, instance_id)] = Invocation(status, stdout, stderr, ready_at, self.command_polls)
             self.commands_run.append({"host": host.name, "document": command.document_name, "parameters": parameters, "status": status})
 
+    def not_running(self, instance_ids: list[str]) -> list[str]:
+        """Which of `instance_ids` EC2 does not list as running (terminated or stopped since)."""
+        import boto3
+
+        running: set[str] = set()
+        pages = (
+            boto3.client("ec2")
+            .get_paginator("describe_instances")
+            .paginate(Filters=[{"Name": "instance-id", "Values": instance_ids}, {"Name": "instance-state-name", "Values": ["running"]}])
+        )
+        for page in pages:
+            for reservation in page.get("Reservations", []):
+                running.update(i["InstanceId"] for i in reservation.get("Instances", []))
+        return [i for i in instance_ids if i not in running]
+
     def answer(self, command_id: str, instance_id: str, original: dict[str, Any]) -> dict[str, Any]:
         invocation = self.invocations.get((command_id, instance_id))
         if invocation is None:
@@ -416,6 +431,10 @@ class EmulatedAppHosts:
                 except ParameterRefused as exc:
                     raise RESTError("InvalidParameters", str(exc)) from exc
                 sent_to = list(call.get("instance_ids") or [])  # copied: moto extends the given list in place
+                gone = world.not_running(sent_to)
+                if gone:
+                    # SSM refuses the whole command when any listed instance is not a running, managed one.
+                    raise RESTError("InvalidInstanceId", f"instances not in a valid state for account: {', '.join(gone)}")
                 command = original_send(backend, *args, **kwargs)
                 if sent_to and not call.get("targets"):
                     # moto adds every instance in the account when no Targets are given; SSM keeps InstanceIds as sent.

@@ -138,11 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the app cannot connect to restored instances (health fails after the swap)",
     )
     # Commands against the deployed stack: restorectl/start.py and restorectl/journal_view.py.
-    from restorectl import drills, journal_view, start
+    from restorectl import drills, journal_view, start, unlock
 
     start.add_parser(commands, json_input)
     journal_view.add_parsers(commands, positive_int)
     drills.add_parser(commands, positive_int)
+    unlock.add_parser(commands)
     return parser
 
 
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return int(exc.code or 0) and EXIT_USAGE
-    from restorectl import drills, journal_view, start
+    from restorectl import drills, journal_view, start, unlock
 
     handlers = {
         "rehearse": rehearse,
@@ -288,5 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         "history": journal_view.run_history,
         "status": journal_view.run_status,
         "drills": drills.run,
+        "unlock": unlock.run_unlock,
     }
     return handlers[args.command](args)

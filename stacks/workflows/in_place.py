@@ -63,7 +63,8 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             "cleanup_restore": RestoreWorkflow.cleanup_permissions(restore),
             # The app on the API hosts: stopped before the swap, restarted after it (or after the rename-back).
             "stop_app_hosts": hosts.step(send=(app_control,)),
-            "start_app_hosts": hosts.step(send=(app_control,)),
+            # Finds the hosts again: the ones listed before the stop may have been replaced since.
+            "start_app_hosts": hosts.step(send=(app_control,), find=True),
             "check_app_command": hosts.step(read=True),
             "check_app_health": hosts.step(send=(app_control,), read=True),
             # Renames are followed by resource id (DescribeDBInstances with a filter).

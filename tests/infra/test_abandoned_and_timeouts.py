@@ -87,3 +87,22 @@ def test_every_bounded_poll_loop_ends_in_its_own_error_before_the_state_machine_
     snapshot = SnapshotSettings.from_env(settings.lambda_environment())
     snapshot_budget = snapshot.poll_max_attempts * snapshot.poll_max_seconds
     assert snapshot_budget < timeout_of("snapshot"), (snapshot_budget, timeout_of("snapshot"))
+
+
+def test_the_in_place_restore_outlasts_every_bounded_wait_it_can_make_so_it_never_times_out_mid_swap(synthesized: Synthesized) -> None:
+    from restore_runbook.settings import RunbookSettings, SnapshotSettings
+
+    environment = synthesized.settings.lambda_environment()
+    runbook, snapshot = RunbookSettings.from_env(environment), SnapshotSettings.from_env(environment)
+    rename = runbook.rename_poll_max_attempts * runbook.rename_poll_seconds
+    command = runbook.command_poll_max_attempts * runbook.command_poll_seconds
+    health = runbook.health_check_attempts * runbook.health_check_interval_seconds
+    before_the_stop = (
+        snapshot.poll_max_attempts * snapshot.poll_max_seconds  # the final snapshot
+        + runbook.restore_poll_max_attempts * runbook.restore_poll_max_seconds  # the restore alongside
+        + 660  # validation's Task timeout
+    )
+    # stop; two renames and the settings; start and health; then, on failure, the rename-back (up
+    # to twice a rename), a restart and health, and the start after a failed rename-back
+    after_the_stop = command + 3 * rename + (command + health) + 2 * rename + 2 * (command + health)
+    assert before_the_stop + after_the_stop < timeout_of("in-place-restore"), (before_the_stop, after_the_stop)

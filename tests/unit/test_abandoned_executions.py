@@ -163,3 +163,86 @@ def test_locks_are_per_resource_and_name_the_holder(world):
         ("LOCK#rds:irisx-prod-rds-postgres", "rds:irisx-prod-rds-postgres"),
         ("LOCK#rds:irisx-staging", "rds:irisx-staging"),
     ]
+
+
+IN_PLACE_MACHINE = MACHINE.replace("-restore-restore", "-restore-in-place-restore")
+IN_PLACE_ARN = ARN.replace(":irisx-restore-restore:", ":irisx-restore-in-place-restore:")
+PRODUCTION_LOCK = "rds:irisx-prod-rds-postgres"
+
+
+def test_an_in_place_restore_stopped_mid_swap_keeps_its_lock_for_recovery_and_says_the_app_may_be_stopped(world, monkeypatch):
+    from restore_runbook.common.errors import OperationInProgress
+
+    emulated, settings = world
+    # Given an in-place restore that holds the production lock and was aborted while renaming the copy
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+    monkeypatch.setattr(abandoned, "last_state", lambda arn: "CheckCopyRename")
+    stopped = event("ABORTED", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
+
+    result = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+
+    # Then the record says what a person must check: the app stopped, both instances' names
+    (record,) = emulated.executions()
+    assert record["outcome"] == "ABORTED"
+    assert "it stopped in state CheckCopyRename" in record["left_behind"]
+    assert "the app may still be STOPPED on every API host" in record["left_behind"]
+    assert "<name>-replaced-<time>" in record["left_behind"] and f"irisx-restore:execution={IN_PLACE_ARN}" in record["left_behind"]
+    # And the lock is kept, marked, and the record says so
+    assert result["locks"] == [PRODUCTION_LOCK]
+    assert record["lock_release"].startswith("KEPT the lock on irisx-prod-rds-postgres, marked as needing recovery")
+    (lock,) = emulated.locks()
+    assert lock["holder"] == IN_PLACE_ARN and "STOPPED" in lock["needs_recovery"]
+
+    # And a later workflow on production is refused though the holder has ended, saying how to release it
+    with pytest.raises(OperationInProgress) as refused:
+        journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource=PRODUCTION_LOCK, requested_by="ben", settings=settings)
+    assert "left it needing recovery" in str(refused.value)
+    assert f"restorectl unlock {PRODUCTION_LOCK}" in str(refused.value)
+
+    # And once a person has released it, the next one proceeds
+    released = journal_lock.unlock(resource=PRODUCTION_LOCK, settings=settings)
+    assert released["released"] is True and "STOPPED" in released["needed_recovery"]
+    taken = journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource=PRODUCTION_LOCK, requested_by="ben", settings=settings)
+    assert taken["holder"] == ARN
+
+
+def test_an_in_place_restore_stopped_before_the_app_was_touched_releases_its_lock(world, monkeypatch):
+    emulated, settings = world
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+    monkeypatch.setattr(abandoned, "last_state", lambda arn: "WaitForRestore")
+    stopped = event("TIMED_OUT", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
+
+    abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+
+    (record,) = emulated.executions()
+    assert record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
+    assert "production was not renamed and the app was not stopped" in record["left_behind"]
+    assert emulated.locks() == []
+
+
+def test_a_lock_is_not_released_by_hand_while_its_holder_runs(world):
+    from unittest import mock
+
+    from restore_runbook.common.errors import OperationInProgress
+
+    emulated, settings = world
+    journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings)
+
+    with mock.patch.object(journal_lock, "_holder_is_running", return_value=True), pytest.raises(OperationInProgress, match="still runs"):
+        journal_lock.unlock(resource=PRODUCTION_LOCK, settings=settings)
+    assert [lock["holder"] for lock in emulated.locks()] == [ARN]
+    assert journal_lock.unlock(resource="rds:irisx-nothing", settings=settings)["released"] is False
+
+
+@pytest.mark.parametrize("workflow", ["restore", "rollback", "in-place-restore"])
+def test_every_mid_change_state_is_a_state_of_its_workflow(workflow):
+    from restore_runbook.journal.workflows import traits_of
+    from restorectl.harness import asl_path
+
+    states = set(json.loads(asl_path(workflow).read_text())["States"])
+    (mid_change,) = traits_of(workflow).mid_change
+    assert mid_change.states <= states, sorted(mid_change.states - states)

@@ -381,6 +381,37 @@ def test_a_host_whose_app_never_starts_again_ends_in_rollback_failed_saying_so(r
     assert [(h["db_host"], h["health"]) for h in healthy] == [(ENDPOINT, "connected")]
 
 
+def test_a_host_terminated_while_the_app_was_stopped_does_not_keep_the_others_stopped(rehearsal):
+    # Given an API host that is terminated during the downtime (say its autoscaling group replaced it)
+    world = rehearsal(**FAST)
+    gone = next(h for h in world.app_hosts.hosts if h.name == "irisx-api-2")
+    answer = world.bridge.answer
+
+    def terminate_before_the_start(function_name: str, body: Any, headers: Any) -> bytes:
+        if json.loads(body or "{}").get("context", {}).get("state") == "StartApp":
+            boto3.client("ec2").terminate_instances(InstanceIds=[gone.instance_id])
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = terminate_before_the_start  # type: ignore[method-assign]
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then the app is started on the host still running, which is healthy on production's endpoint,
+    # and the swap stands: SSM was never asked to reach the terminated host
+    assert result.status == "SUCCEEDED", result.cause
+    assert "RenameBack" not in result.states()
+    (start,) = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in result.history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "StartApp"
+    ]
+    progress = start["start"]
+    assert progress["hosts"] == [h.instance_id for h in world.app_hosts.hosts if h is not gone]
+    assert progress["hosts_gone"] == [gone.instance_id]
+    serving = [h for h in result.world["app_hosts"] if h["name"] == "irisx-api-1"]
+    assert [(h["db_host"], h["health"]) for h in serving] == [(ENDPOINT, "connected")]
+
+
 # ---------------------------------------------------------------------------------------- the lock
 
 

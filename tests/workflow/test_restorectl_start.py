@@ -266,3 +266,30 @@ def test_history_and_status_read_the_journal(aws, capsys):
 def test_history_without_a_journal_table_is_a_usage_error(aws, capsys):
     assert main(["history"]) == 2
     assert "the journal table 'irisx-restore-journal' was not found" in capsys.readouterr().err
+
+
+def test_unlock_releases_a_lock_kept_for_recovery_once_its_holder_has_ended_and_says_why_it_was_kept(aws, capsys):
+    kept = {
+        "pk": "LOCK#rds:irisx-prod-rds-postgres",
+        "sk": "LOCK",
+        "gsi1pk": "LOCK",
+        "gsi1sk": "rds:irisx-prod-rds-postgres",
+        "resource": "rds:irisx-prod-rds-postgres",
+        # an execution Step Functions does not know (long ended): not running
+        "holder": "arn:aws:states:us-east-1:123456789012:execution:irisx-restore-in-place-restore:gone",
+        "workflow": "in-place-restore",
+        "acquired_at": "2025-11-02T12:00:05Z",
+        "requested_by": "ana",
+        "needs_recovery": "it stopped during the swap: the app may still be STOPPED on every API host",
+    }
+    _journal([kept])
+
+    assert main(["unlock", "rds:irisx-prod-rds-postgres"]) == 0
+    out = capsys.readouterr().out
+    assert "released the lock on irisx-prod-rds-postgres held by gone" in out
+    assert "it had been kept because: it stopped during the swap" in out
+
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["locks"] == []
+    assert main(["unlock", "rds:irisx-prod-rds-postgres", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["released"] is False

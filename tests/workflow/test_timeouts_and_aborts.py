@@ -115,3 +115,34 @@ def test_interruptions_are_written_as_the_console_names_states():
     with pytest.raises(ValueError, match="not a state name"):
         Interruption.parse("Describe Restore; rm", "ABORTED")
     assert Interruption.parse("DescribeRestore", "TIMED_OUT") == Interruption("DescribeRestore", "TIMED_OUT")
+
+
+def test_an_in_place_restore_aborted_mid_swap_keeps_production_locked_until_a_person_releases_it(rehearsal):
+    from restore_runbook.journal import lock as journal_lock
+    from restore_runbook.journal.table import JournalSettings
+
+    # Given an in-place restore stopped by a person just after it stopped the app for the swap
+    world = rehearsal(
+        calls_rows=300, restore_minutes=3, snapshot_minutes=2, rename_minutes=2, interruptions=[Interruption("CheckStop", "ABORTED")]
+    )
+    result = world.run("in-place-restore", {"confirm": SOURCE, "mode": "point-in-time", "requested_by": "ana"})
+
+    # Then the record tells what to check, and the lock on production is kept for recovery
+    assert result.status == "ABORTED"
+    (record,) = records(result, "in-place-restore")
+    assert "the app may still be STOPPED on every API host" in record["left_behind"]
+    assert record["lock_release"].startswith(f"KEPT the lock on {SOURCE}")
+    (lock,) = locks(result)
+    assert lock["needs_recovery"]
+    assert {h["health"] for h in result.world["app_hosts"]} != {"connected"}, "the app really is stopped: the notice is true"
+
+    # And a restore of production started meanwhile is refused at its lock, touching nothing
+    refused = world.run("restore", {**PITR, "target_instance": "irisx-during-recovery"})
+    assert (refused.status, refused.error) == ("FAILED", "OperationInProgress")
+    assert "left it needing recovery" in refused.cause and f"restorectl unlock rds:{SOURCE}" in refused.cause
+    assert "StartRestore" not in refused.states()
+
+    # And once the person has put things right and released it, the next one proceeds past the lock
+    journal_lock.unlock(resource=f"rds:{SOURCE}", settings=JournalSettings.from_env())
+    again = world.run("restore", {**PITR, "target_instance": "irisx-after-recovery"})
+    assert "StartRestore" in again.states(), again.cause

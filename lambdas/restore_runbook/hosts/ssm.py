@@ -38,6 +38,22 @@ def find_hosts(settings: RunbookSettings) -> list[str]:
     return sorted(set(hosts))
 
 
+def still_running(hosts: list[str]) -> list[str]:
+    """Those of `hosts` that are running now. Filtered, not looked up by id: a terminated instance
+    that EC2 has forgotten would fail a look-up by id for all of them."""
+    if not hosts:
+        return []
+    found: set[str] = set()
+    for page in (
+        aws.client("ec2")
+        .get_paginator("describe_instances")
+        .paginate(Filters=[{"Name": "instance-id", "Values": list(hosts)}, {"Name": "instance-state-name", "Values": ["running"]}])
+    ):
+        for reservation in page.get("Reservations", []):
+            found.update(i["InstanceId"] for i in reservation.get("Instances", []))
+    return sorted(found)
+
+
 def send(document: str, hosts: list[str], parameters: dict[str, str], comment: str) -> dict[str, Any]:
     response = aws.client("ssm").send_command(
         DocumentName=document,

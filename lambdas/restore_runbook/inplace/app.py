@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from restore_runbook.common.errors import CutoverFailed
 from restore_runbook.hosts import commands, ssm
 from restore_runbook.settings import RunbookSettings
 
 
 def start_app(plan: dict[str, Any], why: str, settings: RunbookSettings) -> dict[str, Any]:
-    hosts = list(plan["hosts"])
+    """Start the app on the hosts that serve now. The hosts were listed before the stop, which can be
+    many minutes earlier: one terminated since (an autoscaling group replacing hosts that failed
+    their health checks while the app was stopped) would make SSM refuse the whole command and
+    leave every other host stopped; a replacement started since must serve the same database."""
+    planned = list(plan["hosts"])
+    hosts = sorted(set(ssm.still_running(planned)) | set(ssm.find_hosts(settings)))
+    gone = sorted(set(planned) - set(hosts))
+    if not hosts:
+        raise CutoverFailed(f"none of the app hosts ({', '.join(planned) or 'none'}) is running any more, and no host carries the app tag")
     endpoint = plan["production_endpoint"]["address"]
     command = ssm.app_control(hosts, "restart", settings, f"irisx-restore in-place: start the app ({why})")
-    return commands.new_progress([command], dict.fromkeys(hosts, endpoint), settings, why=why)
+    return commands.new_progress([command], dict.fromkeys(hosts, endpoint), settings, why=why, hosts_gone=gone)

@@ -5,6 +5,11 @@ times out or is stopped never gets there. EventBridge delivers Step Functions' "
 Change" event for those two statuses to one function, which does the same from outside: the end
 record (outcome TIMED_OUT / ABORTED), the lock released if that execution holds it, the
 notification, and what may be left behind, from the last state the execution entered.
+
+An execution stopped half-way through changing production (the app stopped, an instance renamed,
+hosts half switched: the workflow's `mid_change` states in journal/workflows.py) keeps its lock,
+marked as needing recovery, and says what a person must check; no workflow starts on that
+resource until someone has put it right and run `restorectl unlock`.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
 from restore_runbook.journal import table as journal
-from restore_runbook.journal.lock import release_lock
+from restore_runbook.journal.lock import keep_for_recovery, release_lock
 from restore_runbook.journal.records import finish, parse_input
 from restore_runbook.journal.workflows import traits_of
 
@@ -123,7 +128,9 @@ def last_state(execution_arn: str) -> str | None:
 
 def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
     where = f"it stopped in state {state}" if state else "its last state is unknown"
-    hint = traits_of(workflow).left_behind_when_abandoned.format(arn=execution_arn)
+    traits = traits_of(workflow)
+    mid_change = traits.mid_change_at(state)
+    hint = (mid_change.what if mid_change else traits.left_behind_when_abandoned).format(arn=execution_arn)
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
 
 
@@ -142,6 +149,14 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
     resources = locks_of(str(execution_arn), lock_candidates(workflow, record, detail.get("input"), settings.defaults()), settings)
+    left = left_behind(workflow, str(execution_arn), state)
+    # Stopped half-way through changing production: the lock stays, so nothing starts from a state no
+    # workflow was written for; a person releases it once production is put right.
+    kept = (
+        "; ".join(keep_for_recovery(execution_arn=str(execution_arn), resource=r, why=left, settings=settings) for r in resources)
+        if resources and traits_of(workflow).mid_change_at(state)
+        else None
+    )
     finished = finish(
         workflow=workflow,
         execution_arn=str(execution_arn),
@@ -149,12 +164,13 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         outcome=str(status),
         error=error,
         cause=str(cause),
-        left_behind=left_behind(workflow, str(execution_arn), state),
+        left_behind=left,
         lock_resource=resources[0] if resources else None,
+        lock_kept=kept,
         details={},
         result=None,
         settings=settings,
     )
-    for extra in resources[1:]:
+    for extra in [] if kept else resources[1:]:
         release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
     return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}

@@ -1,5 +1,6 @@
 """The lock on the resource a workflow changes: a conditional write on one key, taken over from a
-holder that no longer runs, released only by its holder."""
+holder that no longer runs, released by its holder. A holder that ended in the middle of changing
+production keeps it, marked as needing recovery, until a person releases it (`restorectl unlock`)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,14 @@ def take_lock(*, workflow: str, execution_arn: str, resource: str, requested_by:
     if current is None:  # released between the two calls: try once more, plainly
         return take_lock(workflow=workflow, execution_arn=execution_arn, resource=resource, requested_by=requested_by, settings=settings)
     holder = str(current.get("holder"))
+    if current.get("needs_recovery"):
+        # The holder ended mid-change (journal/abandoned.py): the resource is in a state no workflow
+        # was written to start from, so a person says when it is put right.
+        raise OperationInProgress(
+            f"{current.get('workflow')} execution {execution_name(holder)} ended in the middle of changing {lock_label(resource)} "
+            f"and left it needing recovery: {current['needs_recovery']} Once it is put right, release it with "
+            f"`restorectl unlock {resource}`, then start again: {console_link(holder)}"
+        )
     if _holder_is_running(holder):
         raise OperationInProgress(
             f"{current.get('workflow')} execution {execution_name(holder)} (started {current.get('acquired_at')}, "
@@ -110,3 +119,52 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
     if not answered:
         return f"released the lock on {lock_label(resource)} (taken, though the lock step's answer was lost)"
     return f"released the lock on {lock_label(resource)}"
+
+
+def keep_for_recovery(*, execution_arn: str, resource: str, why: str, settings: JournalSettings) -> str:
+    """Keep this execution's lock after it ended, marked as needing recovery, so no workflow starts
+    on a resource left half-changed (taking the lock is refused until `restorectl unlock`)."""
+    try:
+        table(settings).update_item(
+            Key={PK: lock_pk(resource), SK: "LOCK"},
+            UpdateExpression="SET needs_recovery = :why, needs_recovery_since = :now",
+            ConditionExpression="holder = :me",
+            ExpressionAttributeValues={":why": why, ":me": execution_arn, ":now": clock.isoformat(clock.now())},
+        )
+    except Exception as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return f"lock on {lock_label(resource)} not held by this execution; left as it is"
+        raise
+    return (
+        f"KEPT the lock on {lock_label(resource)}, marked as needing recovery: no workflow may start on it until a person "
+        f"puts it right and runs `restorectl unlock {resource}`"
+    )
+
+
+def unlock(*, resource: str, settings: JournalSettings) -> dict[str, Any]:
+    """Release a lock by hand (restorectl unlock): refused while its holder still runs."""
+    items = table(settings)
+    current = items.get_item(Key={PK: lock_pk(resource), SK: "LOCK"}, ConsistentRead=True).get("Item")
+    if current is None:
+        return {"resource": resource, "released": False, "detail": f"no lock is held on {lock_label(resource)}"}
+    holder = str(current.get("holder"))
+    if _holder_is_running(holder):
+        raise OperationInProgress(
+            f"{current.get('workflow')} execution {execution_name(holder)} still runs and holds {lock_label(resource)}; "
+            f"stop it first if it must not go on: {console_link(holder)}"
+        )
+    try:
+        items.delete_item(
+            Key={PK: lock_pk(resource), SK: "LOCK"}, ConditionExpression="holder = :seen", ExpressionAttributeValues={":seen": holder}
+        )
+    except Exception as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            raise OperationInProgress(f"the lock on {lock_label(resource)} changed hands while being released; look again") from exc
+        raise
+    return {
+        "resource": resource,
+        "released": True,
+        "holder": holder,
+        "needed_recovery": current.get("needs_recovery"),
+        "detail": f"released the lock on {lock_label(resource)} held by {execution_name(holder)}",
+    }

@@ -98,8 +98,11 @@ def finish(
     lock_answered: bool = True,
     result: Any,
     settings: JournalSettings,
+    lock_kept: str | None = None,
 ) -> dict[str, Any]:
-    """The end record, the lock released (if ours), and the notification. Returns what was done."""
+    """The end record, the lock released (if ours), and the notification. Returns what was done.
+
+    `lock_kept`: what was done with a lock deliberately not released (journal/lock.py `keep_for_recovery`)."""
     finished_at = clock.isoformat(clock.now())
     key = {PK: execution_pk(workflow), SK: execution_sk(started_at, execution_arn)}
     recorded = table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
@@ -108,7 +111,7 @@ def finish(
         seconds: int | None = round((clock.parse_utc(finished_at) - clock.parse_utc(began)).total_seconds())
     except ValueError:
         seconds = None
-    lock = release_lock(execution_arn=execution_arn, resource=lock_resource, settings=settings, answered=lock_answered)
+    lock = lock_kept or release_lock(execution_arn=execution_arn, resource=lock_resource, settings=settings, answered=lock_answered)
     validation = details.get("validation")
     # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
     _text, failure_report = failure.split_report(cause or "")

@@ -34,11 +34,26 @@ class LockOn:
 
 
 @dataclass(frozen=True)
+class MidChange:
+    """States in which an execution stopped from outside (aborted, timed out) leaves production
+    itself half-changed, the app perhaps stopped: what to tell the person who must put it right."""
+
+    states: frozenset[str]
+    # `{arn}` as in left_behind_when_abandoned.
+    what: str
+
+
+@dataclass(frozen=True)
 class WorkflowTraits:
     lock: LockOn | None
     notify_on_success: bool
     # `{arn}` is the execution's ARN (the tag the workflow put on what it created).
     left_behind_when_abandoned: str
+    # Stopped in one of these states, the lock is kept for recovery (journal/abandoned.py).
+    mid_change: tuple[MidChange, ...] = ()
+
+    def mid_change_at(self, state: str | None) -> MidChange | None:
+        return next((m for m in self.mid_change if state in m.states), None)
 
 
 RDS_SOURCE = LockOn("rds", ("source_instance",))
@@ -51,6 +66,20 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
             "a restored instance tagged irisx-restore:execution={arn} may still exist (delete it with the rollback workflow or by hand), "
             "and if it stopped during cutover or its rollback, API hosts may point at it or be stopped"
         ),
+        mid_change=(
+            MidChange(
+                states=frozenset(
+                    {"StartCutover", "WaitForCutover", "CheckCutover", "IsCutoverDone", "CheckHealthOnRestored", "IsRestoredHealthy"}
+                    | {"WaitForHealthOnRestored", "RevertCutover", "IsRevertSent", "WaitForRevert", "CheckRevert", "IsRevertDone"}
+                    | {"CheckHealthOnOriginal", "IsOriginalHealthy", "WaitForHealthOnOriginal", "ExplainRollbackFailure"}
+                ),
+                what=(
+                    "it stopped while moving the API hosts between databases: some hosts may have DB_HOST on the restored instance "
+                    "(tag irisx-restore:execution={arn}) and some on the original, and pm2 may be restarting or stopped on any; check "
+                    "DB_HOST and pm2 on every host, point them all at one database that answers, and start the app"
+                ),
+            ),
+        ),
     ),
     "rollback": WorkflowTraits(
         lock=RDS_SOURCE,
@@ -58,13 +87,54 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
         left_behind_when_abandoned=(
             "API hosts may be stopped or only partly pointed back at the original; the restored instance may still exist"
         ),
+        mid_change=(
+            MidChange(
+                states=frozenset(
+                    {"StopApp", "WaitForStop", "CheckStop", "IsStopDone", "PointDbHostBackAndRestart", "WaitForRevert", "CheckRevert"}
+                    | {"IsRevertDone", "CheckHealthOnOriginal", "IsOriginalHealthy", "WaitForHealthOnOriginal"}
+                    | {"RestartAppOnOriginal", "WaitForRestartOnOriginal", "CheckRestartOnOriginal", "IsRestartOnOriginalDone"}
+                    | {"CheckHealthAfterRestartOnOriginal", "IsHealthyAfterRestartOnOriginal", "WaitForHealthAfterRestartOnOriginal"}
+                    | {"RestartAppOnCopy", "WaitForRestartOnCopy", "CheckRestartOnCopy", "IsRestartOnCopyDone"}
+                    | {"CheckHealthAfterRestartOnCopy", "IsHealthyAfterRestartOnCopy", "WaitForHealthAfterRestartOnCopy"}
+                    | {"ExplainRollbackFailure"}
+                ),
+                what=(
+                    "it stopped after the app was stopped on the API hosts: the app may still be STOPPED on every host, with DB_HOST "
+                    "on the original or still on the restored copy; check DB_HOST and pm2 on every host, point them at a database "
+                    "that answers, and start the app"
+                ),
+            ),
+        ),
     ),
     "in-place-restore": WorkflowTraits(
         lock=RDS_SOURCE,
         notify_on_success=True,
         left_behind_when_abandoned=(
-            "a final snapshot and a copy restored alongside (tag irisx-restore:execution={arn}) may exist, and if it stopped "
-            "between the two renames production may be under its temporary name: check the instance names before anything else"
+            "a final snapshot and a copy restored alongside (tag irisx-restore:execution={arn}) may exist; production was not "
+            "renamed and the app was not stopped before it stopped"
+        ),
+        mid_change=(
+            MidChange(
+                states=frozenset(
+                    {"StopApp", "WaitForStop", "CheckStop", "IsStopDone", "RenameProductionAway", "WaitForProductionRename"}
+                    | {"CheckProductionRename", "IsProductionRenamed", "RenameCopyToProduction", "WaitForCopyRename", "CheckCopyRename"}
+                    | {"IsCopyRenamed", "ApplyProductionSettings", "WaitForSettings", "CheckSettingsApplied", "IsSettingsApplied"}
+                    | {"CarryMonitoringOver", "StartApp", "WaitForStart", "CheckStart", "IsStartDone", "CheckHealth", "IsHealthy"}
+                    | {"WaitForHealth", "RenameBack", "IsRenamedBack", "WaitForRenameBack", "CarryMonitoringBack", "RestartOnOriginal"}
+                    | {"WaitForRestartOnOriginal", "CheckRestartOnOriginal", "IsRestartOnOriginalDone", "CheckHealthOnOriginal"}
+                    | {"IsOriginalHealthy", "WaitForHealthOnOriginal", "ExplainInPlaceFailure", "StartAppAfterFailedRenameBack"}
+                    | {"WaitForStartAfterFailedRenameBack", "CheckStartAfterFailedRenameBack", "IsStartAfterFailedRenameBackDone"}
+                    | {"CheckHealthAfterFailedRenameBack", "IsHealthyAfterFailedRenameBack", "WaitForHealthAfterFailedRenameBack"}
+                    | {"ExplainRenameBackFailure"}
+                ),
+                what=(
+                    "it stopped during the swap: the app may still be STOPPED on every API host; the original production may be "
+                    "renamed to <name>-replaced-<time> and the restored copy (tag irisx-restore:execution={arn}) renamed to "
+                    "production's name, or either one still renaming. Find both by their resource ids (the original's is in the "
+                    "execution's plan), give production's name to the instance that should serve, then start the app with pm2 "
+                    "on every host and check its health"
+                ),
+            ),
         ),
     ),
     # A drill locks its own resource: it never blocks or delays an incident's restore of the same source.
