@@ -181,11 +181,13 @@ def failed_result(
         error, cause = failure.explain(failed)
     else:
         error, cause = failure.explain(teardown_failure)
+    # The copy a failed teardown leaves is named, so the person reading the cause can find it.
+    copy = (restore or {}).get("target_instance") or (drill.get("plan") or {}).get("target_instance") or "the copy"
     if teardown_failure and failed:
         t_error, t_cause = failure.explain(teardown_failure)
-        cleanup = f"teardown FAILED ({t_error}: {t_cause}); the daily sweep deletes the copy, or delete it by hand"
+        cleanup = f"teardown FAILED ({t_error}: {t_cause}); the daily sweep deletes {copy}, or delete it by hand"
     elif teardown_failure:
-        cleanup = "teardown FAILED (see the cause); the daily sweep deletes the copy, or delete it by hand"
+        cleanup = f"teardown FAILED (see the cause); the daily sweep deletes {copy}, or delete it by hand"
     elif teardown:
         cleanup = str(teardown.get("detail") or "teardown did not report")
     else:

@@ -124,13 +124,37 @@ def describe_restore(progress: dict[str, Any], settings: RunbookSettings) -> dic
 
 
 def clean_up_failed_restore(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
-    """Remove what this execution created, and say in words what was done."""
+    """Remove what this execution created, and say in words what was done (and what is kept)."""
+    done = _clean_up_copy(plan, execution_id, settings)
+    kept = _kept_final_snapshot(plan, execution_id)
+    if kept is None:
+        return done
+    return f"no copy was created; {kept}" if done == NOTHING_CREATED else f"{done}; {kept}"
+
+
+NOTHING_CREATED = "nothing was created"
+
+
+def _kept_final_snapshot(plan: dict[str, Any] | None, execution_id: str) -> str | None:
+    """An in-place restore keeps production's final snapshot on failure; say so only if this execution's exists."""
+    snapshot_id = (plan or {}).get("final_snapshot")
+    if not snapshot_id:
+        return None
+    snapshot = rds.snapshot_named(str(snapshot_id))
+    if snapshot is None or rds.tags_of(snapshot).get(rds.TAG_EXECUTION) != execution_id:
+        return None
+    status = snapshot.get("Status")
+    state = "available" if status == rds.AVAILABLE else f"{status}: RDS finishes it by itself"
+    return f"kept production's final snapshot {snapshot_id} ({state}), the backup taken before anything changed"
+
+
+def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
     target = (plan or {}).get("target_instance")
     if not target:
-        return "nothing was created"
+        return NOTHING_CREATED
     instance = rds.find_instance(target)
     if instance is None:
-        return "nothing was created"
+        return NOTHING_CREATED
     if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:
         return f"left {target} untouched: this execution did not create it"
     if (plan or {}).get("keep_on_failure"):
