@@ -177,10 +177,11 @@ def failed_result(
 ) -> dict[str, Any]:
     """The end record of a failed drill: the original error, what the teardown did, and what was measured before."""
     drill = drill or {}
+    # The drill fails with this error: never one of Step Functions' own names, which a Fail state may not raise.
     if failed:
-        error, cause = failure.explain(failed)
+        error, cause = failure.outcome_of(failed)
     else:
-        error, cause = failure.explain(teardown_failure)
+        error, cause = failure.outcome_of(teardown_failure)
     # The copy a failed teardown leaves is named, so the person reading the cause can find it.
     copy = (restore or {}).get("target_instance") or (drill.get("plan") or {}).get("target_instance") or "the copy"
     if teardown_failure and failed:

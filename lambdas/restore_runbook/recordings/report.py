@@ -160,7 +160,7 @@ def describe_failure(failure: dict[str, Any] | None, plan: dict[str, Any] | None
     """The original error and cause, and what the failed execution left in the buckets."""
     from restore_runbook.common import failure as failures
 
-    error, cause = failures.explain(failure)
+    error, cause = failures.outcome_of(failure)  # the execution's error: never a States.* name
     if not plan:
         left = "nothing: the restore failed before its plan was written; no recording was changed"
     elif not applying or plan.get("dry_run"):
