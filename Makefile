@@ -17,7 +17,7 @@ INPUT ?= {"requested_by": "make rehearse"}
 endif
 ROWS ?= 20000
 
-.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra coverage lint typecheck format synth layer bench diagrams clean
+.PHONY: setup rehearse test test-unit test-workflow test-validation test-infra faults coverage lint typecheck format synth layer bench diagrams clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,19 +34,22 @@ test: setup  ## the whole suite: lint, types, unit, validation, workflow, infra
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p restore_runbook -p restorectl
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not faults_full"
 
 test-unit: setup
 	$(BIN)/python -m pytest -m unit
 test-workflow: setup
-	$(BIN)/python -m pytest -m workflow
+	$(BIN)/python -m pytest -m "workflow and not faults_full"
 test-validation: setup
 	$(BIN)/python -m pytest -m validation
 test-infra: setup
 	$(BIN)/python -m pytest -m infra
 
+faults: setup  ## the whole fault matrix: every Task of every workflow crashed, crashed after acting, timed out, and failed once
+	$(BIN)/python -m pytest tests/workflow/test_fault_matrix.py -q
+
 coverage: setup  ## run the workflow tests and print the states, Catch edges and Choice branches they executed (VERBOSE=1: and which tests did)
-	$(BIN)/python -m pytest -m workflow -q $(if $(VERBOSE),--workflow-coverage-verbose)
+	$(BIN)/python -m pytest -m "workflow and not faults_full" -q $(if $(VERBOSE),--workflow-coverage-verbose)
 
 lint: setup  ## ruff's checks (does not change files)
 	$(BIN)/ruff check .

@@ -60,7 +60,7 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             "start_restore": restore.start_restore(),
             "describe_restore": restore.describe_restore(),
             "validate_restore": restore.validate_restore(),
-            "cleanup_restore": RestoreWorkflow.cleanup_permissions(restore),
+            "cleanup_restore": self._cleanup(restore),
             # The app on the API hosts: stopped before the swap, restarted after it (or after the rename-back).
             "stop_app_hosts": hosts.step(send=(app_control,)),
             # Finds the hosts again: the ones listed before the stop may have been replaced since.
@@ -81,6 +81,17 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             # Says where both instances stand, by resource id.
             "explain_rename_back_failure": describe,
         }
+
+    def _cleanup(self, restore: RestoreSteps) -> StepPermissions:
+        """Restore's cleanup, which also looks at the final snapshot it keeps, so its words name what exists."""
+        final = self.arns.snapshot(FINAL_SNAPSHOTS)
+        permissions = with_statements(
+            RestoreWorkflow.cleanup_permissions(restore), iam.PolicyStatement(actions=["rds:DescribeDBSnapshots"], resources=[final])
+        )
+        permissions.acknowledgements[nag.wildcard_resource(final)] = (  # type: ignore[index]
+            "Reads (never changes) the final snapshot this execution took, whose name carries its time (<production>-pre-restore-<time>)"
+        )
+        return permissions
 
     # -- production's final snapshot ---------------------------------------------------------------
 

@@ -66,9 +66,9 @@ def test_only_the_record_outcome_steps_publish_and_only_to_the_topic(synthesized
         in ("record_outcome", "release_without_record", "record_abandoned_execution", "sweep_drill_instances")
     }
     # restore's, rollback's, snapshot's, drill's, recordings-restore's and in-place-restore's end record,
-    # the fallback of restore, rollback and snapshot when that record cannot be written, the one for
-    # executions that timed out or were aborted, and the drill sweep
-    assert publishers == expected and len(expected) == 11
+    # the fallback of each of those six when that record cannot be written, the one for executions
+    # that timed out or were aborted, and the drill sweep
+    assert publishers == expected and len(expected) == 14
     for role in publishers:
         for statement in role_policies(synthesized)[role]:
             if "sns:Publish" in as_list(statement["Action"]):

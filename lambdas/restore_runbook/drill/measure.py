@@ -221,13 +221,16 @@ def failed_result(
     """The end record of a failed drill: the original error (the database drill's before the recordings
     check's, before the teardowns'), what the teardown did, and what was measured before."""
     drill = drill or {}
+    # The drill fails with this error: never one of Step Functions' own names, which a Fail state may not raise.
     first = next(f for f in (failed, recordings_failure, teardown_failure, recordings_cleanup_failure, {}) if f is not None)
     error, cause = failure.outcome_of(first)
+    # The copy a failed teardown leaves is named, so the person reading the cause can find it.
+    copy = (restore or {}).get("target_instance") or (drill.get("plan") or {}).get("target_instance") or "the copy"
     if teardown_failure and first is not teardown_failure:
         t_error, t_cause = failure.explain(teardown_failure)
-        cleanup = f"teardown FAILED ({t_error}: {t_cause}); the daily sweep deletes the copy, or delete it by hand"
+        cleanup = f"teardown FAILED ({t_error}: {t_cause}); the daily sweep deletes {copy}, or delete it by hand"
     elif teardown_failure:
-        cleanup = "teardown FAILED (see the cause); the daily sweep deletes the copy, or delete it by hand"
+        cleanup = f"teardown FAILED (see the cause); the daily sweep deletes {copy}, or delete it by hand"
     elif teardown:
         cleanup = str(teardown.get("detail") or "teardown did not report")
     else:

@@ -70,8 +70,10 @@ def explain_rollback_failure(
 
     rollback_error, rollback_cause = failures.explain(rollback_failure)
     if plan is None and not failure:
-        # The rollback workflow's input check refused: nothing was touched, so the refusal stands as is.
-        return {"error": rollback_error, "cause": rollback_cause}
+        # The rollback workflow's input check refused: nothing was touched, so the refusal stands as is
+        # (a Step Functions name, such as a timeout, becomes the name a Fail state may raise).
+        error, cause = failures.outcome_of(rollback_failure)
+        return {"error": error, "cause": cause}
     parts = [
         f"rollback failed ({rollback_error}): {rollback_cause}"
         if rollback_error != "RollbackFailed"

@@ -37,7 +37,7 @@ def app_state(*records: dict[str, Any] | None, last_failure: dict[str, Any] | No
 
 def after_rename_back(failure: dict[str, Any] | None, plan: dict[str, Any], restart: dict[str, Any] | None) -> dict[str, str]:
     """Only reached once the app answered healthy on the original (the restart record says so)."""
-    error, cause = failures.explain(failure)
+    error, cause = failures.outcome_of(failure)  # the execution's error: never a States.* name
     copy = plan["temporary_instance"]
     left = (
         f"production {plan['production_instance']} is back under its name and the app is healthy on it; the restored copy is "

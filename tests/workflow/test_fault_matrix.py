@@ -1,0 +1,376 @@
+"""A fault at every Task of every workflow, and the guarantees hold after each.
+
+For each workflow scenario the success path runs once and its execution history lists the Task
+states it enters; then every such Task is faulted in turn:
+
+- crash: the handler fails on every attempt (`State=RuntimeError`);
+- crash-after-acting: the handler acts, then its answer is lost (`State=RuntimeError@after`);
+- timeout: the Task runs past its TimeoutSeconds (`State=States.Timeout`);
+- transient: Lambda's service fails once (`State=Lambda.ServiceException:1`); the Retry absorbs it
+  and the run succeeds. (The definitions retry only Lambda's own transient errors: a handler's
+  crash is a defect, not noise, so `RuntimeError:1` is a crash and is covered as one.)
+
+After each run tests/workflow/invariants.py checks the world: production present, available and
+unmodified; every host running and healthy on a database that answers; nothing created left
+unnamed; no lock; the journal record closed; a named error whose cause is true. Where a design
+reports a failure and SUCCEEDS, DOCUMENTED_SUCCESSES says so, with why.
+
+Cost: a world is reused while a run leaves it as it was built (`Capture.as_built`; after a failed
+restore, snapshot or drill that is asserted), and built afresh after a run that by design leaves
+something (a restored copy, a swap). The crash and crash-after-acting columns run in `make test`;
+timeout and transient are marked `faults_full` (`make faults`), see the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from restorectl.emulated_recordings import BAD_DEPLOY_AGO
+from restorectl.harness import Rehearsal, RehearsalOptions
+from restorectl.lambda_bridge import Injection
+from restorectl.localpg import LocalPostgres
+from restorectl.paths import LAMBDAS, STATEMACHINES
+from tests.workflow import invariants
+from tests.workflow.conftest import SOURCE
+
+pytestmark = pytest.mark.workflow
+
+# Small and quick: 200 calls rows, the shortest simulated restores, snapshots and renames that still loop.
+OPTIONS = {"calls_rows": 200, "restore_minutes": 2, "snapshot_minutes": 1, "rename_minutes": 1, "recordings": 10}
+REQUESTED_BY = "fault matrix"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    workflow: str
+    execution_input: Callable[[Rehearsal, dict[str, Any]], dict[str, Any]]
+    # Runs before the execution under test (a rollback needs production cut over first); returns what the input needs.
+    prepare: Callable[[Rehearsal], dict[str, Any]] = lambda _world: {}
+    # What the workflow documents for its own success, beyond "everything as it was".
+    on_success: Callable[[Rehearsal, dict[str, Any], Any], invariants.Expected] = lambda *_: invariants.Expected("SUCCEEDED")
+    on_failure: Callable[[Rehearsal, dict[str, Any]], invariants.Expected] = lambda *_: invariants.Expected("FAILED")
+    # Whether a failed run, by design, leaves the world exactly as it found it (then the next case reuses it).
+    failure_returns_to_start: bool = True
+
+
+def endpoint_of(instance_id: str) -> str:
+    import boto3
+
+    address: str = boto3.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["Endpoint"]["Address"]
+    return address
+
+
+def cut_over(world: Rehearsal) -> dict[str, Any]:
+    restored = world.run("restore", {"mode": "snapshot", "cutover": True, "requested_by": REQUESTED_BY})
+    assert restored.status == "SUCCEEDED", f"the cutover a rollback needs did not succeed: {restored.error}: {restored.cause}"
+    return {"target": restored.output["target_instance"]}
+
+
+def cutover_success(world: Rehearsal, _prepared: dict[str, Any], result: Any) -> invariants.Expected:
+    # The hosts now run on the validated copy, which the output names; the source is left as it was.
+    return invariants.Expected("SUCCEEDED", db_hosts_allowed=(result.output["endpoint"]["address"],))
+
+
+def rollback_success(_world: Rehearsal, prepared: dict[str, Any], _result: Any) -> invariants.Expected:
+    return invariants.Expected("SUCCEEDED", db_hosts_allowed=(endpoint_of(SOURCE),), deletes=(prepared["target"],))
+
+
+def rollback_failure(_world: Rehearsal, prepared: dict[str, Any]) -> invariants.Expected:
+    # From the stop on, a failed rollback starts the app again on the original (DESIGN: never left stopped);
+    # a failure of the delete step itself may come after the copy is gone, which the cause must then say.
+    return invariants.Expected("FAILED", db_hosts_allowed=(endpoint_of(SOURCE),), deletes=(prepared["target"],))
+
+
+def in_place_success(_world: Rehearsal, _prepared: dict[str, Any], _result: Any) -> invariants.Expected:
+    # The swap is the point: production's name now belongs to the validated copy, with production's settings.
+    return invariants.Expected("SUCCEEDED", production_replaced=True)
+
+
+def in_place_failure(_world: Rehearsal, _prepared: dict[str, Any]) -> invariants.Expected:
+    # A failure after the first rename renames back: the original is production again and says so with the
+    # production marker (DESIGN: production is fenced wherever it runs), keeping the provenance the swap
+    # wrote on it (which execution renamed it away, when). No other tag may change.
+    allowed = {
+        invariants.TAG_ROLE: invariants.ROLE_PRODUCTION,
+        invariants.TAG_SWAPPED_BY: invariants.THIS_EXECUTION,
+        invariants.TAG_SWAPPED_AT: None,
+    }
+    return invariants.Expected("FAILED", production_tags_allowed=allowed)
+
+
+def bad_deploy_time(world: Rehearsal) -> str:
+    return (world.clock.now() - BAD_DEPLOY_AGO).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+SCENARIOS = [
+    Scenario(
+        "restore-point-in-time",
+        "restore",
+        lambda *_: {"mode": "point-in-time", "restore_time": "latest", "requested_by": REQUESTED_BY},
+    ),
+    Scenario(
+        "restore-with-cutover",
+        "restore",
+        lambda *_: {"mode": "snapshot", "cutover": True, "requested_by": REQUESTED_BY},
+        on_success=cutover_success,
+    ),
+    Scenario("snapshot", "snapshot", lambda *_: {"reason": "pre-migration", "requested_by": REQUESTED_BY}),
+    Scenario(
+        "rollback-after-cutover",
+        "rollback",
+        lambda _world, prepared: {"restored_instance": prepared["target"], "requested_by": REQUESTED_BY},
+        prepare=cut_over,
+        on_success=rollback_success,
+        on_failure=rollback_failure,
+        # A failed rollback keeps the copy (it served production) and leaves the app on the original.
+        failure_returns_to_start=False,
+    ),
+    Scenario("drill", "drill", lambda *_: {"requested_by": REQUESTED_BY}),
+    Scenario(
+        "in-place-restore",
+        "in-place-restore",
+        lambda *_: {"confirm": SOURCE, "mode": "point-in-time", "reason": "fault matrix", "requested_by": REQUESTED_BY},
+        on_success=in_place_success,
+        on_failure=in_place_failure,
+        # After the first rename, renaming back marks the original as production (in_place_failure).
+        failure_returns_to_start=False,
+    ),
+    Scenario(
+        "recordings-restore",
+        "recordings-restore",
+        lambda world, _prepared: {"bucket": "irisx-recordings", "prefix": "recordings/", "as_of": bad_deploy_time(world)},
+        # A failure after the Map ran keeps what it restored (new current versions; re-running changes nothing more).
+        failure_returns_to_start=False,
+    ),
+]
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    spec: str  # `{state}` is the Task's name: the harness's --inject syntax
+    error: str
+    succeeds: bool = False
+    full_only: bool = False  # runs under `make faults`, not `make test`
+
+
+FAULTS = [
+    Fault("crash", "{state}=RuntimeError", "RuntimeError"),
+    Fault("crash-after-acting", "{state}=RuntimeError@after", "RuntimeError"),
+    Fault("timeout", "{state}=States.Timeout", "States.Timeout", full_only=True),
+    Fault("transient", "{state}=Lambda.ServiceException:1", "Lambda.ServiceException", succeeds=True, full_only=True),
+]
+
+# (workflow, state): why a fault there ends SUCCEEDED. Each is the workflow's own documented choice
+# (its Catch goes on to success), and the run is still held to every invariant of a success.
+END_RECORD = "the work is done; only the end record failed: ReleaseWithoutRecord releases the lock and notifies (README, journal)"
+DOCUMENTED_SUCCESSES: dict[tuple[str, str], str] = {
+    **{(workflow, "RecordSuccess"): END_RECORD for workflow in {s.workflow for s in SCENARIOS}},
+    ("restore", "ProtectNewProduction"): "the cutover is healthy; deletion protection on the new production is reported unconfirmed",
+    ("snapshot", "ApplyRetention"): "the snapshot is available; pruning old ones is housekeeping, retried by the next run",
+    ("in-place-restore", "ReportInPlaceRestore"): "the swap is done and healthy; only the report is missing (ReportUnavailable)",
+}
+# (workflow, state): a RUNNING journal record is the documented outcome: the end record is what failed,
+# and `restorectl status` shows the execution's real outcome beside it (README, journal).
+JOURNAL_STAYS_RUNNING = {(workflow, "RecordSuccess") for workflow in {s.workflow for s in SCENARIOS}}
+# (workflow, state): a failure there leaves something by design (named in the cause, which the invariants check).
+LEAVES_BY_DESIGN = {
+    ("drill", "TearDown"): "a teardown that fails leaves the copy to the daily drill sweep",
+    ("snapshot", "StartSnapshot"): "a snapshot whose start answer was lost is left to finish (it may become available)",
+    ("snapshot", "DescribeSnapshot"): "a snapshot still being taken is left to finish (it may become available)",
+}
+# (scenario, state, fault): a real defect the matrix found and this change does not fix.
+KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {}
+
+
+# ---------------------------------------------------------------------------------------- discovery
+
+
+def _discovery_key() -> str:
+    """Changes whenever anything that decides a success path could: the ASL, the handlers, the emulation, the scenarios."""
+    digest = hashlib.sha256()
+    roots = [STATEMACHINES, LAMBDAS / "restore_runbook", LAMBDAS.parent / "restorectl"]
+    for path in sorted(p for root in roots for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".sh", ".yaml")):
+        digest.update(path.as_posix().encode() + path.read_bytes())
+    digest.update(json.dumps(OPTIONS, sort_keys=True).encode() + open(__file__, "rb").read())
+    return digest.hexdigest()[:16]
+
+
+def tasks_entered(result: Any) -> list[str]:
+    """The Task states a run entered, in first-entered order, read from its execution history."""
+    seen: list[str] = []
+    for step in result.path:
+        if step["type"] == "Task" and step["state"] not in seen:
+            seen.append(step["state"])
+    return seen
+
+
+def run_success_paths(pg: LocalPostgres) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for scenario in SCENARIOS:
+        with Rehearsal(pg, RehearsalOptions(**OPTIONS)) as world:  # type: ignore[arg-type]
+            prepared = scenario.prepare(world)
+            result = world.run(scenario.workflow, scenario.execution_input(world, prepared))
+            if result.status != "SUCCEEDED":
+                raise RuntimeError(f"the fault matrix's {scenario.name} success path failed: {result.error}: {result.cause}")
+            found[scenario.name] = tasks_entered(result)
+    return found
+
+
+def discovered_tasks(config: pytest.Config) -> dict[str, list[str]]:
+    """Each scenario's Tasks, from a success run's history; kept in pytest's cache under a key of everything that shapes the path."""
+    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+    cache_key = f"fault_matrix/tasks/{_discovery_key()}"
+    cached = cache.get(cache_key, None) if cache is not None else None
+    if cached is None:
+        with LocalPostgres() as pg:
+            cached = run_success_paths(pg)
+        if cache is not None:
+            cache.set(cache_key, cached)
+    return dict(cached)
+
+
+def selects_workflow_tests(config: pytest.Config) -> bool:
+    """False when `-m` rules out every case here (`make test-unit`), so collecting does not run the success paths."""
+    expression = config.getoption("markexpr", "")
+    if not expression:
+        return True
+    try:
+        from _pytest.mark.expression import Expression
+    except ImportError:  # pytest moved it: discover anyway, only slower
+        return True
+    compiled = Expression.compile(expression)
+    return any(compiled.evaluate(lambda name, marks=marks: name in marks) for marks in ({"workflow"}, {"workflow", "faults_full"}))
+
+
+@dataclass(frozen=True)
+class Case:
+    scenario: str
+    state: str
+    fault: Fault
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario}/{self.state}/{self.fault.name}"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    if not selects_workflow_tests(metafunc.config):
+        metafunc.parametrize("case", [])
+        return
+    tasks = discovered_tasks(metafunc.config)
+    params = []
+    for scenario in SCENARIOS:
+        for state in tasks[scenario.name]:
+            for fault in FAULTS:
+                marks: list[Any] = [pytest.mark.faults_full] if fault.full_only else []
+                defect = KNOWN_DEFECTS.get((scenario.name, state, fault.name))
+                if defect:
+                    marks.append(pytest.mark.xfail(strict=True, reason=defect))
+                case = Case(scenario.name, state, fault)
+                params.append(pytest.param(case, id=case.id, marks=marks))
+    metafunc.parametrize("case", params)
+
+
+# ---------------------------------------------------------------------------------------- worlds
+
+
+@dataclass
+class Worlds:
+    """The world the current scenario's cases run in, reused while each run leaves it as it was built.
+
+    One at a time: moto's emulated AWS is one per process, so two open rehearsals would share it.
+    Cases are parametrized scenario by scenario, so each scenario builds its world once, and again
+    only after a run that by design leaves something behind.
+    """
+
+    pg: LocalPostgres
+    scenario: str | None = None
+    world: Rehearsal | None = None
+    start: invariants.Capture | None = None
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def world_for(self, scenario: str) -> tuple[Rehearsal, invariants.Capture]:
+        if scenario != self.scenario:
+            self.close()
+        if self.world is None or self.start is None:
+            self.world = self.stack.enter_context(Rehearsal(self.pg, RehearsalOptions(**OPTIONS)))  # type: ignore[arg-type]
+            self.scenario, self.start = scenario, invariants.capture(self.world)
+        return self.world, self.start
+
+    def done_with(self, keep: bool) -> None:
+        if not keep:
+            self.close()
+
+    def close(self) -> None:
+        self.stack.close()
+        self.scenario, self.world, self.start = None, None, None
+
+
+@pytest.fixture(scope="module")
+def worlds(local_pg: LocalPostgres) -> Iterator[Worlds]:
+    pool = Worlds(local_pg)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+# ---------------------------------------------------------------------------------------- the matrix
+
+
+def expected_outcome(scenario: Scenario, world: Rehearsal, prepared: dict[str, Any], case: Case, result: Any) -> invariants.Expected:
+    succeeds = case.fault.succeeds or (scenario.workflow, case.state) in DOCUMENTED_SUCCESSES
+    if not succeeds:
+        expected = scenario.on_failure(world, prepared)
+    elif result.status == "SUCCEEDED":
+        expected = scenario.on_success(world, prepared, result)
+    else:
+        expected = invariants.Expected("SUCCEEDED")  # it failed: the outcome invariant says so, with the cause
+    expected.journal_may_stay_running = not case.fault.succeeds and (scenario.workflow, case.state) in JOURNAL_STAYS_RUNNING
+    return expected
+
+
+def test_a_fault_at_any_task_leaves_production_serving_and_everything_accounted_for(worlds: Worlds, case: Case) -> None:
+    scenario = BY_NAME[case.scenario]
+    world, start = worlds.world_for(scenario.name)
+    keep = False
+    try:
+        prepared = scenario.prepare(world)
+        before = invariants.capture(world)
+        world.bridge.injections[:] = [Injection.parse(case.fault.spec.format(state=case.state))]
+        try:
+            clock_before, invocations_before = world.clock.waited_seconds, len(world.bridge.invocations)
+            execution_arn = world.start(scenario.workflow, scenario.execution_input(world, prepared))
+            result = world.follow(scenario.workflow, execution_arn, clock_before=clock_before, invocations_before=invocations_before)
+        finally:
+            world.bridge.injections.clear()
+
+        # The fault really happened at that Task (a case that faults nothing proves nothing).
+        faulted = [i for i in result.invocations if i["state"] == case.state and i["error"] == case.fault.error]
+        assert faulted, (
+            f"{case.state} was never faulted with {case.fault.error}; the run ended {result.status} ({result.error}: {result.cause}) "
+            f"along {result.states()}"
+        )
+
+        expected = expected_outcome(scenario, world, prepared, case, result)
+        broken = invariants.violations(
+            result, before, expected, execution_arn=execution_arn, injected=None if case.fault.succeeds else case.fault.error
+        )
+        assert not broken, f"{case.id} broke {len(broken)} invariant(s):\n- " + "\n- ".join(broken) + f"\npath: {result.states()}"
+        keep = invariants.capture(world).as_built(start)
+        if result.status == "FAILED" and scenario.failure_returns_to_start and (scenario.workflow, case.state) not in LEAVES_BY_DESIGN:
+            assert keep, f"{case.id}: a failed {scenario.name} must leave the world as it found it"
+    finally:
+        worlds.done_with(keep)
