@@ -49,7 +49,7 @@ class AbandonedExecutions(Construct):
                 iam.PolicyStatement(
                     actions=["dynamodb:Query"],
                     resources=[f"{journal.table.table_arn}/index/{INDEX}"],
-                    conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["LOCK"]}, "Null": {"dynamodb:LeadingKeys": "false"}},
+                    conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LOCK"]}, "Null": {"dynamodb:LeadingKeys": "false"}},
                 ),
                 *journal.publish_statements(),
                 # DescribeExecution: how an execution whose record reads RUNNING really ended.

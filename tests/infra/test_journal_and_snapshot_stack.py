@@ -82,8 +82,10 @@ def test_journal_writes_are_scoped_to_the_journal_table(synthesized: Synthesized
             if any(a.startswith("dynamodb:") for a in as_list(statement["Action"])):
                 # the table, or (for the recordings overlap check's Query on the locks) its own indexes
                 indexes = {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/*"]]}
-                assert statement["Resource"] in ({"Fn::GetAtt": [table_id, "Arn"]}, indexes), role
-                if statement["Resource"] == indexes:
+                # (the status-change function's Query of the locks by holder) its lock index only
+                lock_index = {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi1"]]}
+                assert statement["Resource"] in ({"Fn::GetAtt": [table_id, "Arn"]}, indexes, lock_index), role
+                if statement["Resource"] in (indexes, lock_index):
                     assert as_list(statement["Action"]) == ["dynamodb:Query"], role
 
 
@@ -152,8 +154,14 @@ def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Syn
         if handler_module(f["Properties"]["Handler"]) == "take_lock"
     }
     # restore's, rollback's, drill's, recordings-restore's and in-place-restore's lock, the sweep, the
-    # recordings overlap check (a lock's holder) and the recordings state machine (its children)
-    assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep, overlap, recordings_machine}
+    # recordings overlap check (a lock's holder), the recordings state machine (its children) and the
+    # status-change function (how an execution whose record reads RUNNING really ended)
+    status_change = next(
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in synthesized.of_type("AWS::Lambda::Function").values()
+        if handler_module(f["Properties"]["Handler"]) == "record_abandoned_execution"
+    )
+    assert roles_allowing(synthesized, "states:DescribeExecution") == {*lockers, sweep, overlap, recordings_machine, status_change}
     assert len(lockers) == 5
 
 
