@@ -34,7 +34,7 @@ test: setup  ## the whole suite: lint, types, unit, validation, workflow, infra
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p restore_runbook -p restorectl
-	$(BIN)/python -m pytest -m "not faults_full"
+	$(BIN)/python -m pytest -m "not faults_full" -n auto
 
 test-unit: setup
 	$(BIN)/python -m pytest -m unit

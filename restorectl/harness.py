@@ -514,8 +514,13 @@ def _log_history(workflow: str, events: list[dict[str, Any]], invocations: list[
     entered = {line.get("name") for line in kept if line["type"].endswith("StateEntered")}
     children = [{"state": i["state"], "error": i["error"]} for i in invocations if i.get("state") and i["state"] not in entered]
     record = {"workflow": workflow, "test": test, "events": kept, **({"map_children": children} if children else {})}
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(json.dumps(record) + "\n")
+    # One write(2) on an O_APPEND descriptor: parallel test workers appending to the same log never
+    # interleave their lines (a buffered file may split a long line into several writes).
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(descriptor)
 
 
 def _short(cause: Any, limit: int = 300) -> str:

@@ -2,7 +2,8 @@
 
 The harness appends one JSON line per finished execution to the file named in its
 REHEARSAL_HISTORY_LOG (subprocesses such as `python -m restorectl rehearse` inherit it). This
-session writes to a file of its own and, when it recorded anything, replaces
+session writes to a file of its own (its pytest-xdist workers append to the same one) and, when
+it recorded anything, replaces
 build/workflow-coverage/executions.jsonl with it, so a run of only the unit tests never wipes the
 last workflow run's report; `python scripts/workflow_coverage.py` re-reads that file.
 """
@@ -46,6 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") and os.environ.get(HISTORY_LOG_ENV):
+        # A pytest-xdist worker: it appends to the log the controlling session opened (inherited
+        # through the environment), and the controller alone reports and keeps it.
+        return
     final = coverage_script().DEFAULT_LOG
     final.parent.mkdir(parents=True, exist_ok=True)
     session_log = final.with_name(f"executions.{os.getpid()}.jsonl")

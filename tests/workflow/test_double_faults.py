@@ -162,7 +162,7 @@ def test_a_rollback_whose_restart_on_the_original_crashes_starts_the_app_on_the_
     target = a_cut_over_copy(world)
     then_inject(world, "CheckHealthOnOriginal=RuntimeError", "RestartAppOnOriginal=RuntimeError")
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then the app is started again on the copy the hosts used, and the rollback fails naming that
     assert (result.status, result.error) == ("FAILED", "RollbackFailed")
@@ -184,7 +184,7 @@ def test_a_rollback_whose_restart_on_the_copy_crashes_too_names_where_every_host
     block_connections(world, SOURCE)
     then_inject(world, f"{state}=RuntimeError")
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # Then it is explained right there, as RollbackFailed naming each host and its DB_HOST
     assert (result.status, result.error) == ("FAILED", "RollbackFailed")
@@ -205,7 +205,7 @@ def test_a_rollback_whose_end_record_and_release_fail_still_succeeds_and_is_reco
     target = a_cut_over_copy(world)
     then_inject(world, "RecordSuccess=RuntimeError", "ReleaseWithoutRecord=RuntimeError")
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     # The rollback did its work: the copy is gone (final snapshot kept), the app is back on the original
     assert result.status == "SUCCEEDED", result.cause
@@ -224,7 +224,7 @@ def test_a_rollback_failure_whose_explanation_fails_is_still_rollback_failed_and
     target = a_cut_over_copy(world)
     then_inject(world, f"{first}=RuntimeError", f"{explainer}=RuntimeError")
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     assert result.status == "FAILED"
     result.states()

@@ -126,7 +126,7 @@ SCENARIOS = [
     Scenario(
         "rollback-after-cutover",
         "rollback",
-        lambda _world, prepared: {"restored_instance": prepared["target"], "requested_by": REQUESTED_BY},
+        lambda _world, prepared: {"restored_instance": prepared["target"], "confirm": prepared["target"], "requested_by": REQUESTED_BY},
         prepare=cut_over,
         on_success=rollback_success,
         on_failure=rollback_failure,

@@ -63,7 +63,7 @@ def test_a_rollback_waits_for_the_stop_and_the_revert_to_finish_before_checking_
     target = a_cut_over_copy(world)
     world.app_hosts.command_polls = 2  # from here on, as a real SSM answers
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     assert result.status == "SUCCEEDED", result.cause
     assert went_round(result, "IsStopDone", "WaitForStop") >= 2
@@ -78,7 +78,7 @@ def test_a_rollback_waits_for_each_restart_when_it_falls_back_to_the_copy(rehear
     block_connections(world, SOURCE)
     world.app_hosts.command_polls = 2
 
-    result = world.run("rollback", {"restored_instance": target})
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
     assert (result.status, result.error) == ("FAILED", "RollbackFailed")
     assert went_round(result, "IsRestartOnOriginalDone", "WaitForRestartOnOriginal") >= 2
