@@ -178,6 +178,8 @@ DOCUMENTED_SUCCESSES: dict[tuple[str, str], str] = {
     ("restore", "ProtectNewProduction"): "the cutover is healthy; deletion protection on the new production is reported unconfirmed",
     ("snapshot", "ApplyRetention"): "the snapshot is available; pruning old ones is housekeeping, retried by the next run",
     ("in-place-restore", "ReportInPlaceRestore"): "the swap is done and healthy; only the report is missing (ReportUnavailable)",
+    ("restore", "CarryMonitoringOver"): "the cutover is healthy; alarms not carried over are reported with what to do by hand",
+    ("rollback", "CarryMonitoringBack"): "the app is healthy on the original and the copy is deleted; leftover alarms are reported",
 }
 # (workflow, state): a RUNNING journal record is the documented outcome: the end record is what failed,
 # and `restorectl status` shows the execution's real outcome beside it (README, journal).
