@@ -306,7 +306,7 @@ def test_a_drill_whose_teardown_fails_is_a_failed_drill_and_the_sweep_removes_it
     (copy,) = [i for i in instance_ids(result.world) if i.startswith(DRILL_PREFIX)]
     (record,) = drill_records(result)
     assert record["result"]["torn_down"] is False and "teardown FAILED" in record["left_behind"]
-    assert "daily sweep deletes the copy" in record["left_behind"]
+    assert f"daily sweep deletes {DRILL_PREFIX}" in record["left_behind"], "the copy left to the sweep is named"
 
     report = run_sweep()
 

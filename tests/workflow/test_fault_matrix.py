@@ -164,7 +164,9 @@ class Fault:
 
 
 FAULTS = [
-    Fault("crash", "{state}=RuntimeError", "RuntimeError"),
+    # make test runs the crash after acting at every Task (the harsher: the step's effects happened,
+    # its answer did not); the other three columns run in make faults, to keep CI within its time.
+    Fault("crash", "{state}=RuntimeError", "RuntimeError", full_only=True),
     Fault("crash-after-acting", "{state}=RuntimeError@after", "RuntimeError"),
     Fault("timeout", "{state}=States.Timeout", "States.Timeout", full_only=True),
     Fault("transient", "{state}=Lambda.ServiceException:1", "Lambda.ServiceException", succeeds=True, full_only=True),

@@ -77,14 +77,14 @@ def test_a_success_whose_status_change_was_lost_is_closed_by_restorectl_status(r
 
 
 def test_a_drill_whose_end_record_failed_has_its_lock_released_by_the_reconciler(rehearsal):
-    # Given a drill whose end record cannot be written (its definition goes straight to SucceededWithoutJournal)
-    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["RecordSuccess=RuntimeError"])
+    # Given a drill whose end record cannot be written, nor its lock released without it
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["RecordSuccess=RuntimeError", "ReleaseWithoutRecord=RuntimeError"])
 
     result = world.run("drill", {"requested_by": "scheduler"})
 
     # Then the drill succeeded and tore its copy down
     assert result.status == "SUCCEEDED", result.cause
-    assert result.states()[-2:] == ["RecordSuccess", "SucceededWithoutJournal"]
+    assert result.states()[-3:] == ["RecordSuccess", "ReleaseWithoutRecord", "SucceededWithoutJournal"]
     assert [i["id"] for i in result.world["db_instances"]] == [SOURCE]
     # And the reconciler closed the record and released the drill's lock, which nothing else would have
     (record,) = executions(result, "drill")
@@ -113,15 +113,21 @@ def test_a_failure_whose_end_record_failed_is_closed_failed_with_its_error_and_n
 
 
 def test_an_in_place_restore_whose_end_record_failed_has_its_lock_on_production_released_by_the_reconciler(rehearsal):
-    # Given an in-place restore that succeeds, whose end record cannot be written (its definition goes
-    # straight to SucceededWithoutJournal, holding the lock on production)
-    world = rehearsal(calls_rows=300, restore_minutes=3, snapshot_minutes=2, rename_minutes=2, inject=["RecordSuccess=RuntimeError"])
+    # Given an in-place restore that succeeds, whose end record cannot be written, nor its lock on
+    # production released without it
+    world = rehearsal(
+        calls_rows=300,
+        restore_minutes=3,
+        snapshot_minutes=2,
+        rename_minutes=2,
+        inject=["RecordSuccess=RuntimeError", "ReleaseWithoutRecord=RuntimeError"],
+    )
 
     result = world.run("in-place-restore", {"confirm": SOURCE, "mode": "point-in-time", "reason": "bad migration"})
 
     # Then production runs on the validated copy and the app serves
     assert result.status == "SUCCEEDED", result.cause
-    assert result.states()[-2:] == ["RecordSuccess", "SucceededWithoutJournal"]
+    assert result.states()[-3:] == ["RecordSuccess", "ReleaseWithoutRecord", "SucceededWithoutJournal"]
     assert {h["health"] for h in result.world["app_hosts"]} == {"connected"}
     # And the reconciler closed the record, released production's lock, and announced the success the workflow could not
     (record,) = executions(result, "in-place-restore")
@@ -133,14 +139,14 @@ def test_an_in_place_restore_whose_end_record_failed_has_its_lock_on_production_
 
 
 def test_a_recordings_restore_whose_end_record_failed_has_its_prefix_lock_released_by_the_reconciler(rehearsal):
-    world = rehearsal(inject=["RecordSuccess=RuntimeError"])
+    world = rehearsal(inject=["RecordSuccess=RuntimeError", "ReleaseWithoutRecord=RuntimeError"])
 
     result = world.run(
         "recordings-restore", {"bucket": "irisx-recordings", "prefix": "recordings/", "undelete_after": "2025-10-20T00:00:00Z"}
     )
 
     assert result.status == "SUCCEEDED", result.cause
-    assert result.states()[-2:] == ["RecordSuccess", "SucceededWithoutJournal"]
+    assert result.states()[-3:] == ["RecordSuccess", "ReleaseWithoutRecord", "SucceededWithoutJournal"]
     (record,) = executions(result, "recordings-restore")
     assert record["outcome"] == "SUCCEEDED" and record["reconciled"]["was"] == "RUNNING"
     assert record["lock_release"] == "released the lock on s3://irisx-recordings/recordings/"
