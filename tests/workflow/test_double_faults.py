@@ -474,3 +474,21 @@ def test_a_recordings_plan_that_vanished_before_the_apply_fails_the_restore_by_n
     assert locks(result) == []
     (record,) = executions(result, "recordings-restore")
     assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", result.error, result.cause)
+
+
+def test_a_failed_drill_whose_end_record_fails_still_fails_with_its_own_error_and_is_reconciled(rehearsal):
+    # Given a drill whose restore RDS fails, and a failure-record step that fails too
+    world = rehearsal(**QUICK, restore_outcome="incompatible-parameters", inject=["RecordFailure=RuntimeError"])
+
+    result = world.run("drill", {"requested_by": "scheduler"})
+
+    # Then the drill fails with the error that ended it, not the journal's, through RecordFailure's catch
+    assert (result.status, result.error) == ("FAILED", "RestoreFailed")
+    assert went(result, "RecordFailure", "DrillFailed")
+    assert failed_at(result, "RecordFailure") == ["RuntimeError"]
+    # And its copy is gone, and the status-change function closed the record and released the drill's lock
+    assert instance_ids(result.world) == [SOURCE]
+    assert locks(result) == []
+    (record,) = executions(result, "drill")
+    assert (record["outcome"], record["error"]) == ("FAILED", "RestoreFailed")
+    assert record["reconciled"]["was"] == "RUNNING"

@@ -17,7 +17,7 @@ reports a failure and SUCCEEDS, DOCUMENTED_SUCCESSES says so, with why.
 
 Cost: a world is reused while a run leaves it as it was built (`Capture.as_built`; after a failed
 restore, snapshot or drill that is asserted), and built afresh after a run that by design leaves
-something (a restored copy, a swap). The crash and crash-after-acting columns run in `make test`;
+something (a restored copy, a swap). The crash-after-acting column runs in `make test`; crash,
 timeout and transient are marked `faults_full` (`make faults`), see the README.
 """
 
