@@ -207,12 +207,58 @@ def test_undelete_deletes_only_the_marker_version(s3: Any) -> None:
 def test_undelete_refuses_to_delete_a_version_that_is_not_a_marker(s3: Any) -> None:
     v1 = s3.put_object(Bucket=BUCKET, Key="recordings/3/4.wav", Body=b"one")["VersionId"]
     v2 = s3.put_object(Bucket=BUCKET, Key="recordings/3/4.wav", Body=b"two")["VersionId"]
+    marker = s3.delete_object(Bucket=BUCKET, Key="recordings/3/4.wav")["VersionId"]
 
-    # A corrupted plan names a recording's version as a marker
-    outcome = apply.apply_entry(s3, BUCKET, {"key": "recordings/3/4.wav", "action": "undelete", "markers": [v2], "restores": v1})
+    # A corrupted plan names a recording's version among the markers of a deleted key
+    entry = {"key": "recordings/3/4.wav", "action": "undelete", "markers": [marker, v2], "restores": v1}
+    outcome = apply.apply_entry(s3, BUCKET, entry)
 
     assert outcome["outcome"] == "failed" and "UnsafeOperation" in outcome["reason"] and "not a delete marker" in outcome["reason"]
     assert sorted(all_versions(s3, "recordings/3/4.wav")[0]) == sorted([v1, v2])
+
+
+def test_undelete_of_a_key_written_again_since_the_plan_removes_no_marker(s3: Any) -> None:
+    # Given a key deleted when planned, then uploaded again before the apply
+    v1 = s3.put_object(Bucket=BUCKET, Key="recordings/3/5.wav", Body=b"one")["VersionId"]
+    marker = s3.delete_object(Bucket=BUCKET, Key="recordings/3/5.wav")["VersionId"]
+    v2 = s3.put_object(Bucket=BUCKET, Key="recordings/3/5.wav", Body=b"new call")["VersionId"]
+
+    outcome = apply.apply_entry(s3, BUCKET, {"key": "recordings/3/5.wav", "action": "undelete", "markers": [marker], "restores": v1})
+
+    # Then nothing is deleted, the new upload stays current, and the outcome says why
+    assert outcome["outcome"] == "failed" and f"written again since the plan (now version {v2})" in outcome["reason"]
+    assert sorted(all_versions(s3, "recordings/3/5.wav")[0]) == sorted([v1, v2])
+    assert s3.get_object(Bucket=BUCKET, Key="recordings/3/5.wav")["Body"].read() == b"new call"
+
+
+@pytest.mark.parametrize("since", ["uploaded", "deleted"])
+def test_a_copy_over_a_key_changed_since_the_plan_is_refused_and_the_newer_recording_stays_current(s3: Any, since: str) -> None:
+    # Given a plan made when v2 was current, to bring back v1
+    key = f"recordings/3/changed-{since}.wav"
+    v1 = s3.put_object(Bucket=BUCKET, Key=key, Body=b"good")["VersionId"]
+    v2 = s3.put_object(Bucket=BUCKET, Key=key, Body=b"bad deploy")["VersionId"]
+    entry = {"key": key, "action": "copy", "version_id": v1, "size": 4, "planned_current": v2}
+    # And a new call recorded onto the key (or the key deleted) after the plan
+    if since == "uploaded":
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"a new call")
+    else:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+    versions_before = all_versions(s3, key)
+
+    outcome = apply.apply_entry(s3, BUCKET, entry)
+
+    # Then nothing is copied over what was written since, and the outcome says what changed
+    assert outcome["outcome"] == "failed" and "the key changed since the plan" in outcome["reason"]
+    assert f"it was {v2}" in outcome["reason"]
+    assert all_versions(s3, key) == versions_before
+
+    # While the plan's own view still holds, the copy is made
+    fresh = f"recordings/3/unchanged-{since}.wav"
+    w1 = s3.put_object(Bucket=BUCKET, Key=fresh, Body=b"good")["VersionId"]
+    w2 = s3.put_object(Bucket=BUCKET, Key=fresh, Body=b"bad deploy")["VersionId"]
+    applied = apply.apply_entry(s3, BUCKET, {"key": fresh, "action": "copy", "version_id": w1, "size": 4, "planned_current": w2})
+    assert applied["outcome"] == "applied"
+    assert s3.get_object(Bucket=BUCKET, Key=fresh)["Body"].read() == b"good"
 
 
 def test_hide_adds_a_marker_and_deletes_nothing(s3: Any) -> None:

@@ -67,6 +67,9 @@ def test_each_key_gets_the_rollback_tables_action(versions: list[str], expected:
     assert outcome == expected
     if expected == plan.COPY:
         assert entry["version_id"] == restores and entry["action"] == "copy"
+        # what the key held when planned, so the apply copies over nothing written since
+        current = versions[0].rstrip("<>")
+        assert entry["planned_current"] == (None if current.startswith("DM") else current)
     if expected == plan.UNDELETE_ACTION:
         assert entry["restores"] == restores
         assert entry["markers"] == [v.rstrip("<>") for v in versions if v.startswith("DM") and v.endswith(">")]

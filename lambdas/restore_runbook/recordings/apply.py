@@ -139,6 +139,9 @@ def copy_version(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
     restored = already_restored(current, head, version_id)
     if restored:
         return {"outcome": SKIPPED, "reason": restored, "bytes": 0}
+    changed = changed_since_plan(current, entry)
+    if changed:
+        return {"outcome": FAILED, "reason": changed}
     # HEAD leaves StorageClass out for STANDARD; CopyObject would silently make every copy STANDARD.
     storage_class = str(head.get("StorageClass") or "STANDARD")
     if storage_class in NEEDS_RETRIEVAL:
@@ -171,11 +174,37 @@ def copy_version(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def changed_since_plan(current: dict[str, Any] | None, entry: dict[str, Any]) -> str | None:
+    """Why the copy must not be made: the key got a new version (or was deleted) after planning.
+
+    Copying would make that newer recording noncurrent, and the bucket's noncurrent-version
+    expiration would delete it for good days later. A plan from before the field existed has no
+    `planned_current` and is applied as planned."""
+    if "planned_current" not in entry:
+        return None
+    now = None if current is None else str(current.get("VersionId") or "") or None
+    if now == entry["planned_current"]:
+        return None
+    was = entry["planned_current"] or "deleted (a delete marker)"
+    found = now or "deleted (a delete marker)"
+    return (
+        f"the key changed since the plan (it was {was}, it is now {found}): not copied, so nothing written since is "
+        "superseded; run the restore again to plan from what is there now"
+    )
+
+
 def undelete(s3: Any, bucket: str, entry: dict[str, Any]) -> dict[str, Any]:
     key = entry["key"]
     current = _head(s3, bucket, key)
     if current is not None and current.get("VersionId") == entry["restores"]:
         return {"outcome": SKIPPED, "reason": "already undeleted", "bytes": 0}
+    if current is not None:
+        # Someone wrote the key again after the plan: it is no longer deleted, and removing the
+        # markers beneath the new version would change its history for nothing.
+        return {
+            "outcome": FAILED,
+            "reason": f"the key was written again since the plan (now version {current.get('VersionId')}): no marker removed",
+        }
     removed = []
     for marker in entry["markers"]:
         kind = _is_delete_marker(s3, bucket, key, marker)

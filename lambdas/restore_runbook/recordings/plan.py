@@ -115,7 +115,8 @@ def decide(key: str, history: list[Item], request: RecordingsRequest) -> tuple[s
         }
     if _same_content(current, at_time):
         return SAME_CONTENT, {"key": key, "version_id": at_time.version_id}
-    return COPY, _copy(key, at_time)
+    # What the key held at planning: the apply refuses to copy over anything written since.
+    return COPY, _copy(key, at_time, planned_current=None if current.marker else current.version_id)
 
 
 # ---------------------------------------------------------------------------------------- listing
@@ -361,7 +362,11 @@ def _plan_one_version(request: RecordingsRequest, progress: dict[str, Any], entr
     if current is not None and str(current.get("ETag")) == source.etag and int(current.get("ContentLength") or 0) == source.size:
         outcome, entry = SAME_CONTENT, {"key": request.target_key, "version_id": request.version_id}
     else:
-        outcome, entry = COPY, _copy(request.key, source, target_bucket=request.target_bucket, target_key=request.target_key)
+        planned_current = None if current is None else str(current.get("VersionId") or "") or None
+        outcome, entry = (
+            COPY,
+            _copy(request.key, source, target_bucket=request.target_bucket, target_key=request.target_key, planned_current=planned_current),
+        )
     _count(totals, outcome, entry)
     (entries if outcome in ACTIONS else left).append(entry if outcome in ACTIONS else {**entry, "left_as_is": outcome})
 
