@@ -75,7 +75,8 @@ class RollbackWorkflow(RegisteredWorkflow):
             "carry_monitoring_back": monitoring_step(self.settings, carry_over=False),
             "check_app_health": hosts.step(send=(ssm_documents.APP_CONTROL,), read=True),
             # After a failure past pm2 stop: the app restarted on the original, else on the copy (its endpoint read from RDS).
-            "restart_app": hosts.step(send=(ssm_documents.SET_DB_HOST,), extra=(describe_db,), acknowledgements=describe_ack),
+            # Finds the hosts again: one listed before the stop may have been replaced since.
+            "restart_app": hosts.step(send=(ssm_documents.SET_DB_HOST,), find=True, extra=(describe_db,), acknowledgements=describe_ack),
             # Looks before it speaks: the copy as RDS shows it, and the restarts' results on each host.
             "explain_rollback_failure": hosts.step(read=True, extra=(describe_db,), acknowledgements=describe_ack),
         }

@@ -95,3 +95,37 @@ def test_a_host_that_cannot_restart_anywhere_is_named_as_possibly_stopped(rehear
     healthy = world.app_hosts.hosts[0]
     assert f"{healthy.instance_id}: DB_HOST={source_host}, app restarted" in result.cause
     assert hosts_of(result)[0] == (source_host, "connected")
+
+
+def test_a_host_terminated_after_the_stop_does_not_keep_the_recovery_from_starting_the_others(rehearsal):
+    import json
+
+    import boto3
+
+    # Given production cut over to a copy, a rollback whose stop is lost after acting, and one API
+    # host terminated while the app is stopped (its autoscaling group replaced it)
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["StopApp=RuntimeError@after"])
+    target = a_cut_over_copy(world)
+    gone = next(h for h in world.app_hosts.hosts if h.name == "irisx-api-2")
+    answer = world.bridge.answer
+
+    def terminate_before_the_recovery(function_name: str, body: Any, headers: Any) -> bytes:
+        if json.loads(body or "{}").get("context", {}).get("state") == "RestartAppOnOriginal":
+            boto3.client("ec2").terminate_instances(InstanceIds=[gone.instance_id])
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = terminate_before_the_recovery  # type: ignore[method-assign]
+
+    result = world.run("rollback", {"restored_instance": target, "confirm": target, "requested_by": "on-call: ana"})
+
+    # Then the recovery restarts the app on the host still running, healthy on the original
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert "RestartAppOnCopy" not in result.states()
+    serving = [h for h in result.world["app_hosts"] if h["name"] == "irisx-api-1"]
+    assert [(h["db_host"], h["health"]) for h in serving] == [(endpoint_of(SOURCE), "connected")]
+    (restart,) = [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in result.history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "RestartAppOnOriginal"
+    ]
+    assert restart["recovery_original"]["hosts_gone"] == [gone.instance_id]
