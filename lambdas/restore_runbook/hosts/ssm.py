@@ -54,6 +54,15 @@ def still_running(hosts: list[str]) -> list[str]:
     return sorted(found)
 
 
+def serving_now(planned: list[str], settings: RunbookSettings) -> tuple[list[str], list[str]]:
+    """(the hosts to command now, those of `planned` gone since): the planned hosts still running and
+    any tagged since. A step that restarts the app long after its plan listed the hosts uses this: a
+    host terminated meanwhile (replaced by its autoscaling group while the app was stopped) would
+    make SSM refuse the whole command and leave the others stopped."""
+    hosts = sorted(set(still_running(planned)) | set(find_hosts(settings)))
+    return hosts, sorted(set(planned) - set(hosts))
+
+
 def send(document: str, hosts: list[str], parameters: dict[str, str], comment: str) -> dict[str, Any]:
     response = aws.client("ssm").send_command(
         DocumentName=document,

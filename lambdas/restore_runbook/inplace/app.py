@@ -14,13 +14,10 @@ from restore_runbook.settings import RunbookSettings
 
 
 def start_app(plan: dict[str, Any], why: str, settings: RunbookSettings) -> dict[str, Any]:
-    """Start the app on the hosts that serve now. The hosts were listed before the stop, which can be
-    many minutes earlier: one terminated since (an autoscaling group replacing hosts that failed
-    their health checks while the app was stopped) would make SSM refuse the whole command and
-    leave every other host stopped; a replacement started since must serve the same database."""
+    """Start the app on the hosts that serve now (ssm.serving_now): the plan listed them before the
+    stop, many minutes earlier; a replacement started since must serve the same database."""
     planned = list(plan["hosts"])
-    hosts = sorted(set(ssm.still_running(planned)) | set(ssm.find_hosts(settings)))
-    gone = sorted(set(planned) - set(hosts))
+    hosts, gone = ssm.serving_now(planned, settings)
     if not hosts:
         raise CutoverFailed(f"none of the app hosts ({', '.join(planned) or 'none'}) is running any more, and no host carries the app tag")
     endpoint = plan["production_endpoint"]["address"]

@@ -37,16 +37,11 @@ def database_for(plan: dict[str, Any], target: str) -> str:
 
 
 def restart_on(plan: dict[str, Any], target: str, settings: RunbookSettings) -> dict[str, Any]:
-    """Point every host that serves now at `target`'s database and restart the app (set-db-host).
-
-    The hosts planned for, those still running, and any tagged since: one terminated meanwhile
-    (replaced by its autoscaling group while the app was stopped) would make SSM refuse the whole
-    command and leave the others stopped."""
+    """Point every host that serves now (ssm.serving_now) at `target`'s database and restart the app (set-db-host)."""
     planned = list(plan["hosts"])
-    hosts = sorted(set(ssm.still_running(planned)) | set(ssm.find_hosts(settings)))
+    hosts, gone = ssm.serving_now(planned, settings)
     if not hosts:
         raise RollbackFailed(f"none of the app hosts ({', '.join(planned) or 'none'}) is running any more, and no host carries the app tag")
     db_host = database_for(plan, target)
     command = ssm.set_db_host(hosts, db_host, settings, f"irisx-restore rollback recovery: restart on the {target} database")
-    gone = sorted(set(planned) - set(hosts))
     return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, target=target, db_host=db_host, hosts_gone=gone)
