@@ -210,6 +210,40 @@ def test_rows_deleted_from_the_source_since_do_not_fail_the_copy(local_pg, sourc
     assert "rows deleted from the source since (or their timestamp changed), so the counts cannot be compared" in counts["detail"]
 
 
+def test_the_source_count_at_the_restore_point_leaves_out_rows_after_it_and_rows_without_a_time(local_pg, source_db, make_copy, target):
+    # Given a table whose recency column may be NULL: the source holds rows before the restore
+    # point, rows after it and rows with no time at all; the copy holds the rows before the point
+    source = make_copy()
+    copy = make_copy(restore_point=RESTORE_POINT)
+    for dbname in (source, copy):
+        execute(local_pg, dbname, "CREATE TABLE notes (id bigserial PRIMARY KEY, created_at timestamptz)")
+        execute(local_pg, dbname, "CREATE INDEX notes_created_at_idx ON notes (created_at)")
+        execute(
+            local_pg,
+            dbname,
+            "INSERT INTO notes (created_at) SELECT %s - make_interval(mins => n) FROM generate_series(1, 40) AS n",
+            (RESTORE_POINT,),
+        )
+    execute(
+        local_pg,
+        source,
+        "INSERT INTO notes (created_at) SELECT %s + make_interval(mins => n) FROM generate_series(1, 7) AS n",
+        (RESTORE_POINT,),
+    )
+    execute(local_pg, source, "INSERT INTO notes (created_at) SELECT NULL FROM generate_series(1, 5)")
+
+    # When the copy is validated against that source
+    report = validate(target(copy), target(source), tables=["notes"])
+
+    # Then the source's count at the restore point is the 40 rows at or before it, as
+    # `created_at <= point` counts them, and the copy's count matches it
+    direct = execute(local_pg, source, "SELECT count(*) FROM notes WHERE created_at <= %s", (RESTORE_POINT,))[0][0]
+    counts = by_name(report)["row_counts"]["values"]
+    assert direct == 40
+    assert counts["source_counts_at_restore_point"] == {"notes": 40}
+    assert counts["counts"] == {"notes": 40} and counts["tables"]["notes"]["against_source"] == "matches"
+
+
 def test_hostile_table_names_are_quoted_never_executed(local_pg, source_db, make_copy, target):
     # Given a table literally named like an injection, next to the real tables
     copy = make_copy(restore_point=RESTORE_POINT)
