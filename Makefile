@@ -34,7 +34,7 @@ test: setup  ## the whole suite: lint, types, unit, validation, workflow, infra
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p restore_runbook -p restorectl
-	$(BIN)/python -m pytest -m "not faults_full" -n auto
+	$(BIN)/python -m pytest -m "not faults_full" -n auto --durations=15
 
 test-unit: setup
 	$(BIN)/python -m pytest -m unit
