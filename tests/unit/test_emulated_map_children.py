@@ -80,3 +80,24 @@ def test_an_unchecked_moto_version_is_refused_instead_of_silently_losing_the_chi
     with pytest.raises(UncheckedMotoVersion, match=r"checked against moto 5\.2\.5, not 5\.3\.0"), MapChildren().installed():
         pass
     assert emulated_map_children.CHECKED_MOTO_VERSIONS == ("5.2.5",)
+
+
+def test_the_coverage_log_line_carries_each_child_history_reduced_like_the_parents(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    from restorectl import harness
+
+    _parent, children = run([{"bad": True}])
+    log = tmp_path / "executions.jsonl"
+    monkeypatch.setenv(harness.HISTORY_LOG_ENV, str(log))
+    runs = [
+        harness.MapChildRun(map_state=c["map"], index=c["index"], path=harness.path_from_history(c["events"]), history=c["events"])
+        for c in children
+    ]
+
+    harness._log_history("mapped", [], runs)
+
+    (line,) = log.read_text().splitlines()
+    (logged,) = json.loads(line)["map_children_histories"]
+    assert logged["map"] == "Each" and logged["index"] == 0
+    assert [e.get("name") for e in logged["events"] if e["type"].endswith("StateEntered")] == ["IsBad", "Broke"]
+    assert json.loads(logged["events"][0]["input"]) == {"bad": True}  # a Choice's input, to tell branches apart
+    assert runs[0].states() == ["IsBad", "Broke"]
