@@ -28,6 +28,7 @@ from unittest import mock
 
 from restorectl import emulated_monitoring, emulated_sfn
 from restorectl.emulated_journal import EmulatedJournal
+from restorectl.emulated_map_children import MapChildren
 from restorectl.emulated_rds import EmulatedRds
 from restorectl.emulated_renames import EmulatedRenames
 from restorectl.lambda_bridge import Injection, Interruption, LambdaBridge, function_name_for, load_manifest
@@ -98,6 +99,19 @@ class RehearsalOptions:
 
 
 @dataclass
+class MapChildRun:
+    """One Distributed Map child (an execution of its own in AWS): the item it ran and its own path."""
+
+    map_state: str
+    index: int
+    path: list[dict[str, Any]]
+    history: list[dict[str, Any]] = field(repr=False, default_factory=list)
+
+    def states(self) -> list[str]:
+        return [step["state"] for step in self.path]
+
+
+@dataclass
 class RehearsalResult:
     workflow: str
     status: str
@@ -113,6 +127,8 @@ class RehearsalResult:
     abandoned: dict[str, Any] | None = None
     # What the same function did for a SUCCEEDED or FAILED one whose record still read RUNNING.
     reconciled: dict[str, Any] | None = None
+    # Each Distributed Map child's own run (restorectl/emulated_map_children.py); moto's history has none of it.
+    map_children: list[MapChildRun] = field(repr=False, default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -129,6 +145,10 @@ class RehearsalResult:
 
     def states(self) -> list[str]:
         return [step["state"] for step in self.path]
+
+    def child_paths(self, map_state: str) -> list[list[str]]:
+        """The states each child of the Distributed Map `map_state` entered, in item order."""
+        return [child.states() for child in self.map_children if child.map_state == map_state]
 
 
 def lambda_environment(overrides: dict[str, str]) -> dict[str, str]:
@@ -175,6 +195,7 @@ class Rehearsal:
         self.state_machines: dict[str, str] = {}
         self.extra_reporters: list[Callable[[], dict[str, Any]]] = []
         self.journal = EmulatedJournal(REGION, ACCOUNT)
+        self.map_children = MapChildren()
 
     # ------------------------------------------------------------------ set-up and tear-down
 
@@ -221,6 +242,7 @@ class Rehearsal:
         enter(emulated_monitoring.installed())
         enter(self.bridge.installed())
         enter(emulated_sfn.installed())
+        enter(self.map_children.installed())
         enter(self._database_routing())
         self._stack.callback(self.rds.teardown)
         self._seed()
@@ -388,7 +410,11 @@ class Rehearsal:
         status_change = self._report_status_change(dict(description)) if self.options.deliver_status_changes else None
         abandoned = status_change if status in ("ABORTED", "TIMED_OUT") else None
         reconciled = status_change if status in ("SUCCEEDED", "FAILED") and (status_change or {}).get("reconciled") else None
-        _log_history(workflow, history, self.bridge.invocations[invocations_before:])
+        children = [
+            MapChildRun(map_state=c["map"], index=c["index"], path=path_from_history(c["events"]), history=c["events"])
+            for c in self.map_children.of(execution_arn)
+        ]
+        _log_history(workflow, history, children)
         return RehearsalResult(
             workflow=workflow,
             status=status,
@@ -402,6 +428,7 @@ class Rehearsal:
             history=history,
             abandoned=abandoned,
             reconciled=reconciled,
+            map_children=children,
         )
 
     def interrupt(self, execution_arn: str, status: str) -> None:
@@ -497,23 +524,18 @@ class Rehearsal:
         return world
 
 
-def _log_history(workflow: str, events: list[dict[str, Any]], invocations: list[dict[str, Any]]) -> None:
+def _log_history(workflow: str, events: list[dict[str, Any]], children: list[MapChildRun]) -> None:
     path = os.environ.get(HISTORY_LOG_ENV)
     if not path:
         return
     # pytest names the running test in PYTEST_CURRENT_TEST ("<node id> (call)"); outside pytest it is absent.
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] or None
-    kept = []
-    for event in events:
-        details = next((v for k, v in event.items() if k.endswith("EventDetails")), None) or {}
-        line = {"type": event["type"], **{key: details[key] for key in ("name", "error") if key in details}}
-        if event["type"] == "ChoiceStateEntered":
-            line["input"] = details.get("input")  # which Choice rule matched, when two branches share a target
-        kept.append(line)
-    # moto's history has no events for a Map's children; the bridge saw which Task each invoke was for.
-    entered = {line.get("name") for line in kept if line["type"].endswith("StateEntered")}
-    children = [{"state": i["state"], "error": i["error"]} for i in invocations if i.get("state") and i["state"] not in entered]
-    record = {"workflow": workflow, "test": test, "events": kept, **({"map_children": children} if children else {})}
+    record: dict[str, Any] = {"workflow": workflow, "test": test, "events": _coverage_events(events)}
+    if children:
+        # Each child is a flow of its own inside its Map's ItemProcessor: the report reads it apart from the parent's.
+        record["map_children_histories"] = [
+            {"map": child.map_state, "index": child.index, "events": _coverage_events(child.history)} for child in children
+        ]
     # One write(2) on an O_APPEND descriptor: parallel test workers appending to the same log never
     # interleave their lines (a buffered file may split a long line into several writes).
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -521,6 +543,18 @@ def _log_history(workflow: str, events: list[dict[str, Any]], invocations: list[
         os.write(descriptor, (json.dumps(record) + "\n").encode())
     finally:
         os.close(descriptor)
+
+
+def _coverage_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History events reduced to what the coverage report reads: type, state name, error, a Choice's input."""
+    kept = []
+    for event in events:
+        details = next((v for k, v in event.items() if k.endswith("EventDetails")), None) or {}
+        line = {"type": event["type"], **{key: details[key] for key in ("name", "error") if key in details}}
+        if event["type"] == "ChoiceStateEntered":
+            line["input"] = details.get("input")  # which Choice rule matched, when two branches share a target
+        kept.append(line)
+    return kept
 
 
 def _short(cause: Any, limit: int = 300) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import threading
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from restorectl.paths import FUNCTIONS_MANIFEST
 TASK_TIMEOUT = "States.Timeout"
 # What Lambda itself reports for a function that runs past its configured timeout.
 FUNCTION_TIMEOUT = "Sandbox.Timedout"
+# A Distributed Map's children invoke from several threads at once: `STATE=ERROR:1` must fire once, not once per thread.
+_COUNTING = threading.Lock()
 
 
 @dataclass
@@ -41,10 +44,11 @@ class Injection:
     after: bool = False
 
     def fires(self) -> bool:
-        if self.times is None or self.used < self.times:
-            self.used += 1
-            return True
-        return False
+        with _COUNTING:
+            if self.times is None or self.used < self.times:
+                self.used += 1
+                return True
+            return False
 
     @classmethod
     def parse(cls, text: str) -> Injection:

@@ -4,7 +4,8 @@
 
 LOG is the JSON-lines file the rehearsal harness writes when REHEARSAL_HISTORY_LOG is set (the
 test suite sets it; default build/workflow-coverage/executions.jsonl): one line per execution,
-{"workflow", "test", "events"}, events reduced to type, state name, error and a Choice's input.
+{"workflow", "test", "events"} (and "map_children_histories" where a Distributed Map ran), events
+reduced to type, state name, error and a Choice's input.
 Standard library only, so it runs anywhere the ASL files are.
 
 What counts, per workflow (statemachines/<workflow>.asl.json):
@@ -20,16 +21,15 @@ What counts, per workflow (statemachines/<workflow>.asl.json):
   (first match wins, then Default); a visit that still cannot be told apart is reported, not
   guessed.
 
-Edges are read from the order of events, which is exact for a flow of top-level states. Inside
-Parallel branches and Map iterations events interleave, so there only states are counted and
-their edges are listed as not measured. A transition that fits no edge is reported as unexplained.
-
-moto's history has no events at all for a Distributed Map's children. The harness therefore logs
-`map_children`: the Task states the Lambda bridge answered that no event names. Such a Task counts
-as entered, and so does a Choice of the same child scope whose branch leads straight to it (that
-branch counts as taken); the report lists what was counted this way. A child's Catch edge stays
-"not measurable in moto": moto swallows a child's failure, so whether its catcher ran is unknown
-(those paths are tested at the function level).
+Edges are read from the order of events, which is exact for a flow of top-level states. A
+Distributed Map's child is an execution of its own in AWS; the harness logs each child's own
+history (`map_children_histories`: {"map", "index", "events"} per child, recorded by
+restorectl/emulated_map_children.py from moto's own evaluation of the child) and each is read as
+a flow of its own within that Map's ItemProcessor, so child states, Choice branches and Catch
+edges are measured exactly as the parent's are. Inside Parallel branches and inline Map
+iterations events interleave in the parent's history, so there only states are counted and their
+edges are listed as not measured. A transition that fits no edge is reported as unexplained, and
+so is a child state outside its Map's ItemProcessor.
 """
 
 from __future__ import annotations
@@ -81,11 +81,14 @@ class Definition:
     branches: list[tuple[str, int | str]]
     # The nested state's scope: every state of the same Parallel branch or Map iteration, by name.
     scope_of: dict[str, frozenset[str]] = field(default_factory=dict)
+    # A Distributed Map's name -> its ItemProcessor's states: each child's own history is a flow of these.
+    child_scopes: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def from_asl(cls, asl: dict[str, Any]) -> Definition:
         states: dict[str, dict[str, Any]] = {}
         scope_of: dict[str, frozenset[str]] = {}
+        child_scopes: dict[str, frozenset[str]] = {}
 
         def collect(scope: dict[str, Any], nested: bool = False) -> None:
             for name, state in scope.items():
@@ -97,6 +100,8 @@ class Definition:
                 for key in ("Iterator", "ItemProcessor"):
                     if key in state:
                         collect(state[key]["States"], nested=True)
+                        if state[key].get("ProcessorConfig", {}).get("Mode") == "DISTRIBUTED":
+                            child_scopes[name] = frozenset(state[key]["States"])
 
         collect(asl["States"])
         catches = [(name, i) for name, s in states.items() for i in range(len(s.get("Catch", [])))]
@@ -106,7 +111,18 @@ class Definition:
                 branches += [(name, i) for i in range(len(state.get("Choices", [])))]
                 if "Default" in state:
                     branches.append((name, "Default"))
-        return cls(states=states, top_level=set(asl["States"]), catches=catches, branches=branches, scope_of=scope_of)
+        return cls(
+            states=states,
+            top_level=set(asl["States"]),
+            catches=catches,
+            branches=branches,
+            scope_of=scope_of,
+            child_scopes=child_scopes,
+        )
+
+    def flows(self) -> set[str]:
+        """The states whose edges a history shows in order: the top level and every Distributed Map child's."""
+        return self.top_level.union(*self.child_scopes.values())
 
     def catch_label(self, edge: tuple[str, int]) -> str:
         name, index = edge
@@ -276,10 +292,15 @@ def _branch_taken(state: dict[str, Any], name: str, choice_input: Any, entered: 
     return (name, matched) if matched in candidates else None
 
 
-def observe(definition: Definition, events: Iterable[dict[str, Any]]) -> Observed:
-    """The states entered and the Catch edges and Choice branches taken in one execution's history."""
+def observe(definition: Definition, events: Iterable[dict[str, Any]], flow: frozenset[str] | set[str] | None = None) -> Observed:
+    """The states entered and the Catch edges and Choice branches taken in one history.
+
+    `flow` is the set of states whose transitions the history shows in order: the top level for an
+    execution, a Distributed Map's ItemProcessor for one of its children.
+    """
+    flow = definition.top_level if flow is None else flow
     seen = Observed()
-    visit: dict[str, Any] | None = None  # the top-level state being executed and how its work ended
+    visit: dict[str, Any] | None = None  # the state of the flow being executed and how its work ended
     for event in events:
         kind = event.get("type", "")
         if kind.endswith("StateEntered"):
@@ -288,7 +309,7 @@ def observe(definition: Definition, events: Iterable[dict[str, Any]]) -> Observe
                 seen.unexplained.append(f"entered {name!r}, which the definition does not have")
                 continue
             seen.states.add(name)
-            if name not in definition.top_level:
+            if name not in flow:
                 continue
             if visit is not None:
                 _transition(definition, visit, name, seen)
@@ -301,21 +322,19 @@ def observe(definition: Definition, events: Iterable[dict[str, Any]]) -> Observe
     return seen
 
 
-def observe_children(definition: Definition, children: Iterable[dict[str, Any]]) -> Observed:
-    """What the Lambda invocations of a Map's children (no history events) show: Tasks entered, and
-    the branch of a Choice in the same child scope that leads straight to one of them."""
-    seen = Observed()
-    invoked = {c.get("state") for c in children if c.get("state") in definition.scope_of}
-    for name in invoked:
-        seen.states.add(str(name))
-    for name, state in definition.states.items():
-        if state.get("Type") != "Choice" or name not in definition.scope_of:
-            continue
-        for target in invoked & definition.scope_of[name]:
-            taken = _branch_taken(state, name, None, str(target))
-            if taken is not None:
-                seen.states.add(name)
-                seen.branches.add(taken)
+def observe_child(definition: Definition, map_state: str, events: Iterable[dict[str, Any]]) -> Observed:
+    """One Distributed Map child's own history, read as a flow of its Map's ItemProcessor."""
+    scope = definition.child_scopes.get(map_state)
+    if scope is None:
+        seen = Observed()
+        seen.unexplained.append(f"a Map child of {map_state!r}, which is not a Distributed Map of the definition")
+        return seen
+    events = list(events)
+    seen = observe(definition, events, flow=scope)
+    for event in events:
+        name = event.get("name")
+        if event.get("type", "").endswith("StateEntered") and name in definition.states and name not in scope:
+            seen.unexplained.append(f"a child of {map_state} entered {name!r}, which is not in its ItemProcessor")
     return seen
 
 
@@ -349,33 +368,26 @@ class WorkflowCoverage:
     catches: dict[tuple[str, int], set[str]] = field(default_factory=lambda: defaultdict(set))
     branches: dict[tuple[str, int | str], set[str]] = field(default_factory=lambda: defaultdict(set))
     unexplained: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    # What was counted from Map children's invocations rather than from history events.
-    from_invocations: set[str] = field(default_factory=set)
 
     def add(self, test: str, events: list[dict[str, Any]], children: list[dict[str, Any]] | None = None) -> None:
         self.executions += 1
-        seen = observe(self.definition, events)
-        for name in seen.states:
-            self.states[name].add(test)
-        for edge in seen.catches:
-            self.catches[edge].add(test)
-        for branch in seen.branches:
-            self.branches[branch].add(test)
-        for text in seen.unexplained:
-            self.unexplained[text].add(test)
-        derived = observe_children(self.definition, children or [])
-        for name in derived.states - seen.states:
-            self.states[name].add(test)
-            self.from_invocations.add(f"state {name}")
-        for branch in derived.branches - seen.branches:
-            self.branches[branch].add(test)
-            self.from_invocations.add(f"choice {self.definition.branch_label(branch)}")
+        observed = [observe(self.definition, events)]
+        observed += [observe_child(self.definition, str(child.get("map")), child.get("events", [])) for child in children or []]
+        for seen in observed:
+            for name in seen.states:
+                self.states[name].add(test)
+            for edge in seen.catches:
+                self.catches[edge].add(test)
+            for branch in seen.branches:
+                self.branches[branch].add(test)
+            for text in seen.unexplained:
+                self.unexplained[text].add(test)
 
     def not_measured(self) -> list[str]:
-        """Edges inside Parallel/Map that neither the history nor the children's invocations can show."""
-        nested = set(self.definition.states) - self.definition.top_level
-        catches = [self.definition.catch_label(e) for e in self.definition.catches if e[0] in nested and e not in self.catches]
-        branches = [self.definition.branch_label(b) for b in self.definition.branches if b[0] in nested and b not in self.branches]
+        """Edges inside Parallel branches and inline Maps, whose events interleave in the parent's history."""
+        interleaved = set(self.definition.states) - self.definition.flows()
+        catches = [self.definition.catch_label(e) for e in self.definition.catches if e[0] in interleaved and e not in self.catches]
+        branches = [self.definition.branch_label(b) for b in self.definition.branches if b[0] in interleaved and b not in self.branches]
         return catches + branches
 
 
@@ -388,7 +400,7 @@ def read_log(path: Path, definitions: dict[str, Definition]) -> dict[str, Workfl
             record = json.loads(line)
             if record.get("workflow") in coverage:
                 coverage[record["workflow"]].add(
-                    record.get("test") or "(outside pytest)", record.get("events", []), record.get("map_children")
+                    record.get("test") or "(outside pytest)", record.get("events", []), record.get("map_children_histories")
                 )
     return coverage
 
@@ -433,11 +445,8 @@ def render(coverage: dict[str, WorkflowCoverage], *, verbose: bool = False) -> s
             if missing:
                 lines.append(f"  {title}:")
                 lines += [f"    {label}" for label in missing]
-        if c.from_invocations:
-            counted = ", ".join(sorted(c.from_invocations))
-            lines.append(f"  counted from Map children's Lambda invocations (moto records no child events): {counted}")
         if c.not_measured():
-            lines.append(f"  not measurable in moto (inside Parallel/Map; moto swallows a child's failure): {', '.join(c.not_measured())}")
+            lines.append(f"  not measured (inside a Parallel branch or an inline Map, events interleave): {', '.join(c.not_measured())}")
         for text, tests in sorted(c.unexplained.items()):
             lines.append(f"  unexplained: {text} (in {_tests(tests, 3)})")
         if verbose:

@@ -225,22 +225,122 @@ MAP_ASL = {
 }
 
 
-def test_map_children_seen_only_as_lambda_invocations_are_counted_and_labelled_and_their_catches_are_not_measurable(tmp_path: Path):
-    # moto's history shows the Map state and nothing of its children; the harness logged the children's invocations
+def child(kind: str, *parts: list[dict[str, Any]] | dict[str, Any], index: int = 0, map_state: str = "Apply") -> dict[str, Any]:
+    """One Distributed Map child's own history as the harness logs it: no ExecutionStarted, its states only."""
+    events: list[dict[str, Any]] = [{"type": "ChoiceStateEntered", "name": "Which", "input": json.dumps({"kind": kind})}]
+    events.append({"type": "ChoiceStateExited", "name": "Which"})
+    for part in parts:
+        events += part if isinstance(part, list) else [part]
+    return {"map": map_state, "index": index, "events": events}
+
+
+def mapped_run(children: list[dict[str, Any]]) -> dict[str, Any]:
+    # moto's parent history shows the Map and its map run, and nothing of the children
+    events = history({"type": "MapStateEntered", "name": "Apply"}, {"type": "MapRunStarted"}, {"type": "MapRunSucceeded"})
+    return {"workflow": "mapped", "test": "tests/m.py::test_apply", "events": events, "map_children_histories": children}
+
+
+def test_each_map_child_history_is_its_own_flow_so_its_catch_and_choice_branches_are_measured(tmp_path: Path):
+    # Given one copy child whose task crashed into its catcher and one undelete child that succeeded
+    crashed_copy = child(
+        "copy",
+        {"type": "TaskStateEntered", "name": "Copy"},
+        lambda_failed("RuntimeError"),
+        {"type": "PassStateEntered", "name": "NoResult"},
+    )
+    undelete = child("undelete", {"type": "TaskStateEntered", "name": "Undelete"}, lambda_ok(), index=1)
     log = tmp_path / "executions.jsonl"
-    events = history({"type": "MapStateEntered", "name": "Apply"}, {"type": "MapStateSucceeded"})
-    line = {"workflow": "mapped", "test": "tests/m.py::test_apply", "events": events, "map_children": [{"state": "Copy", "error": None}]}
-    log.write_text(json.dumps(line) + "\n")
+    log.write_text(json.dumps(mapped_run([crashed_copy, undelete])) + "\n")
 
     coverage = cov.read_log(log, {"mapped": cov.Definition.from_asl(MAP_ASL)})
-    mapped = coverage["mapped"]
 
-    # Copy ran, so the Choice before it ran and took its Default; Undelete and the catch's target did not
-    assert sorted(mapped.states) == ["Apply", "Copy", "Which"]
-    assert sorted(mapped.branches) == [("Which", "Default")]
+    # Then the children's states, the catch and both branches count, read from the children's own events
+    mapped = coverage["mapped"]
+    assert sorted(mapped.states) == ["Apply", "Copy", "NoResult", "Undelete", "Which"]
+    assert dict(mapped.catches) == {("Copy", 0): {"tests/m.py::test_apply"}}
+    assert set(mapped.branches) == {("Which", 0), ("Which", "Default")}
+    assert not mapped.unexplained
     report = cov.render(coverage)
-    assert (
-        "counted from Map children's Lambda invocations (moto records no child events): choice Which.Default -> Copy, state Copy" in report
+    assert "mapped                        1  5/5 100%       1/1 100%       2/2 100%" in report
+    assert "not measured" not in report and "never" not in report
+
+
+def test_a_map_child_that_never_crashed_leaves_its_catch_listed_as_never_taken(tmp_path: Path):
+    copied = child("copy", {"type": "TaskStateEntered", "name": "Copy"}, lambda_ok())
+    log = tmp_path / "executions.jsonl"
+    log.write_text(json.dumps(mapped_run([copied])) + "\n")
+
+    report = cov.render(cov.read_log(log, {"mapped": cov.Definition.from_asl(MAP_ASL)}))
+
+    assert "states never entered: Undelete, NoResult" in report
+    assert "  Catch edges never taken:\n    Copy -[States.ALL]-> NoResult" in report
+    assert "    Which.Choices[0] -> Undelete" in report
+    assert "not measured" not in report
+
+
+def test_a_child_whose_task_failed_without_a_catch_shows_the_failure_as_no_edge_and_a_retried_one_as_success(tmp_path: Path):
+    # Undelete has no catcher: a crash ends the child there; Copy failing once and then succeeding is no catch
+    crashed_undelete = child("undelete", {"type": "TaskStateEntered", "name": "Undelete"}, lambda_failed("RuntimeError"))
+    retried_copy = child(
+        "copy", {"type": "TaskStateEntered", "name": "Copy"}, lambda_failed("Lambda.ServiceException"), lambda_ok(), index=1
     )
-    assert "not measurable in moto (inside Parallel/Map; moto swallows a child's failure): Copy -[States.ALL]-> NoResult, " in report
-    assert "Which.Choices[0] -> Undelete" in report.split("not measurable in moto")[1]
+
+    definition = cov.Definition.from_asl(MAP_ASL)
+    seen = [cov.observe_child(definition, c["map"], c["events"]) for c in (crashed_undelete, retried_copy)]
+
+    assert [s.states for s in seen] == [{"Which", "Undelete"}, {"Which", "Copy"}]
+    assert [s.branches for s in seen] == [{("Which", 0)}, {("Which", "Default")}]
+    assert all(s.catches == set() and s.unexplained == [] for s in seen)
+
+
+def test_a_child_history_that_leaves_its_item_processor_or_names_no_distributed_map_is_reported():
+    definition = cov.Definition.from_asl(MAP_ASL)
+
+    strayed = cov.observe_child(definition, "Apply", child("copy", {"type": "MapStateEntered", "name": "Apply"})["events"])
+    orphan = cov.observe_child(definition, "Elsewhere", [{"type": "PassStateEntered", "name": "NoResult"}])
+
+    assert strayed.unexplained == ["a child of Apply entered 'Apply', which is not in its ItemProcessor"]
+    assert orphan.unexplained == ["a Map child of 'Elsewhere', which is not a Distributed Map of the definition"]
+    assert orphan.states == set()
+
+
+def test_edges_inside_a_parallel_branch_are_still_listed_as_not_measured(tmp_path: Path):
+    asl = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": "Try",
+                        "States": {
+                            "Try": {
+                                "Type": "Task",
+                                "Resource": "arn:try",
+                                "End": True,
+                                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Gave"}],
+                            },
+                            "Gave": {"Type": "Pass", "End": True},
+                        },
+                    }
+                ],
+                "End": True,
+            }
+        },
+    }
+    log = tmp_path / "executions.jsonl"
+    events = history({"type": "ParallelStateEntered", "name": "Both"}, {"type": "TaskStateEntered", "name": "Try"}, lambda_ok())
+    log.write_text(json.dumps({"workflow": "parallel", "test": "t", "events": events}) + "\n")
+
+    report = cov.render(cov.read_log(log, {"parallel": cov.Definition.from_asl(asl)}))
+
+    assert "not measured (inside a Parallel branch or an inline Map, events interleave): Try -[States.ALL]-> Gave" in report
+
+
+def test_the_real_recordings_map_is_a_distributed_map_whose_children_are_a_flow_of_their_own():
+    recordings = cov.load_definitions()["recordings-restore"]
+
+    assert recordings.child_scopes == {
+        "ApplyPlan": frozenset({"IsUndeleteBatch", "ApplyRecordingsBatch", "UndeleteRecordingsBatch", "BatchLeftNoResult"})
+    }
+    assert recordings.flows() >= recordings.child_scopes["ApplyPlan"]

@@ -1,11 +1,15 @@
 """The `recordings-restore` workflow end to end: statemachines/recordings-restore.asl.json with its real
 handlers, on moto's versioned S3 seeded with 30 days of overwrites and deletes.
 
-What moto cannot prove, and where it is proved instead: moto's Distributed Map ignores
-ToleratedFailurePercentage and swallows a failing child (the Map succeeds, the item's result is
-null, no Catch runs), so a child that crashes is invisible to the Map here; these tests show that
-the aggregation step still fails the execution, from the missing result file. ItemBatcher is not
-used at all (moto rejects it): the plan is already batches. The multipart path (> 5 GB) and the
+A Distributed Map's children run their own Retry and Catch in moto as in AWS (each child is an
+execution of its own): a batch whose function crashes is caught into BatchLeftNoResult. moto's
+history has no events of the children; the harness records each child's own history
+(restorectl/emulated_map_children.py, `result.child_paths("ApplyPlan")`), so these tests assert on
+the child's path too. What moto cannot prove: it ignores ToleratedFailurePercentage and swallows a
+child that fails uncaught (the Map succeeds, the item's result is null); the ASL sets the
+tolerance to 100.0 so that the aggregation, not the Map, always decides, and these tests show the
+aggregation fails the execution from the missing result file. ItemBatcher is not used at all (moto
+rejects it): the plan is already batches. The multipart path (> 5 GB) and the
 exact wire encoding of CopySource are tested at the function level, in tests/unit/test_recordings_apply.py.
 """
 
@@ -272,15 +276,106 @@ def test_an_item_that_cannot_be_restored_fails_the_execution_by_name_and_the_res
     assert "may be restored" in record["left_behind"] and "no version was deleted" in record["left_behind"]
 
 
-def test_a_batch_that_crashed_is_not_swallowed(rehearsal):
-    """moto's Distributed Map swallows the failing child (no Catch, the Map SUCCEEDS); AWS would count
-    it against the tolerance. Either way the batch left no result file, and the aggregation fails the
-    execution for it. What moto cannot show is AWS's own threshold behaviour; the ASL sets it to 100.0
-    so the aggregation, not the Map, always decides."""
-    world = rehearsal(calls_rows=2000, recordings=12, inject=["ApplyRecordingsBatch=RuntimeError:1"])
+def planned_batches(world: Any) -> list[dict[str, Any]]:
+    """The one plan this world's restore wrote to the work bucket (plans/<execution>/batches.json)."""
+    s3 = boto3.client("s3")
+    work_bucket = world.recordings.work_bucket
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=work_bucket, Prefix="plans/")["Contents"] if o["Key"].endswith("/batches.json")]
+    batches: list[dict[str, Any]] = json.loads(s3.get_object(Bucket=work_bucket, Key=key)["Body"].read())
+    return batches
+
+
+def keys_of(batch: dict[str, Any]) -> set[str]:
+    return {entry["key"] for entry in batch["entries"]}
+
+
+def assert_failed_by_name_with_lock_released_and_journal_closed(result: Any) -> None:
+    assert result.status == "FAILED" and result.error == "RecordingsRestoreIncomplete", (result.error, result.cause)
+    assert result.states()[-5:] == [
+        "ApplyPlan",
+        "AggregateRecordingsResults",
+        "ExplainRecordingsFailure",
+        "RecordFailure",
+        "RecordingsRestoreFailedWithOriginalError",
+    ]
+    (record,) = journal_of(result)
+    assert record["outcome"] == "FAILED" and record["error"] == "RecordingsRestoreIncomplete"
+    assert record["lock_release"] == f"released the lock on s3://{BUCKET}/recordings/"
+    assert [r for r in result.world["journal"] if str(r["pk"]).startswith("LOCK#")] == []
+
+
+def test_a_copy_batch_whose_function_crashes_on_every_attempt_is_caught_in_its_child_and_fails_the_restore_by_name(rehearsal):
+    """The child retries Lambda's transient error, then its Catch takes it to BatchLeftNoResult: the
+    child ends well, so the Map does not fail (in AWS either); the batch left no result file, and the
+    aggregation fails the execution for it, counting every entry of the batch as not restored."""
+    # Given a prefix to restore as it was before the bad deploy, and a copy function that never answers
+    world = rehearsal(calls_rows=2000, recordings=12, inject=["ApplyRecordingsBatch=Lambda.ServiceException"])
+    seeded = world.recordings.seeded[BUCKET]
+    before = recordings_of(world)
 
     result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
 
-    assert result.status == "FAILED" and result.error == "RecordingsRestoreIncomplete"
-    assert "left no result" in result.cause
-    assert "ApplyPlan" in result.states() and "AggregateRecordingsResults" in result.states()
+    # Then the copy batch's child retried, was caught into BatchLeftNoResult, and the undelete batch's child ran
+    batches = planned_batches(world)
+    assert [b["kind"] for b in batches] == ["change", "undelete"]
+    copy_batch, undelete_batch = batches
+    assert result.child_paths("ApplyPlan") == [
+        ["IsUndeleteBatch", "ApplyRecordingsBatch", "BatchLeftNoResult"],
+        ["IsUndeleteBatch", "UndeleteRecordingsBatch"],
+    ]
+    copy_child = result.map_children[0]
+    assert [e["type"] for e in copy_child.history].count("LambdaFunctionFailed") == 6  # the first attempt and MaxAttempts 5
+    assert copy_child.path[1]["error"] == "Lambda.ServiceException"
+    assert [i["state"] for i in result.invocations].count("ApplyRecordingsBatch") == 6
+    # And the parent went from the aggregation to the failure end, by name, with the batch counted as failed
+    assert_failed_by_name_with_lock_released_and_journal_closed(result)
+    copied, undeleted = len(copy_batch["entries"]), len(undelete_batch["entries"])
+    assert f"{copied} of {copied + undeleted} planned recording changes were not made" in result.cause
+    assert f"{undeleted} applied" in result.cause
+    assert f"batches [0] left no result ({copied} entries, their child crashed)" in result.cause
+    # And in the bucket: not one key of the crashed batch changed, every key of the undelete batch is back
+    after = recordings_of(world)
+    for key in keys_of(copy_batch):
+        assert after[key] == before[key], key
+    for key in keys_of(undelete_batch):
+        assert after[key]["markers"] == [] and after[key]["versions"] == before[key]["versions"], key
+        assert body(key) == wav_body(seeded.calls[key], {"overwritten-then-deleted": "v1b"}.get(seeded.history[key], "v1"))
+    assert_nothing_permanently_deleted(before, after)
+
+
+def test_an_undelete_batch_whose_function_crashes_leaves_its_markers_and_the_other_batches_undelete(rehearsal):
+    # Given an undelete of the prefix in batches of 4, and an undelete function that crashes once (whichever batch runs first)
+    world = rehearsal(
+        calls_rows=2000, recordings=30, settings_overrides={"RECORDINGS_BATCH_SIZE": "4"}, inject=["UndeleteRecordingsBatch=RuntimeError:1"]
+    )
+    before = recordings_of(world)
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "undelete_after": bad_deploy_time(world)})
+
+    # Then exactly one child was caught into BatchLeftNoResult, and the others undeleted their batch
+    batches = planned_batches(world)
+    assert len(batches) >= 3 and {b["kind"] for b in batches} == {"undelete"}
+    paths = result.child_paths("ApplyPlan")
+    assert len(paths) == len(batches)
+    crashed = [child.index for child in result.map_children if child.states()[-1] == "BatchLeftNoResult"]
+    assert len(crashed) == 1
+    (crashed_index,) = crashed
+    assert paths[crashed_index] == ["IsUndeleteBatch", "UndeleteRecordingsBatch", "BatchLeftNoResult"]
+    assert result.map_children[crashed_index].path[1]["error"] == "RuntimeError"
+    assert all(path == ["IsUndeleteBatch", "UndeleteRecordingsBatch"] for i, path in enumerate(paths) if i != crashed_index)
+    # And the parent failed by name, counting the crashed batch's entries as not restored
+    assert_failed_by_name_with_lock_released_and_journal_closed(result)
+    lost = len(batches[crashed_index]["entries"])
+    total = sum(len(b["entries"]) for b in batches)
+    assert f"{lost} of {total} planned recording changes were not made" in result.cause
+    assert f"{total - lost} applied" in result.cause
+    assert f"batches [{crashed_index}] left no result ({lost} entries, their child crashed)" in result.cause
+    # And in the bucket: the crashed batch's keys keep their delete markers, every other batch's are gone
+    after = recordings_of(world)
+    for index, batch in enumerate(batches):
+        for key in keys_of(batch):
+            if index == crashed_index:
+                assert after[key] == before[key] and after[key]["markers"], key
+            else:
+                assert after[key]["markers"] == [] and after[key]["current"] is not None, key
+    assert_nothing_permanently_deleted(before, after)
