@@ -340,3 +340,43 @@ def test_an_overlapping_restore_started_while_one_runs_is_refused_by_name_change
     done = world.follow("recordings-restore", first)
     assert done.status == "SUCCEEDED", done.cause
     assert lock_items(done.world) == [] and registry_entries(done.world) == {}
+
+
+@pytest.mark.parametrize("holder", ["finished", "unknown-for-longer-than-any-run"])
+def test_a_prefix_left_held_by_an_execution_that_ended_is_taken_over_and_the_restore_proceeds(rehearsal, holder):
+    # Given the registry still lists recordings/ as held by an execution that has ended without releasing it
+    world = rehearsal(calls_rows=2000, recordings=8)
+    if holder == "finished":
+        stale_arn = world.start(
+            "recordings-restore", {"bucket": BUCKET, "prefix": "recordings/none/", "undelete_after": bad_deploy_time(world)}
+        )
+        assert world.follow("recordings-restore", stale_arn).status == "SUCCEEDED"
+        acquired_at = world.clock.now()
+    else:
+        stale_arn = "arn:aws:states:us-east-1:123456789012:execution:irisx-restore-recordings-restore:crashed-long-ago"
+        acquired_at = world.clock.now() - timedelta(days=2)
+    boto3.resource("dynamodb").Table(world.journal.table_name).put_item(
+        Item={
+            "pk": f"PREFIXES#s3:{BUCKET}",
+            "sk": "REGISTRY",
+            "bucket": BUCKET,
+            "holders": {
+                f"s3:{BUCKET}/recordings/": {
+                    "holder": stale_arn,
+                    "workflow": "recordings-restore",
+                    "requested_by": "someone",
+                    "acquired_at": acquired_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            },
+            "version": 7,
+        }
+    )
+
+    # When a restore of a prefix inside it starts
+    tenant_prefix = world.recordings.seeded[BUCKET].keys[0].rsplit("/", 1)[0] + "/"
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": tenant_prefix, "as_of": bad_deploy_time(world)})
+
+    # Then the stale entry is dropped, the restore runs, and at its end nothing is held
+    assert result.status == "SUCCEEDED", result.cause
+    assert "PlanRecordingsPage" in result.states()
+    assert lock_items(result.world) == [] and registry_entries(result.world) == {}
