@@ -18,7 +18,7 @@ from constructs import Construct
 from stacks import nag
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.journal import INDEX, Journal
-from stacks.permissions.journal import every_execution_key, every_lock_key, executions_arn
+from stacks.permissions.journal import every_execution_key, every_lock_key, every_prefix_registry_key, executions_arn
 from stacks.settings import StackSettings
 
 HANDLER = "restore_runbook.journal.handlers.record_abandoned_execution.handler"
@@ -45,6 +45,8 @@ class AbandonedExecutions(Construct):
                 # or kept and marked for recovery).
                 journal.table_statement(["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"], every_execution_key()),
                 journal.table_statement(["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"], every_lock_key()),
+                # A recordings lock's entry in its bucket's registry of held prefixes, released with the lock.
+                journal.table_statement(["dynamodb:UpdateItem"], every_prefix_registry_key(settings)),
                 # The locks an execution holds, by holder: only the index's LOCK partition is read.
                 iam.PolicyStatement(
                     actions=["dynamodb:Query"],

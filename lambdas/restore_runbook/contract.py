@@ -45,6 +45,8 @@ SNAPSHOT_REASONS = ("pre-migration", "bulk-operation", "upgrade", "config-change
 # -- the journal's partition keys (journal/table.py): IAM limits each role's writes to the keys it needs -----
 JOURNAL_EXECUTION_PK = "WORKFLOW#{workflow}"
 JOURNAL_LOCK_PK = "LOCK#{resource}"
+# The prefixes of one recordings bucket held by restores (journal/prefix_registry.py), one item per bucket.
+JOURNAL_PREFIX_REGISTRY_PK = "PREFIXES#s3:{bucket}"
 # A scheduled drill's claim of its scheduled time (drill/request.py).
 JOURNAL_DRILL_CLAIM_PK = "DRILL#{source}"
 

@@ -3,15 +3,17 @@
 Each workflow gets its own record-start, take-lock and record-outcome functions (the Workflow
 construct builds one per workflow), scoped to this stack's table, topic and executions, and within
 the table to the partition keys that workflow writes (`dynamodb:LeadingKeys`): its own execution
-records (`WORKFLOW#<workflow>`) and the locks it may take (`LOCK#<kind>:<resource>`, the kind and the
-plan fields the lock is on as journal/workflows.py declares them, the resources from settings).
+records (`WORKFLOW#<workflow>`), the locks it may take (`LOCK#<kind>:<resource>`, the kind and the
+plan fields the lock is on as journal/workflows.py declares them, the resources from settings) and,
+for a lock on a recordings prefix, the registry of prefixes held on each configured bucket
+(`PREFIXES#s3:<bucket>`, journal/prefix_registry.py), whose entry every release removes.
 """
 
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
 
-from restore_runbook.contract import JOURNAL_DRILL_CLAIM_PK, JOURNAL_EXECUTION_PK, JOURNAL_LOCK_PK
+from restore_runbook.contract import JOURNAL_DRILL_CLAIM_PK, JOURNAL_EXECUTION_PK, JOURNAL_LOCK_PK, JOURNAL_PREFIX_REGISTRY_PK
 from restore_runbook.journal.workflows import WORKFLOWS, traits_of
 from stacks import nag
 from stacks.functions import StepPermissions
@@ -44,6 +46,19 @@ def lock_keys(workflow: str, settings: StackSettings) -> list[str]:
     return [JOURNAL_LOCK_PK.format(resource=name) for name in names]
 
 
+def prefix_registry_keys(workflow: str, settings: StackSettings) -> list[str]:
+    """The registries of held prefixes `workflow`'s lock enters: one per configured recordings bucket,
+    for a lock on a recordings prefix (s3); none for any other."""
+    lock = traits_of(workflow).lock
+    if lock is None or lock.kind != "s3":
+        return []
+    return every_prefix_registry_key(settings)
+
+
+def every_prefix_registry_key(settings: StackSettings) -> list[str]:
+    return [JOURNAL_PREFIX_REGISTRY_PK.format(bucket=bucket) for bucket in settings.recordings_buckets]
+
+
 def drill_claim_keys(settings: StackSettings) -> list[str]:
     return [JOURNAL_DRILL_CLAIM_PK.format(source=name) for name in settings.production_names]
 
@@ -61,9 +76,11 @@ def journal_steps(journal: Journal, settings: StackSettings, workflow: str) -> d
     executions = executions_arn(settings)
     describe_holder = iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
     publish = journal.publish_statements()
-    records, locks = execution_keys(workflow), lock_keys(workflow, settings)
+    records, locks, registries = execution_keys(workflow), lock_keys(workflow, settings), prefix_registry_keys(workflow, settings)
     # A workflow without a lock still runs the shared end steps; they may then touch no lock item at all.
     lock_statements = lambda actions: [journal.table_statement(actions, locks)] if locks else []  # noqa: E731
+    # Releasing a recordings lock removes its entry from the bucket's registry too (one conditional UpdateItem).
+    registry_release = [journal.table_statement(["dynamodb:UpdateItem"], registries)] if registries else []
     return {
         "record_start": StepPermissions(statements=[journal.table_statement(["dynamodb:PutItem"], records)]),
         "take_lock": StepPermissions(
@@ -76,11 +93,12 @@ def journal_steps(journal: Journal, settings: StackSettings, workflow: str) -> d
             },
         ),
         # A success whose end record failed: only the lock's own item and the topic.
-        "release_without_record": StepPermissions(statements=[*lock_statements(["dynamodb:DeleteItem"]), *publish]),
+        "release_without_record": StepPermissions(statements=[*lock_statements(["dynamodb:DeleteItem"]), *registry_release, *publish]),
         "record_outcome": StepPermissions(
             statements=[
                 journal.table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], records),
                 *lock_statements(["dynamodb:DeleteItem"]),
+                *registry_release,
                 *publish,
             ]
         ),

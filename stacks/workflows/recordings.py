@@ -20,7 +20,7 @@ from constructs import Construct
 from restore_runbook.contract import DRILL_SCRATCH_PREFIX
 from stacks import nag
 from stacks.functions import FunctionDefaults, StepPermissions
-from stacks.permissions.journal import executions_arn
+from stacks.permissions.journal import executions_arn, prefix_registry_keys
 from stacks.permissions.rds import partition_of
 from stacks.permissions.s3 import bucket_arn, objects_arn
 from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
@@ -67,18 +67,16 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
         executions = executions_arn(self.settings)
         return {
             "check_recordings_input": self._recordings(["s3:GetBucketVersioning"], read=True),
-            # The journal's locks on the same bucket (its index), and whether each holder still runs.
+            # The registry of prefixes held on the configured buckets (a consistent read, a conditional
+            # write), and whether each overlapping holder still runs.
             "check_overlapping_restores": StepPermissions(
                 statements=[
-                    iam.PolicyStatement(actions=["dynamodb:Query"], resources=[f"{journal.table.table_arn}/index/*"]),
+                    journal.table_statement(["dynamodb:GetItem", "dynamodb:PutItem"], prefix_registry_keys(self.NAME, self.settings)),
                     iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]),
                 ],
                 acknowledgements={
-                    nag.wildcard_resource(f"<{self._logical_id(journal.table)}.Arn>/index/*"): (
-                        "Query on the journal table's own indexes (the locks index): this stack's table only"
-                    ),
                     nag.wildcard_resource(executions): (
-                        "A lock names its holder execution only at run time; DescribeExecution is limited to "
+                        "A registry entry names its holder execution only at run time; DescribeExecution is limited to "
                         "executions of this stack's state machines (name prefix)"
                     ),
                 },

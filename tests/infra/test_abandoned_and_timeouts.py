@@ -61,8 +61,9 @@ def test_the_abandoned_execution_function_may_only_journal_notify_and_read_this_
         assert statement["Effect"] == "Allow"
         for action in as_list(statement["Action"]):
             actions[action] = actions.get(action, []) + as_list(statement["Resource"])
-    # UpdateItem: the execution's record, and its lock when kept for recovery (each under its own keys)
-    assert actions["dynamodb:UpdateItem"] == [{"Fn::GetAtt": [table_id, "Arn"]}] * 2
+    # UpdateItem: the execution's record, its lock when kept for recovery, and a recordings lock's entry in
+    # its bucket's registry of held prefixes (each under its own keys)
+    assert actions["dynamodb:UpdateItem"] == [{"Fn::GetAtt": [table_id, "Arn"]}] * 3
     # Query: the executions' partition on the table, and the index of locks to find the ones an execution holds
     assert actions["dynamodb:Query"] == [
         {"Fn::GetAtt": [table_id, "Arn"]},

@@ -266,28 +266,41 @@ def test_every_journal_write_carries_leading_keys_and_they_are_the_keys_its_step
             continue
         writers += 1
         workflow = workflow_of(function)
-        granted = {tuple(sorted(as_list(s["Action"]))): leading_keys(s) for s in journal}
+        granted: dict[tuple[str, ...], list[str]] = {}
+        for s in journal:
+            granted.setdefault(tuple(sorted(as_list(s["Action"]))), []).extend(leading_keys(s))
+        granted = {actions: sorted(keys) for actions, keys in granted.items()}
         own = [f"WORKFLOW#{workflow}"]
+        # the registries of held prefixes, one per configured recordings bucket (journal/prefix_registry.py)
+        every_registry = sorted(f"PREFIXES#s3:{b}" for b in settings.recordings_buckets)
+        registries = every_registry if lock_kind.get(workflow) == "s3" else []
         expected = {
             "record_start": {("dynamodb:PutItem",): own},
             "take_lock": {("dynamodb:GetItem", "dynamodb:PutItem"): locks(workflow)},
-            "release_without_record": {("dynamodb:DeleteItem",): locks(workflow)} if locks(workflow) else {},
+            "release_without_record": ({("dynamodb:DeleteItem",): locks(workflow)} if locks(workflow) else {})
+            | ({("dynamodb:UpdateItem",): registries} if registries else {}),
             "record_outcome": {("dynamodb:GetItem", "dynamodb:UpdateItem"): own}
-            | ({("dynamodb:DeleteItem",): locks(workflow)} if locks(workflow) else {}),
+            | ({("dynamodb:DeleteItem",): locks(workflow)} if locks(workflow) else {})
+            | ({("dynamodb:UpdateItem",): registries} if registries else {}),
             "check_drill_input": {("dynamodb:GetItem", "dynamodb:PutItem"): [f"DRILL#{n}" for n in settings.production_names]},
+            # a consistent read and a conditional write of the registries, nothing else in the table
+            "check_overlapping_restores": {("dynamodb:GetItem", "dynamodb:PutItem"): every_registry},
             "record_abandoned_execution": {
                 ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"): sorted(
                     f"WORKFLOW#{w}" for w in ("restore", "rollback", "snapshot", "drill", "recordings-restore", "in-place-restore")
                 ),
                 # a lock released, or kept and marked as needing recovery (journal/lock.py keep_for_recovery)
                 ("dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"): ["LOCK#*"],
+                # a recordings lock's entry in its bucket's registry, released with the lock
+                ("dynamodb:UpdateItem",): every_registry,
                 # the locks an execution holds, found through the index's LOCK partition
                 ("dynamodb:Query",): ["LOCK"],
             },
         }[step]
         assert granted == expected, (workflow, step)
-    # the record start and outcome of six workflows, five lock steps, the drill's claim and the abandoned-execution function
-    assert writers >= 18
+    # the record start and outcome of six workflows, five lock steps, the drill's claim, the recordings
+    # overlap check and the abandoned-execution function
+    assert writers >= 19
 
 
 def test_the_journal_keys_in_iam_are_the_ones_the_steps_write() -> None:

@@ -101,7 +101,16 @@ def capture(world: Any) -> Capture:
 
 
 def locks(described: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in described["journal"] if str(r["pk"]).startswith("LOCK#")]
+    """Every lock item, and every entry held in a bucket's registry of prefixes (journal/prefix_registry.py):
+    an entry left there blocks overlapping restores just as a lock item does."""
+    items = [r for r in described["journal"] if str(r["pk"]).startswith("LOCK#")]
+    entries = [
+        {"pk": f"{r['pk']} {resource}", "holder": entry.get("holder")}
+        for r in described["journal"]
+        if str(r["pk"]).startswith("PREFIXES#")
+        for resource, entry in (r.get("holders") or {}).items()
+    ]
+    return items + entries
 
 
 @dataclass

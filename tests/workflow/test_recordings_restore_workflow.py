@@ -16,6 +16,7 @@ exact wire encoding of CopySource are tested at the function level, in tests/uni
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -379,3 +380,98 @@ def test_an_undelete_batch_whose_function_crashes_leaves_its_markers_and_the_oth
             else:
                 assert after[key]["markers"] == [] and after[key]["current"] is not None, key
     assert_nothing_permanently_deleted(before, after)
+
+
+def registry_entries(world_described: dict[str, Any], bucket: str = BUCKET) -> dict[str, str]:
+    """The prefixes held on `bucket` (journal/prefix_registry.py) and who holds each."""
+    items = [r for r in world_described["journal"] if r["pk"] == f"PREFIXES#s3:{bucket}"]
+    return {resource: entry["holder"] for item in items for resource, entry in (item.get("holders") or {}).items()}
+
+
+def lock_items(world_described: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in world_described["journal"] if r["pk"].startswith("LOCK#")]
+
+
+def test_an_overlapping_restore_started_while_one_runs_is_refused_by_name_changes_nothing_and_releases_its_own_lock(rehearsal):
+    # Given a restore of recordings/ that holds its prefix and is planning (held at its first planner page)
+    world = rehearsal(calls_rows=2000, recordings=12)
+    tenant_prefix = world.recordings.seeded[BUCKET].keys[0].rsplit("/", 1)[0] + "/"
+    reached, release = threading.Event(), threading.Event()
+    answer = world.bridge.answer
+
+    def held_answer(function_name: str, body: Any, headers: Any) -> bytes:
+        event = json.loads(body or "{}")
+        if event.get("context", {}).get("state") == "PlanRecordingsPage" and not release.is_set():
+            reached.set()
+            release.wait(timeout=60)
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = held_answer  # type: ignore[method-assign]
+    first = world.start(
+        "recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world), "requested_by": "ana"}
+    )
+    assert reached.wait(timeout=60), "the first restore never reached its planner"
+    before = recordings_of(world)
+
+    # When a restore of a tenant's prefix inside it starts meanwhile (its exact lock is a different key, so TakeLock lets it by)
+    second = world.run(
+        "recordings-restore", {"bucket": BUCKET, "prefix": tenant_prefix, "as_of": bad_deploy_time(world), "requested_by": "ben"}
+    )
+
+    # Then it is refused by name at the overlap check, naming the running restore, before it plans anything
+    assert (second.status, second.error) == ("FAILED", "OperationInProgress")
+    assert first.rsplit(":", 1)[-1] in second.cause and "requested by ana" in second.cause and "overlaps" in second.cause
+    assert second.states()[:5] == ["RecordRequest", "RecordStart", "CheckRecordingsInput", "TakeLock", "CheckOverlappingRestores"]
+    assert "PlanRecordingsPage" not in second.states()
+    # And nothing changed in S3, its own lock was released, and the first still holds its lock and its prefix
+    assert recordings_of(world) == before
+    (refused,) = [r for r in journal_of(second) if r["execution_arn"] != first]
+    assert refused["outcome"] == "FAILED" and refused["lock_release"] == f"released the lock on s3://{BUCKET}/{tenant_prefix}"
+    assert [lock["holder"] for lock in lock_items(second.world)] == [first]
+    assert registry_entries(second.world) == {f"s3:{BUCKET}/recordings/": first}
+
+    # And the first goes on to restore and releases both its lock and its prefix
+    release.set()
+    done = world.follow("recordings-restore", first)
+    assert done.status == "SUCCEEDED", done.cause
+    assert lock_items(done.world) == [] and registry_entries(done.world) == {}
+
+
+@pytest.mark.parametrize("holder", ["finished", "unknown-for-longer-than-any-run"])
+def test_a_prefix_left_held_by_an_execution_that_ended_is_taken_over_and_the_restore_proceeds(rehearsal, holder):
+    # Given the registry still lists recordings/ as held by an execution that has ended without releasing it
+    world = rehearsal(calls_rows=2000, recordings=8)
+    if holder == "finished":
+        stale_arn = world.start(
+            "recordings-restore", {"bucket": BUCKET, "prefix": "recordings/none/", "undelete_after": bad_deploy_time(world)}
+        )
+        assert world.follow("recordings-restore", stale_arn).status == "SUCCEEDED"
+        acquired_at = world.clock.now()
+    else:
+        stale_arn = "arn:aws:states:us-east-1:123456789012:execution:irisx-restore-recordings-restore:crashed-long-ago"
+        acquired_at = world.clock.now() - timedelta(days=2)
+    boto3.resource("dynamodb").Table(world.journal.table_name).put_item(
+        Item={
+            "pk": f"PREFIXES#s3:{BUCKET}",
+            "sk": "REGISTRY",
+            "bucket": BUCKET,
+            "holders": {
+                f"s3:{BUCKET}/recordings/": {
+                    "holder": stale_arn,
+                    "workflow": "recordings-restore",
+                    "requested_by": "someone",
+                    "acquired_at": acquired_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            },
+            "version": 7,
+        }
+    )
+
+    # When a restore of a prefix inside it starts
+    tenant_prefix = world.recordings.seeded[BUCKET].keys[0].rsplit("/", 1)[0] + "/"
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": tenant_prefix, "as_of": bad_deploy_time(world)})
+
+    # Then the stale entry is dropped, the restore runs, and at its end nothing is held
+    assert result.status == "SUCCEEDED", result.cause
+    assert "PlanRecordingsPage" in result.states()
+    assert lock_items(result.world) == [] and registry_entries(result.world) == {}

@@ -1,6 +1,11 @@
 """The lock on the resource a workflow changes: a conditional write on one key, taken over from a
 holder that no longer runs, released by its holder. A holder that ended in the middle of changing
-production keeps it, marked as needing recovery, until a person releases it (`restorectl unlock`)."""
+production keeps it, marked as needing recovery, until a person releases it (`restorectl unlock`).
+
+A recordings lock (`s3:<bucket>/<prefix>`) also has an entry in its bucket's registry of held
+prefixes (prefix_registry.py, taken by recordings/locks.py): every release here releases that
+entry too, first, so a release that stops half-way leaves the lock, which a retry or the
+reconciler finds, rather than an entry nothing points to."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 from restore_runbook.common import aws, clock
 from restore_runbook.common.errors import OperationInProgress
+from restore_runbook.journal import prefix_registry
 from restore_runbook.journal.table import (
     INDEX_PK,
     INDEX_SK,
@@ -104,6 +110,7 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
     """
     if not resource:
         return "no lock was taken"
+    registry_entry = prefix_registry.release(resource, execution_arn, settings)
     try:
         table(settings).delete_item(
             Key={PK: lock_pk(resource), SK: "LOCK"},
@@ -112,6 +119,8 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
         )
     except Exception as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
+            if registry_entry:
+                return f"released {lock_label(resource)} from the prefixes held on its bucket (its lock was no longer this execution's)"
             if not answered:
                 return "no lock was taken"
             return f"lock on {lock_label(resource)} not held by this execution; left as it is"
@@ -153,6 +162,7 @@ def unlock(*, resource: str, settings: JournalSettings) -> dict[str, Any]:
             f"{current.get('workflow')} execution {execution_name(holder)} still runs and holds {lock_label(resource)}; "
             f"stop it first if it must not go on: {console_link(holder)}"
         )
+    prefix_registry.release(resource, holder, settings)
     try:
         items.delete_item(
             Key={PK: lock_pk(resource), SK: "LOCK"}, ConditionExpression="holder = :seen", ExpressionAttributeValues={":seen": holder}

@@ -1,6 +1,6 @@
 """The journal's table: its key layout, its settings, and the conversions to and from its items.
 
-One table, two item kinds, one index:
+One table, one index, two main item kinds:
 
     execution   pk = WORKFLOW#<workflow>   sk = <start time>#<execution name>
     lock        pk = LOCK#<resource>       sk = LOCK      (resource: rds:<instance>, s3:<bucket>/<prefix>)
@@ -8,6 +8,9 @@ One table, two item kinds, one index:
 
 so "the last runs of one workflow" is one Query on pk, "the last runs of all workflows" and "all
 locks held" are one Query each on the index, and the lock is a conditional write on one key.
+Beside them: one registry of the prefixes held on each recordings bucket, outside the index
+(`PREFIXES#s3:<bucket>` / `REGISTRY`, prefix_registry.py), and a scheduled drill's claim
+(drill/request.py).
 
 The workflows write it themselves: a start Task records who started what with which input
 (records.py), a lock Task (mutating workflows only) takes the lock on the resource the workflow

@@ -11,6 +11,8 @@ from restore_runbook.recordings.locks import refuse_overlapping
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = refuse_overlapping(event["lock_resource"], event["context"]["execution_id"], JournalSettings.from_env())
-    logger.info("no overlapping recordings restore", extra={"locks": result})
+    result = refuse_overlapping(
+        event["lock_resource"], event["context"]["execution_id"], JournalSettings.from_env(), str(event.get("requested_by") or "not given")
+    )
+    logger.info("prefix held: no overlapping recordings restore runs", extra={"locks": result})
     return result
