@@ -110,6 +110,8 @@ class RecordingsRestoreWorkflow(RegisteredWorkflow):
             "undelete_recordings_batch": self._batch_function(
                 self._recordings([], read=True, objects=["s3:DeleteObjectVersion"], work_write=(RESULTS,))
             ),
+            # A batch's child failed: its error and cause, written beside the results (crashed-<batch>.json).
+            "record_batch_crash": self._work(read=(), write=(RESULTS,)),
             "aggregate_recordings_results": replace(
                 self._work(read=(PLANS, RESULTS), write=(RESULTS,)), timeout=Duration.minutes(5), memory_size=1024
             ),

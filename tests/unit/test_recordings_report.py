@@ -107,6 +107,49 @@ def test_a_batch_that_left_no_result_file_fails_the_execution_even_within_tolera
         report.aggregate(plan, settings(tolerated=5))
 
 
+def test_the_crash_records_of_batches_without_a_result_name_each_error_and_the_summary_keeps_them(s3: Any) -> None:
+    # Given four batches: two children timed out, one crashed, one wrote its result; the crash records
+    # are what each child's catcher (RecordBatchCrash) wrote
+    plan = write_plan(s3, [[{"key": "a"}], [{"key": "b"}], [{"key": "c"}], [{"key": "d"}]])
+    write_result(s3, 3, [outcome("d", "applied")])
+    for index, error, cause in [
+        (0, "States.Timeout", "ran past 330 s"),
+        (1, "RuntimeError", "boom"),
+        (2, "States.Timeout", "ran past 330 s"),
+    ]:
+        batch = {"index": index, "kind": "change", "entries": [{}], "work_bucket": WORK, "results_prefix": "results/run-1/"}
+        report.record_crash(batch, {"Error": error, "Cause": cause})
+
+    # When the results are aggregated
+    with pytest.raises(RecordingsRestoreIncomplete) as caught:
+        report.aggregate(plan, settings(tolerated=5))
+
+    # Then the cause names each error with its batches and one cause, and the summary keeps the records
+    expected = (
+        "batches [0, 1, 2] left no result (3 entries; their child failed: "
+        "States.Timeout in batches [0, 2]: ran past 330 s; RuntimeError in batch [1]: boom)"
+    )
+    assert expected in str(caught.value)
+    summary = json.loads(s3.get_object(Bucket=WORK, Key="results/run-1/summary.json")["Body"].read())
+    assert [(c["batch"], c["error"]) for c in summary["batch_crashes"]] == [
+        (0, "States.Timeout"),
+        (1, "RuntimeError"),
+        (2, "States.Timeout"),
+    ]
+
+
+def test_a_batch_whose_result_was_written_before_its_child_failed_is_judged_by_its_result(s3: Any) -> None:
+    # Given a batch that wrote its result and then lost its answer (its catcher recorded a crash too)
+    plan = write_plan(s3, [[{"key": "a"}]])
+    write_result(s3, 0, [outcome("a", "applied")])
+    batch = {"index": 0, "kind": "change", "entries": [{}], "work_bucket": WORK, "results_prefix": "results/run-1/"}
+    report.record_crash(batch, {"Error": "RuntimeError", "Cause": "answer lost"})
+
+    # When aggregated, then the restore is complete: the result file says every entry was done
+    done = report.aggregate(plan, settings())
+    assert done["applied"] == 1 and done["batches_without_result"] == 0
+
+
 def test_the_cost_of_a_million_copies_is_dominated_by_copy_requests() -> None:
     cost = report.estimate_cost(
         pages=2000, copies=1_000_000, multipart_parts=0, undelete_markers=0, hides=0, entries=1_000_000, batches=10_000, plan_invocations=10

@@ -2,7 +2,8 @@
 handlers, on moto's versioned S3 seeded with 30 days of overwrites and deletes.
 
 A Distributed Map's children run their own Retry and Catch in moto as in AWS (each child is an
-execution of its own): a batch whose function crashes is caught into BatchLeftNoResult. moto's
+execution of its own): a batch whose function crashes is caught into RecordBatchCrash, which keeps
+its error beside the results (or, when that fails too, into BatchLeftNoResult). moto's
 history has no events of the children; the harness records each child's own history
 (restorectl/emulated_map_children.py, `result.child_paths("ApplyPlan")`), so these tests assert on
 the child's path too. What moto cannot prove: it ignores ToleratedFailurePercentage and swallows a
@@ -306,9 +307,10 @@ def assert_failed_by_name_with_lock_released_and_journal_closed(result: Any) -> 
 
 
 def test_a_copy_batch_whose_function_crashes_on_every_attempt_is_caught_in_its_child_and_fails_the_restore_by_name(rehearsal):
-    """The child retries Lambda's transient error, then its Catch takes it to BatchLeftNoResult: the
+    """The child retries Lambda's transient error, then its Catch takes it to RecordBatchCrash: the
     child ends well, so the Map does not fail (in AWS either); the batch left no result file, and the
-    aggregation fails the execution for it, counting every entry of the batch as not restored."""
+    aggregation fails the execution for it, counting every entry of the batch as not restored and
+    naming the error the child's crash record kept."""
     # Given a prefix to restore as it was before the bad deploy, and a copy function that never answers
     world = rehearsal(calls_rows=2000, recordings=12, inject=["ApplyRecordingsBatch=Lambda.ServiceException"])
     seeded = world.recordings.seeded[BUCKET]
@@ -316,12 +318,12 @@ def test_a_copy_batch_whose_function_crashes_on_every_attempt_is_caught_in_its_c
 
     result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
 
-    # Then the copy batch's child retried, was caught into BatchLeftNoResult, and the undelete batch's child ran
+    # Then the copy batch's child retried, was caught into RecordBatchCrash, and the undelete batch's child ran
     batches = planned_batches(world)
     assert [b["kind"] for b in batches] == ["change", "undelete"]
     copy_batch, undelete_batch = batches
     assert result.child_paths("ApplyPlan") == [
-        ["IsUndeleteBatch", "ApplyRecordingsBatch", "BatchLeftNoResult"],
+        ["IsUndeleteBatch", "ApplyRecordingsBatch", "RecordBatchCrash"],
         ["IsUndeleteBatch", "UndeleteRecordingsBatch"],
     ]
     copy_child = result.map_children[0]
@@ -333,7 +335,7 @@ def test_a_copy_batch_whose_function_crashes_on_every_attempt_is_caught_in_its_c
     copied, undeleted = len(copy_batch["entries"]), len(undelete_batch["entries"])
     assert f"{copied} of {copied + undeleted} planned recording changes were not made" in result.cause
     assert f"{undeleted} applied" in result.cause
-    assert f"batches [0] left no result ({copied} entries, their child crashed)" in result.cause
+    assert f"batches [0] left no result ({copied} entries; their child failed: Lambda.ServiceException in batch [0]" in result.cause
     # And in the bucket: not one key of the crashed batch changed, every key of the undelete batch is back
     after = recordings_of(world)
     for key in keys_of(copy_batch):
@@ -353,15 +355,15 @@ def test_an_undelete_batch_whose_function_crashes_leaves_its_markers_and_the_oth
 
     result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "undelete_after": bad_deploy_time(world)})
 
-    # Then exactly one child was caught into BatchLeftNoResult, and the others undeleted their batch
+    # Then exactly one child was caught into RecordBatchCrash, and the others undeleted their batch
     batches = planned_batches(world)
     assert len(batches) >= 3 and {b["kind"] for b in batches} == {"undelete"}
     paths = result.child_paths("ApplyPlan")
     assert len(paths) == len(batches)
-    crashed = [child.index for child in result.map_children if child.states()[-1] == "BatchLeftNoResult"]
+    crashed = [child.index for child in result.map_children if child.states()[-1] == "RecordBatchCrash"]
     assert len(crashed) == 1
     (crashed_index,) = crashed
-    assert paths[crashed_index] == ["IsUndeleteBatch", "UndeleteRecordingsBatch", "BatchLeftNoResult"]
+    assert paths[crashed_index] == ["IsUndeleteBatch", "UndeleteRecordingsBatch", "RecordBatchCrash"]
     assert result.map_children[crashed_index].path[1]["error"] == "RuntimeError"
     assert all(path == ["IsUndeleteBatch", "UndeleteRecordingsBatch"] for i, path in enumerate(paths) if i != crashed_index)
     # And the parent failed by name, counting the crashed batch's entries as not restored
@@ -370,7 +372,13 @@ def test_an_undelete_batch_whose_function_crashes_leaves_its_markers_and_the_oth
     total = sum(len(b["entries"]) for b in batches)
     assert f"{lost} of {total} planned recording changes were not made" in result.cause
     assert f"{total - lost} applied" in result.cause
-    assert f"batches [{crashed_index}] left no result ({lost} entries, their child crashed)" in result.cause
+    assert (
+        f"batches [{crashed_index}] left no result ({lost} entries; their child failed: RuntimeError in batch [{crashed_index}]: "
+        in result.cause
+    )
+    assert (
+        "RuntimeError injected by the rehearsal into UndeleteRecordingsBatch" in result.cause
+    )  # the child's own cause, from its crash record
     # And in the bucket: the crashed batch's keys keep their delete markers, every other batch's are gone
     after = recordings_of(world)
     for index, batch in enumerate(batches):
@@ -379,6 +387,33 @@ def test_an_undelete_batch_whose_function_crashes_leaves_its_markers_and_the_oth
                 assert after[key] == before[key] and after[key]["markers"], key
             else:
                 assert after[key]["markers"] == [] and after[key]["current"] is not None, key
+    assert_nothing_permanently_deleted(before, after)
+
+
+def test_a_batch_whose_crash_cannot_be_recorded_either_still_fails_the_restore_and_says_the_reason_is_unknown(rehearsal):
+    # Given a copy function that crashes on every attempt, and a crash recorder that fails too
+    world = rehearsal(calls_rows=2000, recordings=12, inject=["ApplyRecordingsBatch=RuntimeError", "RecordBatchCrash=RuntimeError"])
+    before = recordings_of(world)
+
+    result = world.run("recordings-restore", {"bucket": BUCKET, "prefix": "recordings/", "as_of": bad_deploy_time(world)})
+
+    # Then the copy child went on from the failed recorder to BatchLeftNoResult, the undelete child ran
+    copy_batch, undelete_batch = planned_batches(world)
+    assert result.child_paths("ApplyPlan") == [
+        ["IsUndeleteBatch", "ApplyRecordingsBatch", "RecordBatchCrash", "BatchLeftNoResult"],
+        ["IsUndeleteBatch", "UndeleteRecordingsBatch"],
+    ]
+    # And the restore failed by name, the batch's entries counted, the reason said to be unknown
+    assert_failed_by_name_with_lock_released_and_journal_closed(result)
+    copied = len(copy_batch["entries"])
+    assert (
+        f"batches [0] left no result ({copied} entries; their child failed: no crash record (the child's catcher failed too)"
+        in result.cause
+    )
+    # And the crashed batch's keys are as they were, the undelete batch's are back
+    after = recordings_of(world)
+    assert all(after[key] == before[key] for key in keys_of(copy_batch))
+    assert all(after[key]["markers"] == [] for key in keys_of(undelete_batch))
     assert_nothing_permanently_deleted(before, after)
 
 

@@ -1,9 +1,12 @@
 """After the Map: read every batch's result, count, estimate the cost, and fail loudly on gaps.
 
-A batch without a result file is a child that crashed before it could write one (on AWS the Map
-may still succeed within its tolerated failures; moto swallows child failures altogether), so it
-counts as failed in full. More failed keys than `recordings_tolerated_failures` ends the execution
-in RecordingsRestoreIncomplete, with a sample of the keys and the location of the full list.
+A batch without a result file is a child that failed before it could write one, so it counts as
+failed in full. The child's Catch (RecordBatchCrash) writes what the failure was, its error and
+cause, beside the results, since the Map's own output is dropped (at scale it would not fit in a
+state's payload); the cause then names it. A batch with a result file is judged by that file even
+when its child failed afterwards (its answer was lost): every entry it lists was done. More failed
+keys than `recordings_tolerated_failures` ends the execution in RecordingsRestoreIncomplete, with a
+sample of the keys and the location of the full list.
 """
 
 from __future__ import annotations
@@ -73,10 +76,46 @@ def estimate_cost(
     }
 
 
-def _read_results(bucket: str, prefix: str, batch_count: int) -> list[Any]:
-    keys = [store.result_key(prefix, index) for index in range(batch_count)]
+CAUSE_CHARACTERS = 500
+
+
+def _read_all(bucket: str, keys: list[str]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=READERS) as pool:
         return list(pool.map(lambda key: store.get_json(bucket, key), keys))
+
+
+def _read_results(bucket: str, prefix: str, batch_count: int) -> list[Any]:
+    return _read_all(bucket, [store.result_key(prefix, index) for index in range(batch_count)])
+
+
+def record_crash(batch: dict[str, Any], crash: dict[str, Any]) -> dict[str, Any]:
+    """Keep why a batch's child failed (the Catch's Error and Cause) for the aggregation to name."""
+    index = int(batch["index"])
+    record = {
+        "batch": index,
+        "kind": batch.get("kind"),
+        "entries": len(batch.get("entries") or []),
+        "error": str(crash.get("Error") or "unknown"),
+        "cause": str(crash.get("Cause") or "")[:CAUSE_CHARACTERS],
+        "recorded_at": clock.isoformat(clock.now()),
+    }
+    store.put_json(batch["work_bucket"], store.crash_key(batch["results_prefix"], index), record)
+    return record
+
+
+def _why_missing(bucket: str, prefix: str, missing: list[int]) -> tuple[list[dict[str, Any]], str]:
+    """The crash records of the batches without a result, and a sentence naming their errors."""
+    crashes = _read_all(bucket, [store.crash_key(prefix, index) for index in missing])
+    records: list[dict[str, Any]] = [c if c is not None else {"batch": i, "error": None} for i, c in zip(missing, crashes, strict=True)]
+    errors: dict[str, list[int]] = {}
+    for record in records:
+        errors.setdefault(str(record["error"] or "no crash record (the child's catcher failed too)"), []).append(int(record["batch"]))
+    parts = []
+    for error, batches in errors.items():
+        example = next((r for r in records if r["batch"] == batches[0]), {})
+        cause = f": {example['cause']}" if example.get("cause") else ""
+        parts.append(f"{error} in batch{'es' if len(batches) > 1 else ''} {batches[:10]}{cause}")
+    return records, "; ".join(parts)
 
 
 def aggregate(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
@@ -134,14 +173,19 @@ def aggregate(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]
             plan_invocations=int(plan.get("invocations") or 1),
         ),
     }
-    store.put_json(bucket, summary_key, {**report, "failed_keys": failed, "skipped_keys": skipped, "batches_missing": missing})
+    crashes, why = _why_missing(bucket, prefix, missing) if missing else ([], "")
+    store.put_json(
+        bucket,
+        summary_key,
+        {**report, "failed_keys": failed, "skipped_keys": skipped, "batches_missing": missing, "batch_crashes": crashes},
+    )
     missing_entries = 0
     if missing:
         missing_entries = _entries_in(bucket, plan["plan_key"], missing)
     unrestored = counts[FAILED] + missing_entries
     if unrestored > settings.recordings_tolerated_failures or missing:
         sample = ", ".join(f"{f['key']} ({f['reason']})" for f in failed[:5]) or "none recorded"
-        gaps = f"; batches {missing[:10]} left no result ({missing_entries} entries, their child crashed)" if missing else ""
+        gaps = f"; batches {missing[:10]} left no result ({missing_entries} entries; their child failed: {why})" if missing else ""
         raise RecordingsRestoreIncomplete(
             f"{unrestored} of {totals['entries']} planned recording changes were not made (tolerated: "
             f"{settings.recordings_tolerated_failures}); {counts[APPLIED]} applied, {counts[SKIPPED]} already done. "

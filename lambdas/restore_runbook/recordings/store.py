@@ -4,6 +4,7 @@ plans/<execution>/part-00001.json   one planner invocation's batches (a JSON arr
 plans/<execution>/report-00001.json the same invocation's keys left as they are, and why
 plans/<execution>/batches.json      every batch, the Distributed Map's ItemReader input
 results/<execution>/<batch>.json    each batch's outcome per entry, written by the batch itself
+results/<execution>/crashed-<batch>.json  why a batch's child failed (its error and cause), written by the child's catcher
 results/<execution>/summary.json    the aggregation: totals and the full lists of skipped and failed keys
 """
 
@@ -29,6 +30,10 @@ def results_prefix(execution_arn: str) -> str:
 
 def result_key(prefix: str, batch: int) -> str:
     return f"{prefix}{batch:06d}.json"
+
+
+def crash_key(prefix: str, batch: int) -> str:
+    return f"{prefix}crashed-{batch:06d}.json"
 
 
 def put_json(bucket: str, key: str, value: Any) -> str:
