@@ -341,6 +341,8 @@ def test_the_real_recordings_map_is_a_distributed_map_whose_children_are_a_flow_
     recordings = cov.load_definitions()["recordings-restore"]
 
     assert recordings.child_scopes == {
-        "ApplyPlan": frozenset({"IsUndeleteBatch", "ApplyRecordingsBatch", "UndeleteRecordingsBatch", "BatchLeftNoResult"})
+        "ApplyPlan": frozenset(
+            {"IsUndeleteBatch", "ApplyRecordingsBatch", "UndeleteRecordingsBatch", "RecordBatchCrash", "BatchLeftNoResult"}
+        )
     }
     assert recordings.flows() >= recordings.child_scopes["ApplyPlan"]
