@@ -61,10 +61,16 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             "describe_restore": restore.describe_restore(),
             "validate_restore": restore.validate_restore(),
             "cleanup_restore": self._cleanup(restore),
+            # Before the stop, where each host's DB_HOST points: the document's read-only health action, sent to
+            # the hosts that serve now (found again: the plan listed them a restore ago); then its results.
+            "read_hosts_db_host": hosts.step(send=(app_control,), find=True),
+            "check_hosts_serve_production": hosts.step(read=True),
             # The app on the API hosts: stopped before the swap, restarted after it (or after the rename-back).
             "stop_app_hosts": hosts.step(send=(app_control,)),
             # Finds the hosts again: the ones listed before the stop may have been replaced since.
             "start_app_hosts": hosts.step(send=(app_control,), find=True),
+            # A failure after the start stops the app on the copy before renaming back; finds the hosts as the start did.
+            "stop_started_app": hosts.step(send=(app_control,), find=True),
             "check_app_command": hosts.step(read=True),
             "check_app_health": hosts.step(send=(app_control,), read=True),
             # Renames are followed by resource id (DescribeDBInstances with a filter).

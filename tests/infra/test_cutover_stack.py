@@ -23,6 +23,9 @@ SEND_COMMAND_STEPS = {
     "restart_app",
     # the in-place restore's restart after the swap or the rename-back
     "start_app_hosts",
+    # the in-place restore's read of DB_HOST before the stop, and its stop on the copy before renaming back
+    "read_hosts_db_host",
+    "stop_started_app",
 }
 
 

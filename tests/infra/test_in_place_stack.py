@@ -141,7 +141,7 @@ def test_restore_and_rollback_carry_monitoring_with_their_own_roles_and_the_swap
     assert len({json.dumps(s) for s in statements.values()}) == 1, statements
 
 
-@pytest.mark.parametrize("step", ["stop_app_hosts", "start_app_hosts", "check_app_health"])
+@pytest.mark.parametrize("step", ["read_hosts_db_host", "stop_app_hosts", "start_app_hosts", "stop_started_app", "check_app_health"])
 def test_the_app_steps_send_only_the_app_control_document(synthesized: Synthesized, step: str) -> None:
     (role,) = [r for w, r in roles_by_workflow(synthesized, step).items() if w == "in-place-restore"]
     documents = [

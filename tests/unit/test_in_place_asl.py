@@ -66,16 +66,35 @@ def test_every_path_from_the_stop_to_an_end_starts_the_app_again() -> None:
 
 def test_nothing_before_the_stop_renames_or_stops_anything() -> None:
     before = ["RecordStart", "CheckInPlaceInput", "TakeLock", "StartFinalSnapshot", "DescribeFinalSnapshot", "StartRestore"]
-    before += ["DescribeRestore", "ValidateRestore"]
+    before += ["DescribeRestore", "ValidateRestore", "ReadHostsDbHost", "CheckHostsServeProduction"]
     for name in before:
         assert STATES[name]["Catch"][0]["Next"] == "CleanUpAfterFailure", name
-    assert STATES["ValidateRestore"]["Next"] == "StopApp"
+    assert STATES["ValidateRestore"]["Next"] == "ReadHostsDbHost"
+
+
+def test_the_only_way_to_the_stop_is_through_the_check_that_every_host_serves_production() -> None:
+    into_stop = sorted(name for name, state in STATES.items() if "StopApp" in successors(state))
+    assert into_stop == ["IsDbHostReadDone"]
+    (done,) = STATES["IsDbHostReadDone"]["Choices"]
+    assert (done["Variable"], done["StringEquals"], done["Next"]) == ("$.hosts_check.state", "done", "StopApp")
+    # and the stop stops exactly the hosts that were checked
+    assert STATES["StopApp"]["Parameters"]["plan"]["hosts.$"] == "$.hosts_check.hosts"
+
+
+def test_a_failure_from_the_start_on_stops_the_app_before_renaming_back_and_a_failed_stop_still_renames_back() -> None:
+    for name in ["StartApp", "CheckStart", "CheckHealth"]:
+        assert [c["Next"] for c in STATES[name]["Catch"]] == ["StopAppAfterStart"], name
+    for name in ["StopAppAfterStart", "CheckStopAfterStart"]:
+        assert [(c["Next"], c["ResultPath"]) for c in STATES[name]["Catch"]] == [("RenameBack", "$.stop_after_start_failure")], name
+    assert STATES["IsStopAfterStartDone"]["Choices"][0]["Next"] == "RenameBack"
+    # the stop never renames: it is the app-control document's stop, like the first one
+    assert STATES["StopAppAfterStart"]["Resource"] not in RENAMES
 
 
 def test_only_the_swap_and_the_rename_back_rename_and_every_step_from_the_first_rename_on_renames_back_on_failure() -> None:
     renamers = sorted(name for name, state in STATES.items() if state.get("Resource") in RENAMES)
     assert renamers == ["RenameBack", "RenameCopyToProduction", "RenameProductionAway"]
     forward = ["StopApp", "CheckStop", "RenameProductionAway", "CheckProductionRename", "RenameCopyToProduction", "CheckCopyRename"]
-    forward += ["ApplyProductionSettings", "CheckSettingsApplied", "CarryMonitoringOver", "StartApp", "CheckStart", "CheckHealth"]
+    forward += ["ApplyProductionSettings", "CheckSettingsApplied", "CarryMonitoringOver"]
     for name in forward:
         assert STATES[name]["Catch"][0]["Next"] == "RenameBack", name

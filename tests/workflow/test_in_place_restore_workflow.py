@@ -8,9 +8,14 @@ everything is.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -226,6 +231,8 @@ BEFORE_STOP = [
     "StartRestore",
     "DescribeRestore",
     "ValidateRestore",
+    "ReadHostsDbHost",
+    "CheckHostsServeProduction",
 ]
 FROM_STOP_ON = [
     "StopApp",
@@ -241,6 +248,8 @@ FROM_STOP_ON = [
     "CheckStart",
     "CheckHealth",
 ]
+
+AFTER_START = ["StartApp", "CheckStart", "CheckHealth"]
 
 
 class TestBeforeTheStop:
@@ -304,6 +313,15 @@ class TestFromTheStopOn:
         states = result.states()
         assert states.index(state) < states.index("RenameBack") < states.index("RestartOnOriginal") < states.index("CheckHealthOnOriginal")
         assert "back under its name and the app is healthy on it" in result.cause
+        if state in AFTER_START:
+            # the app ran on the copy: it is stopped before the renames back, and the cause says where its writes are
+            assert (
+                states.index(state) < states.index("StopAppAfterStart") < states.index("CheckStopAfterStart") < states.index("RenameBack")
+            )
+            assert f"are in the copy {run.created[0]} only" in result.cause
+        else:
+            assert "StopAppAfterStart" not in states, "before the start the app is already stopped"
+            assert "writes it took" not in result.cause
         assert_production_back_and_healthy(world, result, original_id, original_rows)
         # the original is production again by its marker; the copy is kept (the app may have written to it), unmarked
         assert {t["Key"]: t["Value"] for t in rds_instance(SOURCE)["TagList"]}["irisx-restore:role"] == "production"
@@ -443,3 +461,253 @@ def test_an_in_place_restore_while_a_restore_runs_on_the_same_source_fails_on_th
     release.set()
     done = world.follow("restore", first)
     assert done.status == "SUCCEEDED", done.cause
+
+
+# ---------------------------------------------------------------------------------------- where the hosts point, before the stop
+# An in-place restore keeps DB_HOST as it is, so it is right only when every host serves production's
+# endpoint; anything else is refused before `pm2 stop` is sent, through the pre-stop cleanup.
+
+
+def env_of(world: Rehearsal, name: str) -> Path:
+    host = next(h for h in world.app_hosts.hosts if h.name == name)
+    return host.path(world.app_hosts.env_file)
+
+
+def instance_id_of(world: Rehearsal, name: str) -> str:
+    return next(h.instance_id for h in world.app_hosts.hosts if h.name == name)
+
+
+@contextlib.contextmanager
+def env_file_kept(world: Rehearsal, *names: str) -> Iterator[None]:
+    """Put each host's .env back as it was (a regular file, same text) when the scenario is done."""
+    saved = {name: env_of(world, name).read_text() for name in names}
+    try:
+        yield
+    finally:
+        for name, text in saved.items():
+            env = env_of(world, name)
+            env.unlink()
+            env.write_text(text)
+            for leftover in env.parent.glob(".env.real"):
+                leftover.unlink()
+
+
+def assert_refused_before_the_stop(run: Run, snapshots_before: set[str]) -> None:
+    result = run.result
+    assert (result.status, result.error) == ("FAILED", "UnsafeOperation"), result.cause
+    states = result.states()
+    assert states.index("ValidateRestore") < states.index("CheckHostsServeProduction") < states.index("CleanUpAfterFailure")
+    assert "StopApp" not in states and "RenameBack" not in states
+    assert "The app was not stopped and production was not renamed" in result.cause
+    assert not [c for c in run.commands if c["parameters"].get("Action") != ["health"]], "only the read-only health action was sent"
+    assert run.created == [], "the copy this run restored is deleted"
+    final = [s for s in result.world["db_snapshots"] if s["id"] not in snapshots_before]
+    assert [s["tags"]["irisx-restore:workflow"] for s in final] == ["in-place-restore"], "the final snapshot is kept"
+    record = journal_record(run)
+    assert (record["outcome"], record["error"]) == ("FAILED", "UnsafeOperation")
+    assert not [r for r in result.world["journal"] if r["pk"].startswith("LOCK#")]
+
+
+def test_after_a_cutover_to_a_copy_an_in_place_restore_refuses_before_the_stop_and_the_app_keeps_serving_the_copy(rehearsal):
+    # Given production cut over to a validated copy by `restore`: every host's DB_HOST is the copy's endpoint
+    world = rehearsal(**FAST)
+    cutover = world.run("restore", {"mode": "snapshot", "cutover": True, "requested_by": "ben"})
+    assert cutover.status == "SUCCEEDED", cutover.cause
+    copy_endpoint = cutover.output["endpoint"]["address"]
+    assert {h["db_host"] for h in cutover.world["app_hosts"]} == {copy_endpoint}
+    original_id = resource_id_of(SOURCE)
+    snapshots_before = {s["id"] for s in cutover.world["db_snapshots"]}
+    commands_before = len(world.app_hosts.commands_run)
+
+    # When the on-call engineer runs an in-place restore of the configured production
+    arn = world.start("in-place-restore", CONFIRMED)
+    result = world.follow("in-place-restore", arn)
+
+    # Then it is refused by name, naming each host and where it points, before anything is stopped or renamed
+    run = Run(
+        result,
+        arn,
+        sorted(set(instance_ids(result.world)) - {SOURCE, cutover.output["target_instance"]}),
+        world.app_hosts.commands_run[commands_before:],
+    )
+    assert_refused_before_the_stop(run, snapshots_before)
+    for host in world.app_hosts.hosts:
+        assert f"{host.instance_id}: DB_HOST={copy_endpoint}" in result.cause
+    assert f"production's endpoint {ENDPOINT}" in result.cause
+    # And the app still serves from the copy it was cut over to, and production is untouched
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(copy_endpoint, "connected")] * 2
+    assert resource_id_of(SOURCE) == original_id and rds_instance(SOURCE)["DBInstanceStatus"] == "available"
+    assert instance_ids(result.world) == sorted([SOURCE, cutover.output["target_instance"]])
+
+
+def test_an_in_place_restore_of_an_app_that_is_down_goes_ahead_its_health_answer_does_not_gate_the_check(rehearsal):
+    # Given production serving, and the app stopped on one host (the incident the restore is run for)
+    world = rehearsal(**FAST)
+    down = next(h for h in world.app_hosts.hosts if h.name == "irisx-api-2")
+    subprocess.run([str(down.root / "usr/local/bin/pm2"), "stop", "irisx-api"], check=True, capture_output=True)
+    assert world.app_hosts.health_of(down) == "down"
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then the DB_HOST read finds production's endpoint on both hosts, and the swap goes ahead and the app serves again
+    assert result.status == "SUCCEEDED", result.cause
+    states = result.states()
+    assert states.index("ReadHostsDbHost") < states.index("CheckHostsServeProduction") < states.index("StopApp")
+    (checked,) = [
+        json.loads(e["stateExitedEventDetails"]["output"])["hosts_check"]
+        for e in result.history
+        if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "CheckHostsServeProduction"
+    ]
+    assert checked["db_hosts"] == dict.fromkeys(sorted(h.instance_id for h in world.app_hosts.hosts), ENDPOINT)
+    assert app_on_production(result) == [(ENDPOINT, "connected")] * 2
+
+
+class TestWhereTheHostsPoint:
+    """A host whose DB_HOST is not production's endpoint, or cannot be known, refuses the run before the stop."""
+
+    def test_a_symlinked_env_is_refused_as_unknown_while_an_upper_case_endpoint_is_production(self, shared_world, monkeypatch):
+        world = shared_world
+        snapshots_before = {s["id"] for s in world.describe_world()["db_snapshots"]}
+        with env_file_kept(world, "irisx-api-1", "irisx-api-2"):
+            # DNS names are case-insensitive: this host does serve production
+            upper = env_of(world, "irisx-api-1")
+            upper.write_text(upper.read_text().replace(f"DB_HOST={ENDPOINT}", f"DB_HOST={ENDPOINT.upper()}"))
+            # a .env that is a symlink is never followed by the script: where it points is unknown
+            linked = env_of(world, "irisx-api-2")
+            real = linked.with_name(".env.real")
+            real.write_text(linked.read_text())
+            linked.unlink()
+            linked.symlink_to(real)
+
+            run = run_in(world, monkeypatch, CONFIRMED)
+
+        assert_refused_before_the_stop(run, snapshots_before)
+        cause = run.result.cause
+        assert f"{instance_id_of(world, 'irisx-api-2')}: DB_HOST unknown (" in cause and "symbolic link" in cause
+        assert instance_id_of(world, "irisx-api-1") not in cause.split("[cleanup")[0]
+        # the app kept serving production on both (the world was looked at before the .env files were put back)
+        assert [(h["db_host"].lower(), h["health"]) for h in run.result.world["app_hosts"]] == [(ENDPOINT, "connected")] * 2
+
+    def test_an_unparseable_db_host_line_is_refused_naming_the_host(self, shared_world, monkeypatch):
+        world = shared_world
+        snapshots_before = {s["id"] for s in world.describe_world()["db_snapshots"]}
+        with env_file_kept(world, "irisx-api-2"):
+            env = env_of(world, "irisx-api-2")
+            env.write_text(env.read_text().replace(f"DB_HOST={ENDPOINT}", f'DB_HOST="{ENDPOINT}'))
+
+            run = run_in(world, monkeypatch, CONFIRMED)
+
+        assert_refused_before_the_stop(run, snapshots_before)
+        assert f"{instance_id_of(world, 'irisx-api-2')}: DB_HOST unknown (" in run.result.cause
+        assert "not a plain host name" in run.result.cause
+        assert app_on_production(run.result) == [(ENDPOINT, "connected")] * 2
+
+    def test_a_host_where_the_read_command_fails_is_refused_as_unknown(self, shared_world, monkeypatch):
+        # Given an app host launched since (it carries the app tag) whose agent cannot run the project's document
+        world = shared_world
+        snapshots_before = {s["id"] for s in world.describe_world()["db_snapshots"]}
+        ec2 = boto3.client("ec2")
+        (stray,) = ec2.run_instances(
+            ImageId="ami-1e749f67",
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.small",
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}
+            ],
+        )["Instances"]
+        try:
+            run = run_in(world, monkeypatch, CONFIRMED)
+        finally:
+            ec2.terminate_instances(InstanceIds=[stray["InstanceId"]])
+
+        assert_refused_before_the_stop(run, snapshots_before)
+        assert f"{stray['InstanceId']}: DB_HOST unknown (the command Failed: instance is not an emulated API host)" in run.result.cause
+        for host in world.app_hosts.hosts:
+            assert f"{host.instance_id}: DB_HOST" not in run.result.cause
+        assert app_on_production(run.result) == [(ENDPOINT, "connected")] * 2
+
+
+# ---------------------------------------------------------------------------------------- a failure after the start
+# From the start on, the app runs on the copy that holds production's name and takes writes: it is
+# stopped before the renames back, so they never split its writes between the two instances.
+
+
+def test_an_app_never_healthy_on_the_copy_is_stopped_before_renaming_back_and_the_cause_says_its_writes_are_in_the_copy(rehearsal):
+    # Given a swap whose app cannot reach the restored copy (say a missing security-group rule)
+    world = rehearsal(**FAST, app_blocked_from_restored=True)
+    original_id, original_rows = resource_id_of(SOURCE), calls_rows_behind(world, SOURCE)
+    app_when_renaming_back: list[str] = []
+    answer = world.bridge.answer
+
+    def look_at_the_app_when_renaming_back(function_name: str, body: Any, headers: Any) -> bytes:
+        if json.loads(body or "{}").get("context", {}).get("state") == "RenameBack" and not app_when_renaming_back:
+            app_when_renaming_back.extend(world.app_hosts.health_of(h) for h in world.app_hosts.hosts)
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = look_at_the_app_when_renaming_back  # type: ignore[method-assign]
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then health fails by name, the app is stopped on every host before the first rename back, then started on the original
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    states = result.states()
+    assert states.index("CheckHealth") < states.index("StopAppAfterStart") < states.index("IsStopAfterStartDone")
+    assert states.index("IsStopAfterStartDone") < states.index("RenameBack") < states.index("RestartOnOriginal")
+    assert app_when_renaming_back == ["down", "down"], "no host runs the app while the names move back"
+    # And production is back, healthy, and the copy is kept with the writes the app took on it, which the cause names
+    assert_production_back_and_healthy(world, result, original_id, original_rows)
+    (copy,) = [i for i in instance_ids(result.world) if "-inplace-" in i]
+    assert "writes it took between the start (" in result.cause and f"are in the copy {copy} only" in result.cause
+    (record,) = [r for r in result.world["journal"] if r["pk"] == "WORKFLOW#in-place-restore"]
+    assert (record["outcome"], record["error"]) == ("FAILED", "HealthCheckFailed") and copy in record["cause"]
+    assert not [r for r in result.world["journal"] if r["pk"].startswith("LOCK#")]
+
+
+class TestAfterTheStart:
+    """The stop before the renames back cannot be confirmed: the revert still happens, and the cause says who may have written."""
+
+    @pytest.mark.parametrize(
+        ("failing", "unconfirmed"),
+        [("StopAppAfterStart", "any API host"), ("CheckStopAfterStart", "every host")],
+        ids=["stop-not-sent", "stop-not-confirmed"],
+    )
+    def test_a_stop_that_cannot_be_confirmed_still_renames_back_and_names_the_hosts_that_may_have_written_to_the_copy(
+        self, shared_world, monkeypatch, failing, unconfirmed
+    ):
+        world = shared_world
+        original_id, original_rows = resource_id_of(SOURCE), calls_rows_behind(world, SOURCE)
+
+        run = run_in(world, monkeypatch, CONFIRMED, ["CheckHealth=InjectedFault", f"{failing}=InjectedFault"])
+
+        result = run.result
+        assert (result.status, result.error) == ("FAILED", "InjectedFault"), result.cause
+        states = result.states()
+        assert states.index("CheckHealth") < states.index(failing) < states.index("RenameBack") < states.index("CheckHealthOnOriginal")
+        assert_production_back_and_healthy(world, result, original_id, original_rows)
+        (copy,) = run.created
+        cause = result.cause
+        assert "stopping it before renaming back could not be confirmed on" in cause
+        assert f"into {failing}" in cause, "the stop's own failure is quoted"
+        for host in world.app_hosts.hosts:
+            assert host.instance_id in cause.split("could not be confirmed on", 1)[1], f"{unconfirmed}: {host.instance_id} is named"
+        assert f"may be in the copy {copy} only" in cause
+        assert journal_record(run)["cause"] == cause
+
+
+def test_when_renaming_back_fails_after_the_start_rollback_failed_also_says_the_copy_holds_the_writes(rehearsal):
+    # Given a start that fails its health check, and a rename-back that cannot work
+    world = rehearsal(**FAST, inject=["CheckHealth=InjectedFault", "RenameBack=InjectedFault"])
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then the app was stopped before the rename back, started again anyway, and RollbackFailed says where the writes are
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed"), result.cause
+    states = result.states()
+    assert states.index("StopAppAfterStart") < states.index("RenameBack") < states.index("StartAppAfterFailedRenameBack")
+    assert not [h for h in result.world["app_hosts"] if h["health"] == "down"], "the app is never left stopped"
+    # the rename-back did not happen, so the copy still holds production's name: it is named as it was created
+    created_as = re.search(r"\(created as ([a-z0-9-]+)\) is ", result.cause)
+    assert created_as and "-inplace-" in created_as.group(1), result.cause
+    assert f"are in the restored copy created as {created_as.group(1)} only" in result.cause
+    assert "[original error InjectedFault:" in result.cause

@@ -92,8 +92,21 @@ def test_an_in_place_restore_waits_for_the_stop_and_the_start_of_the_app(rehears
     result = world.run("in-place-restore", CONFIRMED)
 
     assert result.status == "SUCCEEDED", result.cause
+    assert went_round(result, "IsDbHostReadDone", "WaitForDbHostRead") >= 2
     assert went_round(result, "IsStopDone", "WaitForStop") >= 2
     assert went_round(result, "IsStartDone", "WaitForStart") >= 2
+    assert hosts_of(result) == on_the_original(result)
+
+
+def test_an_in_place_restore_failing_after_the_start_waits_for_the_app_to_stop_before_renaming_back(rehearsal):
+    world = rehearsal(**FAST_IN_PLACE, command_polls=2, inject=["CheckHealth=RuntimeError"])
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    assert (result.status, result.error) == ("FAILED", "RuntimeError")
+    assert went_round(result, "IsStopAfterStartDone", "WaitForStopAfterStart") >= 2
+    states = result.states()
+    assert len(states) - states[::-1].index("IsStopAfterStartDone") - 1 < states.index("RenameBack"), "renamed back only once stopped"
     assert hosts_of(result) == on_the_original(result)
 
 

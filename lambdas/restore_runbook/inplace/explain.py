@@ -4,6 +4,11 @@ Two endings. The rename-back worked and the app is healthy on the original: fail
 error, saying production is back and where the copy and the final snapshot are. The rename-back
 (or the app on the original) failed: RollbackFailed naming both instances, their names and
 statuses, who holds production's name, and the app's state on each host.
+
+A failure from the start on also stopped the app (on the copy, which held production's name)
+before renaming back; either ending then says that writes the app took between the start and that
+stop are in the copy, and which hosts the stop could not be confirmed on (they may have written to
+the copy until it gave up the name, and to the original after).
 """
 
 from __future__ import annotations
@@ -35,7 +40,53 @@ def app_state(*records: dict[str, Any] | None, last_failure: dict[str, Any] | No
     return "unknown: no start or health record (the app may still be STOPPED: start it with pm2 on every API host)"
 
 
-def after_rename_back(failure: dict[str, Any] | None, plan: dict[str, Any], restart: dict[str, Any] | None) -> dict[str, str]:
+def writes_on_copy(
+    plan: dict[str, Any],
+    start: dict[str, Any] | None,
+    stop: dict[str, Any] | None,
+    stop_failure: dict[str, Any] | None,
+    copy: str | None = None,
+) -> str | None:
+    """What the app may have written to the copy, when the failure came after the start; None before it.
+
+    `copy` names the copy as it stands (by default its temporary name, which a finished rename-back
+    gives it again). Only the stop's record says which hosts were confirmed stopped BEFORE the
+    renames back: a look now would describe a later moment."""
+    if stop is None and stop_failure is None:
+        return None
+    copy = copy or f"the copy {plan['temporary_instance']}"
+    since = f" ({start['sent_at']})" if start and start.get("sent_at") else ""
+    if stop_failure is None:
+        until = f" ({stop['sent_at']})" if stop and stop.get("sent_at") else ""
+        return (
+            f"the app was started on the restored copy and stopped again before renaming back: writes it took between the "
+            f"start{since} and the stop{until} are in {copy} only, not in production; reconcile them from it before deleting it"
+        )
+    error, cause = failures.explain(stop_failure)
+    if stop is None:
+        hosts = sorted((start or {}).get("hosts") or plan.get("hosts") or [])
+        unconfirmed = f"any API host ({', '.join(hosts) or 'none listed'}): the stop command was not sent"
+    else:
+        results = stop.get("results") or {}
+        pending = sorted(h for h in stop.get("hosts") or [] if (results.get(h) or {}).get("status") != "Success")
+        unconfirmed = ", ".join(pending) or "no host (every host reported stopped)"
+    return (
+        f"the app was started on the restored copy; stopping it before renaming back could not be confirmed on {unconfirmed} "
+        f"({error}: {cause}), and the renames back went ahead: the app there may have written to {copy} while it held "
+        f"production's name and to production after; writes taken since the start{since} may be in {copy} only: reconcile "
+        "them from it before deleting it"
+    )
+
+
+def after_rename_back(
+    failure: dict[str, Any] | None,
+    plan: dict[str, Any],
+    restart: dict[str, Any] | None,
+    *,
+    start: dict[str, Any] | None = None,
+    stop: dict[str, Any] | None = None,
+    stop_failure: dict[str, Any] | None = None,
+) -> dict[str, str]:
     """Only reached once the app answered healthy on the original (the restart record says so)."""
     error, cause = failures.outcome_of(failure)  # the execution's error: never a States.* name
     copy = plan["temporary_instance"]
@@ -44,6 +95,9 @@ def after_rename_back(failure: dict[str, Any] | None, plan: dict[str, Any], rest
         f"kept as {copy} (marked failed-copy; turn its deletion protection off if on, then delete it once nothing needs it); "
         f"final snapshot {plan['final_snapshot']} kept"
     )
+    writes = writes_on_copy(plan, start, stop, stop_failure)
+    if writes:
+        left = f"{left}; {writes}"
     return {"error": error, "cause": f"{cause} [{left}]", "cleanup": left}
 
 
@@ -55,6 +109,10 @@ def rename_back_failed(
     execution_id: str,
     settings: RunbookSettings,
     restart_failure: dict[str, Any] | None = None,
+    *,
+    start: dict[str, Any] | None = None,
+    stop: dict[str, Any] | None = None,
+    stop_failure: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     error, cause = failures.explain(failure)
     back_error, back_cause = failures.explain(rollback_failure)
@@ -64,6 +122,10 @@ def rename_back_failed(
         where = f"could not look at the instances ({type(exc).__name__}: {exc}); check both by hand"
     hosts = app_state(*records, last_failure=restart_failure or rollback_failure)
     left = f"{where}; the app on each host: {hosts}; final snapshot {plan.get('final_snapshot')} kept"
+    # The rename-back failed: the copy's name now is what `where` says.
+    writes = writes_on_copy(plan, start, stop, stop_failure, f"the restored copy created as {plan['temporary_instance']}")
+    if writes:
+        left = f"{left}; {writes}"
     return {
         "error": "RollbackFailed",
         "cause": f"renaming back failed ({back_error}: {back_cause}) [original error {error}: {cause}] [{left}]",

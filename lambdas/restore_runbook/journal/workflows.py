@@ -121,6 +121,7 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
                     | {"IsCopyRenamed", "ApplyProductionSettings", "WaitForSettings", "CheckSettingsApplied", "IsSettingsApplied"}
                     | {"CarryMonitoringOver", "StartApp", "WaitForStart", "CheckStart", "IsStartDone", "CheckHealth", "IsHealthy"}
                     | {"WaitForHealth", "RenameBack", "IsRenamedBack", "WaitForRenameBack", "CarryMonitoringBack", "RestartOnOriginal"}
+                    | {"StopAppAfterStart", "WaitForStopAfterStart", "CheckStopAfterStart", "IsStopAfterStartDone"}
                     | {"WaitForRestartOnOriginal", "CheckRestartOnOriginal", "IsRestartOnOriginalDone", "CheckHealthOnOriginal"}
                     | {"IsOriginalHealthy", "WaitForHealthOnOriginal", "ExplainInPlaceFailure", "StartAppAfterFailedRenameBack"}
                     | {"WaitForStartAfterFailedRenameBack", "CheckStartAfterFailedRenameBack", "IsStartAfterFailedRenameBackDone"}

@@ -10,6 +10,13 @@ from restore_runbook.inplace.explain import after_rename_back
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcome = after_rename_back(event.get("failure"), event["plan"], event.get("restart"))
+    outcome = after_rename_back(
+        event.get("failure"),
+        event["plan"],
+        event.get("restart"),
+        start=event.get("start"),
+        stop=event.get("stop_after_start"),
+        stop_failure=event.get("stop_after_start_failure"),
+    )
     logger.error("in-place restore failed; production is back", extra=outcome)
     return outcome

@@ -19,6 +19,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         event["context"]["execution_id"],
         settings(),
         event.get("restart_failure"),
+        start=event.get("start"),
+        stop=event.get("stop_after_start"),
+        stop_failure=event.get("stop_after_start_failure"),
     )
     logger.error("renaming back failed", extra=outcome)
     return outcome
