@@ -120,6 +120,11 @@ def test_health_verdicts_need_connected_and_the_expected_db_host():
     assert health._health_of(ok, "a")[0] is True
     assert health._health_of(ok, None)[0] is True
     assert health._health_of(ok, "b") == (False, ".env names DB_HOST=a, expected b")
+    shouted = {
+        "status": "Success",
+        "output": {"db_host": "IRISX-DB.ABC.US-EAST-1.RDS.AMAZONAWS.COM", "health": '{"database": "connected"}'},
+    }
+    assert health._health_of(shouted, "irisx-db.abc.us-east-1.rds.amazonaws.com")[0] is True  # DNS names ignore case
     bad = {"status": "Failed", "output": {"db_host": "a", "health": '{"database": "error", "error": "refused"}'}, "error": "HTTP 503"}
     assert health._health_of(bad, "a") == (False, "database='error': refused")
     assert health._health_of({"status": "Failed", "output": {}, "error": "curl: (7)"}, "a") == (False, "curl: (7)")

@@ -27,7 +27,8 @@ def _health_of(result: dict[str, Any], expected_db_host: str | None) -> tuple[bo
     if database != HEALTHY_DATABASE:
         detail = body.get("error") if isinstance(body, dict) else None
         return False, f"database={database!r}" + (f": {detail}" if detail else "")
-    if expected_db_host is not None and db_host != expected_db_host:
+    # Host names are case-insensitive (DNS); RDS answers in lower case, a hand-edited .env may not.
+    if expected_db_host is not None and db_host.lower() != expected_db_host.lower():
         return False, f".env names DB_HOST={db_host or 'nothing'}, expected {expected_db_host}"
     return True, f"database connected via {db_host or 'its .env'}"
 
