@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 from unittest import mock
 
-from restorectl import emulated_monitoring, emulated_sfn
+from restorectl import emulated_monitoring, emulated_sfn, shared_service_models
 from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_map_children import MapChildren
 from restorectl.emulated_rds import EmulatedRds
@@ -235,6 +235,7 @@ class Rehearsal:
         enter(warnings.catch_warnings())
         warnings.filterwarnings("ignore", message="No application metrics to publish")
         enter(mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}))
+        enter(shared_service_models.installed())
         self._reset_cached_settings()
         enter(self.clock.installed())
         enter(self.rds.installed())
