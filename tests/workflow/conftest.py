@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from restorectl.harness import Rehearsal, RehearsalOptions
@@ -29,3 +31,18 @@ def rehearsal(local_pg: LocalPostgres) -> Iterator[Callable[..., Rehearsal]]:
 
 def instance_ids(world: dict[str, Any]) -> list[str]:
     return sorted(i["id"] for i in world["db_instances"])
+
+
+def terminate_host_before(world: Rehearsal, host_name: str, state: str) -> str:
+    """Terminate the API host `host_name` just before `state`'s function runs, as an autoscaling
+    group replacing it would; returns its instance id."""
+    gone = next(h for h in world.app_hosts.hosts if h.name == host_name)
+    answer = world.bridge.answer
+
+    def terminate_first(function_name: str, body: Any, headers: Any) -> bytes:
+        if json.loads(body or "{}").get("context", {}).get("state") == state:
+            boto3.client("ec2").terminate_instances(InstanceIds=[gone.instance_id])
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = terminate_first  # type: ignore[method-assign]
+    return str(gone.instance_id)

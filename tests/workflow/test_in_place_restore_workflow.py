@@ -23,7 +23,7 @@ import pytest
 
 from restorectl.harness import Rehearsal, RehearsalOptions
 from restorectl.lambda_bridge import Injection
-from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.conftest import SOURCE, instance_ids, terminate_host_before
 
 pytestmark = pytest.mark.workflow
 
@@ -402,15 +402,7 @@ def test_a_host_whose_app_never_starts_again_ends_in_rollback_failed_saying_so(r
 def test_a_host_terminated_while_the_app_was_stopped_does_not_keep_the_others_stopped(rehearsal):
     # Given an API host that is terminated during the downtime (say its autoscaling group replaced it)
     world = rehearsal(**FAST)
-    gone = next(h for h in world.app_hosts.hosts if h.name == "irisx-api-2")
-    answer = world.bridge.answer
-
-    def terminate_before_the_start(function_name: str, body: Any, headers: Any) -> bytes:
-        if json.loads(body or "{}").get("context", {}).get("state") == "StartApp":
-            boto3.client("ec2").terminate_instances(InstanceIds=[gone.instance_id])
-        return answer(function_name, body, headers)
-
-    world.bridge.answer = terminate_before_the_start  # type: ignore[method-assign]
+    gone = terminate_host_before(world, "irisx-api-2", "StartApp")
 
     result = world.run("in-place-restore", CONFIRMED)
 
@@ -424,8 +416,8 @@ def test_a_host_terminated_while_the_app_was_stopped_does_not_keep_the_others_st
         if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "StartApp"
     ]
     progress = start["start"]
-    assert progress["hosts"] == [h.instance_id for h in world.app_hosts.hosts if h is not gone]
-    assert progress["hosts_gone"] == [gone.instance_id]
+    assert progress["hosts"] == [h.instance_id for h in world.app_hosts.hosts if h.instance_id != gone]
+    assert progress["hosts_gone"] == [gone]
     serving = [h for h in result.world["app_hosts"] if h["name"] == "irisx-api-1"]
     assert [(h["db_host"], h["health"]) for h in serving] == [(ENDPOINT, "connected")]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.conftest import SOURCE, instance_ids, terminate_host_before
 from tests.workflow.test_cutover_workflow import endpoint_of
 from tests.workflow.test_journal_workflow import executions, locks
 
@@ -100,21 +100,11 @@ def test_a_host_that_cannot_restart_anywhere_is_named_as_possibly_stopped(rehear
 def test_a_host_terminated_after_the_stop_does_not_keep_the_recovery_from_starting_the_others(rehearsal):
     import json
 
-    import boto3
-
     # Given production cut over to a copy, a rollback whose stop is lost after acting, and one API
     # host terminated while the app is stopped (its autoscaling group replaced it)
     world = rehearsal(calls_rows=300, restore_minutes=3, inject=["StopApp=RuntimeError@after"])
     target = a_cut_over_copy(world)
-    gone = next(h for h in world.app_hosts.hosts if h.name == "irisx-api-2")
-    answer = world.bridge.answer
-
-    def terminate_before_the_recovery(function_name: str, body: Any, headers: Any) -> bytes:
-        if json.loads(body or "{}").get("context", {}).get("state") == "RestartAppOnOriginal":
-            boto3.client("ec2").terminate_instances(InstanceIds=[gone.instance_id])
-        return answer(function_name, body, headers)
-
-    world.bridge.answer = terminate_before_the_recovery  # type: ignore[method-assign]
+    gone = terminate_host_before(world, "irisx-api-2", "RestartAppOnOriginal")
 
     result = world.run("rollback", {"restored_instance": target, "confirm": target, "requested_by": "on-call: ana"})
 
@@ -128,4 +118,4 @@ def test_a_host_terminated_after_the_stop_does_not_keep_the_recovery_from_starti
         for e in result.history
         if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "RestartAppOnOriginal"
     ]
-    assert restart["recovery_original"]["hosts_gone"] == [gone.instance_id]
+    assert restart["recovery_original"]["hosts_gone"] == [gone]

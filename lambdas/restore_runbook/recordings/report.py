@@ -107,13 +107,14 @@ def _why_missing(bucket: str, prefix: str, missing: list[int]) -> tuple[list[dic
     """The crash records of the batches without a result, and a sentence naming their errors."""
     crashes = _read_all(bucket, [store.crash_key(prefix, index) for index in missing])
     records: list[dict[str, Any]] = [c if c is not None else {"batch": i, "error": None} for i, c in zip(missing, crashes, strict=True)]
-    errors: dict[str, list[int]] = {}
+    # The records of each error, in batch order: the first one's cause stands for them all.
+    by_error: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        errors.setdefault(str(record["error"] or "no crash record (the child's catcher failed too)"), []).append(int(record["batch"]))
+        by_error.setdefault(str(record["error"] or "no crash record (the child's catcher failed too)"), []).append(record)
     parts = []
-    for error, batches in errors.items():
-        example = next((r for r in records if r["batch"] == batches[0]), {})
-        cause = f": {example['cause']}" if example.get("cause") else ""
+    for error, group in by_error.items():
+        batches = [int(r["batch"]) for r in group]
+        cause = f": {group[0]['cause']}" if group[0].get("cause") else ""
         parts.append(f"{error} in batch{'es' if len(batches) > 1 else ''} {batches[:10]}{cause}")
     return records, "; ".join(parts)
 
