@@ -1,13 +1,26 @@
-"""Cold start cost of each Lambda handler, as a ratio to `import boto3` alone, outside and inside Lambda's environment.
+"""Cold start cost of each Lambda handler, as a ratio to `import boto3` alone, imported as Lambda imports it.
+
+Lambda imports a function's code (/var/task) and its layer (/opt/python) from a read-only file
+system: an import finds only the bytecode the asset shipped, and a module shipped without it is
+compiled from source at every cold start, never cached. So every handler is imported from a copy
+of what synth deploys, the handlers' package plus the layer's packages (requirements.txt and what
+they need, less what the runtime provides), with bytecode writing off, in two forms:
+
+  - as shipped: every module with its bytecode, in the unchecked-hash mode synth compiles it in
+    (stacks/bytecode.py; compiled here by the interpreter running the benchmark, as synth compiles
+    with the runtime's CPython 3.12);
+  - source only: the same files without bytecode, what the assets carried before synth compiled them.
 
 The X-Ray SDK behind Powertools' Tracer behaves differently in and out of Lambda (outside, its
-default sampler builds a botocore X-Ray client when imported; inside, it samples locally), so a
-figure taken on a laptop is not what Lambda pays. So every handler is imported twice in fresh
-interpreters: with a bare environment, and with the environment Lambda gives the deployed
-function (the runtime's variables, active tracing's X-Ray variables, and the stack's own settings
-and Powertools names, from cdk.json). Each import is paired with an `import boto3` taken just
-before it, so both see the same machine load; the median of the pairs' ratios is reported, of
-wall time and of CPU time (which a busy shared machine disturbs far less). Target: at most 1.5 in Lambda's environment.
+default sampler builds a botocore X-Ray client when imported; inside, it samples locally), so the
+shipped form is also imported with a bare environment. Inside means the environment Lambda gives the
+deployed function (the runtime's variables, active tracing's X-Ray variables, and the stack's own
+settings and Powertools names, from cdk.json).
+
+The baseline is `import boto3` from the runtime's own packages (this virtualenv's, with their
+bytecode, as the runtime image carries them), taken just before each handler import in the same
+environment; the median of the pairs' ratios is reported, of wall time and of CPU time (which a busy
+shared machine disturbs far less). Target: at most 1.5 as shipped, in Lambda's environment.
 
 Handlers: every entry of statemachines/functions.json and the abandoned-execution handler
 (stacks/abandoned.py HANDLER, read from the source so this does not import the CDK).
@@ -17,11 +30,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import compileall
+import importlib.metadata
 import json
 import os
+import py_compile
+import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,22 +53,57 @@ from stacks.settings import StackSettings  # noqa: E402 - pure Python, no CDK im
 REGION = "us-east-1"
 
 
-def abandoned_handler() -> str:
-    tree = ast.parse((ROOT / "stacks" / "abandoned.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "HANDLER" for t in node.targets):
-            return str(ast.literal_eval(node.value))
-    raise SystemExit("stacks/abandoned.py has no HANDLER constant")
+def constant_of(module: Path, name: str) -> object:
+    """A module-level constant, read from the source (importing stacks/ would start the CDK)."""
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise SystemExit(f"{module} has no {name} constant")
 
 
 def handlers() -> list[str]:
     manifest = json.loads((ROOT / "statemachines" / "functions.json").read_text())
-    return sorted({*manifest.values(), abandoned_handler()})
+    return sorted({*manifest.values(), str(constant_of(ROOT / "stacks" / "abandoned.py", "HANDLER"))})
+
+
+def layer_distributions() -> list[importlib.metadata.Distribution]:
+    """What stacks/layer.py installs: requirements.txt and what it requires, less what the runtime provides."""
+    provided = {str(name) for name in constant_of(ROOT / "stacks" / "layer.py", "PROVIDED_BY_RUNTIME")}  # type: ignore[attr-defined]
+    wanted = [line.split("==")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines() if line.split("#")[0].strip()]
+    found: dict[str, importlib.metadata.Distribution] = {}
+    while wanted:
+        name = re.sub(r"[-_.]+", "-", wanted.pop()).lower()
+        if name in found or name in provided:
+            continue
+        found[name] = importlib.metadata.distribution(name)
+        for requirement in found[name].requires or []:
+            if "extra ==" not in requirement:
+                wanted.append(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))  # type: ignore[union-attr]
+    return list(found.values())
+
+
+def build_trees(root: Path) -> dict[str, Path]:
+    """The deployed code and layer, twice: `source` (no bytecode) and `shipped` (compiled as synth does)."""
+    source = root / "source"
+    shutil.copytree(LAMBDAS, source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*_cache"))
+    for distribution in layer_distributions():
+        for file in distribution.files or []:
+            if file.parts[0] == ".." or "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            target = source / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(str(distribution.locate_file(file))), target)
+    shipped = shutil.copytree(source, root / "shipped")
+    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    if not compileall.compile_dir(shipped, quiet=1, workers=0, invalidation_mode=mode):
+        raise SystemExit(f"compiling {shipped} failed")
+    return {"source": source, "shipped": shipped}
 
 
 def bare_environment() -> dict[str, str]:
     return {
-        "PYTHONPATH": str(LAMBDAS),
+        # Lambda's file system is read-only: nothing compiled during an import is kept for the next one.
+        "PYTHONDONTWRITEBYTECODE": "1",
         "PATH": "/usr/bin:/bin",
         "POWERTOOLS_SERVICE_NAME": "bench",
         "AWS_DEFAULT_REGION": REGION,
@@ -76,7 +130,7 @@ def lambda_environment(handler: str) -> dict[str, str]:
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        "LAMBDA_TASK_ROOT": str(LAMBDAS),
+        "LAMBDA_TASK_ROOT": "/var/task",
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "_HANDLER": handler,
         "TZ": ":UTC",
@@ -110,6 +164,9 @@ def import_seconds(module: str, env: dict[str, str]) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+FORMS = (("inside", "shipped"), ("inside", "source"), ("outside", "shipped"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds (default 5)")
@@ -117,57 +174,53 @@ def main() -> None:
 
     paths = handlers()
     modules = {path: path.rpartition(".")[0] for path in paths}
-    envs = {path: {"outside": bare_environment(), "inside": lambda_environment(path)} for path in paths}
-    baseline_env = {"outside": bare_environment(), "inside": lambda_environment(paths[0])}
-    for path in paths:  # warm the file system cache and write bytecode first
-        import_seconds(modules[path], envs[path]["inside"])
-    # Each handler import is paired with a baseline import taken just before it, in the same
-    # environment, and the ratio is taken per pair: on a shared machine the load drifts over a
-    # round, and a baseline measured once per round would charge that drift to the handlers
-    # measured last.
-    timings: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    ratios: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for _ in range(args.repeats):
-        for where in ("outside", "inside"):
-            for path, module in [*modules.items(), ("xray", "boto3, aws_xray_sdk.core")]:
-                env = envs[path][where] if path in envs else baseline_env[where]
-                base = import_seconds("boto3", env)
-                took = import_seconds(module, env)
-                timings.setdefault(("boto3", where), []).append(base)
-                timings.setdefault((path, where), []).append(took)
-                ratios.setdefault((path, where), []).append((took[0] / base[0], took[1] / base[1]))
+    modules["xray"] = "boto3, aws_xray_sdk.core"
+    with tempfile.TemporaryDirectory(prefix="cold-import-") as scratch:
+        trees = build_trees(Path(scratch))
 
-    wall = {key: statistics.median(v[0] for v in values) for key, values in timings.items()}
+        def environment(path: str, where: str, tree: str | None) -> dict[str, str]:
+            env = lambda_environment(paths[0] if path == "xray" else path) if where == "inside" else bare_environment()
+            return {**env, "PYTHONPATH": str(trees[tree])} if tree else env
+
+        # Each handler import is paired with a baseline import taken just before it, in the same
+        # environment, and the ratio is taken per pair: on a shared machine the load drifts over a
+        # round, and a baseline measured once per round would charge that drift to the handlers
+        # measured last. The baseline imports the runtime's boto3 alone (no code, no layer on the path).
+        timings: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+        ratios: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+        for _ in range(args.repeats):
+            for path, module in modules.items():
+                for where, tree in FORMS:
+                    base = import_seconds("boto3", environment(path, where, None))
+                    took = import_seconds(module, environment(path, where, tree))
+                    timings.setdefault(("boto3", where, tree), []).append(base)
+                    timings.setdefault((path, where, tree), []).append(took)
+                    ratios.setdefault((path, where, tree), []).append((took[0] / base[0], took[1] / base[1]))
+
     cpu = {key: statistics.median(v[1] for v in values) for key, values in timings.items()}
     ratio_wall = {key: statistics.median(r[0] for r in values) for key, values in ratios.items()}
     ratio_cpu = {key: statistics.median(r[1] for r in values) for key, values in ratios.items()}
-    ratio_wall[("boto3", "outside")] = ratio_wall[("boto3", "inside")] = 1.0
-    ratio_cpu[("boto3", "outside")] = ratio_cpu[("boto3", "inside")] = 1.0
-    print(f"cold import, median of {args.repeats} fresh interpreters each; ratio: median over pairs with a prior `import boto3`")
-    print(f"{'':<58} {'outside Lambda env':>25} {'inside Lambda env':>25}")
-    print(
-        f"{'handler module':<58} {'wall s':>7} {'ratio':>5} {'cpu s':>6} {'ratio':>5} {'wall s':>7} {'ratio':>5} {'cpu s':>6} {'ratio':>5}"
-    )
+    print(f"cold import, {args.repeats} fresh interpreters each; ratio: median over pairs with a prior `import boto3` (runtime's, alone)")
+    print(f"{'':<58} {'Lambda env, as shipped':>24} {'Lambda env, source only':>24} {'outside, as shipped':>20}")
+    print(f"{'handler module':<58} {'cpu s':>6} {'wall':>5} {'cpu':>5}       {'cpu s':>6} {'ratio':>5}       {'cpu s':>6} {'ratio':>5}")
 
-    def row(label: str, key: str) -> tuple[float, float]:
-        cells = []
-        measured = []
-        for where in ("outside", "inside"):
-            w, c = wall[(key, where)], cpu[(key, where)]
-            rw, rc = ratio_wall[(key, where)], ratio_cpu[(key, where)]
-            cells.append(f"{w:>7.3f} {rw:>5.2f} {c:>6.3f} {rc:>5.2f}")
-            measured.append((rw, rc))
-        print(f"{label:<58} {cells[0]} {cells[1]}")
-        return measured[1]
+    def row(label: str, key: str) -> None:
+        shipped, source, outside = ((key, *form) for form in FORMS)
+        print(
+            f"{label:<58} {cpu[shipped]:>6.3f} {ratio_wall[shipped]:>5.2f} {ratio_cpu[shipped]:>5.2f}       "
+            f"{cpu[source]:>6.3f} {ratio_cpu[source]:>5.2f}       {cpu[outside]:>6.3f} {ratio_cpu[outside]:>5.2f}"
+        )
 
-    worst_wall = worst_cpu = 0.0
     for path in paths:
-        inside_wall, inside_cpu = row(modules[path], path)
-        worst_wall, worst_cpu = max(worst_wall, inside_wall), max(worst_cpu, inside_cpu)
-    row("boto3 (baseline)", "boto3")
+        row(modules[path], path)
     row("boto3 + aws_xray_sdk.core (what an enabled Tracer adds)", "xray")
-    for label, worst in (("wall", worst_wall), ("CPU", worst_cpu)):
-        print(f"worst {label} ratio in Lambda's environment: {worst:.2f} (target <= 1.5: {'met' if worst <= 1.5 else 'MISSED'})")
+    print(f"{'boto3 alone (baseline), cpu s':<58} {cpu[('boto3', 'inside', 'shipped')]:>6.3f}")
+    for label, table in (("wall", ratio_wall), ("CPU", ratio_cpu)):
+        for where, tree in FORMS:
+            values = [table[(path, where, tree)] for path in paths]
+            verdict = f" (target <= 1.5: {'met' if max(values) <= 1.5 else 'MISSED'})" if (where, tree) == FORMS[0] else ""
+            summary = f"median {statistics.median(values):.2f}, worst {max(values):.2f}{verdict}"
+            print(f"{label:>4} ratio, {where} Lambda's environment, {tree:>7}: {summary}")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -114,7 +114,7 @@ class FunctionDefaults:
         nag.acknowledge(
             function,
             "AwsSolutions-L1",
-            "Pinned to Python 3.12: the dependency layer is built for cp312 and the local rehearsal runs 3.12",
+            "Pinned to Python 3.12: the dependency layer is built for cp312 and both assets carry CPython 3.12 bytecode",
         )
         for rule_id, reason in spec.permissions.acknowledgements.items():
             nag.acknowledge(role, rule_id, reason)

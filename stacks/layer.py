@@ -2,7 +2,8 @@
 
 No Docker: pip downloads the wheels built for the Lambda platform (CPython 3.12, manylinux, arm64,
 matching `RUNTIME` and `ARCHITECTURE` in stacks/functions.py) instead of the
-host's. CDK runs this as the asset's local bundling and names the result by a hash of
+host's, and the packages are compiled for the runtime's Python (stacks/bytecode.py: a read-only
+layer would otherwise be compiled again at every cold start). CDK runs this as the asset's local bundling and names the result by a hash of
 requirements.txt and that platform, so `cdk synth` reuses `cdk.out/asset.<hash>` until the
 requirements change, and a fresh clone needs no separate build step.
 
@@ -21,9 +22,11 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from stacks import bytecode
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
-PYTHON_VERSION = "3.12"
+PYTHON_VERSION = bytecode.RUNTIME_VERSION
 IMPLEMENTATION = "cp"
 # The python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels load too;
 # psycopg2-binary publishes its arm64 wheel only for manylinux_2_28.
@@ -65,11 +68,12 @@ def build(layer_dir: Path, requirements: Path = REQUIREMENTS) -> None:
         for path in [*packages.glob(name), *packages.glob(f"{name}-*.dist-info")]:
             shutil.rmtree(path)
     shutil.rmtree(packages / "bin", ignore_errors=True)
+    bytecode.compile_tree(packages)
 
 
 def asset_hash(requirements: Path = REQUIREMENTS) -> str:
     """Changes exactly when the layer would: other requirements, another target platform or Python."""
-    recipe = "\n".join((PYTHON_VERSION, IMPLEMENTATION, *PLATFORMS, *PROVIDED_BY_RUNTIME))
+    recipe = "\n".join((PYTHON_VERSION, IMPLEMENTATION, *PLATFORMS, *PROVIDED_BY_RUNTIME, bytecode.recipe()))
     return hashlib.sha256(requirements.read_bytes() + recipe.encode()).hexdigest()
 
 
@@ -81,7 +85,6 @@ class PipBundling:
         self._requirements = requirements
 
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
-        # Never False: CDK would then try Docker, with an image that exists only to satisfy the API.
         build(Path(output_dir), self._requirements)
         return True
 
@@ -91,11 +94,7 @@ def bundled_code(requirements: Path = REQUIREMENTS) -> lambda_.Code:
         str(requirements.parent),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
         asset_hash=asset_hash(requirements),
-        bundling=cdk.BundlingOptions(
-            # Required by the API, never pulled: PipBundling always bundles locally or raises.
-            image=cdk.DockerImage.from_registry("local-bundling-only"),
-            local=PipBundling(requirements),
-        ),
+        bundling=bytecode.local_bundling(PipBundling(requirements)),
     )
 
 
@@ -106,7 +105,8 @@ def prebuilt_code(layer_dir: Path) -> lambda_.Code:
             f"the dependency layer {layer_dir}/python does not exist; build it with `make layer` "
             "(into build/layer), or leave layer_asset_path unset so synth bundles it from requirements.txt"
         )
-    return lambda_.Code.from_asset(str(layer_dir), exclude=["**/__pycache__", "**/*.pyc"])
+    # Only the runtime's bytecode (what `make layer` compiles); another Python's is dead weight.
+    return lambda_.Code.from_asset(str(layer_dir), exclude=["**/*.pyc", f"!**/*.{bytecode.CACHE_TAG}.pyc"])
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import aws_cdk as cdk
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from stacks import functions, layer
+from stacks import bytecode, functions, layer
 from stacks.abandoned import AbandonedExecutions
 from stacks.app_hosts import AppHostDocuments
 from stacks.functions import FunctionDefaults
@@ -79,8 +80,18 @@ class RestoreRunbookStack(Stack):
         self.journal.add_outputs()
 
     def _build_code(self) -> lambda_.Code:
-        # The directory as it is: handlers are pure Python and third-party packages live in the layer.
-        return lambda_.Code.from_asset(str(LAMBDA_SOURCE), exclude=ASSET_EXCLUDES)
+        # The directory and its bytecode for the runtime's Python: handlers are pure Python and
+        # third-party packages live in the layer. Named by the sources, so unchanged code is reused.
+        missing = bytecode.missing_warning()
+        if missing:
+            cdk.Annotations.of(self).add_warning_v2("restore-runbook:no-bytecode", missing)
+        return lambda_.Code.from_asset(
+            str(LAMBDA_SOURCE),
+            exclude=ASSET_EXCLUDES,
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            asset_hash=bytecode.function_code_hash(LAMBDA_SOURCE),
+            bundling=bytecode.local_bundling(bytecode.CompiledFunctionCode(LAMBDA_SOURCE)),
+        )
 
     def _build_layer(self, layer_path: Path | str | None) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stacks import layer
+from stacks import bytecode, layer
 
 pytestmark = pytest.mark.infra
 
@@ -33,22 +34,31 @@ def test_the_layer_is_named_by_its_requirements_so_cdk_reuses_it_until_they_chan
     assert layer.asset_hash(same_a) != layer.asset_hash(changed)
 
 
-def test_the_build_leaves_out_what_the_lambda_runtime_provides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_build_leaves_out_what_the_runtime_provides_and_compiles_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a pip that installs boto3 and botocore as dependencies next to the layer's own packages
-    def fake_pip(command: list[str], check: bool) -> subprocess.CompletedProcess[bytes]:
+    run = subprocess.run
+
+    def fake_pip(command: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
+        if command[1:3] != ["-m", "pip"]:
+            return run(command, **options)  # the bytecode compiler runs for real
         target = Path(next(arg for arg in command if arg.startswith("--target=")).removeprefix("--target="))
         for name in ("aws_lambda_powertools", "boto3", "boto3-1.44.8.dist-info", "botocore", "s3transfer", "bin"):
             (target / name).mkdir(parents=True)
+        (target / "aws_lambda_powertools" / "__init__.py").write_text("VERSION = 1\n")
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(layer.subprocess, "run", fake_pip)
     # When the layer is built
     layer.build(tmp_path)
     # Then only the layer's own packages remain, under python/
-    assert sorted(p.name for p in (tmp_path / "python").iterdir()) == ["aws_lambda_powertools"]
+    packages = tmp_path / "python"
+    assert sorted(p.name for p in packages.iterdir()) == ["aws_lambda_powertools"]
+    # And they carry the runtime Python's bytecode wherever this machine has that Python
+    compiled = packages / "aws_lambda_powertools" / "__pycache__" / f"__init__.{bytecode.CACHE_TAG}.pyc"
+    assert compiled.exists() == (bytecode.runtime_python() is not None)
 
 
 def test_a_failed_pip_stops_synth_with_what_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(layer.subprocess, "run", lambda command, check: subprocess.CompletedProcess(command, 1))
+    monkeypatch.setattr(layer.subprocess, "run", lambda command, **options: subprocess.CompletedProcess(command, 1))
     with pytest.raises(RuntimeError, match=r"pip could not build the Lambda dependency layer .* \(exit 1\)"):
         layer.PipBundling(layer.REQUIREMENTS).try_bundle(str(tmp_path), None)  # type: ignore[arg-type]
