@@ -44,6 +44,12 @@ TAG_PART = re.compile(r"^[\w .:/=+@-]{1,128}$")
 SNAPSHOT_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 DEFAULT_NAME_PREFIX = "irisx-restore"
 WARM_BUDGET_LIMIT_SECONDS = 540
+# The validate step's function has 10 minutes (stacks/permissions/restore.py). Its index check and its
+# count report run side by side, so each gets at most this much, leaving 3 minutes for what runs
+# before and after them: the sessions' connects (10 s timeout each), the schema and recency reads
+# (each under the statement timeout, against the copy and the source) and writing the report.
+VALIDATE_BUDGET_LIMIT_SECONDS = 420
+INTEGRITY_BUDGET_DEFAULT_SECONDS = 180
 # A drill copies and reads back this many recordings per bucket, at most, in its 5-minute step.
 DRILL_RECORDINGS_KEYS_LIMIT = 20
 # cron(minutes hours day-of-month month day-of-week year): Scheduler's six fields.
@@ -357,6 +363,8 @@ class RunbookSettings:
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )
     integrity_required: bool = setting(False, kind="flag", expected="true or false", optional=True)
+    # The whole index check's time: no index is started once it is spent, and each runs under what is left.
+    integrity_budget_seconds: int = setting(INTEGRITY_BUDGET_DEFAULT_SECONDS, kind="positive", expected="seconds", optional=True)
     warm_budget_seconds: int = setting(120, kind="positive", expected="seconds", optional=True)
     warm_tables: tuple[str, ...] | None = setting(
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
@@ -431,6 +439,26 @@ class RunbookSettings:
                 "runs in a 10-minute function and must stop in time to report what it read",
                 f"runbook setting 'warm_budget_seconds'={self.warm_budget_seconds} is above {WARM_BUDGET_LIMIT_SECONDS}: "
                 "the warm-up step runs in a 10-minute function and must stop in time to report what it read",
+            )
+        # The validate step's checks must stop in time for its 10-minute function to report a good copy as good.
+        if self.integrity_budget_seconds > VALIDATE_BUDGET_LIMIT_SECONDS:
+            raise self.setting_error(
+                f"setting INTEGRITY_BUDGET_SECONDS={self.integrity_budget_seconds} is above {VALIDATE_BUDGET_LIMIT_SECONDS}: the "
+                "validate step runs in a 10-minute function and its index check must stop in time to report",
+                f"runbook setting 'integrity_budget_seconds'={self.integrity_budget_seconds} is above "
+                f"{VALIDATE_BUDGET_LIMIT_SECONDS}: the validate step runs in a 10-minute function and its index check must "
+                "stop in time to report",
+            )
+        counting = self.count_budget_seconds * len(self.validation_tables)
+        if counting > VALIDATE_BUDGET_LIMIT_SECONDS:
+            raise self.setting_error(
+                f"setting COUNT_BUDGET_SECONDS={self.count_budget_seconds} for each of the {len(self.validation_tables)} "
+                f"VALIDATION_TABLES is {counting} s of counting, above {VALIDATE_BUDGET_LIMIT_SECONDS}: the validate step runs "
+                "in a 10-minute function and its counts must stop in time to report",
+                f"runbook setting 'count_budget_seconds'={self.count_budget_seconds} for each of the "
+                f"{len(self.validation_tables)} 'validation_tables' is {counting} s of counting, above "
+                f"{VALIDATE_BUDGET_LIMIT_SECONDS}: the validate step runs in a 10-minute function and its counts must stop "
+                "in time to report",
             )
         # The sweep must never delete the copy of a drill that is still within its allowed run.
         if self.drill_lifetime_hours * 60 <= self.drill_max_keep_minutes:

@@ -108,3 +108,15 @@ def test_the_in_place_restore_outlasts_every_bounded_wait_it_can_make_so_it_neve
     # to twice a rename), a restart and health, and the start after a failed rename-back
     after_the_stop = command + 3 * rename + (command + health) + 2 * rename + 2 * (command + health)
     assert before_the_stop + after_the_stop < timeout_of("in-place-restore"), (before_the_stop, after_the_stop)
+
+
+def test_the_validate_steps_budgets_leave_its_function_three_minutes_to_connect_read_and_report(synthesized: Synthesized) -> None:
+    from restore_runbook.settings import VALIDATE_BUDGET_LIMIT_SECONDS
+
+    functions = synthesized.of_type("AWS::Lambda::Function").values()
+    validators = [f["Properties"] for f in functions if handler_module(f["Properties"]["Handler"]) == "validate_restore"]
+    assert validators
+    # the index check and the counts run side by side, each within the limit the settings enforce
+    assert all(function["Timeout"] - VALIDATE_BUDGET_LIMIT_SECONDS >= 180 for function in validators), [
+        function["Timeout"] for function in validators
+    ]

@@ -47,6 +47,8 @@ def test_app_reads_cdk_json_when_run_without_the_cdk_cli() -> None:
         ("db_secret_arn", "irisx/prod/rds-postgres", "secret ARN"),
         ("restore_poll_initial_seconds", 600, "restore_poll_max_seconds"),
         ("availability_zones", ["us-west-2a", "us-west-2b"], "not in region"),
+        ("integrity_budget_seconds", 421, "10-minute function"),
+        ("count_budget_seconds", 106, "424 s of counting"),
     ],
 )
 def test_a_bad_setting_is_rejected_by_name(key: str, value: Any, expected: str) -> None:

@@ -44,6 +44,7 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         counts_required=settings.counts_required,
         integrity_check_tables=settings.integrity_tables,
         integrity_required=settings.integrity_required,
+        integrity_budget_ms=settings.integrity_budget_seconds * 1000,
     )
     finished = clock.now()
     report["timings"] = {
