@@ -46,7 +46,7 @@ test-infra: setup
 	$(BIN)/python -m pytest -m infra
 
 faults: setup  ## the whole fault matrix: every Task of every workflow crashed, crashed after acting, timed out, and failed once
-	$(BIN)/python -m pytest tests/workflow/test_fault_matrix.py -q
+	$(BIN)/python -m pytest tests/workflow/test_fault_matrix.py -q -n auto --dist loadgroup
 
 coverage: setup  ## run the workflow tests and print the states, Catch edges and Choice branches they executed (VERBOSE=1: and which tests did)
 	$(BIN)/python -m pytest -m "workflow and not faults_full" -q $(if $(VERBOSE),--workflow-coverage-verbose)

@@ -287,7 +287,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for scenario in SCENARIOS:
         for state in tasks[scenario.name]:
             for fault in FAULTS:
-                marks: list[Any] = [pytest.mark.faults_full] if fault.full_only else []
+                # One scenario's cases stay on one worker under `--dist loadgroup` (make faults), which
+                # then builds each scenario's world once instead of once per worker it lands on.
+                marks: list[Any] = [pytest.mark.xdist_group(scenario.name)]
+                if fault.full_only:
+                    marks.append(pytest.mark.faults_full)
                 defect = KNOWN_DEFECTS.get((scenario.name, state, fault.name))
                 if defect:
                     marks.append(pytest.mark.xfail(strict=True, reason=defect))

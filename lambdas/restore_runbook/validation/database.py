@@ -7,11 +7,15 @@ one function.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 from psycopg2.extensions import connection
+
+if TYPE_CHECKING:
+    from restore_runbook.settings import RunbookSettings
 
 APPLICATION_NAME = "irisx-restore-validate"
 
@@ -33,6 +37,19 @@ class DbTarget:
     def describe(self) -> str:
         """host:port/dbname, for messages."""
         return f"{self.host}:{self.port}/{self.dbname}"
+
+
+def target_at(endpoint: Mapping[str, Any], settings: RunbookSettings, user: str, password: str) -> DbTarget:
+    """The configured database on an instance's endpoint (`address`, `port`), as the settings say to reach it."""
+    return DbTarget(
+        host=endpoint["address"],
+        port=int(endpoint["port"]),
+        dbname=settings.database_name,
+        user=user,
+        password=password,
+        sslmode=settings.db_sslmode,
+        sslrootcert=settings.db_sslrootcert,
+    )
 
 
 def connect(target: DbTarget, *, statement_timeout_ms: int, connect_timeout_s: int = 10) -> connection:

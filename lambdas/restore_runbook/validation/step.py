@@ -1,4 +1,6 @@
-"""The validate and warm-up steps: log in to the restored copy (and the source), check it, warm it."""
+"""The validate step: log in to the restored copy and the source, and check the copy.
+
+(The warm-up step is in warm.py, so its function does not import every check.)"""
 
 from __future__ import annotations
 
@@ -8,28 +10,16 @@ from restore_runbook.common import clock, rds
 from restore_runbook.restore.request import RestorePlan
 from restore_runbook.settings import RunbookSettings
 from restore_runbook.validation import checks as validation
-from restore_runbook.validation import secrets, warm
-from restore_runbook.validation.database import DbTarget
-
-
-def _target(endpoint: dict[str, Any], settings: RunbookSettings, user: str, password: str) -> DbTarget:
-    return DbTarget(
-        host=endpoint["address"],
-        port=int(endpoint["port"]),
-        dbname=settings.database_name,
-        user=user,
-        password=password,
-        sslmode=settings.db_sslmode,
-        sslrootcert=settings.db_sslrootcert,
-    )
+from restore_runbook.validation import secrets
+from restore_runbook.validation.database import target_at
 
 
 def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
     user, password = secrets.database_credentials(settings.db_secret_arn)
-    copy = _target(progress["endpoint"], settings, user, password)
+    copy = target_at(progress["endpoint"], settings, user, password)
     source_endpoint = rds.describe_source(plan.source_instance).get("Endpoint")
     source = (
-        _target({"address": source_endpoint["Address"], "port": source_endpoint["Port"]}, settings, user, password)
+        target_at({"address": source_endpoint["Address"], "port": source_endpoint["Port"]}, settings, user, password)
         if source_endpoint
         else None
     )
@@ -58,13 +48,3 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         "total_seconds": round((finished - clock.parse_utc(plan.checked_at)).total_seconds()),
     }
     return report
-
-
-def warm_restored_copy(progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
-    user, password = secrets.database_credentials(settings.db_secret_arn)
-    return warm.warm_restored_copy(
-        _target(progress["endpoint"], settings, user, password),
-        settings.warm_up_tables,
-        budget_seconds=settings.warm_budget_seconds,
-        statement_timeout_ms=settings.statement_timeout_ms,
-    )

@@ -29,7 +29,8 @@ from psycopg2 import sql
 from psycopg2.extensions import connection, cursor
 
 from restore_runbook.common.errors import ValidationFailed
-from restore_runbook.validation import database, report
+from restore_runbook.settings import RunbookSettings
+from restore_runbook.validation import database, report, secrets
 from restore_runbook.validation.database import DbTarget
 
 CHUNK_BYTES = 64 * 1024 * 1024
@@ -160,3 +161,14 @@ def _summary(entries: list[dict[str, Any]], read_mb: float, elapsed: float, budg
     if left:
         text += f"; not warmed within the {budget_seconds:g} s budget or without pg_prewarm: {', '.join(left)}"
     return text
+
+
+def warm_step(progress: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
+    """The warm-up step: log in to the restored copy (`progress["endpoint"]`) and warm the configured tables."""
+    user, password = secrets.database_credentials(settings.db_secret_arn)
+    return warm_restored_copy(
+        database.target_at(progress["endpoint"], settings, user, password),
+        settings.warm_up_tables,
+        budget_seconds=settings.warm_budget_seconds,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
