@@ -136,6 +136,6 @@ def missing_warning() -> str | None:
         return None
     return (
         f"No CPython {RUNTIME_VERSION} found (set {INTERPRETER_VARIABLE}, or install python{RUNTIME_VERSION}): the functions "
-        "and the layer ship as source only, so every cold start compiles each module it imports (about 0.6x the cost "
-        "of `import boto3` more; bench/bench_cold_import.py)"
+        "and the layer ship as source only, so every cold start compiles each module it imports (about two thirds of "
+        "an `import boto3` more; bench/bench_cold_import.py)"
     )

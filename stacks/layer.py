@@ -3,9 +3,10 @@
 No Docker: pip downloads the wheels built for the Lambda platform (CPython 3.12, manylinux, arm64,
 matching `RUNTIME` and `ARCHITECTURE` in stacks/functions.py) instead of the
 host's, and the packages are compiled for the runtime's Python (stacks/bytecode.py: a read-only
-layer would otherwise be compiled again at every cold start). CDK runs this as the asset's local bundling and names the result by a hash of
-requirements.txt and that platform, so `cdk synth` reuses `cdk.out/asset.<hash>` until the
-requirements change, and a fresh clone needs no separate build step.
+layer would otherwise be compiled again at every cold start). CDK runs this as the asset's local
+bundling and names the result by a hash of requirements.txt, that platform and whether it carries
+bytecode, so `cdk synth` reuses `cdk.out/asset.<hash>` until the requirements change, and a fresh
+clone needs no separate build step.
 
 `python -m stacks.layer DIR` builds the same layer into DIR, to inspect what is deployed.
 """
