@@ -7,6 +7,10 @@
 - `large_copy`: a source of 200,000 calls and its point-in-time copy, built once per session, for
   the checks that must meet a real slow statement. Read-only.
 - `target(dbname, **changes)`: the `DbTarget` for a database in the local cluster.
+
+And the helpers every test file uses: `execute` (one statement, autocommit, its rows), `by_name`
+(a report's checks by name) and `validate` (the whole validation of the sample tables as of
+`RESTORE_POINT`, a 5 s statement timeout unless given).
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
+from restore_runbook.validation.checks import validate_restored_database
 from restore_runbook.validation.database import DbTarget
 from restorectl import sample_data
 from restorectl.localpg import LocalPostgres
@@ -28,6 +34,27 @@ SOURCE_CALLS = 2_000
 SOURCE_DB = "validation_source"
 LARGE_CALLS = 200_000
 LARGE_SOURCE = "validation_large_source"
+
+
+def execute(local_pg: LocalPostgres, dbname: str, statement: str, params: object = None) -> list[tuple] | None:
+    conn = local_pg.connect(dbname, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def by_name(report: dict) -> dict[str, dict]:
+    return {check["name"]: check for check in report["checks"]}
+
+
+def validate(copy: DbTarget, source: DbTarget | None, **kwargs: Any) -> dict:
+    kwargs.setdefault("statement_timeout_ms", 5_000)
+    return validate_restored_database(
+        copy, source, tables=sample_data.TABLES, recency_column="created_at", restore_point=RESTORE_POINT, **kwargs
+    )
 
 
 @pytest.fixture(scope="session")

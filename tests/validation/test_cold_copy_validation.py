@@ -9,32 +9,13 @@ from __future__ import annotations
 import pytest
 
 from restore_runbook.common.errors import ValidationFailed
-from restore_runbook.validation.checks import validate_restored_database
 from restorectl import sample_data
 
-from .conftest import LARGE_CALLS, RESTORE_POINT
+from .conftest import LARGE_CALLS, RESTORE_POINT, by_name, execute, validate
 
 pytestmark = pytest.mark.validation
 
 TABLES = sample_data.TABLES
-
-
-def validate(copy, source, **kwargs):
-    kwargs.setdefault("statement_timeout_ms", 5_000)
-    return validate_restored_database(copy, source, tables=TABLES, recency_column="created_at", restore_point=RESTORE_POINT, **kwargs)
-
-
-def by_name(report: dict) -> dict[str, dict]:
-    return {check["name"]: check for check in report["checks"]}
-
-
-def execute(local_pg, dbname: str, statement: str) -> None:
-    conn = local_pg.connect(dbname, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 def test_a_count_that_outruns_its_time_box_is_reported_and_the_restore_passes(large_copy, target):

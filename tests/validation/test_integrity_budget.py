@@ -25,10 +25,9 @@ from restore_runbook.common.errors import ValidationFailed
 from restore_runbook.restore.request import RestorePlan
 from restore_runbook.settings import RunbookSettings
 from restore_runbook.validation import counts, database, integrity, step
-from restore_runbook.validation.checks import validate_restored_database
 from restorectl import sample_data
 
-from .conftest import RESTORE_POINT
+from .conftest import RESTORE_POINT, by_name, execute, validate
 
 pytestmark = pytest.mark.validation
 
@@ -58,24 +57,6 @@ CREATE OPERATOR CLASS int4_fickle_ops FOR TYPE int4 USING btree AS
 CREATE INDEX tenants_fickle_idx ON tenants ((id::int4) int4_fickle_ops);
 CREATE OR REPLACE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT btint4cmp($2, $1) $$;
 """
-
-
-def validate(copy, source, **kwargs):
-    kwargs.setdefault("statement_timeout_ms", 5_000)
-    return validate_restored_database(copy, source, tables=TABLES, recency_column="created_at", restore_point=RESTORE_POINT, **kwargs)
-
-
-def by_name(report: dict) -> dict[str, dict]:
-    return {check["name"]: check for check in report["checks"]}
-
-
-def execute(local_pg, dbname: str, statement: str) -> None:
-    conn = local_pg.connect(dbname, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 @pytest.fixture

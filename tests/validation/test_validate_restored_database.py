@@ -14,7 +14,7 @@ from restore_runbook.validation import database
 from restore_runbook.validation.checks import validate_restored_database
 from restorectl import sample_data
 
-from .conftest import NOW, RESTORE_POINT
+from .conftest import NOW, RESTORE_POINT, by_name, execute
 
 pytestmark = pytest.mark.validation
 
@@ -32,20 +32,6 @@ def failure(copy, source, **kwargs) -> ValidationFailed:
     with pytest.raises(ValidationFailed) as caught:
         validate(copy, source, **kwargs)
     return caught.value
-
-
-def by_name(report: dict) -> dict[str, dict]:
-    return {check["name"]: check for check in report["checks"]}
-
-
-def execute(local_pg, dbname: str, statement, params=None):
-    conn = local_pg.connect(dbname, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
 
 
 def source_truth(local_pg, source_db, restore_point):

@@ -17,18 +17,11 @@ from restore_runbook.validation.handlers import warm_restored_copy as warm_handl
 from restorectl import sample_data
 from restorectl.lambda_bridge import LambdaContext
 
+from .conftest import execute
+
 pytestmark = pytest.mark.validation
 
 TABLES = sample_data.TABLES
-
-
-def execute(local_pg, dbname: str, statement: str) -> None:
-    conn = local_pg.connect(dbname, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
 
 
 def warm_copy(target, dbname: str, budget_seconds: float = 60) -> dict:
