@@ -31,6 +31,7 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_lambda as lambda_
 
 RUNTIME_VERSION = "3.12"
 CACHE_TAG = "cpython-" + RUNTIME_VERSION.replace(".", "")
@@ -123,6 +124,18 @@ class CompiledFunctionCode:
             shutil.copy2(path, target)
         compile_tree(output)
         return True
+
+
+def function_code(source: Path) -> lambda_.Code:
+    """The functions' code: `source` and its bytecode, named by the sources and how they were compiled,
+    so an unchanged tree reuses its asset. Bundled by this module only (tool caches are left out by
+    `source_files`), so no exclude list is needed beside it."""
+    return lambda_.Code.from_asset(
+        str(source),
+        asset_hash_type=cdk.AssetHashType.CUSTOM,
+        asset_hash=function_code_hash(source),
+        bundling=local_bundling(CompiledFunctionCode(source)),
+    )
 
 
 def local_bundling(local: cdk.ILocalBundling) -> cdk.BundlingOptions:

@@ -23,7 +23,6 @@ from stacks.workflows import WORKFLOWS, RegisteredWorkflow, WorkflowContext
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_SOURCE = REPO_ROOT / "lambdas"
 STATEMACHINES = REPO_ROOT / "statemachines"
-ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.ruff_cache"]
 
 
 class RestoreRunbookStack(Stack):
@@ -80,18 +79,11 @@ class RestoreRunbookStack(Stack):
         self.journal.add_outputs()
 
     def _build_code(self) -> lambda_.Code:
-        # The directory and its bytecode for the runtime's Python: handlers are pure Python and
-        # third-party packages live in the layer. Named by the sources, so unchanged code is reused.
+        # Handlers are pure Python and third-party packages live in the layer.
         missing = bytecode.missing_warning()
         if missing:
             cdk.Annotations.of(self).add_warning_v2("restore-runbook:no-bytecode", missing)
-        return lambda_.Code.from_asset(
-            str(LAMBDA_SOURCE),
-            exclude=ASSET_EXCLUDES,
-            asset_hash_type=cdk.AssetHashType.CUSTOM,
-            asset_hash=bytecode.function_code_hash(LAMBDA_SOURCE),
-            bundling=bytecode.local_bundling(bytecode.CompiledFunctionCode(LAMBDA_SOURCE)),
-        )
+        return bytecode.function_code(LAMBDA_SOURCE)
 
     def _build_layer(self, layer_path: Path | str | None) -> lambda_.LayerVersion:
         return lambda_.LayerVersion(

@@ -85,15 +85,19 @@ def check_integrity(
     unchecked: list[str] = []
     out_of_budget: list[str] = []
     statement = sql.SQL("SELECT {}.bt_index_check(%s::oid::regclass)").format(sql.Identifier(schema))
+
+    def out_of_time(entry: dict[str, Any], index: str, where: str) -> None:
+        entry.update(status="not checked", why=spent)
+        values["budget_spent"].append(index)
+        out_of_budget.append(where)
+
     with conn.cursor() as cur:
         for table, oid, index, size in indexes:
             entry: dict[str, Any] = {"table": table, "bytes": size}
             values["indexes"][index] = entry
             left_ms = (deadline - time.perf_counter()) * 1000
             if left_ms < 1:
-                entry.update(status="not checked", why=spent)
-                values["budget_spent"].append(index)
-                out_of_budget.append(f"{index} on {table}")
+                out_of_time(entry, index, f"{index} on {table}")
                 continue
             box_ms = int(min(timeout_ms, left_ms))
             began = time.perf_counter()
@@ -110,9 +114,7 @@ def check_integrity(
                 corrupted.append(f"index {index} on {table} is corrupted: {report.error_text(exc, timeout_ms)}")
             except psycopg2.errors.QueryCanceled as exc:
                 if box_ms < timeout_ms:  # the budget, not the statement timeout, stopped it
-                    entry.update(status="not checked", why=spent)
-                    values["budget_spent"].append(index)
-                    out_of_budget.append(f"{index} on {table} (cut off after {report.ms(began):,.0f} ms)")
+                    out_of_time(entry, index, f"{index} on {table} (cut off after {report.ms(began):,.0f} ms)")
                 else:
                     entry["status"] = "not checked"
                     unchecked.append(f"index {index} on {table} could not be checked: {report.error_text(exc, timeout_ms)}")
