@@ -481,6 +481,62 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
     assert instance_ids(result.world) == [SOURCE]
 
 
+def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_named(rehearsal):
+    import json
+
+    import boto3
+
+    from tests.workflow.invariants import locks
+
+    # Given a copy production was cut over to, and an app host an autoscaling group starts while the
+    # rollback runs: after the rollback found its hosts, before it deletes the copy
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+    ec2 = boto3.client("ec2")
+    started: list[str] = []
+    answer = world.bridge.answer
+
+    def start_a_host_before_the_delete(function_name, body, headers):
+        if json.loads(body or "{}").get("context", {}).get("state") == "DeleteRestoredInstance" and not started:
+            (host,) = ec2.run_instances(
+                ImageId="ami-1e749f67",
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="t3.small",
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}
+                ],
+            )["Instances"]
+            started.append(host["InstanceId"])
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = start_a_host_before_the_delete  # type: ignore[method-assign]
+
+    # When the rollback runs
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
+
+    # Then the copy is not deleted (no final snapshot either): the new host was never pointed back
+    assert started, "the rollback never reached DeleteRestoredInstance"
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert result.states()[-4:] == ["ExplainDeleteFailure", "CopyNotDeleted", "RecordFailure", "RollbackFailed"]
+    copy = next(i for i in result.world["db_instances"] if i["id"] == target)
+    assert copy["status"] == "available"
+    assert not [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
+    # And the cause names the new host, the hosts the rollback did point back, and the copy as RDS has it
+    assert f"app host(s) {started[0]} started since the rollback found its hosts" in result.cause
+    planned = [h.instance_id for h in world.app_hosts.hosts]
+    assert f"({', '.join(sorted(planned))})" in result.cause
+    assert f"{target} was NOT deleted" in result.cause
+    # And the hosts it found serve from the original; the lock is released and the journal says the same
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(endpoint_of(SOURCE), "connected")] * 2
+    assert locks(result.world) == []
+    (record,) = [r for r in result.world["journal"] if r.get("workflow") == "rollback" and "outcome" in r]
+    assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", "RollbackFailed", result.cause)
+    ec2.terminate_instances(InstanceIds=started)
+
+
 @pytest.mark.parametrize(
     ("options", "restore_input"),
     [

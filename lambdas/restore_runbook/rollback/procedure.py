@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from restore_runbook.common import fields, rds
-from restore_runbook.common.errors import ConfirmationRequired, InvalidInput
+from restore_runbook.common.errors import ConfirmationRequired, InvalidInput, UnsafeOperation
 from restore_runbook.hosts import commands, cutover, ssm
 from restore_runbook.settings import RunbookSettings
 
@@ -178,6 +178,15 @@ def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str
     it took, and its automated backups are kept rather than deleted with it.
     """
     restored = plan["restored_instance"]
+    # The hosts were found when the rollback began. One tagged since (an autoscaling group replacing
+    # a host, say) was neither stopped nor pointed back: it may serve from this copy now.
+    started_since = sorted(set(ssm.find_hosts(settings)) - set(plan["hosts"]))
+    if started_since:
+        raise UnsafeOperation(
+            f"{restored} was NOT deleted: app host(s) {', '.join(started_since)} started since the rollback found its hosts "
+            f"({', '.join(plan['hosts'])}) and were not pointed back at the original, so they may still use {restored}; "
+            "check their DB_HOST, then run the rollback again (it finds every host anew)"
+        )
     final_snapshot = rds.final_snapshot_name(restored)
     outcome = rds.delete_managed_instance(
         restored,
