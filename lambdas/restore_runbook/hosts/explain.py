@@ -92,7 +92,7 @@ def explain_rollback_failure(
             "error": "RollbackFailed",
             "cause": " ".join(parts),
             "copy": copy,
-            "cleanup": f"the API hosts the rollback found ({', '.join(plan['hosts'])}) are back on the original; {copy}",
+            "cleanup": f"the API hosts the rollback found ({', '.join((plan or {}).get('hosts') or [])}) are back on the original; {copy}",
         }
     if restored and recoveries is not None:
         app = where_hosts_run(plan, recoveries)
