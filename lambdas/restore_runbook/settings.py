@@ -362,6 +362,10 @@ class RunbookSettings:
     integrity_check_tables: tuple[str, ...] | None = setting(
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )
+    # Indexes checked too, before the tables' (say only the primary keys of a table too large for the budget).
+    integrity_check_indexes: tuple[str, ...] | None = setting(
+        None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
+    )
     integrity_required: bool = setting(False, kind="flag", expected="true or false", optional=True)
     # The whole index check's time: no index is started once it is spent, and each runs under what is left.
     integrity_budget_seconds: int = setting(INTEGRITY_BUDGET_DEFAULT_SECONDS, kind="positive", expected="seconds", optional=True)

@@ -19,6 +19,7 @@ NAMES = (
     "count_budget_seconds",
     "counts_required",
     "integrity_check_tables",
+    "integrity_check_indexes",
     "integrity_required",
     "integrity_budget_seconds",
     "warm_budget_seconds",
@@ -34,6 +35,15 @@ def test_cdk_json_defaults_reach_the_lambdas_with_every_validation_table_checked
     assert read.integrity_tables == read.warm_up_tables == read.validation_tables
     assert (read.count_budget_seconds, read.counts_required, read.integrity_required) == (20, False, False)
     assert read.integrity_budget_seconds == 180
+
+
+def test_named_indexes_reach_the_lambdas_and_a_bad_name_is_refused_at_synth():
+    stack = StackSettings.from_context({**CONTEXT, "integrity_check_tables": [], "integrity_check_indexes": ["calls_pkey", "users_pkey"]})
+    read = RunbookSettings.from_env(stack.lambda_environment())
+    assert (read.integrity_tables, read.integrity_check_indexes) == ((), ("calls_pkey", "users_pkey"))
+    assert RunbookSettings.from_env(StackSettings.from_context(CONTEXT).lambda_environment()).integrity_check_indexes is None
+    with pytest.raises(ValueError, match=r"integrity_check_indexes.*plain SQL identifiers"):
+        StackSettings.from_context({**CONTEXT, "integrity_check_indexes": ["calls_pkey; drop"]})
 
 
 def test_an_explicit_empty_list_means_none_and_flags_are_true_or_false():

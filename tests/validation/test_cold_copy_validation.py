@@ -60,20 +60,12 @@ def test_a_required_count_that_outruns_its_box_fails_the_restore(large_copy, tar
     assert "calls not measured (0.001 s budget: ran out of time)" in str(caught.value)
 
 
-def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make_copy, target):
-    """bt_index_check finds an index whose order no longer matches its operator class.
-
-    The method is PostgreSQL's own (src/bin/pg_amcheck/t/005_opclass_damage.pl): build a btree index
-    with a custom operator class whose comparison function sorts ascending, then replace that
-    function with one sorting descending. Nothing on disk changes, but every page's items are now
-    out of order for the opclass, which `bt_index_check` reports deterministically as "item order
-    invariant violated" (SQLSTATE XX002, index_corrupted). It is done in a throwaway copy.
-    """
-    # Given a copy whose calls table has an index that no longer matches its comparison function
-    copy = make_copy(restore_point=RESTORE_POINT)
+def corrupt_an_index_of_calls(local_pg, dbname: str) -> None:
+    """calls_fickle_idx: a btree index on calls whose operator class's comparison function is replaced
+    by one sorting the other way (see the test below for the method)."""
     execute(
         local_pg,
-        copy,
+        dbname,
         """
         CREATE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE
             AS $$ SELECT CASE WHEN $1 = $2 THEN 0 WHEN $1 > $2 THEN 1 ELSE -1 END; $$;
@@ -85,6 +77,20 @@ def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make
             AS $$ SELECT CASE WHEN $1 = $2 THEN 0 WHEN $1 > $2 THEN -1 ELSE 1 END; $$;
         """,
     )
+
+
+def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make_copy, target):
+    """bt_index_check finds an index whose order no longer matches its operator class.
+
+    The method is PostgreSQL's own (src/bin/pg_amcheck/t/005_opclass_damage.pl): build a btree index
+    with a custom operator class whose comparison function sorts ascending, then replace that
+    function with one sorting descending. Nothing on disk changes, but every page's items are now
+    out of order for the opclass, which `bt_index_check` reports deterministically as "item order
+    invariant violated" (SQLSTATE XX002, index_corrupted). It is done in a throwaway copy.
+    """
+    # Given a copy whose calls table has an index that no longer matches its comparison function
+    copy = make_copy(restore_point=RESTORE_POINT)
+    corrupt_an_index_of_calls(local_pg, copy)
 
     # When it is validated
     with pytest.raises(ValidationFailed) as caught:
@@ -102,6 +108,53 @@ def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make
     # And the setting scopes the check: with only tenants' indexes checked, the same copy passes
     report = validate(target(copy), target(source_db["dbname"]), integrity_check_tables=["tenants"])
     assert set(by_name(report)["index_integrity"]["values"]["indexes"]) == {"tenants_pkey", "tenants_created_at_idx"}
+
+
+def test_named_indexes_are_checked_first_and_alone_when_no_table_is_listed(local_pg, source_db, make_copy, target):
+    # Given a copy whose calls table has a corrupted index beside its primary key
+    copy = make_copy(restore_point=RESTORE_POINT)
+    corrupt_an_index_of_calls(local_pg, copy)
+
+    # When only calls' primary key is named, and no table's indexes are listed
+    report = validate(target(copy), target(source_db["dbname"]), integrity_check_tables=[], integrity_check_indexes=["calls_pkey"])
+
+    # Then that one index is verified, and the restore passes
+    check = by_name(report)["index_integrity"]
+    assert check["status"] == "passed"
+    assert {name: entry["status"] for name, entry in check["values"]["indexes"].items()} == {"calls_pkey": "ok"}
+    assert check["detail"].startswith("1 btree indexes named calls_pkey verified with bt_index_check")
+
+    # And named alongside tenants' indexes, the corrupted one is checked first and fails the restore
+    with pytest.raises(ValidationFailed, match="index calls_fickle_idx on calls is corrupted") as caught:
+        validate(
+            target(copy), target(source_db["dbname"]), integrity_check_tables=["tenants"], integrity_check_indexes=["calls_fickle_idx"]
+        )
+    checked = list(by_name(caught.value.report)["index_integrity"]["values"]["indexes"])
+    assert checked == ["calls_fickle_idx", "tenants_pkey", "tenants_created_at_idx"]
+
+
+def test_a_named_index_the_copy_lacks_or_cannot_check_is_reported_and_fails_only_when_required(local_pg, source_db, make_copy, target):
+    # Given a copy with a hash index, and settings naming it, an index the copy lacks and a good one
+    copy = make_copy(restore_point=RESTORE_POINT)
+    execute(local_pg, copy, "CREATE INDEX calls_status_hash_idx ON calls USING hash (status)")
+    named = ["calls_staus_idx", "calls_status_hash_idx", "users_pkey"]
+
+    # When it is validated, both are reported by name and why, the good one verified, and the restore passes
+    report = validate(target(copy), target(source_db["dbname"]), integrity_check_tables=[], integrity_check_indexes=named)
+    check = by_name(report)["index_integrity"]
+    assert report["passed"] and check["status"] == "reported"
+    assert check["detail"] == (
+        "1 of 3 indexes verified; index calls_staus_idx named in integrity_check_indexes could not be checked: the restored "
+        "database has no such index; index calls_status_hash_idx named in integrity_check_indexes could not be checked: it "
+        "is a hash index, and bt_index_check checks btree indexes only"
+    )
+    assert check["values"]["indexes"]["users_pkey"]["status"] == "ok"
+
+    # And when integrity is required, the same copy fails, saying so
+    with pytest.raises(ValidationFailed, match="index integrity is required, but only 1 of 3 indexes verified; index calls_staus_idx"):
+        validate(
+            target(copy), target(source_db["dbname"]), integrity_check_tables=[], integrity_check_indexes=named, integrity_required=True
+        )
 
 
 def test_without_amcheck_the_integrity_check_is_not_available_unless_required(local_pg, source_db, make_copy, target):

@@ -204,7 +204,7 @@ def test_sharing_the_first_session_the_index_check_follows_the_counts_and_its_bu
     assert by_name(report)["row_counts"]["status"] == "passed"
 
 
-def test_the_validate_step_gives_the_check_the_configured_budget(monkeypatch, local_pg, slow_copy):
+def test_the_validate_step_gives_the_check_the_configured_budget_and_named_indexes(monkeypatch, local_pg, slow_copy):
     # Given the validate step's settings with a 1 s index budget, and an emulated source and copy
     # that route to the local cluster (the copy is its own source: the same rows at the same point)
     routes = {"restored.emulated.rds", "source.emulated.rds"}
@@ -247,9 +247,12 @@ def test_the_validate_step_gives_the_check_the_configured_budget(monkeypatch, lo
             "started_at": "2025-11-02T11:31:00Z",
         }
 
-        # When the step validates the copy
+        # When the step validates the copy, then again with only an index named and no table listed
         try:
             report = step.validate_restore(plan, progress, settings)
+            narrowed = step.validate_restore(
+                plan, progress, replace(settings, integrity_check_tables=(), integrity_check_indexes=("tenants_pkey",))
+            )
         finally:
             aws.client.cache_clear()
 
@@ -258,4 +261,7 @@ def test_the_validate_step_gives_the_check_the_configured_budget(monkeypatch, lo
     assert report["passed"] and check["status"] == "reported"
     assert check["values"]["budget_ms"] == 1_000
     assert check["values"]["indexes"]["calls_slow_idx"]["why"] == "1 s budget spent"
+    # And the named index was all the step had checked the second time
+    check = by_name(narrowed)["index_integrity"]
+    assert check["status"] == "passed" and list(check["values"]["indexes"]) == ["tenants_pkey"]
     assert check["duration_ms"] < CUT_WELL_SHORT_MS

@@ -57,6 +57,7 @@ def validate_restored_database(
     count_budget_ms: int | None = None,
     counts_required: bool = False,
     integrity_check_tables: Sequence[str] | None = None,
+    integrity_check_indexes: Sequence[str] = (),
     integrity_required: bool = False,
     integrity_budget_ms: int = INTEGRITY_BUDGET_DEFAULT_SECONDS * 1000,
 ) -> dict[str, Any]:
@@ -68,8 +69,9 @@ def validate_restored_database(
     for sources whose `created_at` is set at transaction start well before commit.
 
     `count_budget_ms` boxes each count (default: the statement timeout); `integrity_check_tables`
-    names the tables whose indexes are verified (default: all of `tables`; empty: none), and
-    `integrity_budget_ms` bounds that whole check (default: the setting's default).
+    names the tables whose indexes are verified (default: all of `tables`; empty: none),
+    `integrity_check_indexes` names indexes verified too (first), and `integrity_budget_ms` bounds
+    that whole check (default: the setting's default).
 
     Raises `ValidationFailed` (with `.report`) when any gating check fails, `InvalidInput` when
     the arguments themselves are unusable.
@@ -110,6 +112,7 @@ def validate_restored_database(
                 checks.append(check_recency(rules, table, copy_conn, source_view))
 
         integrity_present = [t for t in integrity_tables if schema.present(t)]
+        integrity_indexes = list(integrity_check_indexes)
 
         def count() -> dict[str, Any]:
             return counts.count_rows(
@@ -127,6 +130,7 @@ def validate_restored_database(
             return integrity.check_integrity(
                 conn,
                 integrity_present,
+                indexes=integrity_indexes,
                 timeout_ms=statement_timeout_ms,
                 required=integrity_required,
                 budget_ms=integrity_budget_ms,
@@ -137,8 +141,9 @@ def validate_restored_database(
         # other's answer, so the index check runs in a second session on the copy while this one
         # counts: validation costs the longer of the two, not their sum (psycopg2 releases the GIL
         # while a query runs). The report keeps its order.
-        integrity_conn, session = _open_integrity_session(copy, integrity_present, statement_timeout_ms)
-        if integrity_conn is not None or not integrity_present:
+        to_verify = bool(integrity_present or integrity_indexes)
+        integrity_conn, session = _open_integrity_session(copy, to_verify, statement_timeout_ms)
+        if integrity_conn is not None or not to_verify:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 verified = pool.submit(verify, integrity_conn or copy_conn)
                 counted = count()
@@ -163,10 +168,10 @@ def validate_restored_database(
                     conn.close()
 
 
-def _open_integrity_session(copy: DbTarget, tables: Sequence[str], timeout_ms: int) -> tuple[Any, str | None]:
+def _open_integrity_session(copy: DbTarget, to_verify: bool, timeout_ms: int) -> tuple[Any, str | None]:
     """A second session on the copy for the index check, and what the report says of it. When one
     cannot be opened (say the copy is at max_connections) the check shares the first session."""
-    if not tables:
+    if not to_verify:
         return None, None
     try:
         return database.connect(copy, statement_timeout_ms=timeout_ms), "own"

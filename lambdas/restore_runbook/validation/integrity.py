@@ -1,4 +1,10 @@
-"""Gating check `index_integrity`: amcheck's `bt_index_check` on every btree index of the critical tables.
+"""Gating check `index_integrity`: amcheck's `bt_index_check` on the critical indexes.
+
+The critical indexes are every btree index of the tables `integrity_check_tables` lists (default:
+every validation table) and the indexes `integrity_check_indexes` names, checked first: say only
+the primary keys of a table too large to check whole within the budget. A named index the copy
+does not have, or one that is not a btree (bt_index_check checks btree indexes only), could not be
+checked: reported, failing only with `integrity_required`.
 
 `bt_index_check` verifies each index page's order and its links to its neighbours under an
 AccessShareLock, reading the index only (never the heap), so a read-only session can run it while
@@ -47,6 +53,17 @@ SELECT t.name, i.indexrelid, i.indexrelid::regclass::text, pg_relation_size(i.in
 """
 
 
+# The named indexes as the copy has them, in the order given; a name the copy lacks has no oid.
+NAMED_INDEXES_SQL = """
+SELECT n.name, ic.oid, i.indrelid::regclass::text, am.amname, pg_relation_size(ic.oid), i.indisvalid AND i.indisready
+  FROM unnest(%s::text[]) WITH ORDINALITY AS n(name, position)
+  LEFT JOIN pg_class ic ON ic.oid = to_regclass(quote_ident(n.name)) AND ic.relkind = 'i'
+  LEFT JOIN pg_index i ON i.indexrelid = ic.oid
+  LEFT JOIN pg_am am ON am.oid = ic.relam
+ ORDER BY n.position
+"""
+
+
 def check_integrity(
     conn: connection,
     tables: Sequence[str],
@@ -55,14 +72,22 @@ def check_integrity(
     required: bool,
     budget_ms: int = INTEGRITY_BUDGET_DEFAULT_SECONDS * 1000,
     spent_ms: float = 0.0,
+    indexes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`budget_ms` bounds the whole check; `spent_ms` of it is already gone when the check had to wait its turn."""
     started = time.perf_counter()
     deadline = started + (budget_ms - spent_ms) / 1000
     spent = f"{budget_ms / 1000:g} s budget spent"
-    values: dict[str, Any] = {"tables": list(tables), "required": required, "budget_ms": budget_ms, "indexes": {}, "budget_spent": []}
-    if not tables:
-        return report.check(NAME, PASSED, started, "no tables configured for an index check", values)
+    values: dict[str, Any] = {
+        "tables": list(tables),
+        "named_indexes": list(indexes),
+        "required": required,
+        "budget_ms": budget_ms,
+        "indexes": {},
+        "budget_spent": [],
+    }
+    if not tables and not indexes:
+        return report.check(NAME, PASSED, started, "no tables or indexes configured for an index check", values)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'amcheck'")
@@ -76,14 +101,34 @@ def check_integrity(
                     "CREATE EXTENSION amcheck, so every copy inherits it)",
                 )
             schema = found[0]
+            cur.execute(NAMED_INDEXES_SQL, (list(indexes),))
+            named = cur.fetchall()
             cur.execute(INDEXES_SQL, (list(tables),))
-            indexes = cur.fetchall()
+            of_tables = cur.fetchall()
     except psycopg2.Error as exc:
         return report.check(NAME, FAILED, started, f"listing the indexes failed: {report.error_text(exc, timeout_ms)}", values)
 
     corrupted: list[str] = []
     unchecked: list[str] = []
     out_of_budget: list[str] = []
+    to_check: list[tuple[str, int, str, int]] = []
+    for name, oid, table, method, size, usable in named:
+        why = (
+            "the restored database has no such index"
+            if oid is None
+            else f"it is a {method} index, and bt_index_check checks btree indexes only"
+            if method != "btree"
+            else "it is not valid (a failed CREATE INDEX CONCURRENTLY, say)"
+            if not usable
+            else None
+        )
+        if why is None:
+            to_check.append((table, oid, name, size))
+        else:
+            values["indexes"][name] = {"table": table, "status": "not checked", "why": why}
+            unchecked.append(f"index {name} named in integrity_check_indexes could not be checked: {why}")
+    listed = {oid for _, oid, *_ in to_check}
+    to_check += [row for row in of_tables if row[1] not in listed]
     statement = sql.SQL("SELECT {}.bt_index_check(%s::oid::regclass)").format(sql.Identifier(schema))
 
     def out_of_time(entry: dict[str, Any], index: str, where: str) -> None:
@@ -92,7 +137,7 @@ def check_integrity(
         out_of_budget.append(where)
 
     with conn.cursor() as cur:
-        for table, oid, index, size in indexes:
+        for table, oid, index, size in to_check:
             entry: dict[str, Any] = {"table": table, "bytes": size}
             values["indexes"][index] = entry
             left_ms = (deadline - time.perf_counter()) * 1000
@@ -128,13 +173,16 @@ def check_integrity(
     if corrupted:
         return report.check(NAME, FAILED, started, "; ".join(problems), values)
     if problems:
-        verified = f"{checked} of {len(indexes)} indexes verified; " + "; ".join(problems)
+        verified = f"{checked} of {len(values['indexes'])} indexes verified; " + "; ".join(problems)
         if required:
             return report.check(NAME, FAILED, started, f"index integrity is required, but only {verified}", values)
         return report.check(NAME, REPORTED, started, verified, values)
-    megabytes = sum(size for *_, size in indexes) / 1e6
+    megabytes = sum(size for *_, size in to_check) / 1e6
+    scope = " and ".join(
+        part for part in (f"named {', '.join(indexes)}" if indexes else "", f"of {', '.join(tables)}" if tables else "") if part
+    )
     return report.check(
-        NAME, PASSED, started, f"{checked} btree indexes of {', '.join(tables)} verified with bt_index_check ({megabytes:,.1f} MB)", values
+        NAME, PASSED, started, f"{checked} btree indexes {scope} verified with bt_index_check ({megabytes:,.1f} MB)", values
     )
 
 

@@ -33,6 +33,7 @@ def validate_restore(plan: RestorePlan, progress: dict[str, Any], settings: Runb
         count_budget_ms=settings.count_budget_seconds * 1000,
         counts_required=settings.counts_required,
         integrity_check_tables=settings.integrity_tables,
+        integrity_check_indexes=settings.integrity_check_indexes or (),
         integrity_required=settings.integrity_required,
         integrity_budget_ms=settings.integrity_budget_seconds * 1000,
     )
