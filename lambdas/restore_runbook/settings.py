@@ -362,7 +362,8 @@ class RunbookSettings:
     integrity_check_tables: tuple[str, ...] | None = setting(
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )
-    # Indexes checked too, before the tables' (say only the primary keys of a table too large for the budget).
+    # Indexes checked too, before the tables' (say only the primary keys of a table too large for the
+    # budget; leave that table out of integrity_check_tables, or all its indexes are checked as well).
     integrity_check_indexes: tuple[str, ...] | None = setting(
         None, kind="optional-texts", pattern=SQL_IDENTIFIER, expected="plain SQL identifiers", each="a plain SQL identifier", optional=True
     )

@@ -132,26 +132,35 @@ def test_named_indexes_are_checked_first_and_alone_when_no_table_is_listed(local
     checked = list(by_name(caught.value.report)["index_integrity"]["values"]["indexes"])
     assert checked == ["calls_fickle_idx", "tenants_pkey", "tenants_created_at_idx"]
 
+    # And an index both named and of a listed table is checked once, first
+    report = validate(
+        target(copy), target(source_db["dbname"]), integrity_check_tables=["tenants"], integrity_check_indexes=["tenants_created_at_idx"]
+    )
+    check = by_name(report)["index_integrity"]
+    assert list(check["values"]["indexes"]) == ["tenants_created_at_idx", "tenants_pkey"]
+    assert check["detail"].startswith("2 btree indexes named tenants_created_at_idx and of tenants verified with bt_index_check")
+
 
 def test_a_named_index_the_copy_lacks_or_cannot_check_is_reported_and_fails_only_when_required(local_pg, source_db, make_copy, target):
     # Given a copy with a hash index, and settings naming it, an index the copy lacks and a good one
     copy = make_copy(restore_point=RESTORE_POINT)
     execute(local_pg, copy, "CREATE INDEX calls_status_hash_idx ON calls USING hash (status)")
-    named = ["calls_staus_idx", "calls_status_hash_idx", "users_pkey"]
+    named = ["calls_staus_idx", "calls_status_hash_idx", "users", "users_pkey"]
 
     # When it is validated, both are reported by name and why, the good one verified, and the restore passes
     report = validate(target(copy), target(source_db["dbname"]), integrity_check_tables=[], integrity_check_indexes=named)
     check = by_name(report)["index_integrity"]
     assert report["passed"] and check["status"] == "reported"
     assert check["detail"] == (
-        "1 of 3 indexes verified; index calls_staus_idx named in integrity_check_indexes could not be checked: the restored "
-        "database has no such index; index calls_status_hash_idx named in integrity_check_indexes could not be checked: it "
-        "is a hash index, and bt_index_check checks btree indexes only"
+        "1 of 4 indexes verified; index calls_staus_idx named in integrity_check_indexes could not be checked: the restored "
+        "database has no such index (names are case-sensitive); index calls_status_hash_idx named in integrity_check_indexes "
+        "could not be checked: it is a hash index, and bt_index_check checks btree indexes only; index users named in "
+        "integrity_check_indexes could not be checked: it is a table, not an index: list it in integrity_check_tables"
     )
     assert check["values"]["indexes"]["users_pkey"]["status"] == "ok"
 
     # And when integrity is required, the same copy fails, saying so
-    with pytest.raises(ValidationFailed, match="index integrity is required, but only 1 of 3 indexes verified; index calls_staus_idx"):
+    with pytest.raises(ValidationFailed, match="index integrity is required, but only 1 of 4 indexes verified; index calls_staus_idx"):
         validate(
             target(copy), target(source_db["dbname"]), integrity_check_tables=[], integrity_check_indexes=named, integrity_required=True
         )

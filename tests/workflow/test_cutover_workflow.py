@@ -481,7 +481,8 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
     assert instance_ids(result.world) == [SOURCE]
 
 
-def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_named(rehearsal):
+@pytest.mark.parametrize("state", ["running", "stopped"], ids=["started", "in-a-warm-pool"])
+def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_named(rehearsal, state):
     import json
 
     import boto3
@@ -510,6 +511,8 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
                 ],
             )["Instances"]
             started.append(host["InstanceId"])
+            if state == "stopped":  # a warm pool's host: it boots with the DB_HOST it has
+                ec2.stop_instances(InstanceIds=started)
         return answer(function_name, body, headers)
 
     world.bridge.answer = start_a_host_before_the_delete  # type: ignore[method-assign]
@@ -524,8 +527,12 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
     copy = next(i for i in result.world["db_instances"] if i["id"] == target)
     assert copy["status"] == "available"
     assert not [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
+    # (still marked production and protected from deletion: refused before the rollback unmarks it)
+    assert tags_of(target)["irisx-restore:role"] == "production"
+    assert boto3.client("rds").describe_db_instances(DBInstanceIdentifier=target)["DBInstances"][0]["DeletionProtection"] is True
     # And the cause names the new host, the hosts the rollback did point back, and the copy as RDS has it
-    assert f"app host(s) {started[0]} started since the rollback found its hosts" in result.cause
+    assert f"app host(s) {started[0]} appeared since the rollback found its hosts" in result.cause
+    assert "delete it by hand" not in result.cause and "the deletion was refused as unsafe" in result.cause
     planned = [h.instance_id for h in world.app_hosts.hosts]
     assert f"({', '.join(sorted(planned))})" in result.cause
     assert f"{target} was NOT deleted" in result.cause

@@ -87,7 +87,12 @@ def explain_rollback_failure(
         # The hosts are back and healthy; the deletion may still have acted before it failed.
         copy = rds.presence(str(restored))
         if "was NOT deleted" in copy:
-            copy += ": delete it by hand, keeping a final snapshot"
+            # Refused as unsafe (a host that may use it, say): deleting it by hand is what the refusal prevents.
+            copy += (
+                ": the deletion was refused as unsafe (the cause says why); put that right before deleting it"
+                if rollback_error == "UnsafeOperation"
+                else ": delete it by hand, keeping a final snapshot"
+            )
         return {
             "error": "RollbackFailed",
             "cause": " ".join(parts),

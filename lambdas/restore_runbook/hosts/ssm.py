@@ -38,6 +38,25 @@ def find_hosts(settings: RunbookSettings) -> list[str]:
     return sorted(set(hosts))
 
 
+def tagged_hosts_not_gone(settings: RunbookSettings) -> list[str]:
+    """Instances carrying the app-host tag in any state but terminated: a pending one is about to
+    serve, and a stopped one (a warm pool's, say) serves with its DB_HOST as it was when it starts."""
+    hosts: list[str] = []
+    for page in (
+        aws.client("ec2")
+        .get_paginator("describe_instances")
+        .paginate(
+            Filters=[
+                {"Name": f"tag:{settings.app_host_tag_key}", "Values": [settings.app_host_tag_value]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
+        )
+    ):
+        for reservation in page.get("Reservations", []):
+            hosts.extend(i["InstanceId"] for i in reservation.get("Instances", []))
+    return sorted(set(hosts))
+
+
 def still_running(hosts: list[str]) -> list[str]:
     """Those of `hosts` that are running now. Filtered, not looked up by id: a terminated instance
     that EC2 has forgotten would fail a look-up by id for all of them."""

@@ -171,6 +171,21 @@ def stop_app(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
     return commands.new_progress([command], dict.fromkeys(hosts), settings)
 
 
+def refuse_if_hosts_started_since(plan: dict[str, Any], settings: RunbookSettings) -> None:
+    """Before the copy loses its marker, its protection or itself: the hosts were found when the
+    rollback began, and one tagged since (an autoscaling group replacing a host, a warm pool's host)
+    was neither stopped nor pointed back, so it may serve from this copy."""
+    restored = plan["restored_instance"]
+    started_since = sorted(set(ssm.tagged_hosts_not_gone(settings)) - set(plan["hosts"]))
+    if started_since:
+        raise UnsafeOperation(
+            f"{restored} was NOT deleted, and keeps its marker and deletion protection: app host(s) {', '.join(started_since)} "
+            f"appeared since the rollback found its hosts ({', '.join(plan['hosts'])}), and this rollback neither stopped nor "
+            f"pointed them back, so they may use {restored}; check their DB_HOST, then run the rollback again (it finds every "
+            "host anew)"
+        )
+
+
 def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
     """Delete the copy once every host is healthy on the original, keeping what it holds.
 
@@ -178,15 +193,6 @@ def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str
     it took, and its automated backups are kept rather than deleted with it.
     """
     restored = plan["restored_instance"]
-    # The hosts were found when the rollback began. One tagged since (an autoscaling group replacing
-    # a host, say) was neither stopped nor pointed back: it may serve from this copy now.
-    started_since = sorted(set(ssm.find_hosts(settings)) - set(plan["hosts"]))
-    if started_since:
-        raise UnsafeOperation(
-            f"{restored} was NOT deleted: app host(s) {', '.join(started_since)} started since the rollback found its hosts "
-            f"({', '.join(plan['hosts'])}) and were not pointed back at the original, so they may still use {restored}; "
-            "check their DB_HOST, then run the rollback again (it finds every host anew)"
-        )
     final_snapshot = rds.final_snapshot_name(restored)
     outcome = rds.delete_managed_instance(
         restored,

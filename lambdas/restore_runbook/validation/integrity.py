@@ -55,9 +55,10 @@ SELECT t.name, i.indexrelid, i.indexrelid::regclass::text, pg_relation_size(i.in
 
 # The named indexes as the copy has them, in the order given; a name the copy lacks has no oid.
 NAMED_INDEXES_SQL = """
-SELECT n.name, ic.oid, i.indrelid::regclass::text, am.amname, pg_relation_size(ic.oid), i.indisvalid AND i.indisready
+SELECT n.name, ic.oid, ic.relkind::text, i.indrelid::regclass::text, am.amname, pg_relation_size(ic.oid),
+       i.indisvalid AND i.indisready
   FROM unnest(%s::text[]) WITH ORDINALITY AS n(name, position)
-  LEFT JOIN pg_class ic ON ic.oid = to_regclass(quote_ident(n.name)) AND ic.relkind = 'i'
+  LEFT JOIN pg_class ic ON ic.oid = to_regclass(quote_ident(n.name))
   LEFT JOIN pg_index i ON i.indexrelid = ic.oid
   LEFT JOIN pg_am am ON am.oid = ic.relam
  ORDER BY n.position
@@ -112,10 +113,16 @@ def check_integrity(
     unchecked: list[str] = []
     out_of_budget: list[str] = []
     to_check: list[tuple[str, int, str, int]] = []
-    for name, oid, table, method, size, usable in named:
+    for name, oid, kind, table, method, size, usable in named:
         why = (
-            "the restored database has no such index"
+            "the restored database has no such index (names are case-sensitive)"
             if oid is None
+            else "it is a table, not an index: list it in integrity_check_tables"
+            if kind in ("r", "p")
+            else "it is not an index"
+            if kind not in ("i", "I")
+            else "it is a partitioned index: name its partitions' indexes"
+            if kind == "I"
             else f"it is a {method} index, and bt_index_check checks btree indexes only"
             if method != "btree"
             else "it is not valid (a failed CREATE INDEX CONCURRENTLY, say)"

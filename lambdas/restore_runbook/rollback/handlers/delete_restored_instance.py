@@ -4,7 +4,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
 from restore_runbook.restore import protection
-from restore_runbook.rollback.procedure import delete_restored
+from restore_runbook.rollback.procedure import delete_restored, refuse_if_hosts_started_since
 from restore_runbook.settings import settings
 
 
@@ -13,6 +13,7 @@ from restore_runbook.settings import settings
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     plan, config = event["plan"], settings()
+    refuse_if_hosts_started_since(plan, config)
     # A copy production was cut over to carries the production marker and deletion protection (restore
     # workflow). Only now, every host healthy on the original by this execution's own record, does this
     # deliberate (confirmed) rollback drop the marker, then the protection, right before the deletion's own checks.
