@@ -359,6 +359,50 @@ class TestFromTheStopOn:
         assert_production_back_and_healthy(world, result, original_id, original_rows)
 
 
+def test_a_host_that_appears_after_the_stop_keeps_production_from_being_renamed_and_is_named(rehearsal):
+    # Given an app host from a warm pool that appears after the app was stopped on the hosts read,
+    # just before production is renamed: it was never read or stopped, and would write to production
+    world = rehearsal(**FAST)
+    original_id, original_rows = resource_id_of(SOURCE), calls_rows_behind(world, SOURCE)
+    ec2 = boto3.client("ec2")
+    appeared: list[str] = []
+    answer = world.bridge.answer
+
+    def a_host_appears_before_the_rename(function_name: str, body: Any, headers: Any) -> bytes:
+        if json.loads(body or "{}").get("context", {}).get("state") == "RenameProductionAway" and not appeared:
+            (host,) = ec2.run_instances(
+                ImageId="ami-1e749f67",
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="t3.small",
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}
+                ],
+            )["Instances"]
+            appeared.append(host["InstanceId"])
+            ec2.stop_instances(InstanceIds=appeared)
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = a_host_appears_before_the_rename  # type: ignore[method-assign]
+
+    # When the in-place restore runs
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then production is never renamed: the step refuses before its first change, naming the host
+    assert appeared, "the workflow never reached RenameProductionAway"
+    assert (result.status, result.error) == ("FAILED", "UnsafeOperation"), result.cause
+    assert f"production {SOURCE} was not renamed: app host(s) {appeared[0]} appeared since the app was stopped" in result.cause
+    assert not [i for i in instance_ids(result.world) if "-replaced-" in i]
+    from restore_runbook.contract import ROLE_REPLACED_PRODUCTION, TAG_ROLE
+
+    assert {"Key": TAG_ROLE, "Value": ROLE_REPLACED_PRODUCTION} not in rds_instance(SOURCE).get("TagList", [])
+    # And the app is started again on the original production, which serves its own data
+    states = result.states()
+    assert states.index("RenameProductionAway") < states.index("RenameBack")
+    assert_production_back_and_healthy(world, result, original_id, original_rows)
+    ec2.terminate_instances(InstanceIds=appeared)
+
+
 def test_when_renaming_back_fails_the_app_is_started_anyway_and_rollback_failed_names_both_instances_and_the_hosts(rehearsal):
     # Given a swap that fails half-way (the copy is being renamed to production) and a rename-back that cannot work
     world = rehearsal(**FAST, inject=["CheckCopyRename=InjectedFault", "RenameBack=InjectedFault"])

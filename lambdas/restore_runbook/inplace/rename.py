@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from restore_runbook.common import aws, clock, rds
-from restore_runbook.common.errors import RenameFailed, RenameTimedOut
+from restore_runbook.common.errors import RenameFailed, RenameTimedOut, UnsafeOperation
+from restore_runbook.hosts import ssm
 from restore_runbook.settings import RunbookSettings
 
 TAG_SWAPPED_BY = "irisx-restore:swapped-by"
@@ -87,8 +88,14 @@ def rename_requested(instance: dict[str, Any], new_name: str) -> bool:
     return instance.get("DBInstanceStatus") == "renaming" or (pending is not None and str(pending).lower() == new_name.lower())
 
 
-def rename_production_away(plan: dict[str, Any], execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
-    """Rename production to `<name>-replaced-<time>`, deletion protection on, tagged as the replaced production."""
+def rename_production_away(
+    plan: dict[str, Any], execution_id: str, settings: RunbookSettings, *, stopped_hosts: list[str] | None = None
+) -> dict[str, Any]:
+    """Rename production to `<name>-replaced-<time>`, deletion protection on, tagged as the replaced production.
+
+    `stopped_hosts` are the hosts whose app was stopped: a host tagged since (an autoscaling group's,
+    a warm pool's) was never read or stopped, and writes to production whatever its name, so the
+    rename is refused (before anything changes) rather than split its writes between two instances."""
     production, replaced = plan["production_instance"], plan["replaced_instance"]
     instance = by_resource_id(plan["production_resource_id"])
     if instance is None:
@@ -98,6 +105,13 @@ def rename_production_away(plan: dict[str, Any], execution_id: str, settings: Ru
     if not already:
         if name != production or status != rds.AVAILABLE:
             raise RenameFailed(f"production is {describe_instance(instance)}, not {production} (available); it was not renamed")
+        appeared = sorted(set(ssm.tagged_hosts_not_gone(settings)) - set(stopped_hosts or [])) if stopped_hosts is not None else []
+        if appeared:
+            raise UnsafeOperation(
+                f"production {production} was not renamed: app host(s) {', '.join(appeared)} appeared since the app was stopped on "
+                f"{', '.join(stopped_hosts or []) or 'no host'}, and were never read or stopped, so they may be writing to "
+                "production; check their DB_HOST, then run the in-place restore again"
+            )
         tag(
             instance,
             {rds.TAG_ROLE: rds.ROLE_REPLACED_PRODUCTION, TAG_SWAPPED_BY: execution_id, TAG_SWAPPED_AT: clock.isoformat(clock.now())},
