@@ -46,3 +46,19 @@ def terminate_host_before(world: Rehearsal, host_name: str, state: str) -> str:
 
     world.bridge.answer = terminate_first  # type: ignore[method-assign]
     return str(gone.instance_id)
+
+
+def start_tagged_host(world: Rehearsal, *, stopped: bool = False) -> str:
+    """Launch a bare EC2 instance carrying the app-host tag, as an autoscaling group would (stopped:
+    a warm pool's); it is no emulated API host, so SSM commands to it fail. Returns its id."""
+    ec2 = boto3.client("ec2")
+    (host,) = ec2.run_instances(
+        ImageId="ami-1e749f67",
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.small",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}],
+    )["Instances"]
+    if stopped:
+        ec2.stop_instances(InstanceIds=[host["InstanceId"]])
+    return str(host["InstanceId"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.conftest import SOURCE, instance_ids, start_tagged_host
 
 pytestmark = pytest.mark.workflow
 
@@ -501,18 +501,7 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
 
     def start_a_host_before_the_delete(function_name, body, headers):
         if json.loads(body or "{}").get("context", {}).get("state") == "DeleteRestoredInstance" and not started:
-            (host,) = ec2.run_instances(
-                ImageId="ami-1e749f67",
-                MinCount=1,
-                MaxCount=1,
-                InstanceType="t3.small",
-                TagSpecifications=[
-                    {"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}
-                ],
-            )["Instances"]
-            started.append(host["InstanceId"])
-            if state == "stopped":  # a warm pool's host: it boots with the DB_HOST it has
-                ec2.stop_instances(InstanceIds=started)
+            started.append(start_tagged_host(world, stopped=state == "stopped"))  # stopped: a warm pool's host
         return answer(function_name, body, headers)
 
     world.bridge.answer = start_a_host_before_the_delete  # type: ignore[method-assign]

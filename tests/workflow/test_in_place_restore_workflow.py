@@ -23,7 +23,7 @@ import pytest
 
 from restorectl.harness import Rehearsal, RehearsalOptions
 from restorectl.lambda_bridge import Injection
-from tests.workflow.conftest import SOURCE, instance_ids, terminate_host_before
+from tests.workflow.conftest import SOURCE, instance_ids, start_tagged_host, terminate_host_before
 
 pytestmark = pytest.mark.workflow
 
@@ -370,17 +370,7 @@ def test_a_host_that_appears_after_the_stop_keeps_production_from_being_renamed_
 
     def a_host_appears_before_the_rename(function_name: str, body: Any, headers: Any) -> bytes:
         if json.loads(body or "{}").get("context", {}).get("state") == "RenameProductionAway" and not appeared:
-            (host,) = ec2.run_instances(
-                ImageId="ami-1e749f67",
-                MinCount=1,
-                MaxCount=1,
-                InstanceType="t3.small",
-                TagSpecifications=[
-                    {"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}
-                ],
-            )["Instances"]
-            appeared.append(host["InstanceId"])
-            ec2.stop_instances(InstanceIds=appeared)
+            appeared.append(start_tagged_host(world, stopped=True))
         return answer(function_name, body, headers)
 
     world.bridge.answer = a_host_appears_before_the_rename  # type: ignore[method-assign]
@@ -642,23 +632,14 @@ class TestWhereTheHostsPoint:
         # Given an app host launched since (it carries the app tag) whose agent cannot run the project's document
         world = shared_world
         snapshots_before = {s["id"] for s in world.describe_world()["db_snapshots"]}
-        ec2 = boto3.client("ec2")
-        (stray,) = ec2.run_instances(
-            ImageId="ami-1e749f67",
-            MinCount=1,
-            MaxCount=1,
-            InstanceType="t3.small",
-            TagSpecifications=[
-                {"ResourceType": "instance", "Tags": [{"Key": world.app_hosts.tag_key, "Value": world.app_hosts.tag_value}]}
-            ],
-        )["Instances"]
+        stray = start_tagged_host(world)
         try:
             run = run_in(world, monkeypatch, CONFIRMED)
         finally:
-            ec2.terminate_instances(InstanceIds=[stray["InstanceId"]])
+            boto3.client("ec2").terminate_instances(InstanceIds=[stray])
 
         assert_refused_before_the_stop(run, snapshots_before)
-        assert f"{stray['InstanceId']}: DB_HOST unknown (the command Failed: instance is not an emulated API host)" in run.result.cause
+        assert f"{stray}: DB_HOST unknown (the command Failed: instance is not an emulated API host)" in run.result.cause
         for host in world.app_hosts.hosts:
             assert f"{host.instance_id}: DB_HOST" not in run.result.cause
         assert app_on_production(run.result) == [(ENDPOINT, "connected")] * 2
