@@ -16,7 +16,7 @@ from aws_cdk import aws_iam as iam
 from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
-from stacks.permissions.hosts import DESCRIBE_INSTANCES_REASON, AppHostPermissions
+from stacks.permissions.hosts import AppHostPermissions
 from stacks.permissions.monitoring import monitoring_step
 from stacks.permissions.rds import (
     ROLE_PRODUCTION,
@@ -76,7 +76,7 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             # Renames are followed by resource id (DescribeDBInstances with a filter).
             "check_rename": describe,
             # Looks for app hosts again before the first rename: one that appeared since the stop still writes.
-            "rename_production_away": self._looking_for_hosts(self._rename(describe, production=True, copies=False, replaced=False)),
+            "rename_production_away": self._finding_hosts(hosts, self._rename(describe, production=True, copies=False, replaced=False)),
             "rename_copy_to_production": self._rename(describe, production=True, copies=True, replaced=False),
             "rename_back": self._rename(describe, production=True, copies=True, replaced=True),
             "apply_production_settings": self._apply_production_settings(describe),
@@ -175,10 +175,9 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
             )
         return permissions
 
-    def _looking_for_hosts(self, permissions: StepPermissions) -> StepPermissions:
-        looking = with_statements(permissions, AppHostPermissions(self.settings).find_hosts())
-        looking.acknowledgements[nag.wildcard_resource("*")] = DESCRIBE_INSTANCES_REASON  # type: ignore[index]
-        return looking
+    @staticmethod
+    def _finding_hosts(hosts: AppHostPermissions, permissions: StepPermissions) -> StepPermissions:
+        return hosts.step(find=True, extra=tuple(permissions.statements), acknowledgements=dict(permissions.acknowledgements))
 
     def _apply_production_settings(self, describe: StepPermissions) -> StepPermissions:
         s = self.settings

@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from restore_runbook.contract import ROLE_PRODUCTION, SNAPSHOT_WORKFLOW, TAG_ROLE, TAG_WORKFLOW
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
-from stacks.permissions.hosts import DESCRIBE_INSTANCES_REASON, AppHostPermissions
+from stacks.permissions.hosts import AppHostPermissions
 from stacks.permissions.monitoring import monitoring_step
 from stacks.permissions.rds import RdsArns, production_fence
 from stacks.settings import StackSettings
@@ -49,18 +49,17 @@ class RollbackWorkflow(RegisteredWorkflow):
             "check_rollback_input": hosts.step(find=True, extra=(describe_db,), acknowledgements=describe_ack),
             "stop_app_hosts": hosts.step(send=(ssm_documents.APP_CONTROL,)),
             "check_app_command": hosts.step(read=True),
-            "delete_restored_instance": StepPermissions(
-                statements=[
+            # Looks for app hosts started since the rollback found its hosts first: one may use the copy.
+            "delete_restored_instance": hosts.step(
+                find=True,
+                extra=(
                     describe_db,
-                    # Looks for app hosts started since the rollback found its hosts: one may use the copy.
-                    hosts.find_hosts(),
                     delete,
                     unmark,
                     *self._final_snapshot(arns, self.settings),
                     *production_fence(self.settings, allow_unmark=True),
-                ],
+                ),
                 acknowledgements={
-                    nag.wildcard_resource("*"): DESCRIBE_INSTANCES_REASON,
                     nag.wildcard_resource(arns.db()): (
                         "The restored instance is named per execution: describing any instance; unmarking (the production "
                         "marker key only), lifting deletion protection, the final snapshot and the delete only on instances "

@@ -230,8 +230,10 @@ def test_a_retried_rename_that_rds_took_but_has_not_started_is_not_sent_twice(mo
     monkeypatch.setattr(rename, "tag", lambda *a, **k: pytest.fail("the instance was re-tagged"))
 
     # When the step is retried
-    step_function = rename.rename_production_away if step == "production-away" else rename.rename_copy_to_production
-    progress = step_function(plan, "exec-1", settings())
+    if step == "production-away":
+        progress = rename.rename_production_away(plan, "exec-1", settings(), stopped_hosts=["i-1"])
+    else:
+        progress = rename.rename_copy_to_production(plan, "exec-1", settings())
 
     # Then it carries on waiting for the rename RDS already has
     assert progress["already_started"] is True

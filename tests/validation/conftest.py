@@ -9,8 +9,9 @@
 - `target(dbname, **changes)`: the `DbTarget` for a database in the local cluster.
 
 And the helpers every test file uses: `execute` (one statement, autocommit, its rows), `by_name`
-(a report's checks by name) and `validate` (the whole validation of the sample tables as of
-`RESTORE_POINT`, a 5 s statement timeout unless given).
+(a report's checks by name), `validate` (the whole validation of the sample tables as of
+`RESTORE_POINT`, a 5 s statement timeout unless given) and `corrupt_index` (an index amcheck
+finds corrupted).
 """
 
 from __future__ import annotations
@@ -44,6 +45,27 @@ def execute(local_pg: LocalPostgres, dbname: str, statement: str, params: object
             return cur.fetchall() if cur.description else None
     finally:
         conn.close()
+
+
+def corrupt_index(local_pg: LocalPostgres, dbname: str, index: str, table: str, key: str) -> None:
+    """Make `index` on `table` (`key`: an int4 column or expression) corrupted, as amcheck sees it.
+
+    PostgreSQL's own method (src/bin/pg_amcheck/t/005_opclass_damage.pl): build the index with an
+    operator class whose comparison function sorts ascending, then replace that function with one
+    sorting descending. Nothing on disk changes, but every page's items are now out of order for the
+    opclass, which `bt_index_check` reports as "item order invariant violated" (SQLSTATE XX002)."""
+    execute(
+        local_pg,
+        dbname,
+        f"""
+        CREATE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT btint4cmp($1, $2) $$;
+        CREATE OPERATOR CLASS int4_fickle_ops FOR TYPE int4 USING btree AS
+            OPERATOR 1 < (int4, int4), OPERATOR 2 <= (int4, int4), OPERATOR 3 = (int4, int4),
+            OPERATOR 4 >= (int4, int4), OPERATOR 5 > (int4, int4), FUNCTION 1 int4_asc_cmp(int4, int4);
+        CREATE INDEX {index} ON {table} ({key} int4_fickle_ops);
+        CREATE OR REPLACE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT btint4cmp($2, $1) $$;
+        """,
+    )
 
 
 def by_name(report: dict) -> dict[str, dict]:

@@ -11,7 +11,7 @@ import pytest
 from restore_runbook.common.errors import ValidationFailed
 from restorectl import sample_data
 
-from .conftest import LARGE_CALLS, RESTORE_POINT, by_name, execute, validate
+from .conftest import LARGE_CALLS, RESTORE_POINT, by_name, corrupt_index, execute, validate
 
 pytestmark = pytest.mark.validation
 
@@ -60,37 +60,12 @@ def test_a_required_count_that_outruns_its_box_fails_the_restore(large_copy, tar
     assert "calls not measured (0.001 s budget: ran out of time)" in str(caught.value)
 
 
-def corrupt_an_index_of_calls(local_pg, dbname: str) -> None:
-    """calls_fickle_idx: a btree index on calls whose operator class's comparison function is replaced
-    by one sorting the other way (see the test below for the method)."""
-    execute(
-        local_pg,
-        dbname,
-        """
-        CREATE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE
-            AS $$ SELECT CASE WHEN $1 = $2 THEN 0 WHEN $1 > $2 THEN 1 ELSE -1 END; $$;
-        CREATE OPERATOR CLASS int4_fickle_ops FOR TYPE int4 USING btree AS
-            OPERATOR 1 < (int4, int4), OPERATOR 2 <= (int4, int4), OPERATOR 3 = (int4, int4),
-            OPERATOR 4 >= (int4, int4), OPERATOR 5 > (int4, int4), FUNCTION 1 int4_asc_cmp(int4, int4);
-        CREATE INDEX calls_fickle_idx ON calls (duration_seconds int4_fickle_ops);
-        CREATE OR REPLACE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE
-            AS $$ SELECT CASE WHEN $1 = $2 THEN 0 WHEN $1 > $2 THEN -1 ELSE 1 END; $$;
-        """,
-    )
-
-
 def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make_copy, target):
-    """bt_index_check finds an index whose order no longer matches its operator class.
-
-    The method is PostgreSQL's own (src/bin/pg_amcheck/t/005_opclass_damage.pl): build a btree index
-    with a custom operator class whose comparison function sorts ascending, then replace that
-    function with one sorting descending. Nothing on disk changes, but every page's items are now
-    out of order for the opclass, which `bt_index_check` reports deterministically as "item order
-    invariant violated" (SQLSTATE XX002, index_corrupted). It is done in a throwaway copy.
-    """
+    """bt_index_check finds an index whose order no longer matches its operator class (conftest's
+    `corrupt_index`, PostgreSQL's own method), made so in a throwaway copy."""
     # Given a copy whose calls table has an index that no longer matches its comparison function
     copy = make_copy(restore_point=RESTORE_POINT)
-    corrupt_an_index_of_calls(local_pg, copy)
+    corrupt_index(local_pg, copy, "calls_fickle_idx", "calls", "duration_seconds")
 
     # When it is validated
     with pytest.raises(ValidationFailed) as caught:
@@ -113,7 +88,7 @@ def test_a_corrupted_index_fails_the_restore_naming_it(local_pg, source_db, make
 def test_named_indexes_are_checked_first_and_alone_when_no_table_is_listed(local_pg, source_db, make_copy, target):
     # Given a copy whose calls table has a corrupted index beside its primary key
     copy = make_copy(restore_point=RESTORE_POINT)
-    corrupt_an_index_of_calls(local_pg, copy)
+    corrupt_index(local_pg, copy, "calls_fickle_idx", "calls", "duration_seconds")
 
     # When only calls' primary key is named, and no table's indexes are listed
     report = validate(target(copy), target(source_db["dbname"]), integrity_check_tables=[], integrity_check_indexes=["calls_pkey"])

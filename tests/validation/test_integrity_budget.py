@@ -27,7 +27,7 @@ from restore_runbook.settings import RunbookSettings
 from restore_runbook.validation import counts, database, integrity, step
 from restorectl import sample_data
 
-from .conftest import RESTORE_POINT, by_name, execute, validate
+from .conftest import RESTORE_POINT, by_name, corrupt_index, execute, validate
 
 pytestmark = pytest.mark.validation
 
@@ -45,17 +45,6 @@ CREATE OPERATOR CLASS int4_slow_ops FOR TYPE int4 USING btree AS
 CREATE INDEX calls_slow_idx ON calls (duration_seconds int4_slow_ops);
 CREATE OR REPLACE FUNCTION int4_slow_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE
     AS $$ SELECT pg_sleep(0.005); SELECT btint4cmp($1, $2) $$;
-"""
-
-# PostgreSQL's own way to damage an index on purpose (see test_cold_copy_validation.py): the
-# comparison function is reversed after the build, so every page is out of order for the opclass.
-CORRUPTED_TENANTS_INDEX = """
-CREATE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT btint4cmp($1, $2) $$;
-CREATE OPERATOR CLASS int4_fickle_ops FOR TYPE int4 USING btree AS
-    OPERATOR 1 < (int4, int4), OPERATOR 2 <= (int4, int4), OPERATOR 3 = (int4, int4),
-    OPERATOR 4 >= (int4, int4), OPERATOR 5 > (int4, int4), FUNCTION 1 int4_asc_cmp(int4, int4);
-CREATE INDEX tenants_fickle_idx ON tenants ((id::int4) int4_fickle_ops);
-CREATE OR REPLACE FUNCTION int4_asc_cmp(a int4, b int4) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT btint4cmp($2, $1) $$;
 """
 
 
@@ -136,7 +125,7 @@ def test_when_integrity_is_required_an_index_the_budget_did_not_cover_fails_the_
 
 def test_a_corrupted_index_still_fails_the_restore_when_the_budget_runs_out_before_the_rest(local_pg, slow_copy, source_db, target):
     # Given a copy with a corrupted tenants index (checked first) and the slow calls index later
-    execute(local_pg, slow_copy, CORRUPTED_TENANTS_INDEX)
+    corrupt_index(local_pg, slow_copy, "tenants_fickle_idx", "tenants", "(id::int4)")
 
     # When it is validated with a budget too short for every index, integrity not required
     with pytest.raises(ValidationFailed) as caught:

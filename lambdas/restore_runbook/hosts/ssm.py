@@ -25,22 +25,17 @@ SUCCESS = "Success"
 
 def find_hosts(settings: RunbookSettings) -> list[str]:
     """Running instances carrying the app-host tag, sorted by id."""
-    ec2 = aws.client("ec2")
-    hosts: list[str] = []
-    for page in ec2.get_paginator("describe_instances").paginate(
-        Filters=[
-            {"Name": f"tag:{settings.app_host_tag_key}", "Values": [settings.app_host_tag_value]},
-            {"Name": "instance-state-name", "Values": ["running"]},
-        ]
-    ):
-        for reservation in page.get("Reservations", []):
-            hosts.extend(i["InstanceId"] for i in reservation.get("Instances", []))
-    return sorted(set(hosts))
+    return _tagged_hosts(settings, ["running"])
 
 
-def tagged_hosts_not_gone(settings: RunbookSettings) -> list[str]:
-    """Instances carrying the app-host tag in any state but terminated: a pending one is about to
-    serve, and a stopped one (a warm pool's, say) serves with its DB_HOST as it was when it starts."""
+def appeared_since(known: list[str], settings: RunbookSettings) -> list[str]:
+    """App hosts not among `known` (the ones a workflow found and acted on), in any state but
+    terminated: a pending one is about to serve, and a stopped one (a warm pool's, say) serves with
+    its DB_HOST as it was when it starts."""
+    return sorted(set(_tagged_hosts(settings, ["pending", "running", "stopping", "stopped"])) - set(known))
+
+
+def _tagged_hosts(settings: RunbookSettings, states: list[str]) -> list[str]:
     hosts: list[str] = []
     for page in (
         aws.client("ec2")
@@ -48,7 +43,7 @@ def tagged_hosts_not_gone(settings: RunbookSettings) -> list[str]:
         .paginate(
             Filters=[
                 {"Name": f"tag:{settings.app_host_tag_key}", "Values": [settings.app_host_tag_value]},
-                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+                {"Name": "instance-state-name", "Values": states},
             ]
         )
     ):

@@ -89,7 +89,7 @@ def rename_requested(instance: dict[str, Any], new_name: str) -> bool:
 
 
 def rename_production_away(
-    plan: dict[str, Any], execution_id: str, settings: RunbookSettings, *, stopped_hosts: list[str] | None = None
+    plan: dict[str, Any], execution_id: str, settings: RunbookSettings, *, stopped_hosts: list[str]
 ) -> dict[str, Any]:
     """Rename production to `<name>-replaced-<time>`, deletion protection on, tagged as the replaced production.
 
@@ -105,11 +105,11 @@ def rename_production_away(
     if not already:
         if name != production or status != rds.AVAILABLE:
             raise RenameFailed(f"production is {describe_instance(instance)}, not {production} (available); it was not renamed")
-        appeared = sorted(set(ssm.tagged_hosts_not_gone(settings)) - set(stopped_hosts or [])) if stopped_hosts is not None else []
+        appeared = ssm.appeared_since(stopped_hosts, settings)
         if appeared:
             raise UnsafeOperation(
                 f"production {production} was not renamed: app host(s) {', '.join(appeared)} appeared since the app was stopped on "
-                f"{', '.join(stopped_hosts or []) or 'no host'}, and were never read or stopped, so they may be writing to "
+                f"{', '.join(stopped_hosts) or 'no host'}, and were never read or stopped, so they may be writing to "
                 "production; check their DB_HOST, then run the in-place restore again"
             )
         tag(

@@ -176,7 +176,7 @@ def refuse_if_hosts_started_since(plan: dict[str, Any], settings: RunbookSetting
     rollback began, and one tagged since (an autoscaling group replacing a host, a warm pool's host)
     was neither stopped nor pointed back, so it may serve from this copy."""
     restored = plan["restored_instance"]
-    started_since = sorted(set(ssm.tagged_hosts_not_gone(settings)) - set(plan["hosts"]))
+    started_since = ssm.appeared_since(plan["hosts"], settings)
     if started_since:
         raise UnsafeOperation(
             f"{restored} was NOT deleted, and keeps its marker and deletion protection: app host(s) {', '.join(started_since)} "

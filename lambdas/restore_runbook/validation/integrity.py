@@ -114,21 +114,7 @@ def check_integrity(
     out_of_budget: list[str] = []
     to_check: list[tuple[str, int, str, int]] = []
     for name, oid, kind, table, method, size, usable in named:
-        why = (
-            "the restored database has no such index (names are case-sensitive)"
-            if oid is None
-            else "it is a table, not an index: list it in integrity_check_tables"
-            if kind in ("r", "p")
-            else "it is not an index"
-            if kind not in ("i", "I")
-            else "it is a partitioned index: name its partitions' indexes"
-            if kind == "I"
-            else f"it is a {method} index, and bt_index_check checks btree indexes only"
-            if method != "btree"
-            else "it is not valid (a failed CREATE INDEX CONCURRENTLY, say)"
-            if not usable
-            else None
-        )
+        why = _why_not_checkable(oid, kind, method, usable)
         if why is None:
             to_check.append((table, oid, name, size))
         else:
@@ -191,6 +177,23 @@ def check_integrity(
     return report.check(
         NAME, PASSED, started, f"{checked} btree indexes {scope} verified with bt_index_check ({megabytes:,.1f} MB)", values
     )
+
+
+def _why_not_checkable(oid: int | None, kind: str | None, method: str | None, usable: bool | None) -> str | None:
+    """Why bt_index_check cannot check a named relation; None when it can."""
+    if oid is None:
+        return "the restored database has no such index (names are case-sensitive)"
+    if kind in ("r", "p"):
+        return "it is a table, not an index: list it in integrity_check_tables"
+    if kind == "I":
+        return "it is a partitioned index: name its partitions' indexes"
+    if kind != "i":
+        return "it is not an index"
+    if method != "btree":
+        return f"it is a {method} index, and bt_index_check checks btree indexes only"
+    if not usable:
+        return "it is not valid (a failed CREATE INDEX CONCURRENTLY, say)"
+    return None
 
 
 def _unavailable(started: float, values: dict[str, Any], required: bool, why: str) -> dict[str, Any]:
