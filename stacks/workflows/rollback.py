@@ -48,6 +48,8 @@ class RollbackWorkflow(RegisteredWorkflow):
         return {
             "check_rollback_input": hosts.step(find=True, extra=(describe_db,), acknowledgements=describe_ack),
             "stop_app_hosts": hosts.step(send=(ssm_documents.APP_CONTROL,)),
+            # Before monitoring is carried back: an app host started since the rollback found its hosts may use the copy.
+            "look_for_new_hosts": hosts.step(find=True),
             "check_app_command": hosts.step(read=True),
             # Looks for app hosts started since the rollback found its hosts first: one may use the copy.
             "delete_restored_instance": hosts.step(

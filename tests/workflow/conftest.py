@@ -33,6 +33,17 @@ def instance_ids(world: dict[str, Any]) -> list[str]:
     return sorted(i["id"] for i in world["db_instances"])
 
 
+def endpoint_of(instance_id: str) -> str:
+    address: str = boto3.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["Endpoint"]["Address"]
+    return address
+
+
+def tags_of(instance_id: str) -> dict[str, str]:
+    rds = boto3.client("rds")
+    arn = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["DBInstanceArn"]
+    return {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
+
+
 def terminate_host_before(world: Rehearsal, host_name: str, state: str) -> str:
     """Terminate the API host `host_name` just before `state`'s function runs, as an autoscaling
     group replacing it would; returns its instance id."""
@@ -62,3 +73,18 @@ def start_tagged_host(world: Rehearsal, *, stopped: bool = False) -> str:
     if stopped:
         ec2.stop_instances(InstanceIds=[host["InstanceId"]])
     return str(host["InstanceId"])
+
+
+def start_tagged_host_before(world: Rehearsal, state: str, *, stopped: bool = False) -> list[str]:
+    """Start one tagged app host (`start_tagged_host`) just before `state`'s function first runs;
+    the list returned holds its id once it has."""
+    started: list[str] = []
+    answer = world.bridge.answer
+
+    def start_first(function_name: str, body: Any, headers: Any) -> bytes:
+        if json.loads(body or "{}").get("context", {}).get("state") == state and not started:
+            started.append(start_tagged_host(world, stopped=stopped))
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = start_first  # type: ignore[method-assign]
+    return started

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflow.conftest import SOURCE, instance_ids, start_tagged_host
+from tests.workflow.conftest import SOURCE, endpoint_of, instance_ids, start_tagged_host_before, tags_of
 
 pytestmark = pytest.mark.workflow
 
@@ -21,20 +21,6 @@ def env_path(world, host):
 
 def env_text(world, host) -> str:
     return env_path(world, host).read_bytes().decode()
-
-
-def endpoint_of(instance_id: str) -> str:
-    import boto3
-
-    return boto3.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["Endpoint"]["Address"]
-
-
-def tags_of(instance_id: str) -> dict[str, str]:
-    import boto3
-
-    rds = boto3.client("rds")
-    arn = rds.describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["DBInstanceArn"]
-    return {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
 
 
 def without_db_host(text: str) -> list[str]:
@@ -469,8 +455,8 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
     assert states.count("DeleteRestoredInstance") == 1
     delete_at = states.index("DeleteRestoredInstance")
     assert max(i for i, s in enumerate(states) if s == "CheckHealthOnOriginal") < delete_at
-    # (with only the monitoring carry-back between the health check that passed and the delete)
-    assert states[delete_at - 2 : delete_at] == ["IsOriginalHealthy", "CarryMonitoringBack"]
+    # (with only the look for new hosts and the monitoring carry-back between the health check that passed and the delete)
+    assert states[delete_at - 3 : delete_at] == ["IsOriginalHealthy", "LookForNewHosts", "CarryMonitoringBack"]
     assert states[delete_at + 1 :] == ["RollbackSucceeded", "RecordSuccess"]
     assert all(h["healthy"] for h in result.output["health"].values())
     # And a final snapshot of the copy is kept, named <instance>-final-YYYYMMDD-HHMMSS, and the output says so
@@ -483,8 +469,6 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
 
 @pytest.mark.parametrize("state", ["running", "stopped"], ids=["started", "in-a-warm-pool"])
 def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_named(rehearsal, state):
-    import json
-
     import boto3
 
     from tests.workflow.invariants import locks
@@ -496,15 +480,8 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
     assert restored.status == "SUCCEEDED", restored.cause
     target = restored.output["target_instance"]
     ec2 = boto3.client("ec2")
-    started: list[str] = []
-    answer = world.bridge.answer
-
-    def start_a_host_before_the_delete(function_name, body, headers):
-        if json.loads(body or "{}").get("context", {}).get("state") == "DeleteRestoredInstance" and not started:
-            started.append(start_tagged_host(world, stopped=state == "stopped"))  # stopped: a warm pool's host
-        return answer(function_name, body, headers)
-
-    world.bridge.answer = start_a_host_before_the_delete  # type: ignore[method-assign]
+    # (after LookForNewHosts found none, while monitoring was carried back; stopped: a warm pool's host)
+    started = start_tagged_host_before(world, "DeleteRestoredInstance", stopped=state == "stopped")
 
     # When the rollback runs
     result = world.run("rollback", {"restored_instance": target, "confirm": target})
@@ -512,7 +489,16 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
     # Then the copy is not deleted (no final snapshot either): the new host was never pointed back
     assert started, "the rollback never reached DeleteRestoredInstance"
     assert (result.status, result.error) == ("FAILED", "RollbackFailed")
-    assert result.states()[-4:] == ["ExplainDeleteFailure", "CopyNotDeleted", "RecordFailure", "RollbackFailed"]
+    states = result.states()
+    assert states[-7:] == [
+        "LookForNewHosts",
+        "CarryMonitoringBack",
+        "DeleteRestoredInstance",
+        "ExplainDeleteFailure",
+        "CopyNotDeleted",
+        "RecordFailure",
+        "RollbackFailed",
+    ]
     copy = next(i for i in result.world["db_instances"] if i["id"] == target)
     assert copy["status"] == "available"
     assert not [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]

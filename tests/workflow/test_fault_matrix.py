@@ -39,7 +39,7 @@ from restorectl.lambda_bridge import Injection
 from restorectl.localpg import LocalPostgres
 from restorectl.paths import LAMBDAS, STATEMACHINES
 from tests.workflow import invariants
-from tests.workflow.conftest import SOURCE
+from tests.workflow.conftest import SOURCE, endpoint_of
 
 pytestmark = pytest.mark.workflow
 
@@ -60,13 +60,6 @@ class Scenario:
     on_failure: Callable[[Rehearsal, dict[str, Any]], invariants.Expected] = lambda *_: invariants.Expected("FAILED")
     # Whether a failed run, by design, leaves the world exactly as it found it (then the next case reuses it).
     failure_returns_to_start: bool = True
-
-
-def endpoint_of(instance_id: str) -> str:
-    import boto3
-
-    address: str = boto3.client("rds").describe_db_instances(DBInstanceIdentifier=instance_id)["DBInstances"][0]["Endpoint"]["Address"]
-    return address
 
 
 def cut_over(world: Rehearsal) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 
 from restorectl.harness import Rehearsal, RehearsalOptions
 from restorectl.lambda_bridge import Injection
-from tests.workflow.conftest import SOURCE, instance_ids, start_tagged_host, terminate_host_before
+from tests.workflow.conftest import SOURCE, instance_ids, start_tagged_host, start_tagged_host_before, terminate_host_before
 
 pytestmark = pytest.mark.workflow
 
@@ -365,15 +365,7 @@ def test_a_host_that_appears_after_the_stop_keeps_production_from_being_renamed_
     world = rehearsal(**FAST)
     original_id, original_rows = resource_id_of(SOURCE), calls_rows_behind(world, SOURCE)
     ec2 = boto3.client("ec2")
-    appeared: list[str] = []
-    answer = world.bridge.answer
-
-    def a_host_appears_before_the_rename(function_name: str, body: Any, headers: Any) -> bytes:
-        if json.loads(body or "{}").get("context", {}).get("state") == "RenameProductionAway" and not appeared:
-            appeared.append(start_tagged_host(world, stopped=True))
-        return answer(function_name, body, headers)
-
-    world.bridge.answer = a_host_appears_before_the_rename  # type: ignore[method-assign]
+    appeared = start_tagged_host_before(world, "RenameProductionAway", stopped=True)
 
     # When the in-place restore runs
     result = world.run("in-place-restore", CONFIRMED)

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.conftest import SOURCE, endpoint_of, instance_ids, start_tagged_host_before, tags_of
 
 pytestmark = pytest.mark.workflow
 
@@ -224,6 +224,55 @@ def test_a_failed_carry_back_still_deletes_the_copy_succeeds_and_names_the_alarm
     assert "monitoring was NOT carried back (MonitoringCarryOverFailed" in left_behind
     assert f"the CloudWatch alarms tagged irisx-restore:carried-from={SOURCE} whose DBInstanceIdentifier is {target} remain" in left_behind
     assert f"Left behind: {left_behind}" in notification_for(result, "rollback")["message"]
+
+
+def test_a_host_started_before_the_carry_back_keeps_the_copy_with_its_alarms_and_subscriptions(rehearsal):
+    from tests.workflow.invariants import locks
+
+    # Given a restore cut over to, with production's alarm and subscription carried over
+    world = rehearsal(**FAST)
+    watch_production_and_another_instance()
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+    carried = restored.world
+    # and an app host an autoscaling group starts once the hosts the rollback found are healthy on the original
+    started = start_tagged_host_before(world, "LookForNewHosts")
+
+    # When the rollback workflow runs
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
+
+    # Then it stops before carrying anything back: the copy the new host may use is kept, and nothing was deleted
+    assert started, "the rollback never reached LookForNewHosts"
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    states = result.states()
+    assert states[states.index("IsOriginalHealthy") :][-6:] == [
+        "LookForNewHosts",
+        "MonitoringLeftOnCopy",
+        "ExplainDeleteFailure",
+        "CopyNotDeleted",
+        "RecordFailure",
+        "RollbackFailed",
+    ]
+    assert "CarryMonitoringBack" not in states and "DeleteRestoredInstance" not in states
+    assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
+    assert tags_of(target)["irisx-restore:role"] == "production"
+    assert boto3.client("rds").describe_db_instances(DBInstanceIdentifier=target)["DBInstances"][0]["DeletionProtection"] is True
+    # And the copy is still watched as the cutover left it: its twin alarm, and the subscription listing it
+    assert result.world["alarms"] == carried["alarms"]
+    assert subscriptions_in(result.world)["irisx-prod-events"] == [SOURCE, target]
+    # And the cause names the new host, the refusal, and the monitoring as it is
+    assert f"app host(s) {started[0]} appeared since the rollback found its hosts" in result.cause
+    assert "the deletion was refused as unsafe" in result.cause
+    assert f"monitoring was NOT carried back, as the copy is kept: the alarms and RDS event subscriptions that watch {target} still do" in (
+        result.cause
+    )
+    # And the hosts it found serve from the original; the lock is released and the journal says the same
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(endpoint_of(SOURCE), "connected")] * 2
+    assert locks(result.world) == []
+    (record,) = [r for r in result.world["journal"] if r.get("workflow") == "rollback" and "outcome" in r]
+    assert (record["outcome"], record["cause"]) == ("FAILED", result.cause)
+    boto3.client("ec2").terminate_instances(InstanceIds=started)
 
 
 def test_a_rollback_of_a_copy_never_cut_over_to_finds_no_monitoring_to_undo(rehearsal):
