@@ -165,6 +165,9 @@ class Setting:
             for item in items:
                 if not self._accepts(item):
                     raise InvalidInput(f"setting {name} names {item!r}, which is not {self.each or self.expected}")
+            twice = sorted({item for item in items if items.count(item) > 1})
+            if twice:
+                raise InvalidInput(f"setting {name} names {', '.join(map(repr, twice))} more than once; name each once")
             return tuple(items)
         if self.kind == "counts":
             try:

@@ -67,6 +67,15 @@ def test_a_bad_environment_value_is_named_at_cold_start():
         RunbookSettings.from_env(env)
 
 
+def test_a_list_naming_an_entry_twice_is_refused_at_synth_and_at_cold_start():
+    with pytest.raises(ValueError, match="lists an entry twice"):
+        StackSettings.from_context({**CONTEXT, "integrity_check_indexes": ["calls_pkey", "calls_pkey"]})
+    named_twice = '["users_pkey", "calls_pkey", "users_pkey"]'
+    env = {**StackSettings.from_context(CONTEXT).lambda_environment(), "INTEGRITY_CHECK_INDEXES": named_twice}
+    with pytest.raises(InvalidInput, match="setting INTEGRITY_CHECK_INDEXES names 'users_pkey' more than once; name each once"):
+        RunbookSettings.from_env(env)
+
+
 def test_left_out_of_cdk_json_the_index_budget_is_three_minutes():
     stack = StackSettings.from_context({key: value for key, value in CONTEXT.items() if key != "integrity_budget_seconds"})
     assert stack.integrity_budget_seconds == 180
