@@ -134,6 +134,17 @@ def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
 
 
+def keep_locks_if_mid_change(
+    workflow: str, execution_arn: str, state: str | None, resources: list[str], why: str, settings: journal.JournalSettings
+) -> list[str] | None:
+    """Stopped half-way through changing production: every lock stays, marked as needing recovery, so
+    nothing starts from a state no workflow was written for; a person releases it once production is
+    put right. The words for each lock kept, or None when the execution was not mid-change."""
+    if not resources or not traits_of(workflow).mid_change_at(state):
+        return None
+    return [keep_for_recovery(execution_arn=execution_arn, resource=r, why=why, settings=settings) for r in resources]
+
+
 def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str) -> dict[str, Any]:
     detail = event.get("detail") or {}
     status, execution_arn = detail.get("status"), detail.get("executionArn")
@@ -150,13 +161,8 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     state = last_state(str(execution_arn))
     resources = locks_of(str(execution_arn), lock_candidates(workflow, record, detail.get("input"), settings.defaults()), settings)
     left = left_behind(workflow, str(execution_arn), state)
-    # Stopped half-way through changing production: the lock stays, so nothing starts from a state no
-    # workflow was written for; a person releases it once production is put right.
-    kept = (
-        "; ".join(keep_for_recovery(execution_arn=str(execution_arn), resource=r, why=left, settings=settings) for r in resources)
-        if resources and traits_of(workflow).mid_change_at(state)
-        else None
-    )
+    kept_words = keep_locks_if_mid_change(workflow, str(execution_arn), state, resources, left, settings)
+    kept = "; ".join(kept_words) if kept_words is not None else None
     finished = finish(
         workflow=workflow,
         execution_arn=str(execution_arn),

@@ -23,6 +23,7 @@ from restore_runbook.journal.abandoned import (
     ABANDONED_STATUSES,
     find_record,
     iso_millis,
+    keep_locks_if_mid_change,
     last_state,
     lock_candidates,
     locks_of,
@@ -30,10 +31,9 @@ from restore_runbook.journal.abandoned import (
     workflow_of,
 )
 from restore_runbook.journal.abandoned import left_behind as abandoned_left_behind
-from restore_runbook.journal.lock import keep_for_recovery, release_lock
+from restore_runbook.journal.lock import release_lock
 from restore_runbook.journal.notify import notify
 from restore_runbook.journal.records import parse_input
-from restore_runbook.journal.workflows import traits_of
 
 ENDED_STATUSES = ("SUCCEEDED", "FAILED", *ABANDONED_STATUSES)
 # What the rule delivers: every end. TIMED_OUT / ABORTED never reach the workflow's own journal step.
@@ -90,11 +90,12 @@ def reconcile(
         f"not recorded by the workflow (its end record could not be written); check the execution: {journal.console_link(execution_arn)}"
     )
     # Stopped from outside half-way through changing production, and its status-change event lost:
-    # the same as journal/abandoned.py does, the lock is kept for recovery and the record says why.
+    # as for the status-change event (journal/abandoned.py), the lock is kept for recovery and the record says why.
     state = last_state(execution_arn) if status in ABANDONED_STATUSES else None
-    if resources and traits_of(workflow).mid_change_at(state):
-        left_behind = abandoned_left_behind(workflow, execution_arn, state)
-        released = [keep_for_recovery(execution_arn=execution_arn, resource=r, why=left_behind, settings=settings) for r in resources]
+    mid_change_words = abandoned_left_behind(workflow, execution_arn, state)
+    kept = keep_locks_if_mid_change(workflow, execution_arn, state, resources, mid_change_words, settings)
+    if kept is not None:
+        left_behind, released = mid_change_words, kept
     else:
         released = [release_lock(execution_arn=execution_arn, resource=r, settings=settings) for r in resources]
     lock = "; ".join(released) or "no lock held by this execution any more"
