@@ -208,3 +208,36 @@ def test_a_lock_only_the_plan_could_name_is_found_by_its_holder_and_released(wor
     assert done is not None and done["lock"] == "released the lock on s3://irisx-recordings/recordings/"
     (lock,) = emulated.locks()
     assert lock["holder"] == OTHER
+
+
+def test_a_recordings_lock_the_locks_index_does_not_list_yet_is_found_in_its_buckets_registry_and_released(world, monkeypatch):
+    from restore_runbook.journal import prefix_registry
+    from restore_runbook.recordings import locks as recordings_locks
+
+    emulated, settings = world
+    # Given a recordings restore that took its lock and then its prefix in the bucket's registry,
+    # a moment before it ended: the locks index (eventually consistent) does not list the lock yet
+    recordings = ARN.replace("irisx-restore-restore", "irisx-restore-recordings-restore")
+    resource = "s3:irisx-recordings/recordings/2025/"
+    records.record_start(
+        workflow="recordings-restore",
+        execution_arn=recordings,
+        started_at=START,
+        execution_input={"bucket": "irisx-recordings", "prefix": "recordings/2025/"},
+        settings=settings,
+    )
+    journal_lock.take_lock(
+        workflow="recordings-restore", execution_arn=recordings, resource=resource, requested_by="ana", settings=settings
+    )
+    recordings_locks.refuse_overlapping(resource, recordings, settings, requested_by="ana")
+    monkeypatch.setattr(abandoned, "locks_of_holder", lambda execution_arn, settings: [])
+    record = abandoned.find_record("recordings-restore", recordings, START, settings)
+    assert record is not None
+
+    # When the reconciler closes its record
+    done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("FAILED", error="X", cause="y"))
+
+    # Then the lock is found through the registry, read consistently, and released with its registry entry
+    assert done is not None and done["lock"] == "released the lock on s3://irisx-recordings/recordings/2025/"
+    assert emulated.locks() == []
+    assert prefix_registry.read("irisx-recordings", settings).holders == {}

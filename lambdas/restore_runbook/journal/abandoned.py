@@ -20,6 +20,7 @@ from typing import Any
 
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import prefix_registry
 from restore_runbook.journal import table as journal
 from restore_runbook.journal.lock import keep_for_recovery, release_lock
 from restore_runbook.journal.records import finish, parse_input
@@ -88,8 +89,30 @@ def locks_of_holder(execution_arn: str, settings: journal.JournalSettings) -> li
         query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def locks_of(execution_arn: str, candidates: list[str], settings: journal.JournalSettings) -> list[str]:
-    """Every lock this execution holds: the ones its input names (read consistently) and any other the index lists."""
+def locks_in_registries(execution_arn: str, workflow: str, given: Any, settings: journal.JournalSettings) -> list[str]:
+    """A recordings lock (`s3:<bucket>/<prefix>`) is derived from the plan, but its bucket is one the
+    input names: that bucket's registry of held prefixes, read consistently, names it at once, where
+    the locks index may not list a lock taken a moment ago."""
+    lock_on = traits_of(workflow).lock
+    if lock_on is None or lock_on.kind != "s3" or not isinstance(given, dict):
+        return []
+    buckets = dict.fromkeys(b for b in (given.get("bucket"), given.get("target_bucket")) if isinstance(b, str) and b)
+    return [
+        resource
+        for bucket in buckets
+        for resource, entry in prefix_registry.read(bucket, settings).holders.items()
+        if entry.get("holder") == execution_arn
+    ]
+
+
+def locks_of(
+    execution_arn: str, workflow: str, record: dict[str, Any] | None, raw_input: Any, settings: journal.JournalSettings
+) -> list[str]:
+    """Every lock this execution holds: the ones its input names or its buckets' registries list (read
+    consistently), and any other the index lists."""
+    given = record.get("input") if record else parse_input(raw_input)
+    candidates = lock_candidates(workflow, record, raw_input, settings.defaults())
+    candidates += locks_in_registries(execution_arn, workflow, given, settings)
     named = locks_held_by(execution_arn, candidates, settings)
     return list(dict.fromkeys(named + locks_of_holder(execution_arn, settings)))
 
@@ -159,7 +182,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     else:
         error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
     state = last_state(str(execution_arn))
-    resources = locks_of(str(execution_arn), lock_candidates(workflow, record, detail.get("input"), settings.defaults()), settings)
+    resources = locks_of(str(execution_arn), workflow, record, detail.get("input"), settings)
     left = left_behind(workflow, str(execution_arn), state)
     kept_words = keep_locks_if_mid_change(workflow, str(execution_arn), state, resources, left, settings)
     kept = "; ".join(kept_words) if kept_words is not None else None

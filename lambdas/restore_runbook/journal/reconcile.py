@@ -25,7 +25,6 @@ from restore_runbook.journal.abandoned import (
     iso_millis,
     keep_locks_if_mid_change,
     last_state,
-    lock_candidates,
     locks_of,
     record_abandoned,
     workflow_of,
@@ -85,7 +84,7 @@ def reconcile(
     output = parse_input(description.get("output"))
     error = None if status == "SUCCEEDED" else str(description.get("error") or "States.Runtime")
     cause = None if status == "SUCCEEDED" else str(description.get("cause") or "")
-    resources = locks_of(execution_arn, lock_candidates(workflow, dict(record), None, settings.defaults()), settings)
+    resources = locks_of(execution_arn, workflow, dict(record), None, settings)
     left_behind = str((output or {}).get("left_behind") if isinstance(output, dict) else "") or (
         f"not recorded by the workflow (its end record could not be written); check the execution: {journal.console_link(execution_arn)}"
     )
