@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from aws_cdk import aws_iam as iam
 
-from restore_runbook.contract import ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION, TAG_ROLE
+from restore_runbook.contract import ROLE_PRODUCTION, ROLE_REPLACED_PRODUCTION, SNAPSHOT_WORKFLOW, TAG_ROLE, TAG_WORKFLOW
+from stacks import nag
 from stacks.settings import StackSettings
 
 
@@ -155,3 +156,42 @@ def production_fence(
         *deny_changes_to_marked(settings, allow_rename=allow_rename, allow_modify=allow_modify, allow_unmark=allow_unmark),
         deny_deleting_production(settings),
     ]
+
+
+FINAL_SNAPSHOTS = "*-final-*"
+
+
+def final_snapshot_on_delete(settings: StackSettings) -> list[iam.PolicyStatement]:
+    """What DeleteDBInstance with FinalDBSnapshotIdentifier needs, for a copy that may hold real writes:
+    rds:CreateDBSnapshot on the instance (only one carrying the management tag) and on the new
+    snapshot, and rds:AddTagsToResource on that snapshot when the instance copies its tags to it."""
+    arns = RdsArns.for_settings(settings)
+    final_snapshots = arns.snapshot(FINAL_SNAPSHOTS)
+    managed = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
+    return [
+        iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[arns.db()], conditions={"StringEquals": managed}),
+        iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[final_snapshots]),
+        # The copy's tags, management tag included, copied to the final snapshot (CopyTagsToSnapshot).
+        iam.PolicyStatement(
+            actions=["rds:AddTagsToResource"],
+            resources=[final_snapshots],
+            conditions={"StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}},
+        ),
+        # The snapshot workflow's retention deletes snapshots tagged as its own: a final snapshot never may be.
+        iam.PolicyStatement(
+            effect=iam.Effect.DENY,
+            actions=["rds:AddTagsToResource"],
+            resources=[arns.snapshot()],
+            conditions={"StringEquals": {f"aws:RequestTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW}},
+        ),
+    ]
+
+
+def final_snapshot_acknowledgement(settings: StackSettings) -> dict[str, str]:
+    return {
+        nag.wildcard_resource(RdsArns.for_settings(settings).snapshot(FINAL_SNAPSHOTS)): (
+            "DeleteDBInstance with a final snapshot creates (and copies the instance's tags to) a snapshot "
+            "named <instance>-final-<time>, the instance named per execution; snapshots under that "
+            "pattern only, never tagged as the snapshot workflow's (explicit Deny)"
+        ),
+    }

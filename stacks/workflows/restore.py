@@ -15,7 +15,7 @@ from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
 from stacks.permissions.monitoring import monitoring_step
-from stacks.permissions.rds import production_fence
+from stacks.permissions.rds import final_snapshot_acknowledgement, final_snapshot_on_delete, production_fence
 from stacks.permissions.restore import RestoreSteps, with_statements
 from stacks.workflows.base import RegisteredWorkflow
 
@@ -111,7 +111,21 @@ class RestoreWorkflow(RegisteredWorkflow):
         }
 
     def _cleanup_restore(self) -> StepPermissions:
-        return self.cleanup_permissions(self.restore_steps)
+        # After a reverted cutover the copy may hold what the app wrote to it, so it is deleted with a final
+        # snapshot; this execution's own cutover command (ssm:ListCommands, by its marker) is how the step knows.
+        base = self.cleanup_permissions(self.restore_steps)
+        cutover_sent = AppHostPermissions(self.settings).step(list_sent=True)
+        return StepPermissions(
+            statements=[*base.statements, *cutover_sent.statements, *final_snapshot_on_delete(self.settings)],
+            acknowledgements={
+                **base.acknowledgements,
+                **cutover_sent.acknowledgements,
+                **final_snapshot_acknowledgement(self.settings),
+            },
+            timeout=base.timeout,
+            memory_size=base.memory_size,
+            in_vpc=base.in_vpc,
+        )
 
     @staticmethod
     def cleanup_permissions(restore: RestoreSteps) -> StepPermissions:

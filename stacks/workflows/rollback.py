@@ -10,13 +10,12 @@ from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
 
-from restore_runbook.contract import ROLE_PRODUCTION, SNAPSHOT_WORKFLOW, TAG_ROLE, TAG_WORKFLOW
+from restore_runbook.contract import ROLE_PRODUCTION, TAG_ROLE
 from stacks import nag, ssm_documents
 from stacks.functions import StepPermissions
 from stacks.permissions.hosts import AppHostPermissions
 from stacks.permissions.monitoring import monitoring_step
-from stacks.permissions.rds import RdsArns, production_fence
-from stacks.settings import StackSettings
+from stacks.permissions.rds import final_snapshot_acknowledgement, final_snapshot_on_delete, production_fence
 from stacks.workflows.base import RegisteredWorkflow
 
 
@@ -58,7 +57,10 @@ class RollbackWorkflow(RegisteredWorkflow):
                     describe_db,
                     delete,
                     unmark,
-                    *self._final_snapshot(arns, self.settings),
+                    # A successful cutover turns deletion protection on for the copy; the rollback turns it off
+                    # (only on an instance this tool created; the source is denied) once the hosts are back.
+                    iam.PolicyStatement(actions=["rds:ModifyDBInstance"], resources=[arns.db()], conditions={"StringEquals": managed}),
+                    *final_snapshot_on_delete(self.settings),
                     *production_fence(self.settings, allow_unmark=True),
                 ),
                 acknowledgements={
@@ -67,11 +69,7 @@ class RollbackWorkflow(RegisteredWorkflow):
                         "marker key only), lifting deletion protection, the final snapshot and the delete only on instances "
                         "tagged as this tool's (tag conditions); production by name and anything still marked are denied"
                     ),
-                    nag.wildcard_resource(arns.snapshot("*-final-*")): (
-                        "DeleteDBInstance with a final snapshot creates (and copies the instance's tags to) a snapshot "
-                        "named <instance>-final-<time>, the instance named per execution; snapshots under that "
-                        "pattern only, never tagged as the snapshot workflow's (explicit Deny)"
-                    ),
+                    **final_snapshot_acknowledgement(self.settings),
                 },
             ),
             "point_hosts_back": hosts.step(send=(ssm_documents.SET_DB_HOST,)),
@@ -84,35 +82,3 @@ class RollbackWorkflow(RegisteredWorkflow):
             # Looks before it speaks: the copy as RDS shows it, and the restarts' results on each host.
             "explain_rollback_failure": hosts.step(read=True, extra=(describe_db,), acknowledgements=describe_ack),
         }
-
-    @staticmethod
-    def _final_snapshot(arns: RdsArns, settings: StackSettings) -> list[iam.PolicyStatement]:
-        """What DeleteDBInstance with FinalDBSnapshotIdentifier needs: rds:CreateDBSnapshot on the instance
-        (only one carrying the management tag) and on the new snapshot, and rds:AddTagsToResource on that
-        snapshot when the instance copies its tags to snapshots."""
-        final_snapshots = arns.snapshot("*-final-*")
-        managed = {"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}}
-        return [
-            # A successful cutover turns deletion protection on for the copy; the rollback turns it off
-            # (only on an instance this tool created; the source is denied) once the hosts are back.
-            iam.PolicyStatement(actions=["rds:ModifyDBInstance"], resources=[arns.db()], conditions=managed),
-            iam.PolicyStatement(
-                actions=["rds:CreateDBSnapshot"],
-                resources=[arns.db()],
-                conditions={"StringEquals": {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}},
-            ),
-            iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[final_snapshots]),
-            # The copy's tags, management tag included, copied to the final snapshot (CopyTagsToSnapshot).
-            iam.PolicyStatement(
-                actions=["rds:AddTagsToResource"],
-                resources=[final_snapshots],
-                conditions={"StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}},
-            ),
-            # The snapshot workflow's retention deletes snapshots tagged as its own: a final snapshot never may be.
-            iam.PolicyStatement(
-                effect=iam.Effect.DENY,
-                actions=["rds:AddTagsToResource"],
-                resources=[arns.snapshot()],
-                conditions={"StringEquals": {f"aws:RequestTag/{TAG_WORKFLOW}": SNAPSHOT_WORKFLOW}},
-            ),
-        ]

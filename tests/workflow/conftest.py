@@ -44,6 +44,17 @@ def tags_of(instance_id: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]}
 
 
+def state_output(result: Any, state: str) -> dict[str, Any]:
+    """What `state` passed on, from the execution history (its last exit)."""
+    exits = [
+        e["stateExitedEventDetails"]
+        for e in result.history
+        if e["type"].endswith("StateExited") and e["stateExitedEventDetails"]["name"] == state
+    ]
+    assert exits, f"{state} never exited"
+    return dict(json.loads(exits[-1]["output"]))
+
+
 def terminate_host_before(world: Rehearsal, host_name: str, state: str) -> str:
     """Terminate the API host `host_name` just before `state`'s function runs, as an autoscaling
     group replacing it would; returns its instance id."""

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflow.conftest import SOURCE, endpoint_of, instance_ids, start_tagged_host_before, tags_of
+from tests.workflow.conftest import (
+    SOURCE,
+    endpoint_of,
+    instance_ids,
+    start_tagged_host_before,
+    state_output,
+    tags_of,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -91,6 +98,19 @@ def test_a_failed_swap_on_one_of_two_hosts_rolls_both_back_and_deletes_the_copy(
     # And both hosts are back on the original endpoint and healthy there, the copy deleted
     assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
     assert instance_ids(result.world) == [SOURCE]
+    # with a final snapshot: the host whose swap worked served from it until it was pointed back
+    assert_deleted_keeping_what_the_app_wrote(world, result)
+
+
+def assert_deleted_keeping_what_the_app_wrote(world, result) -> None:
+    target = state_output(result, "CheckRestoreInput")["plan"]["target_instance"]
+    (final,) = [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
+    assert final["status"] in ("creating", "available")
+    hosts = ", ".join(sorted(h.instance_id for h in world.app_hosts.hosts))
+    assert (
+        f"[cleanup: deleted {target} (final snapshot {final['id']}, its automated backups kept): this execution's cutover "
+        f"pointed {hosts} at it, so it may hold what the app wrote before they were pointed back]"
+    ) in result.cause
 
 
 def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_error(rehearsal):
@@ -109,9 +129,10 @@ def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_erro
     assert states.count("CheckHealthOnRestored") >= 2
     assert states.index("CheckHealthOnRestored") < states.index("RevertCutover") < states.index("CleanUpAfterFailure")
 
-    # And every host is back on production and healthy, the copy deleted
+    # And every host is back on production and healthy, the copy deleted with a final snapshot (the app ran on it)
     assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
     assert instance_ids(result.world) == [SOURCE]
+    assert_deleted_keeping_what_the_app_wrote(world, result)
 
 
 def test_a_rollback_that_cannot_restart_a_host_fails_with_rollback_failed_naming_every_host(rehearsal):

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.conftest import SOURCE, instance_ids, state_output
 from tests.workflow.test_cutover_workflow import endpoint_of, tags_of
 
 pytestmark = pytest.mark.workflow
@@ -25,17 +25,6 @@ def a_cut_over_copy(world: Any) -> str:
     restored = world.run("restore", {"mode": "snapshot", "cutover": True})
     assert restored.status == "SUCCEEDED", restored.cause
     return str(restored.output["target_instance"])
-
-
-def state_output(result: Any, state: str) -> dict[str, Any]:
-    """What `state` passed on, from the execution history (its last exit)."""
-    exits = [
-        e["stateExitedEventDetails"]
-        for e in result.history
-        if e["type"].endswith("StateExited") and e["stateExitedEventDetails"]["name"] == state
-    ]
-    assert exits, f"{state} never exited"
-    return dict(json.loads(exits[-1]["output"]))
 
 
 def deletion_protection(instance_id: str) -> bool:

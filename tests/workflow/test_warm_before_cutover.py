@@ -47,3 +47,6 @@ def test_a_warm_up_that_fails_stops_before_any_host_is_touched_and_removes_the_c
     assert "StartCutover" not in states
     assert instance_ids(result.world) == [SOURCE]
     assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(endpoint_of(SOURCE), "connected")] * 2
+    # (no host ever used the copy, so it goes as the throwaway it was: no final snapshot)
+    assert not [s for s in result.world["db_snapshots"] if "-final-" in s["id"]]
+    assert "(no final snapshot: it was a throwaway copy)" in result.cause

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from restore_runbook.common import aws, clock, rds
@@ -128,12 +129,16 @@ def describe_restore(progress: dict[str, Any], settings: RunbookSettings) -> dic
 NOTHING_CREATED = "nothing was created"
 
 
-def clean_up_failed_restore(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
+def clean_up_failed_restore(
+    plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, *, served_hosts: Sequence[str] = ()
+) -> str:
     """Remove what this execution created, and say in words what was done.
 
-    An in-place restore's plan also names its final snapshot of production, which is kept: the
-    words say whether it exists (its start step may have failed after RDS accepted it)."""
-    done = _clean_up_copy(plan, execution_id, settings)
+    `served_hosts` are the API hosts this execution's cutover pointed at the copy: then it is no
+    throwaway, and goes with a final snapshot, its automated backups kept. An in-place restore's
+    plan also names its final snapshot of production, which is kept: the words say whether it
+    exists (its start step may have failed after RDS accepted it)."""
+    done = _clean_up_copy(plan, execution_id, settings, served_hosts)
     final_snapshot = (plan or {}).get("final_snapshot")
     if not final_snapshot:
         return done
@@ -151,7 +156,7 @@ def _final_snapshot_left(snapshot_id: str, execution_id: str) -> str:
     return f"kept the final snapshot {snapshot_id} of production ({snapshot.get('Status')}): production as it was before this restore"
 
 
-def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> str:
+def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, served_hosts: Sequence[str]) -> str:
     target = (plan or {}).get("target_instance")
     if not target:
         return NOTHING_CREATED
@@ -162,10 +167,19 @@ def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: Run
         return f"left {target} untouched: this execution did not create it"
     if (plan or {}).get("keep_on_failure"):
         return f"kept {target} for inspection (keep_on_failure); delete it when done"
-    return rds.delete_managed_instance(
+    final_snapshot = rds.final_snapshot_name(target) if served_hosts else None
+    done = rds.delete_managed_instance(
         target,
         source=str((plan or {}).get("source_instance")),
         tag_key=settings.management_tag_key,
         tag_value=settings.management_tag_value,
         execution_id=execution_id,
+        final_snapshot=final_snapshot,
+        delete_automated_backups=not served_hosts,
+    )
+    if not served_hosts:
+        return done
+    return (
+        f"{done}: this execution's cutover pointed {', '.join(served_hosts)} at it, so it may hold what the app "
+        "wrote before they were pointed back"
     )
