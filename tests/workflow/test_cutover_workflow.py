@@ -15,6 +15,7 @@ from tests.workflow.conftest import (
     start_tagged_host_before,
     state_output,
     tags_of,
+    terminate_host_before,
 )
 
 pytestmark = pytest.mark.workflow
@@ -133,6 +134,46 @@ def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_erro
     assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(source_host, "connected")] * 2
     assert instance_ids(result.world) == [SOURCE]
     assert_deleted_keeping_what_the_app_wrote(world, result)
+
+
+def test_a_host_terminated_after_a_good_swap_is_left_out_of_the_revert_and_the_others_go_back(rehearsal):
+    # Given hosts that cannot reach restored instances, so the health check after the swap fails,
+    # and an autoscaling group that terminates the first host before the revert
+    world = rehearsal(calls_rows=300, restore_minutes=3, app_blocked_from_restored=True)
+    source_host = endpoint_of(SOURCE)
+    gone = terminate_host_before(world, "irisx-api-1", "RevertCutover")
+    kept = next(h.instance_id for h in world.app_hosts.hosts if h.instance_id != gone)
+
+    # When a restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the revert is sent to the host still there (SSM would refuse a command naming the terminated
+    # one for every host), which is healthy on production again, and the copy goes with its final snapshot
+    assert (result.status, result.error) == ("FAILED", "HealthCheckFailed"), result.cause
+    states = result.states()
+    assert states.index("RevertCutover") < states.index("CheckHealthOnOriginal") < states.index("CleanUpAfterFailure")
+    revert = state_output(result, "RevertCutover")["rollback"]
+    assert (revert["terminated_since_cutover"], revert["hosts"]) == ([gone], [kept])
+    assert [c["hosts"] for c in revert["commands"]] == [[kept]]
+    (serving,) = [h for h in result.world["app_hosts"] if h["id"] == kept]
+    assert (serving["db_host"], serving["health"]) == (source_host, "connected")
+    assert instance_ids(result.world) == [SOURCE]
+    assert [s for s in result.world["db_snapshots"] if "-final-" in s["id"]]
+
+
+def test_when_every_host_the_cutover_reached_is_terminated_the_revert_fails_naming_them_and_keeps_the_copy(rehearsal):
+    # Given a health check that fails after the swap, and both hosts terminated before the revert
+    world = rehearsal(calls_rows=300, restore_minutes=3, app_blocked_from_restored=True)
+    gone = sorted(terminate_host_before(world, name, "RevertCutover") for name in ("irisx-api-1", "irisx-api-2"))
+
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then nothing can confirm that no host uses the copy: RollbackFailed names the hosts, the copy is kept
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed"), result.cause
+    assert result.states()[-4:] == ["RevertCutover", "ExplainRollbackFailure", "RecordFailure", "RestoreFailedWithOriginalError"]
+    assert f"every API host the cutover reached ({', '.join(gone)}) has been terminated since" in result.cause
+    assert len(instance_ids(result.world)) == 2
+    assert "was NOT deleted" in result.cause
 
 
 def test_a_rollback_that_cannot_restart_a_host_fails_with_rollback_failed_naming_every_host(rehearsal):

@@ -105,12 +105,25 @@ def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], setting
             fallback = fallback or source_endpoint(str(plan.get("source_instance")))
             previous = fallback
         targets[host] = previous
+    # A host terminated since the cutover (its autoscaling group replaced it) took its .env with it,
+    # and one such id in a command makes SSM refuse the command for every host.
+    existing = set(ssm.not_terminated(sorted(results)))
+    terminated = sorted(set(results) - existing)
+    targets = {host: value for host, value in targets.items() if host in existing}
+    unchanged = [host for host in unchanged if host in existing]
+    if not targets and not unchanged:
+        raise RollbackFailed(
+            f"every API host the cutover reached ({', '.join(terminated)}) has been terminated since, so no host can be pointed "
+            f"back or checked; the hosts serving now were never pointed at the copy by this execution, but check their DB_HOST "
+            "by hand"
+        )
     by_value: dict[str, list[str]] = {}
     for host, value in targets.items():
         by_value.setdefault(value, []).append(host)
     sent = [ssm.set_db_host(hosts, value, settings, "irisx-restore rollback of cutover") for value, hosts in sorted(by_value.items())]
     expect: dict[str, str | None] = {**targets, **dict.fromkeys(unchanged)}
-    return commands.new_progress(sent, expect, settings, unchanged=unchanged, reverted_to=targets)
+    extra: dict[str, Any] = {"terminated_since_cutover": terminated} if terminated else {}
+    return commands.new_progress(sent, expect, settings, unchanged=unchanged, reverted_to=targets, **extra)
 
 
 def revert_unknown_cutover(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:

@@ -55,13 +55,22 @@ def _tagged_hosts(settings: RunbookSettings, states: list[str]) -> list[str]:
 def still_running(hosts: list[str]) -> list[str]:
     """Those of `hosts` that are running now. Filtered, not looked up by id: a terminated instance
     that EC2 has forgotten would fail a look-up by id for all of them."""
+    return _in_states(hosts, ["running"])
+
+
+def not_terminated(hosts: list[str]) -> list[str]:
+    """Those of `hosts` that still exist: a stopped one keeps its .env, and starts with it."""
+    return _in_states(hosts, ["pending", "running", "stopping", "stopped"])
+
+
+def _in_states(hosts: list[str], states: list[str]) -> list[str]:
     if not hosts:
         return []
     found: set[str] = set()
     for page in (
         aws.client("ec2")
         .get_paginator("describe_instances")
-        .paginate(Filters=[{"Name": "instance-id", "Values": list(hosts)}, {"Name": "instance-state-name", "Values": ["running"]}])
+        .paginate(Filters=[{"Name": "instance-id", "Values": list(hosts)}, {"Name": "instance-state-name", "Values": states}])
     ):
         for reservation in page.get("Reservations", []):
             found.update(i["InstanceId"] for i in reservation.get("Instances", []))
