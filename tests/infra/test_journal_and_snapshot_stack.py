@@ -9,7 +9,7 @@ import pytest
 from stacks.workflow import handler_module
 
 from .conftest import Synthesized
-from .test_stack import as_list, function_role, role_policies, roles_allowing
+from .test_stack import as_list, function_role, restore_cleanup_role, role_policies, roles_allowing
 
 pytestmark = pytest.mark.infra
 
@@ -108,10 +108,12 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
     start = function_role(synthesized, "start_snapshot")
     # and the rollback's delete, whose DeleteDBInstance keeps a final snapshot of the copy (see below)
     delete = function_role(synthesized, "delete_restored_instance")
+    # and the restore's cleanup after a reverted cutover, which keeps a final snapshot of the copy the hosts used
+    cleanup = restore_cleanup_role(synthesized)
     # and the in-place restore's final snapshot of production (tests/infra/test_in_place_stack.py)
     final = function_role(synthesized, "start_final_snapshot")
-    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete, final}
-    for statement in role_policies(synthesized)[delete]:
+    assert roles_allowing(synthesized, "rds:CreateDBSnapshot") == {start, delete, cleanup, final}
+    for statement in [*role_policies(synthesized)[delete], *role_policies(synthesized)[cleanup]]:
         if statement["Effect"] == "Allow" and "rds:CreateDBSnapshot" in as_list(statement["Action"]):
             (resource,) = as_list(statement["Resource"])
             if ":db:" in resource:  # only of an instance this tool created

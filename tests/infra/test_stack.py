@@ -59,6 +59,13 @@ def function_roles(synthesized: Synthesized, step: str) -> set[str]:
     }
 
 
+def restore_cleanup_role(synthesized: Synthesized) -> str:
+    """The restore workflow's cleanup, not the in-place restore's (the same handler): after a reverted
+    cutover it deletes the copy the hosts were pointed at with a final snapshot."""
+    (role,) = [r for r in function_roles(synthesized, "cleanup_restore") if r.startswith("RestoreWorkflow")]
+    return role
+
+
 def roles_allowing(synthesized: Synthesized, action: str) -> set[str]:
     return {
         role
@@ -257,7 +264,7 @@ def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
     for action in ("rds:RestoreDBInstanceToPointInTime", "rds:RestoreDBInstanceFromDBSnapshot"):
         assert roles_allowing(synthesized, action) == starts, action
     # tagging at creation: the restore's start step, the snapshot workflow's (its own snapshots), and the
-    # rollback's delete (the copy's tags copied to its final snapshot)
+    # rollback's delete and the restore's cleanup after a reverted cutover (the copy's tags copied to its final snapshot)
     # the in-place restore's final snapshot of production (tagged at creation too), and the swap's renames,
     # which tag what exists (only the swap's own keys; see test_no_role_may_tag_any_instance_but_the_restores_new_one)
     renames = {function_role(synthesized, s) for s in RENAME_STEPS}
@@ -267,6 +274,7 @@ def test_restores_must_tag_what_they_create(synthesized: Synthesized) -> None:
         *starts,
         function_role(synthesized, "start_snapshot"),
         function_role(synthesized, "delete_restored_instance"),
+        restore_cleanup_role(synthesized),
         function_role(synthesized, "start_final_snapshot"),
         *renames,
         marker,
