@@ -16,7 +16,10 @@ becomes an index-only scan). In each state it alternates, `--repeats` times afte
   (d) the whole `validate_restored_database(copy, source)`, including the row-count report (each
       copy count, and the source's count at the restore point to compare it with); and (e) the
       same with no index integrity check (`integrity_check_tables=[]`), since bt_index_check reads
-      every index page and so grows with the tables.
+      every index page and so grows with the tables;
+  (f) the floor under (d) and (e): the count report's copy counts alone, one connection, no
+      source and no other check. They are the runbook's own counts, so no validation that
+      contains them can cost less than this row.
 
 Prints median seconds, seconds per million calls rows, and the ratio to (a), with the targets:
 gating at most 0.1x the runbook at 10 M rows, the whole validation at most 0.8x everywhere. The
@@ -45,7 +48,7 @@ for path in (ROOT, ROOT / "lambdas"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from restore_runbook.validation import database  # noqa: E402
+from restore_runbook.validation import counts, database  # noqa: E402
 from restore_runbook.validation.checks import validate_restored_database  # noqa: E402
 from restore_runbook.validation.database import DbTarget  # noqa: E402
 from restore_runbook.validation.integrity import check_integrity  # noqa: E402
@@ -63,6 +66,7 @@ GATING_PRIMARY_KEYS = "gating + bt_index_check (3 primary keys)"
 PRIMARY_KEYS = tuple(f"{t}_pkey" for t in TABLES if t != "calls")
 WHOLE = "whole validation with count report"
 WHOLE_NO_AMCHECK = "whole, no bt_index_check (tables [])"
+COPY_COUNTS = "floor: the copy's counts alone"
 
 # DATABASE_RESTORE.md, "Validation Steps" 1, 2 and 4 (3 is the app's /health, not the database)
 RUNBOOK_QUERIES = [
@@ -125,6 +129,18 @@ def gating_only(
     finally:
         copy_conn.close()
         source_conn.close()
+
+
+def copy_counts_only(copy: DbTarget, restore_point: datetime, timeout_ms: int) -> None:
+    """The count report's own copy counts, nothing beside them: what the runbook's count query does."""
+    copy_conn = database.connect(copy, statement_timeout_ms=timeout_ms)
+    try:
+        check = counts.count_rows(
+            copy_conn, None, TABLES, column="created_at", restore_point=restore_point, budget_ms=timeout_ms, required=True
+        )
+        assert check["status"] == "passed", check
+    finally:
+        copy_conn.close()
 
 
 def execute(pg: LocalPostgres, dbname: str, *statements: str) -> None:
@@ -197,6 +213,7 @@ def bench_size(pg: LocalPostgres, psql: str, rows: int, repeats: int, timeout_ms
         ),
         WHOLE: whole,
         WHOLE_NO_AMCHECK: lambda: whole(integrity_check_tables=[]),
+        COPY_COUNTS: lambda: copy_counts_only(copy, restore_point, timeout_ms),
     }
     results = []
     try:
@@ -262,8 +279,10 @@ def main() -> None:
         gating_keys = medians[GATING_PRIMARY_KEYS] / baseline
         whole = medians[WHOLE] / baseline
         plain = medians[WHOLE_NO_AMCHECK] / baseline
+        floor = medians[COPY_COUNTS] / baseline
         verdict = "met" if whole <= 0.8 else "MISSED"
-        line = f"  {rows:>11,} {state:10} whole {whole:5.2f}x (<= 0.8x: {verdict}; without bt_index_check {plain:4.2f}x)"
+        line = f"  {rows:>11,} {state:10} whole {whole:5.2f}x (<= 0.8x: {verdict}; without bt_index_check {plain:4.2f}x"
+        line += f"; the copy's counts alone, its floor, {floor:4.2f}x)"
         line += f"; gating {gating_plain:5.3f}x, with bt_index_check {gating:5.3f}x (all but calls {gating_small:5.3f}x"
         line += f", their primary keys {gating_keys:5.3f}x)"
         if rows >= 10_000_000:
