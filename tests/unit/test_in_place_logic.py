@@ -231,7 +231,7 @@ def test_a_retried_rename_that_rds_took_but_has_not_started_is_not_sent_twice(mo
 
     # When the step is retried
     if step == "production-away":
-        progress = rename.rename_production_away(plan, "exec-1", settings(), stopped_hosts=["i-1"])
+        progress = rename.rename_production_away(plan, "exec-1", settings(), stopped_hosts=["i-1"], ec2_stopped_hosts=[])
     else:
         progress = rename.rename_copy_to_production(plan, "exec-1", settings())
 

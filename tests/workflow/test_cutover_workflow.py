@@ -12,6 +12,7 @@ from tests.workflow.conftest import (
     SOURCE,
     endpoint_of,
     instance_ids,
+    start_tagged_host,
     start_tagged_host_before,
     state_output,
     tags_of,
@@ -579,6 +580,62 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
     (record,) = [r for r in result.world["journal"] if r.get("workflow") == "rollback" and "outcome" in r]
     assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", "RollbackFailed", result.cause)
     ec2.terminate_instances(InstanceIds=started)
+
+
+def test_a_warm_pool_host_stopped_since_before_the_rollback_does_not_hold_it_up_and_is_named(rehearsal):
+    import boto3
+
+    # Given a copy production was cut over to, and a warm pool's app host, stopped in EC2 all along
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+    parked = start_tagged_host(world, stopped=True)
+
+    # When the rollback runs
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
+
+    # Then it is not taken for a host that appeared since: the copy is deleted (final snapshot kept) as usual
+    assert result.status == "SUCCEEDED", result.cause
+    assert instance_ids(result.world) == [SOURCE]
+    # And the output names it, since no command reached it: its DB_HOST is for a person to check
+    assert (
+        f"NOT pointed back, stopped in EC2 since before the rollback: {parked} (a warm pool's, say): check their DB_HOST names "
+        f"{endpoint_of(SOURCE)} before they start"
+    ) in result.output["deleted"]
+    boto3.client("ec2").terminate_instances(InstanceIds=[parked])
+
+
+def test_a_warm_pool_host_that_starts_during_the_rollback_keeps_the_copy(rehearsal):
+    import json
+
+    import boto3
+
+    # Given a copy production was cut over to, a warm pool's host stopped when the rollback begins,
+    # and started (as a scale-out would) before the rollback looks for new hosts
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+    parked = start_tagged_host(world, stopped=True)
+    ec2 = boto3.client("ec2")
+    answer = world.bridge.answer
+
+    def start_it_before_the_look(function_name, body, headers):
+        if json.loads(body or "{}").get("context", {}).get("state") == "LookForNewHosts":
+            ec2.start_instances(InstanceIds=[parked])
+        return answer(function_name, body, headers)
+
+    world.bridge.answer = start_it_before_the_look  # type: ignore[method-assign]
+
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
+
+    # Then its .env, never pointed back, may name the copy: the copy is kept, marked and protected
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert "LookForNewHosts" in result.states() and "DeleteRestoredInstance" not in result.states()
+    assert f"app host(s) {parked} appeared since the rollback found its hosts" in result.cause
+    assert target in instance_ids(result.world) and tags_of(target)["irisx-restore:role"] == "production"
+    ec2.terminate_instances(InstanceIds=[parked])
 
 
 @pytest.mark.parametrize(

@@ -359,6 +359,20 @@ class TestFromTheStopOn:
         assert_production_back_and_healthy(world, result, original_id, original_rows)
 
 
+def test_a_warm_pool_host_stopped_all_along_does_not_hold_up_the_swap(rehearsal):
+    # Given a warm pool's app host, stopped in EC2 before the in-place restore begins: it runs no app
+    # to stop, and starts later with DB_HOST naming production's endpoint, which the swap keeps
+    world = rehearsal(**FAST)
+    parked = start_tagged_host(world, stopped=True)
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then the swap goes ahead: the host is not taken for one that appeared since the stop
+    assert result.status == "SUCCEEDED", result.cause
+    assert "RenameProductionAway" in result.states()
+    boto3.client("ec2").terminate_instances(InstanceIds=[parked])
+
+
 def test_a_host_that_appears_after_the_stop_keeps_production_from_being_renamed_and_is_named(rehearsal):
     # Given an app host from a warm pool that appears after the app was stopped on the hosts read,
     # just before production is renamed: it was never read or stopped, and would write to production

@@ -11,7 +11,7 @@ machine's Wait -> Task -> Choice loops do the waiting.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -21,22 +21,32 @@ from restore_runbook.settings import RunbookSettings
 PENDING = frozenset({"Pending", "InProgress", "Delayed"})
 
 SUCCESS = "Success"
+# EC2 states of an instance that exists but runs no app: it keeps its .env and starts with it.
+STOPPED = ["stopping", "stopped"]
 
 
 def find_hosts(settings: RunbookSettings) -> list[str]:
     """Running instances carrying the app-host tag, sorted by id."""
-    return _tagged_hosts(settings, ["running"])
+    return sorted(_tagged_host_states(settings, ["running"]))
 
 
-def appeared_since(known: list[str], settings: RunbookSettings) -> list[str]:
-    """App hosts not among `known` (the ones a workflow found and acted on), in any state but
-    terminated: a pending one is about to serve, and a stopped one (a warm pool's, say) serves with
-    its DB_HOST as it was when it starts."""
-    return sorted(set(_tagged_hosts(settings, ["pending", "running", "stopping", "stopped"])) - set(known))
+def find_stopped_hosts(settings: RunbookSettings) -> list[str]:
+    """Tagged app hosts stopped (or stopping) in EC2, a warm pool's say: no command reaches one, and
+    it starts with the .env it has."""
+    return sorted(_tagged_host_states(settings, STOPPED))
 
 
-def _tagged_hosts(settings: RunbookSettings, states: list[str]) -> list[str]:
-    hosts: list[str] = []
+def appeared_since(known: list[str], settings: RunbookSettings, *, known_stopped: Sequence[str] = ()) -> list[str]:
+    """App hosts not among `known` (the running ones a workflow found and acted on), in any state but
+    terminated: a pending one is about to serve, and a stopped one serves with its DB_HOST as it was
+    when it starts. One of `known_stopped` (stopped in EC2 when the workflow found its hosts) counts
+    only once it is no longer stopped."""
+    states = _tagged_host_states(settings, ["pending", "running", *STOPPED])
+    return sorted(h for h, state in states.items() if h not in known and not (h in known_stopped and state in STOPPED))
+
+
+def _tagged_host_states(settings: RunbookSettings, states: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
     for page in (
         aws.client("ec2")
         .get_paginator("describe_instances")
@@ -48,8 +58,8 @@ def _tagged_hosts(settings: RunbookSettings, states: list[str]) -> list[str]:
         )
     ):
         for reservation in page.get("Reservations", []):
-            hosts.extend(i["InstanceId"] for i in reservation.get("Instances", []))
-    return sorted(set(hosts))
+            found.update({i["InstanceId"]: (i.get("State") or {}).get("Name", "") for i in reservation.get("Instances", [])})
+    return found
 
 
 def still_running(hosts: list[str]) -> list[str]:

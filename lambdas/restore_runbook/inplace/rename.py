@@ -89,13 +89,15 @@ def rename_requested(instance: dict[str, Any], new_name: str) -> bool:
 
 
 def rename_production_away(
-    plan: dict[str, Any], execution_id: str, settings: RunbookSettings, *, stopped_hosts: list[str]
+    plan: dict[str, Any], execution_id: str, settings: RunbookSettings, *, stopped_hosts: list[str], ec2_stopped_hosts: list[str]
 ) -> dict[str, Any]:
     """Rename production to `<name>-replaced-<time>`, deletion protection on, tagged as the replaced production.
 
     `stopped_hosts` are the hosts whose app was stopped: a host tagged since (an autoscaling group's,
     a warm pool's) was never read or stopped, and writes to production whatever its name, so the
-    rename is refused (before anything changes) rather than split its writes between two instances."""
+    rename is refused (before anything changes) rather than split its writes between two instances.
+    `ec2_stopped_hosts` were stopped in EC2 when the hosts were read: one of them counts only once it
+    runs again."""
     production, replaced = plan["production_instance"], plan["replaced_instance"]
     instance = by_resource_id(plan["production_resource_id"])
     if instance is None:
@@ -105,7 +107,7 @@ def rename_production_away(
     if not already:
         if name != production or status != rds.AVAILABLE:
             raise RenameFailed(f"production is {describe_instance(instance)}, not {production} (available); it was not renamed")
-        appeared = ssm.appeared_since(stopped_hosts, settings)
+        appeared = ssm.appeared_since(stopped_hosts, settings, known_stopped=ec2_stopped_hosts)
         if appeared:
             raise UnsafeOperation(
                 f"production {production} was not renamed: app host(s) {', '.join(appeared)} appeared since the app was stopped on "

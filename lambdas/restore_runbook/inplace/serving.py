@@ -37,7 +37,10 @@ def read_db_hosts(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, 
         )
     command = ssm.app_control(hosts, "health", settings, "irisx-restore in-place: read DB_HOST before the stop")
     endpoint = plan["production_endpoint"]["address"]
-    return commands.new_progress([command], dict.fromkeys(hosts, endpoint), settings, hosts_gone=gone)
+    # A warm pool's hosts, stopped in EC2, run no app to stop: the rename refuses only if one starts meanwhile.
+    return commands.new_progress(
+        [command], dict.fromkeys(hosts, endpoint), settings, hosts_gone=gone, ec2_stopped_hosts=ssm.find_stopped_hosts(settings)
+    )
 
 
 def _unknown_because(answer: dict[str, Any]) -> str:

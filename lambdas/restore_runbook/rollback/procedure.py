@@ -126,6 +126,8 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         "stop_app_first": checked["stop_app_first"],
         "requested_by": checked["requested_by"],
         "hosts": hosts,
+        # A warm pool's hosts, stopped in EC2: no command reaches them, so they are named, not pointed back.
+        "ec2_stopped_hosts": ssm.find_stopped_hosts(settings),
     }
 
 
@@ -173,10 +175,11 @@ def stop_app(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
 
 def refuse_if_hosts_started_since(plan: dict[str, Any], settings: RunbookSettings) -> None:
     """Before the copy loses its marker, its protection or itself: the hosts were found when the
-    rollback began, and one tagged since (an autoscaling group replacing a host, a warm pool's host)
-    was neither stopped nor pointed back, so it may serve from this copy."""
+    rollback began, and one tagged since (an autoscaling group replacing a host, a warm pool's host
+    started since) was neither stopped nor pointed back, so it may serve from this copy. A host
+    stopped in EC2 since before the rollback is not refused while it stays stopped (it is named)."""
     restored = plan["restored_instance"]
-    started_since = ssm.appeared_since(plan["hosts"], settings)
+    started_since = ssm.appeared_since(plan["hosts"], settings, known_stopped=plan.get("ec2_stopped_hosts") or [])
     if started_since:
         raise UnsafeOperation(
             f"{restored} was NOT deleted, and keeps its marker and deletion protection: app host(s) {', '.join(started_since)} "
@@ -203,6 +206,12 @@ def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str
         final_snapshot=final_snapshot,
         delete_automated_backups=False,
     )
+    parked = plan.get("ec2_stopped_hosts") or []
+    if parked:
+        outcome += (
+            f"; NOT pointed back, stopped in EC2 since before the rollback: {', '.join(parked)} (a warm pool's, say): check "
+            f"their DB_HOST names {plan['original_endpoint']} before they start"
+        )
     return {"instance": restored, "outcome": outcome, "final_snapshot": final_snapshot}
 
 

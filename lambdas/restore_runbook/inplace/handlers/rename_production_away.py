@@ -11,6 +11,12 @@ from restore_runbook.settings import settings
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    progress = rename_production_away(event["plan"], event["context"]["execution_id"], settings(), stopped_hosts=event["stopped_hosts"])
+    progress = rename_production_away(
+        event["plan"],
+        event["context"]["execution_id"],
+        settings(),
+        stopped_hosts=event["stopped_hosts"],
+        ec2_stopped_hosts=event["ec2_stopped_hosts"],
+    )
     logger.warning("production being renamed out of the way", extra={"progress": progress})
     return progress
