@@ -111,17 +111,11 @@ class RestoreWorkflow(RegisteredWorkflow):
         }
 
     def _cleanup_restore(self) -> StepPermissions:
-        # After a reverted cutover the copy may hold what the app wrote to it, so it is deleted with a final
-        # snapshot; this execution's own cutover command (ssm:ListCommands, by its marker) is how the step knows.
+        # After a reverted cutover the copy may hold what the app wrote to it: it is deleted with a final snapshot.
         base = self.cleanup_permissions(self.restore_steps)
-        cutover_sent = AppHostPermissions(self.settings).step(list_sent=True)
         return StepPermissions(
-            statements=[*base.statements, *cutover_sent.statements, *final_snapshot_on_delete(self.settings)],
-            acknowledgements={
-                **base.acknowledgements,
-                **cutover_sent.acknowledgements,
-                **final_snapshot_acknowledgement(self.settings),
-            },
+            statements=[*base.statements, *final_snapshot_on_delete(self.settings)],
+            acknowledgements={**base.acknowledgements, **final_snapshot_acknowledgement(self.settings)},
             timeout=base.timeout,
             memory_size=base.memory_size,
             in_vpc=base.in_vpc,

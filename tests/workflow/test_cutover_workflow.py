@@ -111,7 +111,7 @@ def assert_deleted_keeping_what_the_app_wrote(world, result) -> None:
     hosts = ", ".join(sorted(h.instance_id for h in world.app_hosts.hosts))
     assert (
         f"[cleanup: deleted {target} (final snapshot {final['id']}, its automated backups kept): this execution's cutover "
-        f"pointed {hosts} at it, so it may hold what the app wrote before they were pointed back]"
+        f"ran the app on it until {hosts} were pointed back, so it may hold what the app wrote]"
     ) in result.cause
 
 

@@ -59,12 +59,6 @@ def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: s
     return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, **record)
 
 
-def sent_cutover(execution_id: str, settings: RunbookSettings) -> dict[str, Any] | None:
-    """This execution's cutover command, if it sent one (by the marker in its Comment), whatever its
-    record says: a start step whose answer was lost may have sent it."""
-    return ssm.find_sent_command(settings.set_db_host_document, ssm.execution_marker(execution_id))
-
-
 def source_endpoint(source_instance: str) -> str:
     instance = rds.describe_source(source_instance)
     address = (instance.get("Endpoint") or {}).get("Address")

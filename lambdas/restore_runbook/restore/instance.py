@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from restore_runbook.common import aws, clock, rds
@@ -130,15 +129,16 @@ NOTHING_CREATED = "nothing was created"
 
 
 def clean_up_failed_restore(
-    plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, *, served_hosts: Sequence[str] = ()
+    plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, *, reverted_cutover: dict[str, Any] | None = None
 ) -> str:
     """Remove what this execution created, and say in words what was done.
 
-    `served_hosts` are the API hosts this execution's cutover pointed at the copy: then it is no
-    throwaway, and goes with a final snapshot, its automated backups kept. An in-place restore's
-    plan also names its final snapshot of production, which is kept: the words say whether it
-    exists (its start step may have failed after RDS accepted it)."""
-    done = _clean_up_copy(plan, execution_id, settings, served_hosts)
+    `reverted_cutover` is the record of the revert that put the API hosts back after this
+    execution's cutover: the app ran on the copy, if only for moments, so it is no throwaway and
+    goes with a final snapshot, its automated backups kept. An in-place restore's plan also names
+    its final snapshot of production, which is kept: the words say whether it exists (its start
+    step may have failed after RDS accepted it)."""
+    done = _clean_up_copy(plan, execution_id, settings, reverted_cutover)
     final_snapshot = (plan or {}).get("final_snapshot")
     if not final_snapshot:
         return done
@@ -156,7 +156,9 @@ def _final_snapshot_left(snapshot_id: str, execution_id: str) -> str:
     return f"kept the final snapshot {snapshot_id} of production ({snapshot.get('Status')}): production as it was before this restore"
 
 
-def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, served_hosts: Sequence[str]) -> str:
+def _clean_up_copy(
+    plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, reverted_cutover: dict[str, Any] | None
+) -> str:
     target = (plan or {}).get("target_instance")
     if not target:
         return NOTHING_CREATED
@@ -167,7 +169,8 @@ def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: Run
         return f"left {target} untouched: this execution did not create it"
     if (plan or {}).get("keep_on_failure"):
         return f"kept {target} for inspection (keep_on_failure); delete it when done"
-    final_snapshot = rds.final_snapshot_name(target) if served_hosts else None
+    served = reverted_cutover is not None
+    final_snapshot = rds.final_snapshot_name(target) if served else None
     done = rds.delete_managed_instance(
         target,
         source=str((plan or {}).get("source_instance")),
@@ -175,11 +178,9 @@ def _clean_up_copy(plan: dict[str, Any] | None, execution_id: str, settings: Run
         tag_value=settings.management_tag_value,
         execution_id=execution_id,
         final_snapshot=final_snapshot,
-        delete_automated_backups=not served_hosts,
+        delete_automated_backups=not served,
     )
-    if not served_hosts:
+    if not served:
         return done
-    return (
-        f"{done}: this execution's cutover pointed {', '.join(served_hosts)} at it, so it may hold what the app "
-        "wrote before they were pointed back"
-    )
+    hosts = ", ".join(sorted((reverted_cutover or {}).get("hosts") or [])) or "the API hosts"
+    return f"{done}: this execution's cutover ran the app on it until {hosts} were pointed back, so it may hold what the app wrote"

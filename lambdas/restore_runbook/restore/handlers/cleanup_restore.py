@@ -4,7 +4,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common import failure
 from restore_runbook.common.observability import logger, metrics, tracer
-from restore_runbook.hosts.cutover import sent_cutover
 from restore_runbook.restore.instance import clean_up_failed_restore
 from restore_runbook.settings import settings
 
@@ -14,10 +13,10 @@ from restore_runbook.settings import settings
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error, cause = failure.outcome_of(event.get("failure"))
-    plan, execution_id, config = event.get("plan"), event["context"]["execution_id"], settings()
-    # A copy the API hosts were pointed at, even for the moments before they were pointed back, may hold
-    # what the app wrote to it: it goes with a final snapshot (an in-place restore's plan has no cutover).
-    cutover = sent_cutover(execution_id, config) if (plan or {}).get("cutover") else None
-    cleanup = clean_up_failed_restore(plan, execution_id, config, served_hosts=cutover["hosts"] if cutover else ())
+    # The restore workflow's record of the revert of its cutover (null until one ran; the in-place
+    # restore passes none): the hosts were pointed at the copy, if only for moments.
+    cleanup = clean_up_failed_restore(
+        event.get("plan"), event["context"]["execution_id"], settings(), reverted_cutover=event.get("rollback")
+    )
     logger.warning("restore failed", extra={"error": error, "cause": cause, "cleanup": cleanup})
     return {"error": error, "cause": f"{cause} [cleanup: {cleanup}]", "cleanup": cleanup}
