@@ -582,6 +582,30 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
     ec2.terminate_instances(InstanceIds=started)
 
 
+def test_a_look_for_new_hosts_that_fails_keeps_the_copy_and_says_to_check_the_hosts_not_to_delete_it(rehearsal):
+    # Given a copy production was cut over to, and a rollback whose look for new hosts fails (EC2 throttled, say)
+    # (the restore has no such state: the injection fires in the rollback only)
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["LookForNewHosts=RuntimeError"])
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    target = restored.output["target_instance"]
+
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
+
+    # Then nothing was carried back or deleted, and the cause does not send anyone to delete a copy
+    # a host may use: it says the copy is still marked and protected and what to check
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert result.states()[-5:] == ["MonitoringLeftOnCopy", "ExplainDeleteFailure", "CopyNotDeleted", "RecordFailure", "RollbackFailed"]
+    assert target in instance_ids(result.world) and tags_of(target)["irisx-restore:role"] == "production"
+    assert "delete it by hand" not in result.cause
+    assert (
+        f"{target} was NOT deleted" in result.cause
+        and "it is still marked production and protected from deletion, as the rollback failed before it began deleting it; "
+        "check that no app host uses it (every tagged host's DB_HOST), then run the rollback again"
+        in result.cause
+    )
+
+
 def test_a_warm_pool_host_stopped_since_before_the_rollback_does_not_hold_it_up_and_is_named(rehearsal):
     import boto3
 

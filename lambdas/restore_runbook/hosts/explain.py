@@ -87,12 +87,7 @@ def explain_rollback_failure(
         # The hosts are back and healthy; the deletion may still have acted before it failed.
         copy = rds.presence(str(restored))
         if "was NOT deleted" in copy:
-            # Refused as unsafe (a host that may use it, say): deleting it by hand is what the refusal prevents.
-            copy += (
-                ": the deletion was refused as unsafe (the cause says why); put that right before deleting it"
-                if rollback_error == "UnsafeOperation"
-                else ": delete it by hand, keeping a final snapshot"
-            )
+            copy += _what_to_do_with_the_copy(str(restored), rollback_error)
         return {
             "error": "RollbackFailed",
             "cause": " ".join(parts),
@@ -113,6 +108,19 @@ def explain_rollback_failure(
     parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
     left = f"{target} (the restored copy) was NOT deleted: a host may still use it; where the hosts stand: {hosts}"
     return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": left}
+
+
+def _what_to_do_with_the_copy(restored: str, rollback_error: str) -> str:
+    if rollback_error == "UnsafeOperation":
+        # Refused as unsafe (a host that may use it, say): deleting it by hand is what the refusal prevents.
+        return ": the deletion was refused as unsafe (the cause says why); put that right before deleting it"
+    if rds.tags_of(rds.find_instance(restored) or {}).get(rds.TAG_ROLE) == rds.ROLE_PRODUCTION:
+        # Still marked: the rollback failed before the deletion began (a look for new hosts that failed, say).
+        return (
+            ": it is still marked production and protected from deletion, as the rollback failed before it began deleting "
+            "it; check that no app host uses it (every tagged host's DB_HOST), then run the rollback again"
+        )
+    return ": delete it by hand, keeping a final snapshot"
 
 
 def where_hosts_run(plan: dict[str, Any] | None, recoveries: list[dict[str, Any] | None]) -> str:
