@@ -137,12 +137,32 @@ def test_health_failure_after_a_good_swap_rolls_back_and_keeps_the_original_erro
     assert_deleted_keeping_what_the_app_wrote(world, result)
 
 
-def test_a_host_terminated_after_a_good_swap_is_left_out_of_the_revert_and_the_others_go_back(rehearsal):
+@pytest.mark.parametrize("when", ["before-the-revert", "between-its-look-and-its-send"])
+def test_a_host_terminated_after_a_good_swap_is_left_out_of_the_revert_and_the_others_go_back(rehearsal, monkeypatch, when):
+    import boto3
+
+    from restore_runbook.hosts import ssm
+
     # Given hosts that cannot reach restored instances, so the health check after the swap fails,
-    # and an autoscaling group that terminates the first host before the revert
+    # and an autoscaling group that terminates the first host before the revert, or just after the
+    # revert looked at which hosts still exist
     world = rehearsal(calls_rows=300, restore_minutes=3, app_blocked_from_restored=True)
     source_host = endpoint_of(SOURCE)
-    gone = terminate_host_before(world, "irisx-api-1", "RevertCutover")
+    if when == "before-the-revert":
+        gone = terminate_host_before(world, "irisx-api-1", "RevertCutover")
+    else:
+        gone = next(h.instance_id for h in world.app_hosts.hosts if h.name == "irisx-api-1")
+        look = ssm.not_terminated
+        looks: list[list[str]] = []
+
+        def terminated_right_after_the_first_look(hosts: list[str]) -> list[str]:
+            there = look(hosts)
+            looks.append(there)
+            if len(looks) == 1:
+                boto3.client("ec2").terminate_instances(InstanceIds=[gone])
+            return there
+
+        monkeypatch.setattr(ssm, "not_terminated", terminated_right_after_the_first_look)
     kept = next(h.instance_id for h in world.app_hosts.hosts if h.instance_id != gone)
 
     # When a restore with cutover runs
@@ -155,6 +175,8 @@ def test_a_host_terminated_after_a_good_swap_is_left_out_of_the_revert_and_the_o
     assert states.index("RevertCutover") < states.index("CheckHealthOnOriginal") < states.index("CleanUpAfterFailure")
     revert = state_output(result, "RevertCutover")["rollback"]
     assert (revert["terminated_since_cutover"], revert["hosts"]) == ([gone], [kept])
+    if when != "before-the-revert":  # the first send named both and SSM refused it; the resend names the one left
+        assert looks == [sorted([gone, kept]), [kept]]
     assert [c["hosts"] for c in revert["commands"]] == [[kept]]
     (serving,) = [h for h in result.world["app_hosts"] if h["id"] == kept]
     assert (serving["db_host"], serving["health"]) == (source_host, "connected")

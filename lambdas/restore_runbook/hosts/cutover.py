@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from restore_runbook.common import rds
+from restore_runbook.common import aws, rds
 from restore_runbook.common.errors import CutoverFailed, RollbackFailed
 from restore_runbook.hosts import commands, ssm
 from restore_runbook.hosts.ssm import PENDING
@@ -114,10 +114,37 @@ def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], setting
     by_value: dict[str, list[str]] = {}
     for host, value in targets.items():
         by_value.setdefault(value, []).append(host)
-    sent = [ssm.set_db_host(hosts, value, settings, "irisx-restore rollback of cutover") for value, hosts in sorted(by_value.items())]
+    sent: list[dict[str, Any]] = []
+    for value, hosts in sorted(by_value.items()):
+        command, gone = _send_to_hosts_still_there(hosts, value, settings)
+        terminated += gone
+        sent += [command] if command else []
+    terminated = sorted(set(terminated))
+    targets = {host: value for host, value in targets.items() if host not in terminated}
+    unchanged = [host for host in unchanged if host not in terminated]
     expect: dict[str, str | None] = {**targets, **dict.fromkeys(unchanged)}
     extra: dict[str, Any] = {"terminated_since_cutover": terminated} if terminated else {}
     return commands.new_progress(sent, expect, settings, unchanged=unchanged, reverted_to=targets, **extra)
+
+
+def _send_to_hosts_still_there(hosts: list[str], db_host: str, settings: RunbookSettings) -> tuple[dict[str, Any] | None, list[str]]:
+    """(the revert command sent, the hosts terminated before it could be): hosts pointed at a copy that
+    failed its health check fail their load balancer's checks too, so their autoscaling group may be
+    terminating one at this very moment, and SSM refuses a command naming one for every host. Each
+    resend names fewer hosts, so this ends."""
+    try:
+        return ssm.set_db_host(hosts, db_host, settings, "irisx-restore rollback of cutover"), []
+    except Exception as exc:
+        if aws.error_code(exc) != "InvalidInstanceId":
+            raise
+        there = ssm.not_terminated(hosts)
+        if there == sorted(hosts):
+            raise  # refused for another reason (a host SSM does not manage, say): the error names it
+        gone = sorted(set(hosts) - set(there))
+        if not there:
+            return None, gone
+        command, later = _send_to_hosts_still_there(there, db_host, settings)
+        return command, gone + later
 
 
 def revert_unknown_cutover(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
