@@ -104,6 +104,14 @@ def test_a_failed_swap_on_one_of_two_hosts_rolls_both_back_and_deletes_the_copy(
     assert_deleted_keeping_what_the_app_wrote(world, result)
 
 
+def cut_over_to_a_copy(rehearsal, **options):
+    """A world whose production a restore has cut over to a copy; (the world, the copy's name)."""
+    world = rehearsal(calls_rows=300, restore_minutes=3, **options)
+    restored = world.run("restore", SNAPSHOT_CUTOVER)
+    assert restored.status == "SUCCEEDED", restored.cause
+    return world, restored.output["target_instance"]
+
+
 def assert_deleted_keeping_what_the_app_wrote(world, result) -> None:
     target = state_output(result, "CheckRestoreInput")["plan"]["target_instance"]
     (final,) = [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
@@ -419,10 +427,7 @@ def test_a_rollback_that_fails_after_hosts_changed_names_every_host_and_its_db_h
 
 def test_rollback_workflow_stops_points_back_restarts_checks_health_and_deletes_the_copy_last(rehearsal):
     # Given a restore that was cut over to and must now be undone
-    world = rehearsal(calls_rows=300, restore_minutes=3)
-    restored = world.run("restore", SNAPSHOT_CUTOVER)
-    assert restored.status == "SUCCEEDED", restored.cause
-    target = restored.output["target_instance"]
+    world, target = cut_over_to_a_copy(rehearsal)
     source_host = endpoint_of(SOURCE)
 
     # When the rollback workflow runs on the restored instance, its name typed as confirm
@@ -526,10 +531,7 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
     import re
 
     # Given a restore that was cut over to: the copy is production now, taking writes
-    world = rehearsal(calls_rows=300, restore_minutes=3)
-    restored = world.run("restore", SNAPSHOT_CUTOVER)
-    assert restored.status == "SUCCEEDED", restored.cause
-    target = restored.output["target_instance"]
+    world, target = cut_over_to_a_copy(rehearsal)
 
     # When the rollback workflow runs on it, its name typed as confirm
     result = world.run("rollback", {"restored_instance": target, "confirm": target})
@@ -560,10 +562,7 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
 
     # Given a copy production was cut over to, and an app host an autoscaling group starts while the
     # rollback runs: after the rollback found its hosts, before it deletes the copy
-    world = rehearsal(calls_rows=300, restore_minutes=3)
-    restored = world.run("restore", SNAPSHOT_CUTOVER)
-    assert restored.status == "SUCCEEDED", restored.cause
-    target = restored.output["target_instance"]
+    world, target = cut_over_to_a_copy(rehearsal)
     ec2 = boto3.client("ec2")
     # (after LookForNewHosts found none, while monitoring was carried back; stopped: a warm pool's host)
     started = start_tagged_host_before(world, "DeleteRestoredInstance", stopped=state == "stopped")
@@ -607,10 +606,7 @@ def test_a_host_started_during_the_rollback_keeps_the_copy_it_may_use_and_is_nam
 def test_a_look_for_new_hosts_that_fails_keeps_the_copy_and_says_to_check_the_hosts_not_to_delete_it(rehearsal):
     # Given a copy production was cut over to, and a rollback whose look for new hosts fails (EC2 throttled, say)
     # (the restore has no such state: the injection fires in the rollback only)
-    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["LookForNewHosts=RuntimeError"])
-    restored = world.run("restore", SNAPSHOT_CUTOVER)
-    assert restored.status == "SUCCEEDED", restored.cause
-    target = restored.output["target_instance"]
+    world, target = cut_over_to_a_copy(rehearsal, inject=["LookForNewHosts=RuntimeError"])
 
     result = world.run("rollback", {"restored_instance": target, "confirm": target})
 
@@ -632,10 +628,7 @@ def test_a_warm_pool_host_stopped_since_before_the_rollback_does_not_hold_it_up_
     import boto3
 
     # Given a copy production was cut over to, and a warm pool's app host, stopped in EC2 all along
-    world = rehearsal(calls_rows=300, restore_minutes=3)
-    restored = world.run("restore", SNAPSHOT_CUTOVER)
-    assert restored.status == "SUCCEEDED", restored.cause
-    target = restored.output["target_instance"]
+    world, target = cut_over_to_a_copy(rehearsal)
     parked = start_tagged_host(world, stopped=True)
 
     # When the rollback runs
@@ -659,10 +652,7 @@ def test_a_warm_pool_host_that_starts_during_the_rollback_keeps_the_copy(rehears
 
     # Given a copy production was cut over to, a warm pool's host stopped when the rollback begins,
     # and started (as a scale-out would) before the rollback looks for new hosts
-    world = rehearsal(calls_rows=300, restore_minutes=3)
-    restored = world.run("restore", SNAPSHOT_CUTOVER)
-    assert restored.status == "SUCCEEDED", restored.cause
-    target = restored.output["target_instance"]
+    world, target = cut_over_to_a_copy(rehearsal)
     parked = start_tagged_host(world, stopped=True)
     ec2 = boto3.client("ec2")
     answer = world.bridge.answer
