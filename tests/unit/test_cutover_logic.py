@@ -57,6 +57,7 @@ def _world_with_copy(monkeypatch: pytest.MonkeyPatch, made_from: str | None) -> 
     monkeypatch.setattr(rds, "find_instance", lambda identifier: copy if identifier == "irisx-copy" else None)
     monkeypatch.setattr(cutover, "source_endpoint", lambda source: asked.append(source) or f"{source}.example")
     monkeypatch.setattr(ssm, "find_hosts", lambda settings: ["i-1"])
+    monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: [])
     return asked
 
 

@@ -112,11 +112,14 @@ def test_no_host_running_any_more_is_refused_before_any_command_is_sent(monkeypa
 
 def test_the_read_goes_to_the_hosts_that_serve_now_and_expects_production_on_each(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ssm, "serving_now", lambda planned, settings: (["i-1", "i-9"], ["i-2"]))
+    monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: ["i-7"])
     monkeypatch.setattr(ssm, "app_control", lambda hosts, action, settings, comment: {"command_id": "c", "hosts": hosts, "action": action})
 
     sent = serving.read_db_hosts(PLAN, SETTINGS)
 
     assert sent["hosts"] == ["i-1", "i-9"] and sent["hosts_gone"] == ["i-2"]
+    # a warm pool's host, stopped in EC2, is not read (no command reaches it) but recorded for the rename's check
+    assert sent["ec2_stopped_hosts"] == ["i-7"]
     assert [c["action"] for c in sent["commands"]] == ["health"]
     assert sent["expect"] == {"i-1": ENDPOINT, "i-9": ENDPOINT}
 

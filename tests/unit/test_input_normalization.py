@@ -342,6 +342,7 @@ def rollback_world(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(rds, "find_instance", find_instance)
     monkeypatch.setattr(cutover, "source_endpoint", lambda source: asked.append(source) or f"{source}.ABC.us-east-1.rds.amazonaws.com")
     monkeypatch.setattr(ssm, "find_hosts", lambda settings: ["i-1"])
+    monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: [])
     return asked
 
 

@@ -73,6 +73,7 @@ def world_with_copy(monkeypatch: pytest.MonkeyPatch, role: str | None, made_from
     monkeypatch.setattr(rds, "find_instance", lambda identifier: copy if identifier == "irisx-copy" else None)
     monkeypatch.setattr(cutover, "source_endpoint", lambda source: f"{source}.example")
     monkeypatch.setattr(ssm, "find_hosts", lambda settings: looked.append("hosts") or ["i-1"])
+    monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: [])
     return looked
 
 
