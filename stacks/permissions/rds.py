@@ -158,7 +158,8 @@ def production_fence(
     ]
 
 
-FINAL_SNAPSHOTS = "*-final-*"
+# A copy deleted with a final snapshot (rds.final_snapshot_name): not the in-place restore's snapshot of production.
+COPY_FINAL_SNAPSHOTS = "*-final-*"
 
 
 def final_snapshot_on_delete(settings: StackSettings) -> list[iam.PolicyStatement]:
@@ -166,7 +167,7 @@ def final_snapshot_on_delete(settings: StackSettings) -> list[iam.PolicyStatemen
     rds:CreateDBSnapshot on the instance (only one carrying the management tag) and on the new
     snapshot, and rds:AddTagsToResource on that snapshot when the instance copies its tags to it."""
     arns = RdsArns.for_settings(settings)
-    final_snapshots = arns.snapshot(FINAL_SNAPSHOTS)
+    final_snapshots = arns.snapshot(COPY_FINAL_SNAPSHOTS)
     managed = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
     return [
         iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[arns.db()], conditions={"StringEquals": managed}),
@@ -189,7 +190,7 @@ def final_snapshot_on_delete(settings: StackSettings) -> list[iam.PolicyStatemen
 
 def final_snapshot_acknowledgement(settings: StackSettings) -> dict[str, str]:
     return {
-        nag.wildcard_resource(RdsArns.for_settings(settings).snapshot(FINAL_SNAPSHOTS)): (
+        nag.wildcard_resource(RdsArns.for_settings(settings).snapshot(COPY_FINAL_SNAPSHOTS)): (
             "DeleteDBInstance with a final snapshot creates (and copies the instance's tags to) a snapshot "
             "named <instance>-final-<time>, the instance named per execution; snapshots under that "
             "pattern only, never tagged as the snapshot workflow's (explicit Deny)"

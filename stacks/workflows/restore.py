@@ -112,14 +112,9 @@ class RestoreWorkflow(RegisteredWorkflow):
 
     def _cleanup_restore(self) -> StepPermissions:
         # After a reverted cutover the copy may hold what the app wrote to it: it is deleted with a final snapshot.
-        base = self.cleanup_permissions(self.restore_steps)
-        return StepPermissions(
-            statements=[*base.statements, *final_snapshot_on_delete(self.settings)],
-            acknowledgements={**base.acknowledgements, **final_snapshot_acknowledgement(self.settings)},
-            timeout=base.timeout,
-            memory_size=base.memory_size,
-            in_vpc=base.in_vpc,
-        )
+        permissions = with_statements(self.cleanup_permissions(self.restore_steps), *final_snapshot_on_delete(self.settings))
+        permissions.acknowledgements.update(final_snapshot_acknowledgement(self.settings))  # type: ignore[attr-defined]
+        return permissions
 
     @staticmethod
     def cleanup_permissions(restore: RestoreSteps) -> StepPermissions:

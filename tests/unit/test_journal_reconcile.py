@@ -180,27 +180,31 @@ def test_the_status_change_function_reconciles_succeeded_and_failed_and_journals
         reconcile.record_status_change(event("RUNNING"), settings, "irisx-restore-", "x")
 
 
+RECORDINGS = ARN.replace("irisx-restore-restore", "irisx-restore-recordings-restore")
+
+
+def recordings_restore_holding_its_lock(prefix: str, settings: JournalSettings) -> dict[str, Any]:
+    """A recordings restore of irisx-recordings/`prefix` that recorded its start and took its lock
+    (on `lock_scope`, from its plan); its start record, as the reconciler reads it."""
+    records.record_start(
+        workflow="recordings-restore",
+        execution_arn=RECORDINGS,
+        started_at=START,
+        execution_input={"bucket": "irisx-recordings", "prefix": prefix},
+        settings=settings,
+    )
+    lock = f"s3:irisx-recordings/{prefix}"
+    journal_lock.take_lock(workflow="recordings-restore", execution_arn=RECORDINGS, resource=lock, requested_by="ana", settings=settings)
+    record = abandoned.find_record("recordings-restore", RECORDINGS, START, settings)
+    assert record is not None
+    return record
+
+
 def test_a_lock_only_the_plan_could_name_is_found_by_its_holder_and_released(world):
     emulated, settings = world
     # Given a recordings restore whose lock scope came from its plan, not from anything in its input
-    recordings = ARN.replace("irisx-restore-restore", "irisx-restore-recordings-restore")
-    records.record_start(
-        workflow="recordings-restore",
-        execution_arn=recordings,
-        started_at=START,
-        execution_input={"bucket": "irisx-recordings", "prefix": "recordings/"},
-        settings=settings,
-    )
-    journal_lock.take_lock(
-        workflow="recordings-restore",
-        execution_arn=recordings,
-        resource="s3:irisx-recordings/recordings/",
-        requested_by="ana",
-        settings=settings,
-    )
+    record = recordings_restore_holding_its_lock("recordings/", settings)
     journal_lock.take_lock(workflow="restore", execution_arn=OTHER, resource=SOURCE_LOCK, requested_by="ben", settings=settings)
-    record = abandoned.find_record("recordings-restore", recordings, START, settings)
-    assert record is not None
 
     done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("SUCCEEDED", output="{}"))
 
@@ -217,22 +221,9 @@ def test_a_recordings_lock_the_locks_index_does_not_list_yet_is_found_in_its_buc
     emulated, settings = world
     # Given a recordings restore that took its lock and then its prefix in the bucket's registry,
     # a moment before it ended: the locks index (eventually consistent) does not list the lock yet
-    recordings = ARN.replace("irisx-restore-restore", "irisx-restore-recordings-restore")
-    resource = "s3:irisx-recordings/recordings/2025/"
-    records.record_start(
-        workflow="recordings-restore",
-        execution_arn=recordings,
-        started_at=START,
-        execution_input={"bucket": "irisx-recordings", "prefix": "recordings/2025/"},
-        settings=settings,
-    )
-    journal_lock.take_lock(
-        workflow="recordings-restore", execution_arn=recordings, resource=resource, requested_by="ana", settings=settings
-    )
-    recordings_locks.refuse_overlapping(resource, recordings, settings, requested_by="ana")
+    record = recordings_restore_holding_its_lock("recordings/2025/", settings)
+    recordings_locks.refuse_overlapping("s3:irisx-recordings/recordings/2025/", RECORDINGS, settings, requested_by="ana")
     monkeypatch.setattr(abandoned, "locks_of_holder", lambda execution_arn, settings: [])
-    record = abandoned.find_record("recordings-restore", recordings, START, settings)
-    assert record is not None
 
     # When the reconciler closes its record
     done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("FAILED", error="X", cause="y"))

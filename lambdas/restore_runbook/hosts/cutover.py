@@ -101,29 +101,26 @@ def revert_cutover(cutover: dict[str, Any] | None, plan: dict[str, Any], setting
         targets[host] = previous
     # A host terminated since the cutover (its autoscaling group replaced it) took its .env with it,
     # and one such id in a command makes SSM refuse the command for every host.
-    existing = set(ssm.not_terminated(sorted(results)))
-    terminated = sorted(set(results) - existing)
-    targets = {host: value for host, value in targets.items() if host in existing}
-    unchanged = [host for host in unchanged if host in existing]
-    if not targets and not unchanged:
+    terminated = set(results) - set(ssm.not_terminated(sorted(results)))
+    if terminated == set(results):
         raise RollbackFailed(
-            f"every API host the cutover reached ({', '.join(terminated)}) has been terminated since, so no host can be pointed "
-            f"back or checked; the hosts serving now were never pointed at the copy by this execution, but check their DB_HOST "
-            "by hand"
+            f"every API host the cutover reached ({', '.join(sorted(terminated))}) has been terminated since, so no host can be "
+            f"pointed back or checked; the hosts serving now were never pointed at the copy by this execution, but check their "
+            "DB_HOST by hand"
         )
     by_value: dict[str, list[str]] = {}
     for host, value in targets.items():
-        by_value.setdefault(value, []).append(host)
+        if host not in terminated:
+            by_value.setdefault(value, []).append(host)
     sent: list[dict[str, Any]] = []
     for value, hosts in sorted(by_value.items()):
         command, gone = _send_to_hosts_still_there(hosts, value, settings)
-        terminated += gone
+        terminated.update(gone)
         sent += [command] if command else []
-    terminated = sorted(set(terminated))
     targets = {host: value for host, value in targets.items() if host not in terminated}
     unchanged = [host for host in unchanged if host not in terminated]
     expect: dict[str, str | None] = {**targets, **dict.fromkeys(unchanged)}
-    extra: dict[str, Any] = {"terminated_since_cutover": terminated} if terminated else {}
+    extra: dict[str, Any] = {"terminated_since_cutover": sorted(terminated)} if terminated else {}
     return commands.new_progress(sent, expect, settings, unchanged=unchanged, reverted_to=targets, **extra)
 
 

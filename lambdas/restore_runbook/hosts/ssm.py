@@ -23,6 +23,8 @@ PENDING = frozenset({"Pending", "InProgress", "Delayed"})
 SUCCESS = "Success"
 # EC2 states of an instance that exists but runs no app: it keeps its .env and starts with it.
 STOPPED = ["stopping", "stopped"]
+# Every state but shutting-down and terminated: the instance still has its .env.
+LIVE = ["pending", "running", *STOPPED]
 
 
 def find_hosts(settings: RunbookSettings) -> list[str]:
@@ -41,50 +43,33 @@ def appeared_since(known: list[str], settings: RunbookSettings, *, known_stopped
     terminated: a pending one is about to serve, and a stopped one serves with its DB_HOST as it was
     when it starts. One of `known_stopped` (stopped in EC2 when the workflow found its hosts) counts
     only once it is no longer stopped."""
-    states = _tagged_host_states(settings, ["pending", "running", *STOPPED])
+    states = _tagged_host_states(settings, LIVE)
     return sorted(h for h, state in states.items() if h not in known and not (h in known_stopped and state in STOPPED))
-
-
-def _tagged_host_states(settings: RunbookSettings, states: list[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for page in (
-        aws.client("ec2")
-        .get_paginator("describe_instances")
-        .paginate(
-            Filters=[
-                {"Name": f"tag:{settings.app_host_tag_key}", "Values": [settings.app_host_tag_value]},
-                {"Name": "instance-state-name", "Values": states},
-            ]
-        )
-    ):
-        for reservation in page.get("Reservations", []):
-            found.update({i["InstanceId"]: (i.get("State") or {}).get("Name", "") for i in reservation.get("Instances", [])})
-    return found
 
 
 def still_running(hosts: list[str]) -> list[str]:
     """Those of `hosts` that are running now. Filtered, not looked up by id: a terminated instance
     that EC2 has forgotten would fail a look-up by id for all of them."""
-    return _in_states(hosts, ["running"])
+    return sorted(_instance_states([{"Name": "instance-id", "Values": list(hosts)}], ["running"])) if hosts else []
 
 
 def not_terminated(hosts: list[str]) -> list[str]:
     """Those of `hosts` that still exist: a stopped one keeps its .env, and starts with it."""
-    return _in_states(hosts, ["pending", "running", "stopping", "stopped"])
+    return sorted(_instance_states([{"Name": "instance-id", "Values": list(hosts)}], LIVE)) if hosts else []
 
 
-def _in_states(hosts: list[str], states: list[str]) -> list[str]:
-    if not hosts:
-        return []
-    found: set[str] = set()
-    for page in (
-        aws.client("ec2")
-        .get_paginator("describe_instances")
-        .paginate(Filters=[{"Name": "instance-id", "Values": list(hosts)}, {"Name": "instance-state-name", "Values": states}])
-    ):
+def _tagged_host_states(settings: RunbookSettings, states: list[str]) -> dict[str, str]:
+    return _instance_states([{"Name": f"tag:{settings.app_host_tag_key}", "Values": [settings.app_host_tag_value]}], states)
+
+
+def _instance_states(filters: list[dict[str, Any]], states: list[str]) -> dict[str, str]:
+    """Instance id -> EC2 state of the instances matching `filters` in one of `states`."""
+    found: dict[str, str] = {}
+    paginator = aws.client("ec2").get_paginator("describe_instances")
+    for page in paginator.paginate(Filters=[*filters, {"Name": "instance-state-name", "Values": states}]):
         for reservation in page.get("Reservations", []):
-            found.update(i["InstanceId"] for i in reservation.get("Instances", []))
-    return sorted(found)
+            found.update({i["InstanceId"]: (i.get("State") or {}).get("Name", "") for i in reservation.get("Instances", [])})
+    return found
 
 
 def serving_now(planned: list[str], settings: RunbookSettings) -> tuple[list[str], list[str]]:

@@ -111,19 +111,18 @@ def locks_of(
     """Every lock this execution holds: the ones its input names or its buckets' registries list (read
     consistently), and any other the index lists."""
     given = record.get("input") if record else parse_input(raw_input)
-    candidates = lock_candidates(workflow, record, raw_input, settings.defaults())
+    candidates = lock_candidates(workflow, given, settings.defaults())
     candidates += locks_in_registries(execution_arn, workflow, given, settings)
     named = locks_held_by(execution_arn, candidates, settings)
     return list(dict.fromkeys(named + locks_of_holder(execution_arn, settings)))
 
 
-def lock_candidates(workflow: str, record: dict[str, Any] | None, raw_input: Any, configured: Mapping[str, str]) -> list[str]:
+def lock_candidates(workflow: str, given: Any, configured: Mapping[str, str]) -> list[str]:
     """The resources the workflow's lock may be on: its lock derived from the input as given and
     from the configured defaults (the plan is not known here; it fills a missing field from them)."""
     lock_on = traits_of(workflow).lock
     if lock_on is None:
         return []
-    given = record.get("input") if record else parse_input(raw_input)
     fields = given if isinstance(given, dict) else {}
     # A field the input leaves out comes from the setting of the same name (SOURCE_INSTANCE), as in the input check.
     defaults = {field: configured.get(field, "") for field in lock_on.fields}
