@@ -17,6 +17,7 @@ stderr) are what GetCommandInvocation answers, visible after a few simulated sec
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -213,7 +214,7 @@ class EmulatedAppHosts:
                 Name=document.name(self.name_prefix), Content=content_json(document), DocumentType="Command", DocumentFormat="JSON"
             )
         ec2 = boto3.client("ec2")
-        image = "ami-1e749f67"  # an Ubuntu image moto knows
+        image = "ami-1e749f67"  # moto checks no image (the rehearsal loads none: MOTO_EC2_LOAD_DEFAULT_AMIS)
         source = boto3.client("rds").describe_db_instances(DBInstanceIdentifier=source_id)["DBInstances"][0]
         source_host = source["Endpoint"]["Address"]
         self.sandbox = Path(tempfile.mkdtemp(prefix="irisx-app-hosts-"))
@@ -356,15 +357,17 @@ class EmulatedAppHosts:
             self.invocations[(command.command_id, instance_id)] = Invocation(status, stdout, stderr, ready_at, self.command_polls)
             self.commands_run.append({"host": host.name, "document": command.document_name, "parameters": parameters, "status": status})
 
-    def not_running(self, instance_ids: list[str]) -> list[str]:
-        """Which of `instance_ids` EC2 does not list as running (terminated or stopped since)."""
+    @functools.cached_property
+    def _ec2(self) -> Any:
         import boto3
 
+        return boto3.client("ec2")  # every SSM command asks which hosts still run: one client, not one per command
+
+    def not_running(self, instance_ids: list[str]) -> list[str]:
+        """Which of `instance_ids` EC2 does not list as running (terminated or stopped since)."""
         running: set[str] = set()
-        pages = (
-            boto3.client("ec2")
-            .get_paginator("describe_instances")
-            .paginate(Filters=[{"Name": "instance-id", "Values": instance_ids}, {"Name": "instance-state-name", "Values": ["running"]}])
+        pages = self._ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "instance-id", "Values": instance_ids}, {"Name": "instance-state-name", "Values": ["running"]}]
         )
         for page in pages:
             for reservation in page.get("Reservations", []):

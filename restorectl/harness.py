@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 from unittest import mock
 
-from restorectl import emulated_monitoring, emulated_sfn, shared_service_models
+from restorectl import emulated_monitoring, emulated_sfn, interpreter_caches, shared_service_models
 from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_map_children import MapChildren
 from restorectl.emulated_rds import EmulatedRds
@@ -223,6 +223,9 @@ class Rehearsal:
                     "AWS_DEFAULT_REGION": REGION,
                     "AWS_REGION": REGION,
                     "MOTO_ACCOUNT_ID": ACCOUNT,
+                    # moto builds its EC2 image catalogue (thousands of AMIs) for every fresh backend; no
+                    # step reads an image, and moto does not check a launch's image unless told to.
+                    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
                     **lambda_environment(self._settings_overrides()),
                 },
             )
@@ -243,6 +246,7 @@ class Rehearsal:
         enter(emulated_monitoring.installed())
         enter(self.bridge.installed())
         enter(emulated_sfn.installed())
+        enter(interpreter_caches.installed())
         enter(self.map_children.installed())
         enter(self._database_routing())
         self._stack.callback(self.rds.teardown)
@@ -317,6 +321,7 @@ class Rehearsal:
 
             settings.settings.cache_clear()
             aws.client.cache_clear()
+            aws.resource.cache_clear()
 
     def _database_routing(self) -> contextlib.AbstractContextManager[Any]:
         """Connections to an emulated RDS endpoint reach that instance's local database."""

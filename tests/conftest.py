@@ -27,3 +27,15 @@ def no_real_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture(autouse=True)
+def fresh_aws_clients() -> Iterator[None]:
+    """The handlers keep their boto3 clients and resources per container; each test is a new container."""
+    from restore_runbook.common import aws
+
+    aws.client.cache_clear()
+    aws.resource.cache_clear()
+    yield
+    aws.client.cache_clear()
+    aws.resource.cache_clear()

@@ -20,6 +20,12 @@ def client(service: str) -> Any:
     return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
 
 
+@cache
+def resource(service: str) -> Any:
+    """boto3's resource layer (DynamoDB's Python-to-attribute conversion), built once per container as the clients are."""
+    return boto3.resource(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+
+
 def error_code(exc: Exception) -> str:
     """The AWS error code of a botocore ClientError, or '' for anything else."""
     response = getattr(exc, "response", None) or {}

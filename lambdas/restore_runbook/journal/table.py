@@ -80,10 +80,8 @@ def console_link(execution_arn: str) -> str:
 
 
 def table(settings: JournalSettings) -> Any:
-    import boto3
-
     # boto3's resource layer converts Python values to DynamoDB's; the client config keeps standard retries.
-    return boto3.resource("dynamodb", config=aws.RETRY_CONFIG).Table(settings.table_name)
+    return aws.resource("dynamodb").Table(settings.table_name)
 
 
 def to_item(value: Any) -> Any:
