@@ -1,8 +1,8 @@
 """A fault at every Task of every workflow, and the guarantees hold after each.
 
-For each workflow scenario the success path runs once and its execution history (and its
-Distributed Map children's own histories) lists the Task states it enters; then every such Task is
-faulted in turn:
+For each workflow scenario, fault_matrix_tasks.json lists the Task states its success run enters,
+in its execution history and its Distributed Map children's own histories (a test runs each success
+path and holds the list to it); then every such Task is faulted in turn:
 
 - crash: the handler fails on every attempt (`State=RuntimeError`);
 - crash-after-acting: the handler acts, then its answer is lost (`State=RuntimeError@after`);
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,7 +38,6 @@ from restorectl.emulated_recordings import BAD_DEPLOY_AGO
 from restorectl.harness import Rehearsal, RehearsalOptions
 from restorectl.lambda_bridge import Injection
 from restorectl.localpg import LocalPostgres
-from restorectl.paths import LAMBDAS, STATEMACHINES
 from tests.workflow import invariants
 from tests.workflow.conftest import SOURCE, endpoint_of
 
@@ -206,15 +205,12 @@ KNOWN_DEFECTS: dict[tuple[str, str, str], str] = {}
 
 # ---------------------------------------------------------------------------------------- discovery
 
-
-def _discovery_key() -> str:
-    """Changes whenever anything that decides a success path could: the ASL, the handlers, the emulation, the scenarios."""
-    digest = hashlib.sha256()
-    roots = [STATEMACHINES, LAMBDAS / "restore_runbook", LAMBDAS.parent / "restorectl"]
-    for path in sorted(p for root in roots for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json", ".sh", ".yaml")):
-        digest.update(path.as_posix().encode() + path.read_bytes())
-    digest.update(json.dumps(OPTIONS, sort_keys=True).encode() + open(__file__, "rb").read())
-    return digest.hexdigest()[:16]
+# Each scenario's Tasks, in the order its success run enters them. Collection reads them here (every
+# test worker collects, and running seven success paths there cost each worker half a minute);
+# test_each_success_path_enters_exactly_the_tasks_the_matrix_faults runs the success paths and fails
+# on any difference, so a Task added to a success path cannot go unfaulted.
+TASKS_FILE = Path(__file__).with_name("fault_matrix_tasks.json")
+REWRITE = "python -m tests.workflow.test_fault_matrix --write-tasks"
 
 
 def tasks_entered(result: Any) -> list[str]:
@@ -227,42 +223,20 @@ def tasks_entered(result: Any) -> list[str]:
     return seen
 
 
-def run_success_paths(pg: LocalPostgres) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for scenario in SCENARIOS:
-        with Rehearsal(pg, RehearsalOptions(**OPTIONS)) as world:  # type: ignore[arg-type]
-            prepared = scenario.prepare(world)
-            result = world.run(scenario.workflow, scenario.execution_input(world, prepared))
-            if result.status != "SUCCEEDED":
-                raise RuntimeError(f"the fault matrix's {scenario.name} success path failed: {result.error}: {result.cause}")
-            found[scenario.name] = tasks_entered(result)
-    return found
+def run_success_path(pg: LocalPostgres, scenario: Scenario) -> tuple[Any, list[str]]:
+    """The scenario run without a fault, and the invariants of its success it broke (none, or a defect)."""
+    with Rehearsal(pg, RehearsalOptions(**OPTIONS)) as world:  # type: ignore[arg-type]
+        prepared = scenario.prepare(world)
+        before = invariants.capture(world)
+        execution_arn = world.start(scenario.workflow, scenario.execution_input(world, prepared))
+        result = world.follow(scenario.workflow, execution_arn)
+        expected = scenario.on_success(world, prepared, result) if result.status == "SUCCEEDED" else invariants.Expected("SUCCEEDED")
+        return result, invariants.violations(result, before, expected, execution_arn=execution_arn)
 
 
-def discovered_tasks(config: pytest.Config) -> dict[str, list[str]]:
-    """Each scenario's Tasks, from a success run's history; kept in pytest's cache under a key of everything that shapes the path."""
-    cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-    cache_key = f"fault_matrix/tasks/{_discovery_key()}"
-    cached = cache.get(cache_key, None) if cache is not None else None
-    if cached is None:
-        with LocalPostgres() as pg:
-            cached = run_success_paths(pg)
-        if cache is not None:
-            cache.set(cache_key, cached)
-    return dict(cached)
-
-
-def selects_workflow_tests(config: pytest.Config) -> bool:
-    """False when `-m` rules out every case here (`make test-unit`), so collecting does not run the success paths."""
-    expression = config.getoption("markexpr", "")
-    if not expression:
-        return True
-    try:
-        from _pytest.mark.expression import Expression
-    except ImportError:  # pytest moved it: discover anyway, only slower
-        return True
-    compiled = Expression.compile(expression)
-    return any(compiled.evaluate(lambda name, marks=marks: name in marks) for marks in ({"workflow"}, {"workflow", "faults_full"}))
+def listed_tasks() -> dict[str, list[str]]:
+    listed: dict[str, list[str]] = json.loads(TASKS_FILE.read_text())
+    return listed
 
 
 @dataclass(frozen=True)
@@ -279,10 +253,7 @@ class Case:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
-    if not selects_workflow_tests(metafunc.config):
-        metafunc.parametrize("case", [])
-        return
-    tasks = discovered_tasks(metafunc.config)
+    tasks = listed_tasks()
     params = []
     for scenario in SCENARIOS:
         for state in tasks[scenario.name]:
@@ -298,6 +269,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 case = Case(scenario.name, state, fault)
                 params.append(pytest.param(case, id=case.id, marks=marks))
     metafunc.parametrize("case", params)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_each_success_path_enters_exactly_the_tasks_the_matrix_faults(local_pg: LocalPostgres, scenario: Scenario) -> None:
+    result, broken = run_success_path(local_pg, scenario)
+    assert result.status == "SUCCEEDED", f"the {scenario.name} success path failed: {result.error}: {result.cause}"
+    assert not broken, f"the {scenario.name} success path broke:\n- " + "\n- ".join(broken)
+    entered, listed = tasks_entered(result), listed_tasks().get(scenario.name)
+    assert entered == listed, (
+        f"the {scenario.name} success path enters {entered}, but {TASKS_FILE.name} lists {listed} for the matrix to fault; "
+        f"if the change is meant, rewrite the file with `{REWRITE}`"
+    )
 
 
 # ---------------------------------------------------------------------------------------- worlds
@@ -402,3 +385,24 @@ def test_a_fault_at_any_task_leaves_production_serving_and_everything_accounted_
             assert keep, f"{case.id}: a failed {scenario.name} must leave the world as it found it"
     finally:
         worlds.done_with(keep)
+
+
+def write_tasks() -> None:
+    """Run every success path and list its Tasks in TASKS_FILE (after a change to a success path)."""
+    with LocalPostgres() as pg:
+        found = {}
+        for scenario in SCENARIOS:
+            result, _broken = run_success_path(pg, scenario)
+            if result.status != "SUCCEEDED":
+                raise SystemExit(f"the {scenario.name} success path failed: {result.error}: {result.cause}")
+            found[scenario.name] = tasks_entered(result)
+    TASKS_FILE.write_text(json.dumps(found, indent=2) + "\n")
+    print(f"wrote {TASKS_FILE}: {sum(map(len, found.values()))} Tasks in {len(found)} scenarios")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--write-tasks"]:
+        raise SystemExit(f"usage: {REWRITE}")
+    write_tasks()
