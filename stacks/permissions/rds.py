@@ -165,11 +165,13 @@ COPY_FINAL_SNAPSHOTS = "*-final-*"
 def final_snapshot_on_delete(settings: StackSettings) -> list[iam.PolicyStatement]:
     """What DeleteDBInstance with FinalDBSnapshotIdentifier needs, for a copy that may hold real writes:
     rds:CreateDBSnapshot on the instance (only one carrying the management tag) and on the new
-    snapshot, and rds:AddTagsToResource on that snapshot when the instance copies its tags to it."""
+    snapshot, and rds:AddTagsToResource on that snapshot when the instance copies its tags to it;
+    rds:DescribeDBSnapshots on it, so a retried delete says whether the snapshot its first attempt took exists."""
     arns = RdsArns.for_settings(settings)
     final_snapshots = arns.snapshot(COPY_FINAL_SNAPSHOTS)
     managed = {f"aws:ResourceTag/{settings.management_tag_key}": settings.management_tag_value}
     return [
+        iam.PolicyStatement(actions=["rds:DescribeDBSnapshots"], resources=[final_snapshots]),
         iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[arns.db()], conditions={"StringEquals": managed}),
         iam.PolicyStatement(actions=["rds:CreateDBSnapshot"], resources=[final_snapshots]),
         # The copy's tags, management tag included, copied to the final snapshot (CopyTagsToSnapshot).
@@ -192,7 +194,7 @@ def final_snapshot_acknowledgement(settings: StackSettings) -> dict[str, str]:
     return {
         nag.wildcard_resource(RdsArns.for_settings(settings).snapshot(COPY_FINAL_SNAPSHOTS)): (
             "DeleteDBInstance with a final snapshot creates (and copies the instance's tags to) a snapshot "
-            "named <instance>-final-<time>, the instance named per execution; snapshots under that "
-            "pattern only, never tagged as the snapshot workflow's (explicit Deny)"
+            "named <instance>-final-<time>, the instance named per execution, and a retried delete reads it; snapshots "
+            "under that pattern only, never tagged as the snapshot workflow's (explicit Deny)"
         ),
     }

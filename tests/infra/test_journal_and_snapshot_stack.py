@@ -132,6 +132,18 @@ def test_snapshots_are_created_only_of_the_source_under_the_prefix_and_tagged(sy
     assert create["Condition"] == {"StringEquals": {f"aws:RequestTag/{settings.management_tag_key}": settings.management_tag_value}}
 
 
+def test_the_deletes_that_keep_a_final_snapshot_may_read_it_so_a_retry_can_say_it_exists(synthesized: Synthesized) -> None:
+    settings = synthesized.settings
+    finals = f"arn:aws:rds:{settings.region}:{settings.account}:snapshot:*-final-*"
+    for role in (function_role(synthesized, "delete_restored_instance"), restore_cleanup_role(synthesized)):
+        reads = [
+            s
+            for s in role_policies(synthesized)[role]
+            if s["Effect"] == "Allow" and "rds:DescribeDBSnapshots" in as_list(s["Action"]) and finals in as_list(s["Resource"])
+        ]
+        assert reads, f"{role} cannot read the final snapshot its delete takes"
+
+
 def test_the_lock_step_may_describe_only_this_stacks_executions(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     executions = f"arn:aws:states:{settings.region}:{settings.account}:execution:{settings.name_prefix}-"

@@ -201,9 +201,38 @@ def test_a_copy_marked_as_a_failed_copy_is_deletable_again(world: tuple[Any, Sim
     client, _ = world
     create(client, "irisx-copy", {TAG_KEY: TAG_VALUE, rds.TAG_EXECUTION: "exec-1", rds.TAG_ROLE: "failed-copy"})
 
-    outcome = rds.delete_managed_instance("irisx-copy", source=PRODUCTION, tag_key=TAG_KEY, tag_value=TAG_VALUE, execution_id="exec-1")
+    deletion = rds.delete_managed_instance("irisx-copy", source=PRODUCTION, tag_key=TAG_KEY, tag_value=TAG_VALUE, execution_id="exec-1")
 
-    assert outcome.startswith("deleted irisx-copy")
+    assert deletion.outcome.startswith("deleted irisx-copy")
+
+
+@pytest.mark.parametrize("snapshot_listed", [True, False], ids=["snapshot-listed", "snapshot-not-listed-yet"])
+def test_a_delete_retried_while_rds_deletes_the_copy_says_whether_its_final_snapshot_exists(
+    world: tuple[Any, SimulatedClock], snapshot_listed: bool
+) -> None:
+    # Given a copy RDS is deleting (the first attempt's call was taken; moto deletes at once, RDS takes minutes)
+    from moto.rds.models import rds_backends
+
+    client, _ = world
+    create(client, "irisx-copy", {TAG_KEY: TAG_VALUE})
+    final = "irisx-copy-final-20251102-120000"
+    if snapshot_listed:
+        client.create_db_snapshot(DBInstanceIdentifier="irisx-copy", DBSnapshotIdentifier=final)
+    rds_backends["123456789012"]["us-east-1"].databases["irisx-copy"].status = "deleting"
+
+    # When the delete runs again with the same final snapshot name
+    deletion = rds.delete_managed_instance(
+        "irisx-copy", source=PRODUCTION, tag_key=TAG_KEY, tag_value=TAG_VALUE, execution_id=None, final_snapshot=final
+    )
+
+    # Then nothing more is sent, and the words say where the copy's data is, or that it is not listed
+    assert client.describe_db_instances(DBInstanceIdentifier="irisx-copy")["DBInstances"][0]["DBInstanceStatus"] == "deleting"
+    if snapshot_listed:
+        kept = f"irisx-copy is already being deleted; its final snapshot {final} (available) keeps what it held"
+        assert deletion == rds.Deletion(kept, final)
+    else:
+        assert deletion.final_snapshot is None
+        assert deletion.outcome.startswith(f"irisx-copy is already being deleted, and no final snapshot {final} is listed")
 
 
 @pytest.mark.parametrize("step", ["production-away", "copy-to-production"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from restorectl.lambda_bridge import Injection
 from tests.workflow.conftest import (
     SOURCE,
     endpoint_of,
@@ -102,6 +103,28 @@ def test_a_failed_swap_on_one_of_two_hosts_rolls_both_back_and_deletes_the_copy(
     assert instance_ids(result.world) == [SOURCE]
     # with a final snapshot: the host whose swap worked served from it until it was pointed back
     assert_deleted_keeping_what_the_app_wrote(world, result)
+
+
+def test_a_cleanup_retried_after_its_delete_was_taken_still_names_the_final_snapshot_holding_the_copy(rehearsal):
+    # Given a cutover whose second host fails its swap, and a cleanup whose answer is lost once after it
+    # deleted the copy (Lambda's client error, which the state retries: the retry finds the copy gone)
+    world = rehearsal(
+        calls_rows=300, restore_minutes=3, failing_hosts=("irisx-api-2",), inject=["CleanUpAfterFailure=Lambda.SdkClientException:1@after"]
+    )
+
+    # When the restore with cutover runs
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the cleanup ran twice, and the execution fails with the original error
+    assert result.status == "FAILED" and result.error == "CutoverFailed"
+    assert result.states().count("CleanUpAfterFailure") == 1
+    assert [i["error"] for i in result.invocations if i["state"] == "CleanUpAfterFailure"] == ["Lambda.SdkClientException", None]
+    # And the cause names the one final snapshot the first attempt took (the second looks for the same name), not "nothing was created"
+    target = state_output(result, "CheckRestoreInput")["plan"]["target_instance"]
+    (final,) = [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
+    assert f"[cleanup: {target} does not exist; its final snapshot {final['id']} ({final['status']}) keeps what it held: " in result.cause
+    assert "nothing was created" not in result.cause
+    assert instance_ids(result.world) == [SOURCE]
 
 
 def cut_over_to_a_copy(rehearsal, **options):
@@ -551,6 +574,22 @@ def test_the_rollback_workflow_deletes_the_copy_only_after_every_host_is_healthy
     assert len(finals) == 1 and re.fullmatch(rf"{re.escape(target)}-final-\d{{8}}-\d{{6}}", finals[0])
     # (a copy production was cut over to may also have had its deletion protection lifted first)
     assert result.output["deleted"].startswith(f"deleted {target} (final snapshot {finals[0]}, its automated backups kept)")
+    assert instance_ids(result.world) == [SOURCE]
+
+
+def test_a_rollback_delete_retried_after_rds_took_it_says_the_final_snapshot_keeps_the_copy(rehearsal):
+    # Given production on a copy, and a rollback whose delete answer is lost once after RDS took the delete
+    world, target = cut_over_to_a_copy(rehearsal)
+    world.bridge.injections[:] = [Injection.parse("DeleteRestoredInstance=Lambda.SdkClientException:1@after")]
+
+    # When the rollback runs
+    result = world.run("rollback", {"restored_instance": target, "confirm": target})
+
+    # Then the retry finds the copy gone and says where its data is: the one final snapshot the first attempt took
+    assert result.status == "SUCCEEDED", result.cause
+    assert [i["error"] for i in result.invocations if i["state"] == "DeleteRestoredInstance"] == ["Lambda.SdkClientException", None]
+    (final,) = [s for s in result.world["db_snapshots"] if s["id"].startswith(f"{target}-final-")]
+    assert result.output["deleted"] == f"{target} does not exist; its final snapshot {final['id']} ({final['status']}) keeps what it held"
     assert instance_ids(result.world) == [SOURCE]
 
 

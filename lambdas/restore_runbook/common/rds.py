@@ -227,9 +227,35 @@ def is_managed(instance: dict[str, Any], tag_key: str, tag_value: str) -> bool:
     return tags_of(instance).get(tag_key) == tag_value
 
 
-def final_snapshot_name(identifier: str) -> str:
-    """`<instance>-final-YYYYMMDD-HHMMSS`: the snapshot kept when a copy that may hold real writes is deleted."""
-    return f"{identifier}-final-{clock.now().astimezone(timezone.utc):%Y%m%d-%H%M%S}"
+def final_snapshot_name(identifier: str, at: datetime | None = None) -> str:
+    """`<instance>-final-YYYYMMDD-HHMMSS`: the snapshot kept when a copy that may hold real writes is deleted.
+
+    `at` (default now) is a moment the execution recorded before the delete: a step that runs again
+    (its answer lost after RDS took the delete) must look for the snapshot its first attempt named."""
+    return f"{identifier}-final-{(at or clock.now()).astimezone(timezone.utc):%Y%m%d-%H%M%S}"
+
+
+@dataclass(frozen=True)
+class Deletion:
+    outcome: str  # what happened, in words
+    final_snapshot: str | None = None  # the final snapshot keeping the copy's data: being taken, or found
+
+
+def already_deleted(identifier: str, final_snapshot: str | None, *, deleting: bool = False) -> Deletion:
+    """A copy already gone or going (an earlier attempt of this step, or someone else, deleted it):
+    the words name its final snapshot only where one exists, since that is where its data now is."""
+    state = f"{identifier} is already being deleted" if deleting else f"{identifier} does not exist"
+    if not final_snapshot:
+        return Deletion(state if deleting else f"{state}; nothing to delete")
+    snapshot = snapshot_named(final_snapshot)
+    if snapshot is not None:
+        return Deletion(f"{state}; its final snapshot {final_snapshot} ({snapshot.get('Status')}) keeps what it held", final_snapshot)
+    if deleting:
+        return Deletion(
+            f"{state}, and no final snapshot {final_snapshot} is listed (RDS lists it once the deletion takes it; otherwise the "
+            f"copy is being deleted without it): check the snapshots of {identifier}"
+        )
+    return Deletion(f"{state}, and no final snapshot {final_snapshot} of it does either: it was deleted without one, not by this step")
 
 
 def delete_managed_instance(
@@ -241,20 +267,21 @@ def delete_managed_instance(
     execution_id: str | None,
     final_snapshot: str | None = None,
     delete_automated_backups: bool = True,
-) -> str:
-    """Delete a copy this tool created. Returns what happened, in words.
+) -> Deletion:
+    """Delete a copy this tool created, and say what happened.
 
     Refuses (UnsafeOperation) the source, anything without the management tag, and, when an
     execution id is given, a copy created by another execution. By default the copy is a
     never-used throwaway: no final snapshot, automated backups deleted. A copy that may have served
     production (the rollback workflow's) is deleted with `final_snapshot` named and its automated
-    backups kept (`delete_automated_backups=False`).
+    backups kept (`delete_automated_backups=False`); if it is already gone or going, the answer
+    says whether that snapshot exists.
     """
     if identifier == source:
         raise UnsafeOperation(f"refusing to delete {identifier!r}: it is the source instance")
     instance = find_instance(identifier)
     if instance is None:
-        return f"{identifier} does not exist; nothing to delete"
+        return already_deleted(identifier, final_snapshot, deleting=False)
     tags = tags_of(instance)
     if tags.get(TAG_ROLE) in PROTECTED_ROLES:
         # A copy an in-place swap made production, or the production it replaced, keeps the management tag it was born with.
@@ -270,7 +297,7 @@ def delete_managed_instance(
             f"refusing to delete {identifier!r}: it was created by execution {tags.get(TAG_EXECUTION)!r}, not by this one"
         )
     if instance.get("DBInstanceStatus") in ("deleting", "deleted"):
-        return f"{identifier} is already being deleted"
+        return already_deleted(identifier, final_snapshot, deleting=True)
     if final_snapshot:
         snapshot_args: dict[str, Any] = {"SkipFinalSnapshot": False, "FinalDBSnapshotIdentifier": final_snapshot}
     else:
@@ -281,12 +308,12 @@ def delete_managed_instance(
         )
     except Exception as exc:
         if aws.error_code(exc) == "DBInstanceNotFound":
-            return f"{identifier} disappeared before deletion; nothing to delete"
+            return already_deleted(identifier, final_snapshot, deleting=False)
         raise
     if final_snapshot:
         backups = "its automated backups deleted" if delete_automated_backups else "its automated backups kept"
-        return f"deleted {identifier} (final snapshot {final_snapshot}, {backups})"
-    return f"deleted {identifier} (no final snapshot: it was a throwaway copy)"
+        return Deletion(f"deleted {identifier} (final snapshot {final_snapshot}, {backups})", final_snapshot)
+    return Deletion(f"deleted {identifier} (no final snapshot: it was a throwaway copy)")
 
 
 def classify_status(identifier: str, instance: dict[str, Any] | None) -> str:

@@ -162,15 +162,16 @@ def _clean_up_copy(
     target = (plan or {}).get("target_instance")
     if not target:
         return NOTHING_CREATED
+    served = reverted_cutover is not None
+    final_snapshot = _final_snapshot_of_served_copy(str(target), reverted_cutover) if served else None
     instance = rds.find_instance(target)
     if instance is None:
-        return NOTHING_CREATED
+        # The cutover ran the app on it, so it existed: an earlier attempt of this step deleted it, or someone else did.
+        return _served(rds.already_deleted(target, final_snapshot).outcome, reverted_cutover) if final_snapshot else NOTHING_CREATED
     if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:
         return f"left {target} untouched: this execution did not create it"
     if (plan or {}).get("keep_on_failure"):
         return f"kept {target} for inspection (keep_on_failure); delete it when done"
-    served = reverted_cutover is not None
-    final_snapshot = rds.final_snapshot_name(target) if served else None
     done = rds.delete_managed_instance(
         target,
         source=str((plan or {}).get("source_instance")),
@@ -179,8 +180,17 @@ def _clean_up_copy(
         execution_id=execution_id,
         final_snapshot=final_snapshot,
         delete_automated_backups=not served,
-    )
-    if not served:
-        return done
+    ).outcome
+    return _served(done, reverted_cutover) if served else done
+
+
+def _final_snapshot_of_served_copy(target: str, reverted_cutover: dict[str, Any] | None) -> str:
+    """Named by when the revert pointed the hosts back (the copy as the app left it): the same name
+    in every attempt of the cleanup, so a retry finds the snapshot the first attempt's delete took."""
+    sent_at = (reverted_cutover or {}).get("sent_at")
+    return rds.final_snapshot_name(target, clock.parse_utc(str(sent_at)) if sent_at else None)
+
+
+def _served(done: str, reverted_cutover: dict[str, Any] | None) -> str:
     hosts = ", ".join(sorted((reverted_cutover or {}).get("hosts") or [])) or "the API hosts"
     return f"{done}: this execution's cutover ran the app on it until {hosts} were pointed back, so it may hold what the app wrote"

@@ -128,6 +128,7 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         "hosts": hosts,
         # A warm pool's hosts, stopped in EC2: no command reaches them, so they are named, not pointed back.
         "ec2_stopped_hosts": ssm.find_stopped_hosts(settings),
+        "final_snapshot": rds.final_snapshot_name(restored),
     }
 
 
@@ -196,8 +197,9 @@ def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str
     it took, and its automated backups are kept rather than deleted with it.
     """
     restored = plan["restored_instance"]
-    final_snapshot = rds.final_snapshot_name(restored)
-    outcome = rds.delete_managed_instance(
+    # Named when the rollback planned (older plans lack it): every attempt of this step names the same snapshot.
+    final_snapshot = plan.get("final_snapshot") or rds.final_snapshot_name(restored)
+    deletion = rds.delete_managed_instance(
         restored,
         source=plan["source_instance"],
         tag_key=settings.management_tag_key,
@@ -206,13 +208,14 @@ def delete_restored(plan: dict[str, Any], settings: RunbookSettings) -> dict[str
         final_snapshot=final_snapshot,
         delete_automated_backups=False,
     )
+    outcome = deletion.outcome
     parked = plan.get("ec2_stopped_hosts") or []
     if parked:
         outcome += (
             f"; NOT pointed back, stopped in EC2 since before the rollback: {', '.join(parked)} (a warm pool's, say): check "
             f"their DB_HOST names {plan['original_endpoint']} before they start"
         )
-    return {"instance": restored, "outcome": outcome, "final_snapshot": final_snapshot}
+    return {"instance": restored, "outcome": outcome, "final_snapshot": deletion.final_snapshot}
 
 
 def point_back(plan: dict[str, Any], settings: RunbookSettings) -> dict[str, Any]:
