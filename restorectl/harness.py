@@ -169,6 +169,14 @@ def lambda_environment(overrides: dict[str, str]) -> dict[str, str]:
     return env
 
 
+_open_rehearsal: str | None = None
+
+
+def _closed() -> None:
+    global _open_rehearsal
+    _open_rehearsal = None
+
+
 class Rehearsal:
     def __init__(self, pg: LocalPostgres, options: RehearsalOptions | None = None) -> None:
         self.pg = pg
@@ -200,6 +208,13 @@ class Rehearsal:
     # ------------------------------------------------------------------ set-up and tear-down
 
     def __enter__(self) -> Rehearsal:
+        global _open_rehearsal
+        if _open_rehearsal is not None:
+            # moto's emulated AWS is one per process and a nested mock does not reset it: two open
+            # rehearsals would share one world, each seeing what the other made.
+            raise RuntimeError(f"rehearsal {_open_rehearsal} is still open in this process; close it before opening another")
+        _open_rehearsal = self.run_id
+        self._stack.callback(_closed)
         try:
             self._enter()
         except BaseException:

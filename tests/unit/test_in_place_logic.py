@@ -206,33 +206,77 @@ def test_a_copy_marked_as_a_failed_copy_is_deletable_again(world: tuple[Any, Sim
     assert deletion.outcome.startswith("deleted irisx-copy")
 
 
-@pytest.mark.parametrize("snapshot_listed", [True, False], ids=["snapshot-listed", "snapshot-not-listed-yet"])
-def test_a_delete_retried_while_rds_deletes_the_copy_says_whether_its_final_snapshot_exists(
-    world: tuple[Any, SimulatedClock], snapshot_listed: bool
+FINAL = "irisx-copy-final-20251102-120000"
+LOOK = "check `aws rds describe-db-snapshots --db-instance-identifier irisx-copy` for one under another name"
+
+
+@pytest.mark.parametrize(
+    ("copy", "snapshot", "words", "kept"),
+    [
+        ("deleting", "available", f"irisx-copy is already being deleted; its final snapshot {FINAL} (available) keeps what it held", FINAL),
+        (
+            "deleting",
+            "creating",
+            f"irisx-copy is already being deleted; its final snapshot {FINAL} is being taken (creating) and will keep what it held",
+            FINAL,
+        ),
+        (
+            "deleting",
+            "failed",
+            f"irisx-copy is already being deleted; its final snapshot {FINAL} is failed, so it may not keep what it held: "
+            "look at it before anything else",
+            FINAL,
+        ),
+        (
+            "deleting",
+            None,
+            f"irisx-copy is already being deleted, and no final snapshot {FINAL} is listed (RDS lists it once the deletion takes it; "
+            f"otherwise the copy is being deleted without it, or with one under another name): {LOOK}",
+            None,
+        ),
+        ("gone", "available", f"irisx-copy does not exist; its final snapshot {FINAL} (available) keeps what it held", FINAL),
+        (
+            "gone",
+            None,
+            f"irisx-copy does not exist, and no snapshot named {FINAL} does either (whoever deleted it kept none under this name): {LOOK}",
+            None,
+        ),
+    ],
+    ids=[
+        "deleting-snapshot-available",
+        "deleting-snapshot-creating",
+        "deleting-snapshot-failed",
+        "deleting-no-snapshot-listed",
+        "gone-snapshot-available",
+        "gone-no-snapshot",
+    ],
+)
+def test_a_delete_run_again_after_rds_took_it_says_only_what_rds_lists_of_the_final_snapshot(
+    world: tuple[Any, SimulatedClock], copy: str, snapshot: str | None, words: str, kept: str | None
 ) -> None:
-    # Given a copy RDS is deleting (the first attempt's call was taken; moto deletes at once, RDS takes minutes)
+    # Given a copy RDS is deleting or has deleted (moto deletes at once; RDS takes minutes), with or without its final snapshot
     from moto.rds.models import rds_backends
 
     client, _ = world
+    backend = rds_backends["123456789012"]["us-east-1"]
     create(client, "irisx-copy", {TAG_KEY: TAG_VALUE})
-    final = "irisx-copy-final-20251102-120000"
-    if snapshot_listed:
-        client.create_db_snapshot(DBInstanceIdentifier="irisx-copy", DBSnapshotIdentifier=final)
-    rds_backends["123456789012"]["us-east-1"].databases["irisx-copy"].status = "deleting"
+    if snapshot:
+        client.create_db_snapshot(DBInstanceIdentifier="irisx-copy", DBSnapshotIdentifier=FINAL)
+        backend.database_snapshots[FINAL].status = snapshot
+    if copy == "deleting":
+        backend.databases["irisx-copy"].status = "deleting"
+    else:
+        del backend.databases["irisx-copy"]
 
     # When the delete runs again with the same final snapshot name
     deletion = rds.delete_managed_instance(
-        "irisx-copy", source=PRODUCTION, tag_key=TAG_KEY, tag_value=TAG_VALUE, execution_id=None, final_snapshot=final
+        "irisx-copy", source=PRODUCTION, tag_key=TAG_KEY, tag_value=TAG_VALUE, execution_id=None, final_snapshot=FINAL
     )
 
-    # Then nothing more is sent, and the words say where the copy's data is, or that it is not listed
-    assert client.describe_db_instances(DBInstanceIdentifier="irisx-copy")["DBInstances"][0]["DBInstanceStatus"] == "deleting"
-    if snapshot_listed:
-        kept = f"irisx-copy is already being deleted; its final snapshot {final} (available) keeps what it held"
-        assert deletion == rds.Deletion(kept, final)
-    else:
-        assert deletion.final_snapshot is None
-        assert deletion.outcome.startswith(f"irisx-copy is already being deleted, and no final snapshot {final} is listed")
+    # Then nothing more is sent, and the words say where the copy's data is, no more than RDS lists
+    assert deletion == rds.Deletion(words, kept)
+    if copy == "deleting":
+        assert client.describe_db_instances(DBInstanceIdentifier="irisx-copy")["DBInstances"][0]["DBInstanceStatus"] == "deleting"
 
 
 @pytest.mark.parametrize("step", ["production-away", "copy-to-production"])

@@ -243,19 +243,29 @@ class Deletion:
 
 def already_deleted(identifier: str, final_snapshot: str | None, *, deleting: bool = False) -> Deletion:
     """A copy already gone or going (an earlier attempt of this step, or someone else, deleted it):
-    the words name its final snapshot only where one exists, since that is where its data now is."""
+    the words name its final snapshot only where one exists, since that is where its data now is,
+    and never claim more than RDS lists (a snapshot under another name may exist)."""
     state = f"{identifier} is already being deleted" if deleting else f"{identifier} does not exist"
     if not final_snapshot:
         return Deletion(state if deleting else f"{state}; nothing to delete")
     snapshot = snapshot_named(final_snapshot)
     if snapshot is not None:
-        return Deletion(f"{state}; its final snapshot {final_snapshot} ({snapshot.get('Status')}) keeps what it held", final_snapshot)
+        return Deletion(f"{state}; {_what_the_snapshot_keeps(final_snapshot, str(snapshot.get('Status')))}", final_snapshot)
+    look = f"check `aws rds describe-db-snapshots --db-instance-identifier {identifier}` for one under another name"
     if deleting:
         return Deletion(
             f"{state}, and no final snapshot {final_snapshot} is listed (RDS lists it once the deletion takes it; otherwise the "
-            f"copy is being deleted without it): check the snapshots of {identifier}"
+            f"copy is being deleted without it, or with one under another name): {look}"
         )
-    return Deletion(f"{state}, and no final snapshot {final_snapshot} of it does either: it was deleted without one, not by this step")
+    return Deletion(f"{state}, and no snapshot named {final_snapshot} does either (whoever deleted it kept none under this name): {look}")
+
+
+def _what_the_snapshot_keeps(snapshot_id: str, status: str) -> str:
+    if status == "available":
+        return f"its final snapshot {snapshot_id} (available) keeps what it held"
+    if status == "creating":
+        return f"its final snapshot {snapshot_id} is being taken (creating) and will keep what it held"
+    return f"its final snapshot {snapshot_id} is {status}, so it may not keep what it held: look at it before anything else"
 
 
 def delete_managed_instance(
