@@ -259,6 +259,25 @@ def test_point_in_time_restore_cleans_up_when_validation_fails_and_keeps_the_ori
     assert result.states()[-4:] == ["ValidateRestore", "CleanUpAfterFailure", "RecordFailure", "RestoreFailedWithOriginalError"]
 
 
+def test_a_cleanup_retried_after_its_delete_was_taken_says_the_copy_was_deleted_not_that_none_was_made(rehearsal):
+    # Given a restore that fails validation, and a cleanup whose answer is lost once after it deleted the copy
+    world = rehearsal(
+        settings_overrides={"VALIDATION_TABLES": '["calls", "recordings"]'},
+        inject=["CleanUpAfterFailure=Lambda.SdkClientException:1@after"],
+    )
+
+    result = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-deleted-once"})
+
+    # Then the retry finds no copy, and says it was created and deleted: "nothing was created" would be false
+    assert (result.status, result.error) == ("FAILED", "ValidationFailed")
+    assert [i["error"] for i in result.invocations if i["state"] == "CleanUpAfterFailure"] == ["Lambda.SdkClientException", None]
+    assert result.cause.endswith(
+        "[cleanup: irisx-deleted-once no longer exists: this execution created it, and an earlier attempt of this cleanup "
+        "(or someone else) deleted it]"
+    )
+    assert instance_ids(result.world) == [SOURCE]
+
+
 def test_keep_on_failure_keeps_the_copy_for_inspection(rehearsal):
     world = rehearsal(settings_overrides={"VALIDATION_TABLES": '["calls", "recordings"]'})
 

@@ -129,7 +129,12 @@ NOTHING_CREATED = "nothing was created"
 
 
 def clean_up_failed_restore(
-    plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, *, reverted_cutover: dict[str, Any] | None = None
+    plan: dict[str, Any] | None,
+    execution_id: str,
+    settings: RunbookSettings,
+    *,
+    reverted_cutover: dict[str, Any] | None = None,
+    restore_started: bool = False,
 ) -> str:
     """Remove what this execution created, and say in words what was done.
 
@@ -137,8 +142,9 @@ def clean_up_failed_restore(
     execution's cutover: the app ran on the copy, if only for moments, so it is no throwaway and
     goes with a final snapshot, its automated backups kept. An in-place restore's plan also names
     its final snapshot of production, which is kept: the words say whether it exists (its start
-    step may have failed after RDS accepted it)."""
-    done = _clean_up_copy(plan, execution_id, settings, reverted_cutover)
+    step may have failed after RDS accepted it). `restore_started` (StartRestore answered) tells a
+    copy deleted since, by an earlier attempt of this cleanup say, from one never made."""
+    done = _clean_up_copy(plan, execution_id, settings, reverted_cutover, restore_started)
     final_snapshot = (plan or {}).get("final_snapshot")
     if not final_snapshot:
         return done
@@ -157,7 +163,11 @@ def _final_snapshot_left(snapshot_id: str, execution_id: str) -> str:
 
 
 def _clean_up_copy(
-    plan: dict[str, Any] | None, execution_id: str, settings: RunbookSettings, reverted_cutover: dict[str, Any] | None
+    plan: dict[str, Any] | None,
+    execution_id: str,
+    settings: RunbookSettings,
+    reverted_cutover: dict[str, Any] | None,
+    restore_started: bool,
 ) -> str:
     target = (plan or {}).get("target_instance")
     if not target:
@@ -167,7 +177,13 @@ def _clean_up_copy(
     instance = rds.find_instance(target)
     if instance is None:
         # The cutover ran the app on it, so it existed: an earlier attempt of this step deleted it, or someone else did.
-        return _served(rds.already_deleted(target, final_snapshot).outcome, reverted_cutover) if final_snapshot else NOTHING_CREATED
+        if final_snapshot:
+            return _served(rds.already_deleted(target, final_snapshot).outcome, reverted_cutover)
+        if restore_started:
+            return (
+                f"{target} no longer exists: this execution created it, and an earlier attempt of this cleanup (or someone else) deleted it"
+            )
+        return NOTHING_CREATED
     if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:
         return f"left {target} untouched: this execution did not create it"
     if (plan or {}).get("keep_on_failure"):
