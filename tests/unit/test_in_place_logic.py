@@ -217,15 +217,22 @@ LOOK = "check `aws rds describe-db-snapshots --db-instance-identifier irisx-copy
         (
             "deleting",
             "creating",
-            f"irisx-copy is already being deleted; its final snapshot {FINAL} is being taken (creating) and will keep what it held",
+            f"irisx-copy is already being deleted; its final snapshot {FINAL} is being taken (creating)",
             FINAL,
         ),
         (
             "deleting",
             "failed",
-            f"irisx-copy is already being deleted; its final snapshot {FINAL} is failed, so it may not keep what it held: "
+            f"irisx-copy is already being deleted; its final snapshot {FINAL} is failed and does NOT keep what it held: "
+            "look at the copy's retained automated backups",
+            None,
+        ),
+        (
+            "deleting",
+            "copying",
+            f"irisx-copy is already being deleted; its final snapshot {FINAL} is copying, so it may not keep what it held: "
             "look at it before anything else",
-            FINAL,
+            None,
         ),
         (
             "deleting",
@@ -246,6 +253,7 @@ LOOK = "check `aws rds describe-db-snapshots --db-instance-identifier irisx-copy
         "deleting-snapshot-available",
         "deleting-snapshot-creating",
         "deleting-snapshot-failed",
+        "deleting-snapshot-copying",
         "deleting-no-snapshot-listed",
         "gone-snapshot-available",
         "gone-no-snapshot",

@@ -296,6 +296,25 @@ class TestBeforeTheStop:
         assert journal_record(run)["outcome"] == "FAILED"
 
 
+def test_a_cleanup_retried_after_its_delete_was_taken_says_the_copy_was_deleted_and_the_final_snapshot_kept(rehearsal, monkeypatch):
+    # Given an in-place restore whose validation fails, and a cleanup whose answer is lost once after it deleted the copy
+    world = rehearsal(**FAST)
+
+    run = run_in(world, monkeypatch, CONFIRMED, ["ValidateRestore=InjectedFault", "CleanUpAfterFailure=Lambda.SdkClientException:1@after"])
+
+    # Then the retry finds no copy and says it was created and deleted, not that none was made; production is untouched
+    result = run.result
+    assert (result.status, result.error) == ("FAILED", "InjectedFault")
+    assert [i["error"] for i in result.invocations if i["state"] == "CleanUpAfterFailure"] == ["Lambda.SdkClientException", None]
+    assert re.search(
+        r"\[cleanup: \S+ no longer exists: this execution created it, and an earlier attempt of this cleanup \(or someone else\) "
+        r"deleted it; kept the final snapshot \S+ of production",
+        result.cause,
+    ), result.cause
+    assert "no restored copy was created" not in result.cause
+    assert run.created == [] and "StopApp" not in result.states()
+
+
 class TestFromTheStopOn:
     """A failure from the stop on: renamed back, the app started on the original, the original error."""
 

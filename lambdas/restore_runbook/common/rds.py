@@ -250,7 +250,9 @@ def already_deleted(identifier: str, final_snapshot: str | None, *, deleting: bo
         return Deletion(state if deleting else f"{state}; nothing to delete")
     snapshot = snapshot_named(final_snapshot)
     if snapshot is not None:
-        return Deletion(f"{state}; {_what_the_snapshot_keeps(final_snapshot, str(snapshot.get('Status')))}", final_snapshot)
+        status = str(snapshot.get("Status") or "of unknown status")
+        keeps = status in SNAPSHOT_STATUSES_THAT_KEEP
+        return Deletion(f"{state}; {_what_the_snapshot_keeps(final_snapshot, status)}", final_snapshot if keeps else None)
     look = f"check `aws rds describe-db-snapshots --db-instance-identifier {identifier}` for one under another name"
     if deleting:
         return Deletion(
@@ -260,11 +262,18 @@ def already_deleted(identifier: str, final_snapshot: str | None, *, deleting: bo
     return Deletion(f"{state}, and no snapshot named {final_snapshot} does either (whoever deleted it kept none under this name): {look}")
 
 
+# A snapshot in these statuses holds (or, being taken, is taking) the copy's data; the Deletion names only such a one.
+SNAPSHOT_STATUSES_THAT_KEEP = frozenset({"available", "creating"})
+SNAPSHOT_STATUSES_LOST = frozenset({"failed", "deleting", "deleted"})
+
+
 def _what_the_snapshot_keeps(snapshot_id: str, status: str) -> str:
     if status == "available":
         return f"its final snapshot {snapshot_id} (available) keeps what it held"
     if status == "creating":
-        return f"its final snapshot {snapshot_id} is being taken (creating) and will keep what it held"
+        return f"its final snapshot {snapshot_id} is being taken (creating)"
+    if status in SNAPSHOT_STATUSES_LOST:
+        return f"its final snapshot {snapshot_id} is {status} and does NOT keep what it held: look at the copy's retained automated backups"
     return f"its final snapshot {snapshot_id} is {status}, so it may not keep what it held: look at it before anything else"
 
 
