@@ -12,34 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
 
 @functools.lru_cache(maxsize=64)
-def _parse_tree(definition: str) -> Any:
-    from antlr4 import CommonTokenStream, InputStream  # type: ignore[import-untyped]
-    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
-    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
-    from moto.stepfunctions.parser.asl.parse.asl_parser import ASLParserException, SyntaxErrorListener
-
-    listener = SyntaxErrorListener()  # type: ignore[no-untyped-call]
-    parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
-    parser.removeErrorListeners()
-    parser.addErrorListener(listener)
-    tree = parser.state_machine()  # type: ignore[no-untyped-call]
-    if listener.errors:
-        raise ASLParserException(errors=listener.errors)  # lru_cache keeps no result for a call that raised
-    return tree
-
-
-def parse_definition(definition: str) -> tuple[Any, Any]:
-    """What AmazonStateLanguageParser.parse returns: fresh evaluation components over a kept parse tree."""
-    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
-
-    tree = _parse_tree(definition)
-    return Preprocessor().visit(tree), tree
+def _parse_tree(definition: str, moto_parse: Callable[[str], tuple[Any, Any]]) -> Any:
+    # moto's own parse, syntax errors and all (lru_cache keeps nothing for a call that raised); only its tree is kept.
+    return moto_parse(definition)[1]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -60,10 +41,18 @@ def _jsonpath(path: str) -> Any:
 def installed() -> Iterator[None]:
     from moto.stepfunctions.parser.asl.component.common.path import result_path
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
     from moto.stepfunctions.parser.asl.utils import json_path
 
+    moto_parse = AmazonStateLanguageParser.parse
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        """What moto's parse returns: fresh evaluation components over a kept parse tree."""
+        tree = _parse_tree(definition, moto_parse)
+        return Preprocessor().visit(tree), tree
+
     with (
-        mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse_definition)),
+        mock.patch.object(AmazonStateLanguageParser, "parse", staticmethod(parse)),
         mock.patch.object(json_path, "parse", _jsonpath_ext),
         mock.patch.object(result_path, "parse", _jsonpath),
     ):

@@ -235,6 +235,11 @@ def final_snapshot_name(identifier: str, at: datetime | None = None) -> str:
     return f"{identifier}-final-{(at or clock.now()).astimezone(timezone.utc):%Y%m%d-%H%M%S}"
 
 
+# A snapshot in these statuses holds (or, being taken, is taking) the copy's data; the Deletion names only such a one.
+SNAPSHOT_STATUSES_THAT_KEEP = frozenset({"available", "creating"})
+SNAPSHOT_STATUSES_LOST = frozenset({"failed", "deleting", "deleted"})
+
+
 @dataclass(frozen=True)
 class Deletion:
     outcome: str  # what happened, in words
@@ -260,11 +265,6 @@ def already_deleted(identifier: str, final_snapshot: str | None, *, deleting: bo
             f"copy is being deleted without it, or with one under another name): {look}"
         )
     return Deletion(f"{state}, and no snapshot named {final_snapshot} does either (whoever deleted it kept none under this name): {look}")
-
-
-# A snapshot in these statuses holds (or, being taken, is taking) the copy's data; the Deletion names only such a one.
-SNAPSHOT_STATUSES_THAT_KEEP = frozenset({"available", "creating"})
-SNAPSHOT_STATUSES_LOST = frozenset({"failed", "deleting", "deleted"})
 
 
 def _what_the_snapshot_keeps(snapshot_id: str, status: str) -> str:

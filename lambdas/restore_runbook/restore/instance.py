@@ -176,7 +176,8 @@ def _clean_up_copy(
     final_snapshot = _final_snapshot_of_served_copy(str(target), reverted_cutover) if served else None
     instance = rds.find_instance(target)
     if instance is None:
-        # The cutover ran the app on it, so it existed: an earlier attempt of this step deleted it, or someone else did.
+        # A copy the cutover ran the app on, or one StartRestore answered for, existed: it was deleted since
+        # (by an earlier attempt of this step, or by someone else), so the words say so, not "nothing was created".
         if final_snapshot:
             return _served(rds.already_deleted(target, final_snapshot).outcome, reverted_cutover)
         if restore_started:
