@@ -238,6 +238,9 @@ class TestMetricsOnTheWire:
         from restorectl.lambda_bridge import LambdaContext
 
         monkeypatch.setattr(metrics.provider, "namespace", "IrisxRestore")
+        # The service dimension comes from POWERTOOLS_SERVICE_NAME when the module is first imported (a rehearsal
+        # sets it); these tests read the Source dimension alone, whatever ran before them in the process.
+        monkeypatch.setattr(metrics.provider, "service", None)
         monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
         context = LambdaContext(function_name="f", invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:f")
 

@@ -288,6 +288,9 @@ def test_the_daily_function_reads_the_journal_and_publishes_days_since_the_last_
     monkeypatch.setenv("JOURNAL_TABLE_NAME", "journal")
     monkeypatch.setenv("SOURCE_INSTANCE", SOURCE)
     monkeypatch.setattr(metrics.provider, "namespace", "IrisxRestore")
+    # The service dimension comes from POWERTOOLS_SERVICE_NAME when the module is first imported (a rehearsal
+    # sets it); these tests read the Source dimension alone, whatever ran before them in the process.
+    monkeypatch.setattr(metrics.provider, "service", None)
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
     from restore_runbook import settings as settings_module
 
