@@ -44,11 +44,16 @@ class MapChildren:
         with self._lock:
             self._by_execution.setdefault(execution_arn, []).append({"map": map_state, "index": index, "events": events})
 
-    def of(self, execution_arn: str) -> list[dict[str, Any]]:
-        """The children of one execution, by Map state and item index (workers finish in any order)."""
+    def of(self, execution_arn: str, *, since: int = 0) -> list[dict[str, Any]]:
+        """The children of one execution, by Map state and item index (workers finish in any order);
+        `since`: only those recorded after the first `since` (a redriven execution's runs them again)."""
         with self._lock:
-            children = list(self._by_execution.get(execution_arn, []))
+            children = list(self._by_execution.get(execution_arn, []))[since:]
         return sorted(children, key=lambda child: (child["map"], child["index"]))
+
+    def recorded(self, execution_arn: str) -> int:
+        with self._lock:
+            return len(self._by_execution.get(execution_arn, []))
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[MapChildren]:

@@ -30,6 +30,7 @@ from restorectl import emulated_monitoring, emulated_sfn, interpreter_caches, sh
 from restorectl.emulated_journal import EmulatedJournal
 from restorectl.emulated_map_children import MapChildren
 from restorectl.emulated_rds import EmulatedRds
+from restorectl.emulated_redrive import REDRIVABLE_STATUSES, NotRedrivable, Redrive, Redrives, entered_with, unsuccessful_state
 from restorectl.emulated_renames import EmulatedRenames
 from restorectl.lambda_bridge import Injection, Interruption, LambdaBridge, function_name_for, load_manifest
 from restorectl.localpg import LocalPostgres
@@ -129,6 +130,8 @@ class RehearsalResult:
     reconciled: dict[str, Any] | None = None
     # Each Distributed Map child's own run (restorectl/emulated_map_children.py); moto's history has none of it.
     map_children: list[MapChildRun] = field(repr=False, default_factory=list)
+    # The execution's ARN (a redriven one keeps its first attempt's, as in AWS).
+    execution_arn: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -204,6 +207,7 @@ class Rehearsal:
         self.extra_reporters: list[Callable[[], dict[str, Any]]] = []
         self.journal = EmulatedJournal(REGION, ACCOUNT)
         self.map_children = MapChildren()
+        self.redrives = Redrives()
 
     # ------------------------------------------------------------------ set-up and tear-down
 
@@ -260,9 +264,11 @@ class Rehearsal:
         enter(self.renames.installed())
         enter(emulated_monitoring.installed())
         enter(self.bridge.installed())
+        enter(self.redrives.answering_for_the_execution())  # before the history's paging, which cuts its pages
         enter(emulated_sfn.installed())
         enter(interpreter_caches.installed())
         enter(self.map_children.installed())
+        enter(self.redrives.installed())
         enter(self._database_routing())
         self._stack.callback(self.rds.teardown)
         self._seed()
@@ -416,13 +422,45 @@ class Rehearsal:
         )["executionArn"]
         return execution_arn
 
-    def follow(self, workflow: str, execution_arn: str, *, clock_before: float = 0.0, invocations_before: int = 0) -> RehearsalResult:
+    def redrive(self, execution_arn: str, *, resume_at: str | None = None) -> RehearsalResult:
+        """Redrive an ended execution, as the console's Redrive button does (restorectl/emulated_redrive.py).
+
+        `resume_at` is no option of AWS's: it resumes at that top-level state, with the input the
+        execution last entered it with, instead of where the execution stopped. A test's stand-in
+        for an execution stopped there, so that one run can be resumed at each of its Tasks."""
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        ended = sfn.describe_execution(executionArn=execution_arn)
+        if ended["status"] == "RUNNING" or (ended["status"] not in REDRIVABLE_STATUSES and resume_at is None):
+            raise NotRedrivable(f"execution {ended['name']} is {ended['status']}: only a FAILED, ABORTED or TIMED_OUT one can be redriven")
+        workflow = next(w for w, arn in self.state_machines.items() if arn == ended["stateMachineArn"])
+        definition = json.loads(sfn.describe_state_machine(stateMachineArn=ended["stateMachineArn"])["definition"])
+        history = _all_events(sfn, execution_arn)  # every attempt's: a redrive resumes where the latest one stopped
+        state, state_input = unsuccessful_state(definition, history) if resume_at is None else entered_with(history, resume_at)
+        redrive = Redrive(execution_arn=execution_arn, count=self.redrives.count(execution_arn) + 1, state=state)
+        name = f"{ended['name']}-redrive-{redrive.count}"
+        run_arn = ended["stateMachineArn"].replace(":stateMachine:", ":execution:") + f":{name}"
+        self.redrives.register(run_arn, redrive)
+        clock_before = self.clock.waited_seconds
+        invocations_before = len(self.bridge.invocations)
+        children_before = self.map_children.recorded(execution_arn)
+        sfn.start_execution(stateMachineArn=ended["stateMachineArn"], name=name, input=json.dumps(state_input))
+        return self.follow(
+            workflow, run_arn, clock_before=clock_before, invocations_before=invocations_before, children_before=children_before
+        )
+
+    def follow(
+        self, workflow: str, execution_arn: str, *, clock_before: float = 0.0, invocations_before: int = 0, children_before: int = 0
+    ) -> RehearsalResult:
         """Wait (in real time, bounded) for an execution to end and describe how it went."""
         import boto3
 
         sfn = boto3.client("stepfunctions")
         history = self._follow(sfn, execution_arn)
-        description = sfn.describe_execution(executionArn=execution_arn)
+        # A redriven execution keeps its ARN in AWS: EventBridge and the journal see it, described as AWS does.
+        identity = self.redrives.original(execution_arn)
+        description = sfn.describe_execution(executionArn=identity)
         status = description["status"]
         output = json.loads(description["output"]) if description.get("output") else None
         invocations = self.bridge.invocations[invocations_before:]
@@ -433,7 +471,7 @@ class Rehearsal:
         reconciled = status_change if status in ("SUCCEEDED", "FAILED") and (status_change or {}).get("reconciled") else None
         children = [
             MapChildRun(map_state=c["map"], index=c["index"], path=path_from_history(c["events"]), history=c["events"])
-            for c in self.map_children.of(execution_arn)
+            for c in self.map_children.of(identity, since=children_before)
         ]
         _log_history(workflow, history, children)
         return RehearsalResult(
@@ -450,6 +488,7 @@ class Rehearsal:
             abandoned=abandoned,
             reconciled=reconciled,
             map_children=children,
+            execution_arn=identity,
         )
 
     def interrupt(self, execution_arn: str, status: str) -> None:

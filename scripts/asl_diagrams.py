@@ -30,8 +30,14 @@ hexagons Waits (a Wait, its describe Task and a Choice pointing back at the Wait
 circles the start, the end and Fail states. Solid arrows are `Next` and Choice branches (labelled
 with their condition; `otherwise` is the Default). Dotted arrows are `Catch` edges, labelled with
 the error names they catch. Every Task also retries Lambda's own service errors and throttling
-before any Catch applies; those retries are not drawn.
+before any Catch applies; those retries are not drawn. Nor is every top-level Task's first Catch, of
+`RedriveRefused` to `ReadRedriveRefusal`: a step of a redriven execution refuses to act, and the
+attempt ends there (`lambdas/restore_runbook/common/redrive.py`).
 """
+
+# Every top-level Task has this Catch first (tests/unit/test_asl_house_pattern.py): drawn once, on its target, not per Task.
+REDRIVE_CATCH = ["RedriveRefused"]
+REDRIVE_REFUSAL_STATE = "ReadRedriveRefusal"
 
 # Mermaid shapes by state type: (open, close)
 SHAPES = {
@@ -140,7 +146,10 @@ class Drawing:
                 self.lines.append("    end")
                 source = f"{nid}_done"
             else:
-                self.node(nid, name, kind, wait_for(state) if kind == "Wait" else None)
+                detail = wait_for(state) if kind == "Wait" else None
+                if name == REDRIVE_REFUSAL_STATE:
+                    detail = "from every top-level Task: Catch RedriveRefused"
+                self.node(nid, name, kind, detail)
                 source = nid
             self._transitions(state, source, prefix, end)
         return node_id(prefix + start_at)
@@ -157,6 +166,8 @@ class Drawing:
         elif state.get("End") or kind in ("Succeed", "Fail"):
             self.edge(source, end)
         for catch in state.get("Catch", []):
+            if catch["ErrorEquals"] == REDRIVE_CATCH:
+                continue
             self.edge(source, node_id(prefix + catch["Next"]), "Catch: " + ", ".join(catch["ErrorEquals"]), caught=True)
 
 

@@ -118,3 +118,56 @@ def test_one_validate_task_serves_both_branches_of_the_restore():
     assert {c["Next"] for c in after["Choices"]} | {after["Default"]} == {"WarmRestoredCopy", "RestoreSucceeded"}
     # and the cutover branch reads the copy once before the app meets it
     assert states["WarmRestoredCopy"]["Next"] == "StartCutover"
+
+
+# ---------------------------------------------------------------------------------------- redrive
+
+REDRIVE_CATCH = {"ErrorEquals": ["RedriveRefused"], "ResultPath": "$.redrive_refused", "Next": "ReadRedriveRefusal"}
+
+
+@pytest.mark.parametrize(("workflow", "name", "task"), TASKS, ids=[f"{w}:{n}" for w, n, _ in TASKS])
+def test_every_task_tells_its_step_whether_the_execution_was_redriven(workflow, name, task):
+    # Given a Task of any workflow, when Step Functions' Redrive resumes an ended execution at it
+    context = task["Parameters"]["context"]
+    outer, _, inner = name.partition("/")
+    if inner:
+        # Then a Map child passes its own count and its parent's, which the Map's ItemSelector hands it
+        map_state = load(STATEMACHINES / workflow)["States"][outer]
+        assert map_state["Type"] == "Map" and "/" not in inner, f"{workflow} {name}: only a Map's children are nested"
+        assert context["redrive_count.$"] == "$.redrive_count", f"{workflow} {name}"
+        assert context["own_redrive_count.$"] == "$$.Execution.RedriveCount", f"{workflow} {name}"
+        assert map_state["ItemSelector"]["redrive_count.$"] == "$$.Execution.RedriveCount", f"{workflow} {outer}"
+    else:
+        # Then the step is told the execution's redrive count, and a refusal ends the attempt before any other Catch
+        assert context["redrive_count.$"] == "$$.Execution.RedriveCount", f"{workflow} {name}"
+        assert task["Catch"][0] == REDRIVE_CATCH, f"{workflow} {name}: the first Catch is not the redrive refusal"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_a_refused_redrive_ends_in_a_fail_state_named_for_it_with_the_steps_own_words(path):
+    states = load(path)["States"]
+    read = states["ReadRedriveRefusal"]
+    assert read["Type"] == "Pass" and read["Next"] == "RedriveRefused"
+    assert read["Parameters"] == {"cause.$": "States.StringToJson($.redrive_refused.Cause)"}
+    fail = states["RedriveRefused"]
+    assert fail["Type"] == "Fail" and fail["Error"] == "RedriveRefused"
+    assert fail["CausePath"] == f"{read['ResultPath']}.cause.errorMessage"
+
+
+def test_every_step_handler_refuses_to_act_in_a_redriven_execution():
+    import importlib
+    import sys
+
+    lambdas = str(STATEMACHINES.parent / "lambdas")
+    if lambdas not in sys.path:
+        sys.path.insert(0, lambdas)
+    manifest: dict[str, str] = json.loads((STATEMACHINES / "functions.json").read_text(encoding="utf-8"))
+    unguarded = []
+    for handler_path in sorted(set(manifest.values())):
+        module, _, attribute = handler_path.rpartition(".")
+        handler: Any = getattr(importlib.import_module(module), attribute)
+        while handler is not None and not getattr(handler, "refuses_redrive", False):
+            handler = getattr(handler, "__wrapped__", None)
+        if handler is None:
+            unguarded.append(handler_path)
+    assert not unguarded, f"not wrapped in common.redrive.refuses_redrive: {unguarded}"

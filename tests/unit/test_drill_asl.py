@@ -7,6 +7,7 @@ import json
 import pytest
 
 from restorectl.paths import FUNCTIONS_MANIFEST, STATEMACHINES
+from tests.unit.asl_catches import failure_catches
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +20,7 @@ TASKS = {name: state for name, state in STATES.items() if state["Type"] == "Task
 def successors(name: str) -> set[str]:
     state = STATES[name]
     found = {state[key] for key in ("Next", "Default") if key in state}
-    found |= {c["Next"] for c in state.get("Catch", [])}
+    found |= {c["Next"] for c in failure_catches(state)}
     found |= {c["Next"] for c in state.get("Choices", [])}
     return found
 
@@ -42,7 +43,7 @@ def test_the_definition_has_a_comment_and_a_timeout_and_every_task_the_house_rul
     for name, state in TASKS.items():
         assert state["Comment"], name
         assert json.dumps(state["Retry"]) == standard_retry, name
-        assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], name
+        assert [c["ErrorEquals"] for c in failure_catches(state)] == [["States.ALL"]], name
         keys = list(state)
         assert keys.index("Retry") < keys.index("Catch"), name
         # the validate function has 10 minutes, the recordings check 5 (it copies and reads back recordings)
@@ -62,7 +63,7 @@ def test_it_reuses_restores_own_steps_and_every_placeholder_has_a_handler():
 
 @pytest.mark.parametrize("state", ["StartRestore", "CheckRecordings", "RemoveRecordingsScratch", "DescribeRestore", "ValidateRestore"])
 def test_every_failure_once_the_copy_may_exist_reaches_the_record_only_through_the_teardown(state):
-    (catch,) = STATES[state]["Catch"]
+    (catch,) = failure_catches(STATES[state])
     assert "RecordFailure" not in reachable_without(catch["Next"], avoid="TearDown")
     assert "ExplainFailure" not in reachable_without(catch["Next"], avoid="TearDown")
     assert "TearDown" in reachable_without(catch["Next"], avoid="RecordFailure")

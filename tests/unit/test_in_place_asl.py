@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from restorectl.paths import STATEMACHINES
+from tests.unit.asl_catches import failure_catches
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +21,7 @@ RENAMES = {"${RenameProductionAwayFunctionArn}", "${RenameCopyToProductionFuncti
 def successors(state: dict[str, Any]) -> list[str]:
     targets = [state.get("Next"), state.get("Default")]
     targets += [choice["Next"] for choice in state.get("Choices", [])]
-    targets += [catch["Next"] for catch in state.get("Catch", [])]
+    targets += [catch["Next"] for catch in failure_catches(state)]
     return [t for t in targets if t]
 
 
@@ -54,21 +55,21 @@ def test_the_definition_follows_the_house_rules() -> None:
         keys = list(state)
         assert keys.index("Retry") < keys.index("Catch"), name
         assert state["Retry"][0]["ErrorEquals"][0] == "Lambda.ServiceException", name
-        assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+        assert failure_catches(state)[-1]["ErrorEquals"] == ["States.ALL"], name
         assert state["TimeoutSeconds"] == (660 if state["Resource"] == "${ValidateRestoreFunctionArn}" else 60), name
 
 
 def test_every_path_from_the_stop_to_an_end_starts_the_app_again() -> None:
     assert ends_reachable_without("StopApp", {START_APP}) == []
     # and the stop's own failure is such a path: it goes to the rename-back
-    assert STATES["StopApp"]["Catch"][0]["Next"] == "RenameBack"
+    assert failure_catches(STATES["StopApp"])[0]["Next"] == "RenameBack"
 
 
 def test_nothing_before_the_stop_renames_or_stops_anything() -> None:
     before = ["RecordStart", "CheckInPlaceInput", "TakeLock", "StartFinalSnapshot", "DescribeFinalSnapshot", "StartRestore"]
     before += ["DescribeRestore", "ValidateRestore", "ReadHostsDbHost", "CheckHostsServeProduction"]
     for name in before:
-        assert STATES[name]["Catch"][0]["Next"] == "CleanUpAfterFailure", name
+        assert failure_catches(STATES[name])[0]["Next"] == "CleanUpAfterFailure", name
     assert STATES["ValidateRestore"]["Next"] == "ReadHostsDbHost"
 
 
@@ -83,9 +84,9 @@ def test_the_only_way_to_the_stop_is_through_the_check_that_every_host_serves_pr
 
 def test_a_failure_from_the_start_on_stops_the_app_before_renaming_back_and_a_failed_stop_still_renames_back() -> None:
     for name in ["StartApp", "CheckStart", "CheckHealth"]:
-        assert [c["Next"] for c in STATES[name]["Catch"]] == ["StopAppAfterStart"], name
+        assert [c["Next"] for c in failure_catches(STATES[name])] == ["StopAppAfterStart"], name
     for name in ["StopAppAfterStart", "CheckStopAfterStart"]:
-        assert [(c["Next"], c["ResultPath"]) for c in STATES[name]["Catch"]] == [("RenameBack", "$.stop_after_start_failure")], name
+        assert [(c["Next"], c["ResultPath"]) for c in failure_catches(STATES[name])] == [("RenameBack", "$.stop_after_start_failure")], name
     assert STATES["IsStopAfterStartDone"]["Choices"][0]["Next"] == "RenameBack"
     # the stop never renames: it is the app-control document's stop, like the first one
     assert STATES["StopAppAfterStart"]["Resource"] not in RENAMES
@@ -97,4 +98,4 @@ def test_only_the_swap_and_the_rename_back_rename_and_every_step_from_the_first_
     forward = ["StopApp", "CheckStop", "RenameProductionAway", "CheckProductionRename", "RenameCopyToProduction", "CheckCopyRename"]
     forward += ["ApplyProductionSettings", "CheckSettingsApplied", "CarryMonitoringOver"]
     for name in forward:
-        assert STATES[name]["Catch"][0]["Next"] == "RenameBack", name
+        assert failure_catches(STATES[name])[0]["Next"] == "RenameBack", name

@@ -41,9 +41,14 @@ def test_every_state_and_transition_is_drawn_with_catches_dotted_and_choices_lab
         assert any(re.match(rf"    {name}[\[\(\{{]", line) for line in lines), name
         # a Map or Parallel continues (and is caught) from where its branches join
         source = f"{name}_done" if state["Type"] in ("Map", "Parallel") else name
-        # each Catch is a dotted edge naming its errors
+        # each Catch is a dotted edge naming its errors, but every top-level Task's RedriveRefused one, drawn once on its target
         for catch in state.get("Catch", []):
-            assert f'    {source} -.->|"Catch: {", ".join(catch["ErrorEquals"])}"| {catch["Next"]}' in lines
+            edge = f'    {source} -.->|"Catch: {", ".join(catch["ErrorEquals"])}"| {catch["Next"]}'
+            if catch["ErrorEquals"] == asl_diagrams.REDRIVE_CATCH:
+                assert edge not in lines
+                assert any(line.startswith(f"    {catch['Next']}(") and "from every top-level Task: Catch RedriveRefused" in line for line in lines)
+            else:
+                assert edge in lines
         # each Choice branch is a labelled solid edge, the Default labelled "otherwise"
         if state["Type"] == "Choice":
             for rule in state["Choices"]:

@@ -19,6 +19,7 @@ from tests.workflow.conftest import (
     tags_of,
     terminate_host_before,
 )
+from tests.workflow.redrives import assert_each_redrive_refused
 
 pytestmark = pytest.mark.workflow
 
@@ -265,6 +266,8 @@ def test_an_injected_error_in_the_revert_ends_in_rollback_failed_and_keeps_the_c
     assert result.error == "RollbackFailed"
     assert "Lambda.ServiceException" in result.cause and "original error HealthCheckFailed" in result.cause
     assert len(instance_ids(result.world)) == 2
+    # and a redrive resumed at the explanation refuses there, touching nothing
+    assert_each_redrive_refused(world, result, only=["ExplainRollbackFailure"])
 
 
 def test_without_cutover_no_host_is_touched(rehearsal):

@@ -17,6 +17,7 @@ from restore_runbook.common import clock, rds
 from restorectl import emulated_rds
 from restorectl.lambda_bridge import LambdaContext
 from tests.workflow.conftest import SOURCE, instance_ids
+from tests.workflow.redrives import assert_each_redrive_refused
 
 pytestmark = pytest.mark.workflow
 
@@ -217,6 +218,8 @@ def test_a_second_start_for_the_same_scheduled_time_ends_at_once_and_says_so(reh
     assert len(records) == 2 and records[first_arn]["result"]["verdict"] == "met"
     duplicate = next(r for arn, r in records.items() if arn != first_arn)
     assert duplicate["outcome"] == "SUCCEEDED" and duplicate["result"]["duplicate_of"] == first_arn
+    # And a redrive resumed at the duplicate's record refuses there, writing nothing
+    assert_each_redrive_refused(world, retry, only=["RecordDuplicate"])
     # Another scheduled time is another drill.
     next_month = world.run("drill", {**scheduled, "scheduled_time": "2026-01-06T10:00:00Z"})
     assert next_month.status == "SUCCEEDED" and "StartRestore" in next_month.states()

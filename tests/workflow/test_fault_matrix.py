@@ -40,6 +40,7 @@ from restorectl.lambda_bridge import Injection
 from restorectl.localpg import LocalPostgres
 from tests.workflow import invariants
 from tests.workflow.conftest import SOURCE, endpoint_of
+from tests.workflow.redrives import assert_each_redrive_refused
 
 pytestmark = pytest.mark.workflow
 
@@ -223,15 +224,19 @@ def tasks_entered(result: Any) -> list[str]:
     return seen
 
 
-def run_success_path(pg: LocalPostgres, scenario: Scenario) -> tuple[Any, list[str]]:
-    """The scenario run without a fault, and the invariants of its success it broke (none, or a defect)."""
+def run_success_path(pg: LocalPostgres, scenario: Scenario, then: Callable[[Rehearsal, Any], None] | None = None) -> tuple[Any, list[str]]:
+    """The scenario run without a fault, and the invariants of its success it broke (none, or a defect);
+    `then(world, result)` runs in the same world afterwards, when the run succeeded."""
     with Rehearsal(pg, RehearsalOptions(**OPTIONS)) as world:  # type: ignore[arg-type]
         prepared = scenario.prepare(world)
         before = invariants.capture(world)
         execution_arn = world.start(scenario.workflow, scenario.execution_input(world, prepared))
         result = world.follow(scenario.workflow, execution_arn)
         expected = scenario.on_success(world, prepared, result) if result.status == "SUCCEEDED" else invariants.Expected("SUCCEEDED")
-        return result, invariants.violations(result, before, expected, execution_arn=execution_arn)
+        broken = invariants.violations(result, before, expected, execution_arn=execution_arn)
+        if then is not None and result.status == "SUCCEEDED" and not broken:
+            then(world, result)
+        return result, broken
 
 
 def listed_tasks() -> dict[str, list[str]]:
@@ -282,6 +287,16 @@ def test_each_success_path_enters_exactly_the_tasks_the_matrix_faults(worlds: Wo
         f"the {scenario.name} success path enters {entered}, but {TASKS_FILE.name} lists {listed} for the matrix to fault; "
         f"if the change is meant, rewrite the file with `{REWRITE}`"
     )
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_a_redrive_resumed_at_any_task_of_a_success_path_ends_there_and_changes_nothing(worlds: Worlds, scenario: Scenario) -> None:
+    worlds.close()  # one rehearsal is open at a time
+    resumed: list[str] = []
+    result, broken = run_success_path(worlds.pg, scenario, then=lambda world, run: resumed.extend(assert_each_redrive_refused(world, run)))
+    assert result.status == "SUCCEEDED" and not broken, f"the {scenario.name} success path failed: {result.error}: {broken}"
+    assert resumed, f"the {scenario.name} success path entered no Task to resume at"
+    # (The failure paths' Tasks are resumed the same way after each crash-after-acting case of the matrix.)
 
 
 # ---------------------------------------------------------------------------------------- worlds
@@ -374,6 +389,9 @@ def test_a_fault_at_any_task_leaves_production_serving_and_everything_accounted_
             result, before, expected, execution_arn=execution_arn, injected=None if case.fault.succeeds else case.fault.error
         )
         assert not broken, f"{case.id} broke {len(broken)} invariant(s):\n- " + "\n- ".join(broken) + f"\npath: {result.states()}"
+        if case.fault.name == "crash-after-acting":
+            # A redrive of this run, resumed at any step of its failure path, refuses there and changes nothing.
+            assert_each_redrive_refused(world, result, skip=listed_tasks()[scenario.name])
         after = invariants.capture(world)
         keep = after.as_built(start)
         if (scenario.workflow, case.state) in LEAVES_A_FINAL_SNAPSHOT and result.status == "FAILED":

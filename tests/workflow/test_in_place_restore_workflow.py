@@ -24,6 +24,7 @@ import pytest
 from restorectl.harness import Rehearsal, RehearsalOptions
 from restorectl.lambda_bridge import Injection
 from tests.workflow.conftest import SOURCE, instance_ids, start_tagged_host, start_tagged_host_before, terminate_host_before
+from tests.workflow.redrives import assert_each_redrive_refused
 
 pytestmark = pytest.mark.workflow
 
@@ -439,6 +440,9 @@ def test_when_renaming_back_fails_the_app_is_started_anyway_and_rollback_failed_
     assert "[original error InjectedFault:" in result.cause
     # And nothing was deleted
     assert len(instance_ids(result.world)) == 2
+    # And a redrive resumed at any step after the failed rename-back refuses there, touching nothing
+    after_failed_rename_back = ["StartAppAfterFailedRenameBack", "CheckStartAfterFailedRenameBack", "CheckHealthAfterFailedRenameBack"]
+    assert_each_redrive_refused(world, result, only=[*after_failed_rename_back, "ExplainRenameBackFailure"])
 
 
 def test_a_host_whose_app_never_starts_again_ends_in_rollback_failed_saying_so(rehearsal):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.workflow.conftest import SOURCE, instance_ids, terminate_host_before
+from tests.workflow.redrives import assert_each_redrive_refused
 from tests.workflow.test_cutover_workflow import endpoint_of
 from tests.workflow.test_journal_workflow import executions, locks
 
@@ -74,6 +75,8 @@ def test_when_the_original_does_not_answer_the_app_goes_back_to_the_copy_it_used
     assert "app running and healthy (restored database)" in result.cause
     # and the copy, which serves production again, is not deleted
     assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
+    # and a redrive resumed at any step of the fall-back to the copy refuses there, touching nothing
+    assert_each_redrive_refused(world, result, only=["RestartAppOnCopy", "CheckRestartOnCopy", "CheckHealthAfterRestartOnCopy"])
 
 
 def test_a_host_that_cannot_restart_anywhere_is_named_as_possibly_stopped(rehearsal):

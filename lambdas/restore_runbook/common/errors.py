@@ -102,6 +102,10 @@ class StepFailed(RunbookError):
     """A step failed with an error Step Functions itself raised (a States.* name other than a timeout)."""
 
 
+class RedriveRefused(RunbookError):
+    """A step of a redriven execution (Step Functions' Redrive) refused to act: the workflows resume no ended execution."""
+
+
 class TeardownFailed(RunbookError):
     """A drill's temporary instance could not be deleted (refused, or not gone in time); the daily sweep retries."""
 

@@ -175,6 +175,10 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     workflow = workflow_of(str(detail["stateMachineArn"]), state_machine_prefix)
     start = iso_millis(detail.get("startDate"))
     record = find_record(workflow, str(execution_arn), start, settings)
+    if record is not None and record.get("outcome") != journal.RUNNING:
+        # EventBridge delivers at least once: the end is journaled, its lock seen to and its notice sent.
+        why = f"the record already reads {record.get('outcome')}"
+        return {"workflow": workflow, "execution_arn": execution_arn, "recorded": False, "why": why, "locks": []}
     started_at = str((record or {}).get("execution_start_time") or start or "")
     if status == "TIMED_OUT":
         error, cause = "States.Timeout", detail.get("cause") or "the execution ran past its TimeoutSeconds"

@@ -30,6 +30,7 @@ from restore_runbook.journal.abandoned import (
     workflow_of,
 )
 from restore_runbook.journal.abandoned import left_behind as abandoned_left_behind
+from restore_runbook.journal.attempts import as_first_attempt, first_attempt, redrive_count
 from restore_runbook.journal.lock import release_lock
 from restore_runbook.journal.notify import notify
 from restore_runbook.journal.records import parse_input
@@ -78,19 +79,28 @@ def reconcile(
         return None
     execution_arn, workflow = str(record["execution_arn"]), str(record.get("workflow") or "")
     description = (describe or describe_execution)(execution_arn)
+    # Redriven since: the record is the first attempt's, the only one that acted (journal/attempts.py).
+    redrives = redrive_count(description)
+    first = first_attempt(execution_arn) if redrives else None
+    if first is not None:
+        if first.status not in ENDED_STATUSES:
+            return None  # its first end is not in the history: nothing true to write
+        description = as_first_attempt(description, first)
     status = str(description.get("status"))
     if status not in ENDED_STATUSES:
         return None
     output = parse_input(description.get("output"))
     error = None if status == "SUCCEEDED" else str(description.get("error") or "States.Runtime")
     cause = None if status == "SUCCEEDED" else str(description.get("cause") or "")
+    if redrives:
+        cause = f"{cause} [redriven {redrives} time(s) since: each redriven attempt refused to act (RedriveRefused)]"
     resources = locks_of(execution_arn, workflow, dict(record), None, settings)
     left_behind = str((output or {}).get("left_behind") if isinstance(output, dict) else "") or (
         f"not recorded by the workflow (its end record could not be written); check the execution: {journal.console_link(execution_arn)}"
     )
     # Stopped from outside half-way through changing production, and its status-change event lost:
     # as for the status-change event (journal/abandoned.py), the lock is kept for recovery and the record says why.
-    state = last_state(execution_arn) if status in ABANDONED_STATUSES else None
+    state = (first.last_state if first else last_state(execution_arn)) if status in ABANDONED_STATUSES else None
     mid_change_words = abandoned_left_behind(workflow, execution_arn, state)
     kept = keep_locks_if_mid_change(workflow, execution_arn, state, resources, mid_change_words, settings)
     if kept is not None:
@@ -144,14 +154,19 @@ def reconcile(
 
 
 def reconcile_ended(
-    event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str, reconciled_by: str
+    event: dict[str, Any],
+    settings: journal.JournalSettings,
+    state_machine_prefix: str,
+    reconciled_by: str,
+    describe: Callable[[str], Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A SUCCEEDED or FAILED status change: the execution's record is closed if it still reads RUNNING."""
+    """A SUCCEEDED or FAILED status change (or any end of an execution redriven since): the
+    execution's record is closed if it still reads RUNNING."""
     detail = event.get("detail") or {}
     execution_arn = str(detail["executionArn"])
     workflow = workflow_of(str(detail["stateMachineArn"]), state_machine_prefix)
     record = find_record(workflow, execution_arn, iso_millis(detail.get("startDate")), settings)
-    done = reconcile(record, reconciled_by=reconciled_by, settings=settings) if record else None
+    done = reconcile(record, reconciled_by=reconciled_by, settings=settings, describe=describe) if record else None
     if done is None:
         why = "no start record" if record is None else f"the record already reads {record.get('outcome')}"
         return {"workflow": workflow, "execution_arn": execution_arn, "status": detail.get("status"), "reconciled": False, "why": why}
@@ -161,11 +176,18 @@ def reconcile_ended(
 def record_status_change(
     event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str, reconciled_by: str
 ) -> dict[str, Any]:
-    """The status-change function: journal an abandoned execution, or repair the record of one that ended."""
+    """The status-change function: journal an abandoned execution, or repair the record of one that ended.
+
+    An execution redriven since (its first attempt's event may arrive late, or the redriven attempt's
+    own end arrives) is journaled as its first attempt ended, once: a record already closed is left
+    as it is, and one still RUNNING is closed as `reconcile` closes it, from the first attempt."""
     detail = event.get("detail") or {}
     status = detail.get("status")
-    if status in ABANDONED_STATUSES:
-        return record_abandoned(event, settings, state_machine_prefix)
     if status not in ENDED_STATUSES or not detail.get("executionArn") or not detail.get("stateMachineArn"):
         raise InvalidInput(f"expected a Step Functions status change to {' or '.join(ENDED_STATUSES)}, got {detail!r}")
+    description = describe_execution(str(detail["executionArn"]))
+    if redrive_count(description):
+        return reconcile_ended(event, settings, state_machine_prefix, reconciled_by, describe=lambda _arn: description)
+    if status in ABANDONED_STATUSES:
+        return record_abandoned(event, settings, state_machine_prefix)
     return reconcile_ended(event, settings, state_machine_prefix, reconciled_by)

@@ -28,7 +28,7 @@ Why two overlapping restores A and B cannot both pass while both run:
    older one, RUNNING, never a final status), or says A does not exist although its entry is older
    than the longest an execution may run (the workflow's TimeoutSeconds; a younger one may be an
    execution DescribeExecution has not caught up with, and blocks). (An execution redriven after it
-   ended runs again holding no lock at all; that is true of every workflow's lock, not of this check.)
+   ended holds no lock, and its steps refuse to act: common/redrive.py.)
 4. So B's read held A's entry, whose prefix overlaps B's and whose holder runs: B refused. Of two
    overlapping restores started at the same moment, the one whose write lost reads again and refuses.
 

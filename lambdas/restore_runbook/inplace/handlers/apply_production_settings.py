@@ -3,6 +3,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.common.redrive import refuses_redrive
 from restore_runbook.inplace.production_settings import apply_production_settings
 from restore_runbook.settings import settings
 
@@ -10,6 +11,7 @@ from restore_runbook.settings import settings
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     progress = apply_production_settings(event["plan"], event["context"]["execution_id"], settings())
     logger.info("production settings applied to the new production", extra={"progress": progress})

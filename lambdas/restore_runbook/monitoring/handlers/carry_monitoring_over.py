@@ -3,12 +3,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.common.redrive import refuses_redrive
 from restore_runbook.monitoring.carry_over import carry_over
 
 
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     record = carry_over(event["from_instance"], event["to_instance"], event["context"]["execution_id"])
     logger.info("monitoring carried over", extra={"monitoring": record})

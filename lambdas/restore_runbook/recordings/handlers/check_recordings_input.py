@@ -3,6 +3,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.common.redrive import refuses_redrive
 from restore_runbook.recordings.request import check_request
 from restore_runbook.settings import settings
 
@@ -10,6 +11,7 @@ from restore_runbook.settings import settings
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     checked = check_request(event.get("request"), settings()).to_state()
     logger.info("recordings restore input accepted", extra={"request": checked})

@@ -4,12 +4,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.common.redrive import refuses_redrive
 from restore_runbook.recordings.apply import UNDELETING, apply_batch
 
 
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     counts = apply_batch(event["batch"], UNDELETING)
     metrics.add_metric(name="RecordingsUndeleted", unit=MetricUnit.Count, value=counts["applied"])

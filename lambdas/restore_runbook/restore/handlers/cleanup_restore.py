@@ -4,6 +4,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common import failure
 from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.common.redrive import refuses_redrive
 from restore_runbook.restore.instance import clean_up_failed_restore
 from restore_runbook.settings import settings
 
@@ -11,6 +12,7 @@ from restore_runbook.settings import settings
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error, cause = failure.outcome_of(event.get("failure"))
     # The restore workflow's record of the revert of its cutover (null until one ran; the in-place

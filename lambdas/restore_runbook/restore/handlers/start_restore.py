@@ -4,6 +4,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from restore_runbook.common.observability import logger, metrics, tracer
+from restore_runbook.common.redrive import refuses_redrive
 from restore_runbook.restore.instance import start_restore
 from restore_runbook.restore.request import RestorePlan
 from restore_runbook.settings import settings
@@ -12,6 +13,7 @@ from restore_runbook.settings import settings
 @logger.inject_lambda_context(correlation_id_path="context.execution_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     progress = start_restore(RestorePlan.from_state(event["plan"]), event["context"]["execution_id"], settings())
     if not progress["already_started"]:
