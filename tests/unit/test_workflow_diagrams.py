@@ -46,7 +46,9 @@ def test_every_state_and_transition_is_drawn_with_catches_dotted_and_choices_lab
             edge = f'    {source} -.->|"Catch: {", ".join(catch["ErrorEquals"])}"| {catch["Next"]}'
             if catch["ErrorEquals"] == asl_diagrams.REDRIVE_CATCH:
                 assert edge not in lines
-                assert any(line.startswith(f"    {catch['Next']}(") and "from every top-level Task: Catch RedriveRefused" in line for line in lines)
+                assert any(
+                    line.startswith(f"    {catch['Next']}(") and "from every top-level Task: Catch RedriveRefused" in line for line in lines
+                )
             else:
                 assert edge in lines
         # each Choice branch is a labelled solid edge, the Default labelled "otherwise"
