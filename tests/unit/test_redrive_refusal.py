@@ -124,3 +124,34 @@ def test_a_history_with_no_state_to_resume_is_not_redrivable():
 def test_resuming_at_a_named_state_takes_its_last_input():
     history = [entered("Poll", {"n": 1}), exited("Poll", {"n": 1}), entered("Poll", {"n": 2})]
     assert entered_with(history, "Poll") == ("Poll", {"n": 2})
+
+
+# ---------------------------------------------------------------------------------------- the journal's view
+
+
+def test_a_redriven_execution_is_described_as_its_first_attempt_ended():
+    from datetime import datetime, timezone
+
+    from restore_runbook.journal.attempts import FirstAttempt, as_first_attempt, redrive_count
+
+    stopped = datetime(2025, 11, 2, 12, 30, tzinfo=timezone.utc)
+    latest = {
+        "executionArn": ARN,
+        "status": "FAILED",
+        "error": "RedriveRefused",
+        "cause": "execution swap-0412 was redriven (once), and CheckStop did nothing: ...",
+        "stopDate": datetime(2025, 11, 2, 13, 0, tzinfo=timezone.utc),
+        "redriveCount": 1,
+    }
+    first = FirstAttempt(status="ABORTED", error=None, cause="stopped by hand", stopped_at=stopped, last_state="CheckStop")
+
+    described = as_first_attempt(latest, first)
+
+    assert (described["status"], described["error"], described["cause"], described["stopDate"]) == (
+        "ABORTED",
+        None,
+        "stopped by hand",
+        stopped,
+    )
+    assert described["executionArn"] == ARN and redrive_count(described) == 1
+    assert redrive_count({}) == 0 and redrive_count({"redriveCount": True}) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 
 from restorectl.lambda_bridge import Interruption
@@ -107,6 +108,21 @@ def test_an_aborted_snapshot_is_journaled_and_notified(rehearsal):
     assert (record["outcome"], record["error"]) == ("ABORTED", "ExecutionAborted")
     assert "it stopped in state DescribeSnapshot" in record["left_behind"]
     assert any("ABORTED" in n["subject"] or "ABORTED" in n["message"] for n in result.world["notifications"])
+
+
+def test_an_abort_event_delivered_twice_is_journaled_and_announced_once(rehearsal):
+    # Given an aborted snapshot whose ABORTED event was handled (EventBridge delivers at least once)
+    world = rehearsal(calls_rows=300, interruptions=[Interruption("DescribeSnapshot", "ABORTED")])
+    result = world.run("snapshot", {"reason": "pre-migration", "requested_by": "ci"})
+    assert result.abandoned is not None and result.abandoned["outcome"] == "ABORTED"
+    description = boto3.client("stepfunctions").describe_execution(executionArn=result.execution_arn)
+
+    # When the same event arrives again
+    again = world._report_status_change(description)
+
+    # Then it says the end is already journaled, and the record, the locks and the notices are as they were
+    assert again["recorded"] is False and again["why"] == "the record already reads ABORTED"
+    assert world.describe_world() == result.world
 
 
 def test_interruptions_are_written_as_the_console_names_states():
