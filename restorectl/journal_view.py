@@ -62,6 +62,7 @@ def reconcile_running(table: Any, describe: Callable[[str], Any], *, reconciled_
     execution still runs, or that Step Functions does not know, is left as it is."""
     from botocore.exceptions import ClientError
 
+    from restore_runbook.journal.attempts import FirstAttemptUnknown
     from restore_runbook.journal.reconcile import reconcile
     from restore_runbook.journal.table import RUNNING, JournalSettings
 
@@ -74,12 +75,22 @@ def reconcile_running(table: Any, describe: Callable[[str], Any], *, reconciled_
         try:
             closed = reconcile(record, reconciled_by=reconciled_by, settings=settings, describe=describe)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
-                raise
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ExecutionDoesNotExist":
+                continue
+            # One record Step Functions will not tell about (AccessDenied, throttling) does not stop the report.
+            done.append({**_about(record), "not_reconciled": f"{code}: {exc}"})
+            continue
+        except FirstAttemptUnknown as exc:
+            done.append({**_about(record), "not_reconciled": str(exc)})
             continue
         if closed is not None:
             done.append(closed)
     return done
+
+
+def _about(record: Any) -> dict[str, Any]:
+    return {"workflow": record.get("workflow"), "execution_arn": record.get("execution_arn")}
 
 
 def status(table: Any, workflows: list[str], reconciled: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -137,9 +148,12 @@ def print_history(runs: list[dict[str, Any]]) -> None:
 
 def print_status(state: dict[str, Any]) -> None:
     for closed in state.get("reconciled") or []:
+        name = str(closed["execution_arn"]).rsplit(":", 1)[-1]
+        if "not_reconciled" in closed:
+            print(f"NOT reconciled: {closed['workflow']} execution {name} reads RUNNING and was left so: {closed['not_reconciled']}")
+            continue
         print(
-            f"reconciled: {closed['workflow']} execution {str(closed['execution_arn']).rsplit(':', 1)[-1]} read RUNNING "
-            f"but ended {closed['outcome']}; record closed, {closed['lock']}"
+            f"reconciled: {closed['workflow']} execution {name} read RUNNING but ended {closed['outcome']}; record closed, {closed['lock']}"
         )
     print("Locks held")
     rows = [

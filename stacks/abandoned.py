@@ -54,7 +54,8 @@ class AbandonedExecutions(Construct):
                     conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["LOCK"]}, "Null": {"dynamodb:LeadingKeys": "false"}},
                 ),
                 *journal.publish_statements(),
-                # DescribeExecution: how an execution whose record reads RUNNING really ended.
+                # How an execution whose record reads RUNNING really ended, whether it was redriven since, and (the
+                # history) the last state it entered, or its first attempt entered (journal/attempts.py).
                 iam.PolicyStatement(actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions]),
             ],
             acknowledgements={

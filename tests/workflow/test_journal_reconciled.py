@@ -76,6 +76,29 @@ def test_a_success_whose_status_change_was_lost_is_closed_by_restorectl_status(r
     assert journal_view.reconcile_running(table, describe, reconciled_by="restorectl status (ben)", source_instance=SOURCE) == []
 
 
+def test_restorectl_status_leaves_a_record_step_functions_will_not_describe_and_says_so(rehearsal, capsys):
+    from botocore.exceptions import ClientError
+
+    # Given a record left RUNNING, and an operator whose role may not describe that execution
+    world = rehearsal(calls_rows=300, restore_minutes=3, inject=["RecordSuccess=RuntimeError"], deliver_status_changes=False)
+    result = world.run("restore", {"mode": "snapshot"})
+    assert result.status == "SUCCEEDED", result.cause
+
+    def refused(_arn: str) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "DescribeExecution")
+
+    # When someone runs restorectl status
+    table = journal_table(world)
+    closed = journal_view.reconcile_running(table, refused, reconciled_by="restorectl status (ana)", source_instance=SOURCE)
+
+    # Then that record is left RUNNING, and status says which and why instead of stopping
+    (skipped,) = closed
+    assert skipped["execution_arn"] == result.execution_arn and skipped["not_reconciled"].startswith("AccessDeniedException")
+    assert [r["outcome"] for r in world.describe_world()["journal"] if r["pk"] == "WORKFLOW#restore"] == ["RUNNING"]
+    journal_view.print_status(journal_view.status(table, available_workflows(), closed))
+    assert f"NOT reconciled: restore execution {result.execution_arn.rsplit(':', 1)[-1]} reads RUNNING" in capsys.readouterr().out
+
+
 def test_a_drill_whose_end_record_failed_has_its_lock_released_by_the_reconciler(rehearsal):
     # Given a drill whose end record cannot be written, nor its lock released without it
     world = rehearsal(calls_rows=300, restore_minutes=3, inject=["RecordSuccess=RuntimeError", "ReleaseWithoutRecord=RuntimeError"])

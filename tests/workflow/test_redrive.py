@@ -94,13 +94,21 @@ def in_place_stopped_mid_swap_with_its_event_lost(rehearsal: Any) -> tuple[Any, 
     return world, stopped
 
 
-def assert_journaled_as_stopped_mid_swap(world_now: dict[str, Any]) -> None:
+def notices_of(world_now: dict[str, Any], execution_arn: str) -> list[dict[str, Any]]:
+    name = execution_arn.rsplit(":", 1)[-1]
+    return [n for n in world_now["notifications"] if name in n["message"] or name in n["subject"]]
+
+
+def assert_journaled_as_stopped_mid_swap(world_now: dict[str, Any], execution_arn: str) -> None:
     (record,) = [r for r in world_now["journal"] if r["pk"] == "WORKFLOW#in-place-restore"]
-    assert record["outcome"] == "ABORTED", record
+    assert (record["outcome"], record["error"]) == ("ABORTED", "ExecutionAborted"), record
     assert "it stopped in state CheckStop" in record["left_behind"], "the first attempt's last state, not the refusal's"
+    assert "the app may still be STOPPED on every API host" in record["left_behind"]
     assert "redriven 1 time(s) since: each redriven attempt refused to act (RedriveRefused)" in record["cause"]
     (lock,) = locks(world_now)
     assert lock["needs_recovery"], "production stays locked for a person: the app is stopped mid-swap"
+    (notice,) = notices_of(world_now, execution_arn)
+    assert "ABORTED" in notice["subject"] or "ABORTED" in notice["message"]
 
 
 def test_a_redrive_after_the_stops_event_was_lost_journals_the_stop_and_keeps_production_locked(rehearsal):
@@ -115,7 +123,28 @@ def test_a_redrive_after_the_stops_event_was_lost_journals_the_stop_and_keeps_pr
     # Then the record is closed as the first attempt ended (ABORTED in CheckStop), not as the refusal
     # (FAILED in RedriveRefused), and the lock on production is kept for recovery, not released
     assert redriven.reconciled is not None and redriven.reconciled["outcome"] == "ABORTED"
-    assert_journaled_as_stopped_mid_swap(redriven.world)
+    assert_journaled_as_stopped_mid_swap(redriven.world, stopped.execution_arn)
+
+
+def test_a_restore_that_timed_out_with_its_event_lost_and_is_redriven_is_journaled_as_it_timed_out(rehearsal):
+    # Given a restore whose execution timed out while it polled RDS, its TIMED_OUT event lost
+    world = rehearsal(calls_rows=300, restore_minutes=3, interruptions=[Interruption("DescribeRestore", "TIMED_OUT")])
+    world.options.deliver_status_changes = False
+    timed_out = world.run("restore", PITR)
+    assert timed_out.status == "TIMED_OUT" and timed_out.abandoned is None
+
+    # When it is redriven and the redriven attempt's end reaches the status-change function
+    world.options.deliver_status_changes = True
+    redriven = world.redrive(timed_out.execution_arn)
+
+    # Then the record says it timed out in DescribeRestore and what it left (the copy), as its own event would
+    # have, its lock is released (nothing was mid-change), and one notice went out
+    (record,) = [r for r in redriven.world["journal"] if r["pk"] == "WORKFLOW#restore"]
+    assert (record["outcome"], record["error"]) == ("TIMED_OUT", "States.Timeout"), record
+    assert "it stopped in state DescribeRestore" in record["left_behind"]
+    assert f"irisx-restore:execution={timed_out.execution_arn}" in record["left_behind"]
+    assert locks(redriven.world) == []
+    assert len(notices_of(redriven.world, timed_out.execution_arn)) == 1
 
 
 def test_a_stops_event_that_arrives_after_a_redrive_still_keeps_production_locked(rehearsal):
@@ -131,7 +160,7 @@ def test_a_stops_event_that_arrives_after_a_redrive_still_keeps_production_locke
     # Then it journals the stop from the first attempt, and production stays locked for recovery
     assert handled.get("outcome") == "ABORTED", handled
     world_now = world.describe_world()
-    assert_journaled_as_stopped_mid_swap(world_now)
+    assert_journaled_as_stopped_mid_swap(world_now, stopped.execution_arn)
 
     # And a second delivery of the same event changes nothing
     assert world._report_status_change({**description, "status": "ABORTED"}).get("reconciled") is False

@@ -27,6 +27,12 @@ from restore_runbook.journal.records import finish, parse_input
 from restore_runbook.journal.workflows import traits_of
 
 ABANDONED_STATUSES = ("TIMED_OUT", "ABORTED")
+# The error and cause journaled for an execution stopped from outside when Step Functions gives none.
+ABANDONED_ERRORS = {"TIMED_OUT": "States.Timeout", "ABORTED": "ExecutionAborted"}
+ABANDONED_CAUSES = {
+    "TIMED_OUT": "the execution ran past its TimeoutSeconds",
+    "ABORTED": "the execution was stopped (StopExecution: console, CLI or API)",
+}
 
 
 def workflow_of(state_machine_arn: str, prefix: str) -> str:
@@ -136,9 +142,15 @@ def lock_candidates(workflow: str, given: Any, configured: Mapping[str, str]) ->
 
 
 def last_state(execution_arn: str) -> str | None:
-    """The last state the execution entered (one GetExecutionHistory page, newest first); None if unknown."""
+    """The last state the execution entered (one GetExecutionHistory page, newest first), or, once it
+    has been redriven, the last one its first attempt entered (journal/attempts.py); None if unknown."""
+    from restore_runbook.journal.attempts import REDRIVEN, first_attempt
+
     try:
         events = aws.client("stepfunctions").get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)["events"]
+        if any(event.get("type") == REDRIVEN for event in events):
+            # Redriven since the status was read: the newest states are the refusal's, which changed nothing.
+            return first_attempt(execution_arn).last_state
     except Exception:  # noqa: BLE001 - the record and the notification matter more than this detail
         return None
     for event in events:
@@ -176,14 +188,11 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     start = iso_millis(detail.get("startDate"))
     record = find_record(workflow, str(execution_arn), start, settings)
     if record is not None and record.get("outcome") != journal.RUNNING:
-        # EventBridge delivers at least once: the end is journaled, its lock seen to and its notice sent.
+        # EventBridge delivers at least once: this end is journaled and its lock seen to already.
         why = f"the record already reads {record.get('outcome')}"
         return {"workflow": workflow, "execution_arn": execution_arn, "recorded": False, "why": why, "locks": []}
     started_at = str((record or {}).get("execution_start_time") or start or "")
-    if status == "TIMED_OUT":
-        error, cause = "States.Timeout", detail.get("cause") or "the execution ran past its TimeoutSeconds"
-    else:
-        error, cause = "ExecutionAborted", detail.get("cause") or "the execution was stopped (StopExecution: console, CLI or API)"
+    error, cause = ABANDONED_ERRORS[str(status)], detail.get("cause") or ABANDONED_CAUSES[str(status)]
     state = last_state(str(execution_arn))
     resources = locks_of(str(execution_arn), workflow, record, detail.get("input"), settings)
     left = left_behind(workflow, str(execution_arn), state)

@@ -28,6 +28,10 @@ END_EVENTS = {
 REDRIVEN = "ExecutionRedriven"
 
 
+class FirstAttemptUnknown(RuntimeError):
+    """A redriven execution whose history shows no end of its first attempt: nothing true can be journaled."""
+
+
 @dataclass(frozen=True)
 class FirstAttempt:
     status: str | None  # None when its end is not in the history read

@@ -20,6 +20,8 @@ from restore_runbook.common import aws, clock
 from restore_runbook.common.errors import InvalidInput
 from restore_runbook.journal import table as journal
 from restore_runbook.journal.abandoned import (
+    ABANDONED_CAUSES,
+    ABANDONED_ERRORS,
     ABANDONED_STATUSES,
     find_record,
     iso_millis,
@@ -30,12 +32,13 @@ from restore_runbook.journal.abandoned import (
     workflow_of,
 )
 from restore_runbook.journal.abandoned import left_behind as abandoned_left_behind
-from restore_runbook.journal.attempts import as_first_attempt, first_attempt, redrive_count
+from restore_runbook.journal.attempts import FirstAttemptUnknown, as_first_attempt, first_attempt, redrive_count
 from restore_runbook.journal.lock import release_lock
 from restore_runbook.journal.notify import notify
 from restore_runbook.journal.records import parse_input
 
 ENDED_STATUSES = ("SUCCEEDED", "FAILED", *ABANDONED_STATUSES)
+
 # What the rule delivers: every end. TIMED_OUT / ABORTED never reach the workflow's own journal step.
 STATUS_CHANGES = ENDED_STATUSES
 
@@ -84,14 +87,18 @@ def reconcile(
     first = first_attempt(execution_arn) if redrives else None
     if first is not None:
         if first.status not in ENDED_STATUSES:
-            return None  # its first end is not in the history: nothing true to write
+            raise FirstAttemptUnknown(
+                f"{execution_arn} was redriven {redrives} time(s), but its history shows no end of its first attempt: its "
+                "record is left RUNNING and its lock as it is; look at the execution and release the lock by hand"
+            )
         description = as_first_attempt(description, first)
     status = str(description.get("status"))
     if status not in ENDED_STATUSES:
         return None
     output = parse_input(description.get("output"))
-    error = None if status == "SUCCEEDED" else str(description.get("error") or "States.Runtime")
-    cause = None if status == "SUCCEEDED" else str(description.get("cause") or "")
+    # Stopped from outside: named as the status-change function names it (record_abandoned), whatever StopExecution said.
+    error = None if status == "SUCCEEDED" else ABANDONED_ERRORS.get(status) or str(description.get("error") or "States.Runtime")
+    cause = None if status == "SUCCEEDED" else str(description.get("cause") or ABANDONED_CAUSES.get(status) or "")
     if redrives:
         cause = f"{cause} [redriven {redrives} time(s) since: each redriven attempt refused to act (RedriveRefused)]"
     resources = locks_of(execution_arn, workflow, dict(record), None, settings)
@@ -103,13 +110,17 @@ def reconcile(
     state = (first.last_state if first else last_state(execution_arn)) if status in ABANDONED_STATUSES else None
     mid_change_words = abandoned_left_behind(workflow, execution_arn, state)
     kept = keep_locks_if_mid_change(workflow, execution_arn, state, resources, mid_change_words, settings)
+    if status in ABANDONED_STATUSES:
+        # Stopped from outside: what it may have left is said from where it stopped, as for its own event.
+        left_behind = mid_change_words
     if kept is not None:
-        left_behind, released = mid_change_words, kept
+        released = kept
     else:
         released = [release_lock(execution_arn=execution_arn, resource=r, settings=settings) for r in resources]
     lock = "; ".join(released) or "no lock held by this execution any more"
     now = clock.isoformat(clock.now())
-    reconciled = {"by": reconciled_by, "at": now, "was": journal.RUNNING, "source": "DescribeExecution"}
+    source = "GetExecutionHistory (the first attempt's end)" if first is not None else "DescribeExecution"
+    reconciled = {"by": reconciled_by, "at": now, "was": journal.RUNNING, "source": source}
     try:
         journal.table(settings).update_item(
             Key={journal.PK: record[journal.PK], journal.SK: record[journal.SK]},
