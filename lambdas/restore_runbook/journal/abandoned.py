@@ -22,6 +22,7 @@ from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
 from restore_runbook.journal import prefix_registry
 from restore_runbook.journal import table as journal
+from restore_runbook.journal.attempts import REDRIVEN, first_attempt
 from restore_runbook.journal.lock import keep_for_recovery, release_lock
 from restore_runbook.journal.records import finish, parse_input
 from restore_runbook.journal.workflows import traits_of
@@ -144,8 +145,6 @@ def lock_candidates(workflow: str, given: Any, configured: Mapping[str, str]) ->
 def last_state(execution_arn: str) -> str | None:
     """The last state the execution entered (one GetExecutionHistory page, newest first), or, once it
     has been redriven, the last one its first attempt entered (journal/attempts.py); None if unknown."""
-    from restore_runbook.journal.attempts import REDRIVEN, first_attempt
-
     try:
         events = aws.client("stepfunctions").get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)["events"]
         if any(event.get("type") == REDRIVEN for event in events):

@@ -38,7 +38,6 @@ from restore_runbook.journal.notify import notify
 from restore_runbook.journal.records import parse_input
 
 ENDED_STATUSES = ("SUCCEEDED", "FAILED", *ABANDONED_STATUSES)
-
 # What the rule delivers: every end. TIMED_OUT / ABORTED never reach the workflow's own journal step.
 STATUS_CHANGES = ENDED_STATUSES
 
