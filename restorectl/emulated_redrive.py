@@ -87,14 +87,12 @@ class Redrives:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_run: dict[str, Redrive] = {}
-        self._counts: dict[str, int] = {}
         # $$.Execution of every execution started, as its first attempt saw it: a redrive shows the same.
         self._executions: dict[str, dict[str, Any]] = {}
 
     def register(self, run_arn: str, redrive: Redrive) -> None:
         with self._lock:
             self._by_run[run_arn] = redrive
-            self._counts[redrive.execution_arn] = redrive.count
 
     def of_run(self, run_arn: str) -> Redrive | None:
         with self._lock:
@@ -102,9 +100,7 @@ class Redrives:
 
     def count(self, execution_arn: str) -> int:
         """How many times `execution_arn` (an original ARN, or the run standing in for one) was redriven."""
-        with self._lock:
-            redrive = self._by_run.get(execution_arn)
-            return self._counts.get(redrive.execution_arn if redrive else execution_arn, 0)
+        return len(self.runs_of(self.original(execution_arn)))
 
     def original(self, arn: str) -> str:
         redrive = self.of_run(arn)
@@ -117,9 +113,15 @@ class Redrives:
         return [run for _count, run in sorted(runs)]
 
     @contextlib.contextmanager
-    def answering_for_the_execution(self) -> Iterator[None]:
-        """DescribeExecution and GetExecutionHistory of a redriven execution's ARN, as AWS answers them.
-        Entered before emulated_sfn's paging of the history, so the pages cut the whole history."""
+    def installed(self) -> Iterator[Redrives]:
+        """The context field, the redriven runs, and the execution's ARN answered for. Entered before
+        emulated_sfn's paging of the history, so the pages cut the whole history."""
+        with self._answering_for_the_execution(), self._running_redrives():
+            yield self
+
+    @contextlib.contextmanager
+    def _answering_for_the_execution(self) -> Iterator[None]:
+        """DescribeExecution and GetExecutionHistory of a redriven execution's ARN, as AWS answers them."""
         from moto.core.responses import ActionResult
         from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -172,7 +174,8 @@ class Redrives:
             yield
 
     @contextlib.contextmanager
-    def installed(self) -> Iterator[Redrives]:
+    def _running_redrives(self) -> Iterator[None]:
+        """RedriveCount in every execution's context; a stand-in run starts at its state, as its execution."""
         from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
         from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
@@ -208,4 +211,4 @@ class Redrives:
             mock.patch.object(ExecutionWorker, "_get_evaluation_entrypoint", entrypoint),
             mock.patch.object(ExecutionWorker, "_get_evaluation_environment", environment),
         ):
-            yield self
+            yield

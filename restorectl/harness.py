@@ -264,11 +264,10 @@ class Rehearsal:
         enter(self.renames.installed())
         enter(emulated_monitoring.installed())
         enter(self.bridge.installed())
-        enter(self.redrives.answering_for_the_execution())  # before the history's paging, which cuts its pages
+        enter(self.redrives.installed())  # before the history's paging, which cuts its pages
         enter(emulated_sfn.installed())
         enter(interpreter_caches.installed())
         enter(self.map_children.installed())
-        enter(self.redrives.installed())
         enter(self._database_routing())
         self._stack.callback(self.rds.teardown)
         self._seed()

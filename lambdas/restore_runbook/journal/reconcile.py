@@ -196,8 +196,6 @@ def record_status_change(
     if status not in ENDED_STATUSES or not detail.get("executionArn") or not detail.get("stateMachineArn"):
         raise InvalidInput(f"expected a Step Functions status change to {' or '.join(ENDED_STATUSES)}, got {detail!r}")
     description = describe_execution(str(detail["executionArn"]))
-    if redrive_count(description):
-        return reconcile_ended(event, settings, state_machine_prefix, reconciled_by, describe=lambda _arn: description)
-    if status in ABANDONED_STATUSES:
+    if status in ABANDONED_STATUSES and not redrive_count(description):
         return record_abandoned(event, settings, state_machine_prefix)
-    return reconcile_ended(event, settings, state_machine_prefix, reconciled_by)
+    return reconcile_ended(event, settings, state_machine_prefix, reconciled_by, describe=lambda _arn: description)
