@@ -86,6 +86,40 @@ def test_a_timed_out_or_aborted_execution_gets_its_end_record_releases_its_lock_
     assert "Left behind: it stopped in state WaitForRestore" in notification["message"]
 
 
+def test_two_deliveries_handled_at_the_same_moment_journal_and_announce_the_end_once(world, monkeypatch):
+    emulated, settings = world
+    # Given an aborted execution that holds the lock on the source, its record still RUNNING
+    records.record_start(
+        workflow="restore", execution_arn=ARN, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
+    )
+    journal_lock.take_lock(
+        workflow="restore", execution_arn=ARN, resource="rds:irisx-prod-rds-postgres", requested_by="ana", settings=settings
+    )
+    # And a second delivery of its ABORTED event that is handled whole while the first one, having
+    # read the record as RUNNING, looks up the last state
+    second: list[dict[str, Any]] = []
+
+    def last_state_while_the_other_delivery_runs(arn: str) -> str:
+        if not second:
+            second.append({})
+            second[0] = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+        return "WaitForRestore"
+
+    monkeypatch.setattr(abandoned, "last_state", last_state_while_the_other_delivery_runs)
+
+    first = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    # Then the delivery that wrote first journaled and announced the end, and the other one did neither
+    assert second[0]["recorded"] is True and second[0]["notified"]
+    assert first["recorded"] is False and first["notified"] is False
+    assert first["why"] == "the record already reads ABORTED: another writer closed it at the same moment"
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["error"]) == ("ABORTED", "ExecutionAborted")
+    assert record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
+    assert emulated.locks() == []
+    assert len(emulated.notifications()) == 1
+
+
 def test_a_lock_held_by_another_execution_is_left_alone(world):
     emulated, settings = world
     journal_lock.take_lock(

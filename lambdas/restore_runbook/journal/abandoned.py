@@ -210,7 +210,11 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         details={},
         result=None,
         settings=settings,
+        only_while_running=True,
     )
+    if not finished["recorded"]:
+        # Another delivery of this event (or a reconciler) closed the record between our read and our write.
+        return {**finished, "workflow": workflow, "execution_arn": execution_arn, "locks": []}
     for extra in [] if kept else resources[1:]:
         release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
     return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}

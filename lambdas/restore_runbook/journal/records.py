@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from restore_runbook.common import clock, failure
+from restore_runbook.common import aws, clock, failure
 from restore_runbook.journal.lock import release_lock
 from restore_runbook.journal.notify import notify
 from restore_runbook.journal.table import (
@@ -99,10 +99,13 @@ def finish(
     result: Any,
     settings: JournalSettings,
     lock_kept: str | None = None,
+    only_while_running: bool = False,
 ) -> dict[str, Any]:
     """The end record, the lock released (if ours), and the notification. Returns what was done.
 
-    `lock_kept`: what was done with a lock deliberately not released (journal/lock.py `keep_for_recovery`)."""
+    `lock_kept`: what was done with a lock deliberately not released (journal/lock.py `keep_for_recovery`).
+    `only_while_running`: write (and notify) only while the record reads RUNNING or does not exist, for a
+    writer that may meet another one closing the same record; the loser returns `recorded` False."""
     finished_at = clock.isoformat(clock.now())
     key = {PK: execution_pk(workflow), SK: execution_sk(started_at, execution_arn)}
     recorded = table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
@@ -115,7 +118,8 @@ def finish(
     validation = details.get("validation")
     # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
     _text, failure_report = failure.split_report(cause or "")
-    table(settings).update_item(
+    guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(outcome) OR outcome = :running"} if only_while_running else {}
+    update = dict(
         Key=key,
         UpdateExpression=(
             "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
@@ -146,9 +150,19 @@ def finish(
                 ":kind": EXECUTION_KIND,
                 ":sk": execution_sk(started_at, execution_arn),
                 ":report": failure_report,
+                **({":running": RUNNING} if only_while_running else {}),
             }
         ),
+        **guard,
     )
+    try:
+        table(settings).update_item(**update)
+    except Exception as exc:
+        if not only_while_running or aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        closed = table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
+        why = f"the record already reads {closed.get('outcome')}: another writer closed it at the same moment"
+        return {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": False, "recorded": False, "why": why}
     notified = notify(
         workflow=workflow,
         execution_arn=execution_arn,
@@ -158,4 +172,5 @@ def finish(
         left_behind=left_behind,
         settings=settings,
     )
-    return {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": notified, "failure_report": failure_report}
+    done = {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": notified, "recorded": True}
+    return {**done, "failure_report": failure_report}
