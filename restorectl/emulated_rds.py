@@ -79,6 +79,7 @@ class EmulatedRds:
         restore_outcome: str = "available",
         snapshot_minutes: float = 8.0,
         snapshot_outcome: str = "available",
+        delete_minutes: float = 0.0,
         tables: tuple[str, ...] = sample_data.TABLES,
         recency_column: str = "created_at",
     ) -> None:
@@ -97,6 +98,9 @@ class EmulatedRds:
         self.snapshot_duration = timedelta(minutes=snapshot_minutes)
         self.snapshot_outcome = snapshot_outcome
         self.pending_snapshots: dict[str, tuple[datetime, datetime, str]] = {}
+        # RDS lists a deleted instance as `deleting` for minutes; moto drops it at once (0 here: as moto does).
+        self.delete_duration = timedelta(minutes=delete_minutes)
+        self.pending_deletes: dict[str, datetime] = {}
         self.seeding = False
         self.run_databases: list[str] = []
 
@@ -213,6 +217,13 @@ class EmulatedRds:
                 backend.databases[identifier].status = pending.outcome
                 del self.pending[identifier]
 
+    def _advance_deletes(self, backend: Any) -> None:
+        now = self.clock.now()
+        for identifier, gone_at in list(self.pending_deletes.items()):
+            if now >= gone_at:
+                backend.databases.pop(identifier, None)
+                del self.pending_deletes[identifier]
+
     def _begin_snapshot(self, snapshot: Any) -> None:
         if self.seeding or self.snapshot_duration.total_seconds() <= 0:
             snapshot.percent_progress = 100
@@ -253,6 +264,7 @@ class EmulatedRds:
     @contextlib.contextmanager
     def installed(self) -> Iterator[EmulatedRds]:
         from moto.rds import models as rds_models
+        from moto.rds.exceptions import RDSClientError
 
         world = self
         backend_class = rds_models.RDSBackend
@@ -280,10 +292,18 @@ class EmulatedRds:
 
         def describe(backend: Any, *args: Any, **kwargs: Any) -> Any:
             world._advance_restores(backend)
+            world._advance_deletes(backend)
             return original_describe(backend, *args, **kwargs)
 
         def delete(backend: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+            world._advance_deletes(backend)
+            if db_instance_identifier in world.pending_deletes:
+                raise RDSClientError("InvalidDBInstanceState", f"Instance {db_instance_identifier} is already being deleted.")
             instance = original_delete(backend, db_instance_identifier, *args, **kwargs)
+            if world.delete_duration.total_seconds() > 0:
+                # Still listed, `deleting`, until RDS is done; it answers no connection (resolve wants `available`).
+                backend.databases[db_instance_identifier] = instance
+                world.pending_deletes[db_instance_identifier] = world.clock.now() + world.delete_duration
             world.pending.pop(db_instance_identifier, None)
             dbname = world.instance_db.pop(db_instance_identifier, None)
             if dbname:

@@ -79,6 +79,7 @@ class RehearsalOptions:
     snapshot_minutes: float = 8.0
     snapshot_outcome: str = "available"
     rename_minutes: float = 10.0  # an RDS rename: renaming, then a reboot, until the new DNS name answers
+    delete_minutes: float = 0.0  # a deleted instance stays listed `deleting` this long (RDS: minutes; moto: none)
     start: datetime = field(default_factory=lambda: datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
     injections: list[Injection] = field(default_factory=list)
     # End the execution ABORTED or TIMED_OUT while a Task runs; the abandoned-execution function then runs as EventBridge would call it.
@@ -194,6 +195,7 @@ class Rehearsal:
             restore_outcome=self.options.restore_outcome,
             snapshot_minutes=self.options.snapshot_minutes,
             snapshot_outcome=self.options.snapshot_outcome,
+            delete_minutes=self.options.delete_minutes,
         )
         self.renames = EmulatedRenames(self.rds, self.clock, rename_minutes=self.options.rename_minutes)
         self.bridge = LambdaBridge(

@@ -492,3 +492,42 @@ def test_a_failed_drill_whose_end_record_fails_still_fails_with_its_own_error_an
     (record,) = executions(result, "drill")
     assert (record["outcome"], record["error"]) == ("FAILED", "RestoreFailed")
     assert record["reconciled"]["was"] == "RUNNING"
+
+
+@pytest.mark.parametrize(
+    ("delete_minutes", "cleanup", "listed"),
+    [
+        # As RDS does: the deleted copy is listed `deleting` for minutes, and the retry finds it going.
+        (5, "irisx-crashed-start is already being deleted", {"irisx-crashed-start": "deleting"}),
+        # Gone by the time the retry looks (as moto does at once): the retry cannot tell, and says what may have happened.
+        (
+            0,
+            "irisx-crashed-start does not exist, so nothing is left to delete; an earlier attempt of this cleanup may have deleted "
+            "it (if StartRestore's request reached RDS before it failed)",
+            {},
+        ),
+    ],
+)
+def test_a_copy_whose_start_crashed_and_whose_cleanup_answer_was_lost_is_never_said_to_be_never_made(
+    rehearsal, delete_minutes, cleanup, listed
+):
+    # Given a restore whose StartRestore made the copy and crashed before answering, and a cleanup that
+    # deleted that copy and lost its answer
+    world = rehearsal(
+        **QUICK,
+        delete_minutes=delete_minutes,
+        inject=["StartRestore=RuntimeError@after", "CleanUpAfterFailure=Lambda.SdkClientException:1@after"],
+    )
+
+    result = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-crashed-start"})
+
+    # Then the retried cleanup says what it sees, never "nothing was created": this execution made the copy
+    assert (result.status, result.error) == ("FAILED", "RuntimeError")
+    assert [i["error"] for i in result.invocations if i["state"] == "CleanUpAfterFailure"] == ["Lambda.SdkClientException", None]
+    assert result.cause.endswith(f"[cleanup: {cleanup}]"), result.cause
+    assert "nothing was created" not in result.cause
+    # And the world is what the words say: the copy is going or gone, production untouched, the lock released
+    assert {i["id"]: i["status"] for i in result.world["db_instances"]} == {SOURCE: "available", **listed}
+    assert locks(result) == []
+    (record,) = executions(result, "restore")
+    assert record["outcome"] == "FAILED" and cleanup in record["cause"]

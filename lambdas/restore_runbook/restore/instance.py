@@ -135,6 +135,7 @@ def clean_up_failed_restore(
     *,
     reverted_cutover: dict[str, Any] | None = None,
     restore_started: bool = False,
+    retried: bool = False,
 ) -> str:
     """Remove what this execution created, and say in words what was done.
 
@@ -143,8 +144,9 @@ def clean_up_failed_restore(
     goes with a final snapshot, its automated backups kept. An in-place restore's plan also names
     its final snapshot of production, which is kept: the words say whether it exists (its start
     step may have failed after RDS accepted it). `restore_started` (StartRestore answered) tells a
-    copy deleted since, by an earlier attempt of this cleanup say, from one never made."""
-    done = _clean_up_copy(plan, execution_id, settings, reverted_cutover, restore_started)
+    copy deleted since, by an earlier attempt of this cleanup say, from one never made; `retried`
+    (this is a retry of the cleanup) says a missing copy may be one an earlier attempt deleted."""
+    done = _clean_up_copy(plan, execution_id, settings, reverted_cutover, restore_started, retried)
     final_snapshot = (plan or {}).get("final_snapshot")
     if not final_snapshot:
         return done
@@ -168,6 +170,7 @@ def _clean_up_copy(
     settings: RunbookSettings,
     reverted_cutover: dict[str, Any] | None,
     restore_started: bool,
+    retried: bool,
 ) -> str:
     target = (plan or {}).get("target_instance")
     if not target:
@@ -183,6 +186,12 @@ def _clean_up_copy(
         if restore_started:
             return (
                 f"{target} no longer exists: this execution created it, and an earlier attempt of this cleanup (or someone else) deleted it"
+            )
+        if retried:
+            # StartRestore failed without answering, so it may have made the copy that an attempt of this cleanup then deleted.
+            return (
+                f"{target} does not exist, so nothing is left to delete; an earlier attempt of this cleanup may have deleted it "
+                "(if StartRestore's request reached RDS before it failed)"
             )
         return NOTHING_CREATED
     if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:

@@ -24,6 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         settings(),
         reverted_cutover=event.get("rollback"),
         restore_started=event.get("restore") is not None,
+        retried=bool(event["context"].get("retry_count")),
     )
     logger.warning("restore failed", extra={"error": error, "cause": cause, "cleanup": cleanup})
     return {"error": error, "cause": f"{cause} [cleanup: {cleanup}]", "cleanup": cleanup}
