@@ -72,6 +72,17 @@ def test_a_planned_snapshot_that_does_not_exist_is_said_not_to_exist(client):
     assert clean_up_failed_snapshot(None, ME, settings(), plan=None) == "nothing was created"
 
 
+def test_a_missing_snapshot_the_start_reported_or_a_retry_cannot_find_is_not_said_never_taken(client):
+    # The start step reported it, so it existed: gone now means deleted since
+    assert clean_up_failed_snapshot({"snapshot_id": SNAPSHOT}, ME, settings(), plan={"snapshot_id": SNAPSHOT}) == (
+        f"{SNAPSHOT} no longer exists: this execution took it, and an earlier attempt of this cleanup (or someone else) deleted it"
+    )
+    # A retry after a start that did not answer cannot tell "never taken" from "deleted by my first attempt"
+    said = clean_up_failed_snapshot(None, ME, settings(), plan={"snapshot_id": SNAPSHOT}, retried=True)
+    assert said.startswith(f"no snapshot named {SNAPSHOT} exists, so nothing is left to delete; an earlier attempt")
+    assert "nothing was created" not in said
+
+
 def test_a_snapshot_of_that_name_taken_by_another_execution_is_left_alone(client):
     snapshot_by(client, SNAPSHOT, SOMEONE_ELSE)
 

@@ -217,3 +217,21 @@ def test_retention_refuses_to_delete_a_snapshot_it_did_not_take(rehearsal):
         with pytest.raises(UnsafeOperation):
             delete_own_snapshot(snapshot_id, "pre-migration", None, settings())
     assert {"someone-elses", automated} <= {s["id"] for s in world.describe_world()["db_snapshots"]}
+
+
+def test_a_failed_snapshot_whose_cleanup_answer_was_lost_is_said_deleted_not_never_taken(rehearsal):
+    # Given a snapshot RDS fails, and a cleanup that deletes it and loses its answer once
+    world = rehearsal(snapshot_minutes=6, snapshot_outcome="failed", inject=["CleanUpAfterFailure=Lambda.SdkClientException:1@after"])
+
+    result = world.run("snapshot", {"reason": "bulk-operation", "requested_by": "ops"})
+
+    # Then the retry finds it gone and says this execution took it and it was deleted since
+    assert (result.status, result.error) == ("FAILED", "SnapshotFailed")
+    assert [i["error"] for i in result.invocations if i["state"] == "CleanUpAfterFailure"] == ["Lambda.SdkClientException", None]
+    assert result.cause.endswith(
+        "[cleanup: irisx-bulk-operation-20251102-120000 no longer exists: this execution took it, and an earlier attempt of "
+        "this cleanup (or someone else) deleted it]"
+    ), result.cause
+    assert "irisx-bulk-operation-20251102-120000" not in manual_snapshots(result.world)
+    (notification,) = result.world["notifications"]
+    assert "Left behind: irisx-bulk-operation-20251102-120000 no longer exists" in notification["message"]

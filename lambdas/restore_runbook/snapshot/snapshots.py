@@ -258,11 +258,15 @@ def delete_own_snapshot(snapshot_id: str, reason: str | None, current: str | Non
 # ---------------------------------------------------------------------------------------- failure
 
 
-def clean_up_failed_snapshot(progress: Any, execution_id: str, settings: RunbookSettings, plan: Any = None) -> str:
+def clean_up_failed_snapshot(
+    progress: Any, execution_id: str, settings: RunbookSettings, plan: Any = None, *, retried: bool = False
+) -> str:
     """A failed snapshot of this execution is deleted; one still being taken is left to finish.
 
     It looks before it speaks: a start step that failed after RDS accepted the create (a lost
-    answer) reported nothing, so the snapshot is looked for by the name the plan gave it.
+    answer) reported nothing, so the snapshot is looked for by the name the plan gave it. A snapshot
+    missing now that the start step reported, or that a retry of this step (`retried`) cannot find,
+    may be one an earlier attempt deleted: that is said, not "nothing was created".
     """
     snapshot_id = (progress or {}).get("snapshot_id") if isinstance(progress, dict) else None
     started = bool(snapshot_id)
@@ -271,6 +275,16 @@ def clean_up_failed_snapshot(progress: Any, execution_id: str, settings: Runbook
         return "nothing was created"
     snapshot = rds.snapshot_named(snapshot_id)
     if snapshot is None:
+        if started:
+            return (
+                f"{snapshot_id} no longer exists: this execution took it, and an earlier attempt of this cleanup (or someone else) "
+                "deleted it"
+            )
+        if retried:
+            return (
+                f"no snapshot named {snapshot_id} exists, so nothing is left to delete; an earlier attempt of this cleanup may have "
+                "deleted it (if the start step's request reached RDS before it failed)"
+            )
         return f"nothing was created (no snapshot named {snapshot_id} exists)"
     if rds.tags_of(snapshot).get(rds.TAG_EXECUTION) != execution_id:
         return f"left {snapshot_id} untouched: this execution did not create it"

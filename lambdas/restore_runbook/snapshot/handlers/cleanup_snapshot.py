@@ -15,6 +15,12 @@ from restore_runbook.snapshot.snapshots import clean_up_failed_snapshot
 @refuses_redrive
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error, cause = failure.outcome_of(event.get("failure"))
-    cleanup = clean_up_failed_snapshot(event.get("snapshot"), event["context"]["execution_id"], settings(), plan=event.get("plan"))
+    cleanup = clean_up_failed_snapshot(
+        event.get("snapshot"),
+        event["context"]["execution_id"],
+        settings(),
+        plan=event.get("plan"),
+        retried=bool(event["context"].get("retry_count")),
+    )
     logger.warning("snapshot failed", extra={"error": error, "cause": cause, "cleanup": cleanup})
     return {"error": error, "cause": f"{cause} [cleanup: {cleanup}]", "cleanup": cleanup}
