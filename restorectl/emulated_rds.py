@@ -276,6 +276,7 @@ class EmulatedRds:
         original_describe_snapshots = backend_class.describe_db_snapshots
 
         def restore_pitr(backend: Any, source_id: str, target_id: str, overrides: dict[str, Any]) -> Any:
+            world._advance_deletes(backend)
             if overrides.get("use_latest_restorable_time"):
                 cut_at = world.latest_restorable()
             else:
@@ -285,6 +286,7 @@ class EmulatedRds:
             return instance
 
         def restore_from_snapshot(backend: Any, snapshot_id: str, overrides: dict[str, Any]) -> Any:
+            world._advance_deletes(backend)
             instance = original_from_snapshot(backend, snapshot_id, overrides)
             data = world.snapshot_data[snapshot_id.rsplit(":snapshot:", 1)[-1]]
             world._begin_restore(instance, overrides, data.template, data.cut_at)

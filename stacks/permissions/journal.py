@@ -92,12 +92,14 @@ def journal_steps(journal: Journal, settings: StackSettings, workflow: str) -> d
                 )
             },
         ),
-        # A success whose end record failed: only the lock's own item and the topic.
-        "release_without_record": StepPermissions(statements=[*lock_statements(["dynamodb:DeleteItem"]), *registry_release, *publish]),
+        # A success whose end record failed: only the lock's own item (read first: a lock kept for recovery stays) and the topic.
+        "release_without_record": StepPermissions(
+            statements=[*lock_statements(["dynamodb:GetItem", "dynamodb:DeleteItem"]), *registry_release, *publish]
+        ),
         "record_outcome": StepPermissions(
             statements=[
                 journal.table_statement(["dynamodb:GetItem", "dynamodb:UpdateItem"], records),
-                *lock_statements(["dynamodb:DeleteItem"]),
+                *lock_statements(["dynamodb:GetItem", "dynamodb:DeleteItem"]),
                 *registry_release,
                 *publish,
             ]

@@ -280,3 +280,39 @@ def test_every_mid_change_state_is_a_state_of_its_workflow(workflow):
     states = set(json.loads(asl_path(workflow).read_text())["States"])
     (mid_change,) = traits_of(workflow).mid_change
     assert mid_change.states <= states, sorted(mid_change.states - states)
+
+
+def test_a_second_delivery_that_could_not_read_where_it_stopped_never_releases_a_lock_kept_for_recovery(world, monkeypatch):
+    emulated, settings = world
+    # Given an in-place restore aborted mid-swap that holds the production lock
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+    stopped = event("ABORTED", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
+    # And two deliveries of its event: the first cannot read the history (last state unknown), and the
+    # second, which can, is handled whole after the first has found the locks
+    reads: list[str] = []
+    monkeypatch.setattr(abandoned, "last_state", lambda arn: None if not reads.append(arn) and len(reads) == 1 else "CheckCopyRename")
+    real_locks_of = abandoned.locks_of
+    second: list[dict[str, Any]] = []
+
+    def locks_of_then_the_other_delivery(*args: Any) -> list[str]:
+        found = real_locks_of(*args)
+        if not second:
+            second.append({})
+            second[0] = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+        return found
+
+    monkeypatch.setattr(abandoned, "locks_of", locks_of_then_the_other_delivery)
+
+    first = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+
+    # Then the lock the second delivery kept for recovery is still there, marked, whatever the first one tried
+    (lock,) = emulated.locks()
+    assert lock["holder"] == IN_PLACE_ARN and "STOPPED" in lock["needs_recovery"]
+    assert first["lock"].startswith("KEPT the lock on irisx-prod-rds-postgres: it is marked as needing recovery")
+    # And the record and the one notification are the second delivery's, which saw where it stopped
+    assert first["recorded"] is False and second[0]["recorded"] is True
+    (record,) = emulated.executions()
+    assert record["lock_release"].startswith("KEPT the lock on irisx-prod-rds-postgres, marked as needing recovery")
+    assert len(emulated.notifications()) == 1

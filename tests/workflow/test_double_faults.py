@@ -503,7 +503,7 @@ def test_a_failed_drill_whose_end_record_fails_still_fails_with_its_own_error_an
         (
             0,
             "irisx-crashed-start does not exist, so nothing is left to delete; an earlier attempt of this cleanup may have deleted "
-            "it (if StartRestore's request reached RDS before it failed)",
+            "it (if this execution's restore request ever reached RDS)",
             {},
         ),
     ],

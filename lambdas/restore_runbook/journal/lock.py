@@ -110,11 +110,19 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
     """
     if not resource:
         return "no lock was taken"
+    # A lock kept for recovery is released by a person (`restorectl unlock`), never by a second or late
+    # writer of this execution's end that did not see where it stopped.
+    held = table(settings).get_item(Key={PK: lock_pk(resource), SK: "LOCK"}, ConsistentRead=True).get("Item") or {}
+    if held.get("holder") == execution_arn and held.get("needs_recovery"):
+        return (
+            f"KEPT the lock on {lock_label(resource)}: it is marked as needing recovery, so only a person releases it "
+            f"(`restorectl unlock {resource}`)"
+        )
     registry_entry = prefix_registry.release(resource, execution_arn, settings)
     try:
         table(settings).delete_item(
             Key={PK: lock_pk(resource), SK: "LOCK"},
-            ConditionExpression="holder = :me",
+            ConditionExpression="holder = :me AND attribute_not_exists(needs_recovery)",
             ExpressionAttributeValues={":me": execution_arn},
         )
     except Exception as exc:

@@ -191,7 +191,7 @@ def _clean_up_copy(
             # StartRestore failed without answering, so it may have made the copy that an attempt of this cleanup then deleted.
             return (
                 f"{target} does not exist, so nothing is left to delete; an earlier attempt of this cleanup may have deleted it "
-                "(if StartRestore's request reached RDS before it failed)"
+                "(if this execution's restore request ever reached RDS)"
             )
         return NOTHING_CREATED
     if rds.tags_of(instance).get(rds.TAG_EXECUTION) != execution_id:
