@@ -119,44 +119,43 @@ def finish(
     # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
     _text, failure_report = failure.split_report(cause or "")
     guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(outcome) OR outcome = :running"} if only_while_running else {}
-    update = dict(
-        Key=key,
-        UpdateExpression=(
-            "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
-            "cause = :cause, left_behind = :left, phases = :phases, validation = :validation, #result = :result, "
-            "lock_release = :lock, workflow = :workflow, execution_arn = :arn, started_at = :started, "
-            "execution_start_time = :start_time, execution_name = :name, console_link = :link, "
-            "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report"
-        ),
-        ExpressionAttributeNames={"#error": "error", "#result": "result"},
-        ExpressionAttributeValues=to_item(
-            {
-                ":outcome": outcome,
-                ":finished": finished_at,
-                ":seconds": seconds,
-                ":error": error,
-                ":cause": cause,
-                ":left": left_behind,
-                ":phases": phases_of(details),
-                ":validation": validation,
-                ":result": result,
-                ":lock": lock,
-                ":workflow": workflow,
-                ":arn": execution_arn,
-                ":started": began,
-                ":start_time": started_at,
-                ":name": execution_name(execution_arn),
-                ":link": console_link(execution_arn),
-                ":kind": EXECUTION_KIND,
-                ":sk": execution_sk(started_at, execution_arn),
-                ":report": failure_report,
-                **({":running": RUNNING} if only_while_running else {}),
-            }
-        ),
-        **guard,
-    )
     try:
-        table(settings).update_item(**update)
+        table(settings).update_item(
+            Key=key,
+            UpdateExpression=(
+                "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
+                "cause = :cause, left_behind = :left, phases = :phases, validation = :validation, #result = :result, "
+                "lock_release = :lock, workflow = :workflow, execution_arn = :arn, started_at = :started, "
+                "execution_start_time = :start_time, execution_name = :name, console_link = :link, "
+                "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report"
+            ),
+            ExpressionAttributeNames={"#error": "error", "#result": "result"},
+            ExpressionAttributeValues=to_item(
+                {
+                    ":outcome": outcome,
+                    ":finished": finished_at,
+                    ":seconds": seconds,
+                    ":error": error,
+                    ":cause": cause,
+                    ":left": left_behind,
+                    ":phases": phases_of(details),
+                    ":validation": validation,
+                    ":result": result,
+                    ":lock": lock,
+                    ":workflow": workflow,
+                    ":arn": execution_arn,
+                    ":started": began,
+                    ":start_time": started_at,
+                    ":name": execution_name(execution_arn),
+                    ":link": console_link(execution_arn),
+                    ":kind": EXECUTION_KIND,
+                    ":sk": execution_sk(started_at, execution_arn),
+                    ":report": failure_report,
+                    **({":running": RUNNING} if only_while_running else {}),
+                }
+            ),
+            **guard,
+        )
     except Exception as exc:
         if not only_while_running or aws.error_code(exc) != "ConditionalCheckFailedException":
             raise

@@ -188,7 +188,8 @@ def _clean_up_copy(
                 f"{target} no longer exists: this execution created it, and an earlier attempt of this cleanup (or someone else) deleted it"
             )
         if retried:
-            # StartRestore failed without answering, so it may have made the copy that an attempt of this cleanup then deleted.
+            # No restore answered (StartRestore failed or never ran): a copy its request made may be one an attempt of this
+            # cleanup then deleted, which a retry cannot tell from none.
             return (
                 f"{target} does not exist, so nothing is left to delete; an earlier attempt of this cleanup may have deleted it "
                 "(if this execution's restore request ever reached RDS)"
