@@ -83,7 +83,8 @@ class EmulatedRenames:
         now = self.clock.now()
         for resource_id, rename in list(self.pending.items()):
             instance = self._by_resource_id(backend, resource_id)
-            if instance is None:  # deleted mid-rename
+            # Deleted mid-rename: gone, or still listed `deleting` (EmulatedRds' delete_minutes); it never comes back renamed.
+            if instance is None or instance.status == "deleting":
                 del self.pending[resource_id]
                 continue
             if not rename.identifier_changed and now >= rename.switch_at:

@@ -316,3 +316,24 @@ def test_a_second_delivery_that_could_not_read_where_it_stopped_never_releases_a
     (record,) = emulated.executions()
     assert record["lock_release"].startswith("KEPT the lock on irisx-prod-rds-postgres, marked as needing recovery")
     assert len(emulated.notifications()) == 1
+
+
+def test_a_lock_marked_for_recovery_between_the_release_read_and_its_delete_is_said_to_be_kept(world, monkeypatch):
+    emulated, settings = world
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+    real_registry_release = journal_lock.prefix_registry.release
+
+    # Another delivery of this execution's end marks the lock just after this release has read it.
+    def release_then_the_other_writer_keeps_it(*args: Any) -> bool:
+        journal_lock.keep_for_recovery(execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, why="it stopped mid-swap", settings=settings)
+        return real_registry_release(*args)
+
+    monkeypatch.setattr(journal_lock.prefix_registry, "release", release_then_the_other_writer_keeps_it)
+
+    words = journal_lock.release_lock(execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, settings=settings)
+
+    assert words.startswith("KEPT the lock on irisx-prod-rds-postgres: it is marked as needing recovery")
+    (lock,) = emulated.locks()
+    assert lock["holder"] == IN_PLACE_ARN and lock["needs_recovery"] == "it stopped mid-swap"

@@ -180,3 +180,28 @@ def test_every_instance_has_its_own_resource_id_and_keeps_it_through_a_rename(wo
 
     assert world.by_resource_id(first)["DBInstanceIdentifier"] == "prod"
     assert world.by_resource_id(second)["DBInstanceIdentifier"] == "copy"
+
+
+def test_an_instance_deleted_while_it_is_being_renamed_stays_deleting_and_never_answers_under_the_new_name() -> None:
+    from restorectl.emulated_rds import EmulatedRds
+
+    clock = SimulatedClock(datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
+    # No database behind any endpoint here, so the PostgreSQL cluster is never reached.
+    rds_world = EmulatedRds(None, clock, run_id="t", restore_minutes=1, delete_minutes=15)  # type: ignore[arg-type]
+    renames = EmulatedRenames(rds_world, clock, rename_minutes=10)
+    with mock_aws(), clock.installed(), rds_world.installed(), renames.installed():
+        world = World(boto3.client("rds", region_name="us-east-1"), clock, renames, EndpointMap())
+        resource_id = world.create("prod")["DbiResourceId"]
+        world.rename("prod", "prod-old")
+        clock.advance(360)
+        assert world.by_resource_id(resource_id)["DBInstanceIdentifier"] == "prod-old"  # past the identifier change
+        world.rds.delete_db_instance(DBInstanceIdentifier="prod-old", SkipFinalSnapshot=True)
+
+        clock.advance(360)  # past the rename's end, before the delete's
+        deleting = world.by_resource_id(resource_id)
+
+        assert (deleting["DBInstanceIdentifier"], deleting["DBInstanceStatus"]) == ("prod-old", "deleting")
+        assert renames.report()["renames"] == {"completed": [], "pending": []}
+        assert "prod-old" not in rds_world.instance_db
+        clock.advance(600)  # the delete is done
+        assert world.rds.describe_db_instances(Filters=[{"Name": "dbi-resource-id", "Values": [resource_id]}])["DBInstances"] == []

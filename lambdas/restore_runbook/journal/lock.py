@@ -112,12 +112,8 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
         return "no lock was taken"
     # A lock kept for recovery is released by a person (`restorectl unlock`), never by a second or late
     # writer of this execution's end that did not see where it stopped.
-    held = table(settings).get_item(Key={PK: lock_pk(resource), SK: "LOCK"}, ConsistentRead=True).get("Item") or {}
-    if held.get("holder") == execution_arn and held.get("needs_recovery"):
-        return (
-            f"KEPT the lock on {lock_label(resource)}: it is marked as needing recovery, so only a person releases it "
-            f"(`restorectl unlock {resource}`)"
-        )
+    if _kept_for_recovery(resource, execution_arn, settings):
+        return _kept_words(resource)
     registry_entry = prefix_registry.release(resource, execution_arn, settings)
     try:
         table(settings).delete_item(
@@ -127,6 +123,9 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
         )
     except Exception as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
+            # Marked for recovery by another writer of this end between the read above and this delete.
+            if _kept_for_recovery(resource, execution_arn, settings):
+                return _kept_words(resource)
             if registry_entry:
                 return f"released {lock_label(resource)} from the prefixes held on its bucket (its lock was no longer this execution's)"
             if not answered:
@@ -136,6 +135,18 @@ def release_lock(*, execution_arn: str, resource: str | None, settings: JournalS
     if not answered:
         return f"released the lock on {lock_label(resource)} (taken, though the lock step's answer was lost)"
     return f"released the lock on {lock_label(resource)}"
+
+
+def _kept_for_recovery(resource: str, execution_arn: str, settings: JournalSettings) -> bool:
+    held = table(settings).get_item(Key={PK: lock_pk(resource), SK: "LOCK"}, ConsistentRead=True).get("Item") or {}
+    return bool(held.get("holder") == execution_arn and held.get("needs_recovery"))
+
+
+def _kept_words(resource: str) -> str:
+    return (
+        f"KEPT the lock on {lock_label(resource)}: it is marked as needing recovery, so only a person releases it "
+        f"(`restorectl unlock {resource}`)"
+    )
 
 
 def keep_for_recovery(*, execution_arn: str, resource: str, why: str, settings: JournalSettings) -> str:
