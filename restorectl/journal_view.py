@@ -107,7 +107,21 @@ def status(table: Any, workflows: list[str], reconciled: list[dict[str, Any]] | 
         reason = (run.get("result") or {}).get("reason")
         if run.get("outcome") == "SUCCEEDED" and reason and reason not in snapshots:
             snapshots[reason] = run
-    return {"locks": locks, "last_runs": last_runs, "last_snapshot_by_reason": snapshots, "reconciled": reconciled or []}
+    return {
+        "locks": locks,
+        "last_runs": last_runs,
+        "last_snapshot_by_reason": snapshots,
+        "reconciled": reconciled or [],
+        "notices_not_sent": notices_not_sent(table),
+    }
+
+
+def notices_not_sent(table: Any) -> list[dict[str, Any]]:
+    """Ended executions, among the newest, whose end notice the status-change function has not marked
+    sent (journal/notice.py): failed, owed, or pending (being sent, or lost with its writer)."""
+    from restore_runbook.journal.notice import FAILED, OWED, PENDING
+
+    return [run for run in history(table, None, RECONCILE_LOOKBACK) if run.get("notice") in (FAILED, OWED, PENDING)]
 
 
 def _duration(seconds: Any) -> str:
@@ -154,6 +168,12 @@ def print_status(state: dict[str, Any]) -> None:
             continue
         print(
             f"reconciled: {closed['workflow']} execution {name} read RUNNING but ended {closed['outcome']}; record closed, {closed['lock']}"
+        )
+    for run in state.get("notices_not_sent") or []:
+        why = f": {run['notice_failure']}" if run.get("notice_failure") else ""
+        print(
+            f"end notice NOT sent: {run.get('workflow')} execution {run.get('execution_name')} ended {run.get('outcome')}; "
+            f"its notice reads {run.get('notice')} since {run.get('notice_at')}{why}"
         )
     print("Locks held")
     rows = [

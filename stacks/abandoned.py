@@ -12,10 +12,13 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from restore_runbook.contract import STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
 from stacks import nag
+from stacks.dead_letters import dead_letter_alarm, dead_letter_queue
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.journal import INDEX, Journal
 from stacks.permissions.journal import every_execution_key, every_lock_key, every_prefix_registry_key, executions_arn
@@ -64,7 +67,8 @@ class AbandonedExecutions(Construct):
                     "executions of this stack's state machines"
                 )
             },
-            timeout=Duration.seconds(60),
+            # journal/notice.py reads a notice still pending this long after its write as one never sent.
+            timeout=Duration.seconds(STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS),
         )
         # "<name> workflow: <handler>" like every step function; not a state machine step, though.
         description = (
@@ -80,6 +84,14 @@ class AbandonedExecutions(Construct):
         )
         # No name: "Logs", "Role", "Function" under this construct keep the logical ids already deployed.
         self.function = defaults.build(self, "", spec)
+        # An invocation that fails every retry (the table or the topic down, a notice it could not send:
+        # journal/notice.py) lands here rather than vanishing; so does an event EventBridge could not deliver.
+        self.dead_letters = dead_letter_queue(
+            self, "DeadLetters", dead_letters_of="the status-change function (its failed invocations and undeliverable events)"
+        )
+        self.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(self.dead_letters), retry_attempts=2, max_event_age=Duration.hours(6)
+        )
         self.rule = events.Rule(
             self,
             "Rule",
@@ -89,5 +101,19 @@ class AbandonedExecutions(Construct):
                 detail_type=["Step Functions Execution Status Change"],
                 detail={"status": STATUSES, "stateMachineArn": [m.state_machine_arn for m in state_machines]},
             ),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=8, max_event_age=Duration.hours(6))],
+            targets=[
+                targets.LambdaFunction(
+                    self.function, retry_attempts=8, max_event_age=Duration.hours(6), dead_letter_queue=self.dead_letters
+                )
+            ],
+        )
+        self.alarm = dead_letter_alarm(
+            self,
+            "DeadLettersAlarm",
+            queue=self.dead_letters,
+            description=(
+                "An execution's end could not be journaled or announced (the status-change function failed every retry, "
+                "or EventBridge could not invoke it): read the message in the dead-letter queue, then run `restorectl status`"
+            ),
+            topic=journal.topic,
         )

@@ -23,6 +23,7 @@ from constructs import Construct
 
 from restore_runbook.contract import PURPOSE_DRILL, TAG_PURPOSE
 from stacks import nag
+from stacks.dead_letters import dead_letter_alarm, dead_letter_queue
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.permissions.journal import drill_claim_keys, execution_keys, executions_arn
 from stacks.permissions.rds import production_fence
@@ -158,20 +159,7 @@ class DrillWorkflow(RegisteredWorkflow):
     # -- schedule, daily functions, alarms ---------------------------------------------------------
 
     def _build_dead_letter_queue(self) -> sqs.Queue:
-        queue = sqs.Queue(
-            self,
-            "ScheduleDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        nag.acknowledge(
-            queue,
-            "AwsSolutions-SQS3",
-            "This queue IS the dead-letter queue of the drill's schedules (EventBridge Scheduler targets), "
-            "which cdk-nag cannot see; a message in it raises its own alarm",
-        )
-        return queue
+        return dead_letter_queue(self, "ScheduleDeadLetters", dead_letters_of="the drill's schedules (EventBridge Scheduler targets)")
 
     def _build_drill_schedule(self) -> scheduler.Schedule:
         s = self.settings
@@ -276,17 +264,14 @@ class DrillWorkflow(RegisteredWorkflow):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
-        dead_letters = cloudwatch.Alarm(
+        action = cloudwatch_actions.SnsAction(self.context.journal.topic)
+        for alarm in (failed, overdue):
+            alarm.add_alarm_action(action)
+        dead_letters = dead_letter_alarm(
             self,
             "ScheduleDeadLettersAlarm",
-            alarm_description="A drill schedule could not start its target (drill, sweep or days-since): see the dead-letter queue",
-            metric=self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            queue=self.dead_letters,
+            description="A drill schedule could not start its target (drill, sweep or days-since): see the dead-letter queue",
+            topic=self.context.journal.topic,
         )
-        action = cloudwatch_actions.SnsAction(self.context.journal.topic)
-        for alarm in (failed, overdue, dead_letters):
-            alarm.add_alarm_action(action)
         return [failed, overdue, dead_letters]

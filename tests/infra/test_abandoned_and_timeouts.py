@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from restore_runbook.contract import STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
 from stacks.workflow import handler_module
 
 from .conftest import Synthesized
@@ -47,6 +48,46 @@ def test_an_eventbridge_rule_sends_every_end_of_every_workflow_to_the_journal(sy
         if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [function_id, "Arn"]}
     ]
     assert any(p["Principal"] == "events.amazonaws.com" for p in permissions)
+
+
+def test_an_end_the_status_change_function_cannot_journal_or_announce_lands_in_a_dead_letter_queue_that_alarms(
+    synthesized: Synthesized,
+) -> None:
+    functions = synthesized.of_type("AWS::Lambda::Function")
+    (function_id,) = [k for k, f in functions.items() if handler_module(f["Properties"]["Handler"]) == "record_abandoned_execution"]
+    # Its timeout is the one journal/notice.py counts on: a notice pending longer was never sent
+    assert functions[function_id]["Properties"]["Timeout"] == STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
+    # An invocation that fails every retry is sent to the queue, not dropped
+    configs = synthesized.of_type("AWS::Lambda::EventInvokeConfig").values()
+    (invoke_config,) = [c["Properties"] for c in configs if c["Properties"]["FunctionName"] == {"Ref": function_id}]
+    assert invoke_config["MaximumRetryAttempts"] == 2 and invoke_config["MaximumEventAgeInSeconds"] == 6 * 3600
+    queue_id = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    assert synthesized.resources[queue_id]["Properties"]["SqsManagedSseEnabled"] is True
+    # So is an event EventBridge could not deliver to it
+    (rule,) = synthesized.of_type("AWS::Events::Rule").values()
+    (target,) = rule["Properties"]["Targets"]
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    (queue_policy,) = [p for p in synthesized.of_type("AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Properties"]["Queues"]]
+    statements = queue_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"} for s in statements)
+    # And the function's own role may send to it
+    role = functions[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    sends = [s for s in role_policies(synthesized)[role] if "sqs:SendMessage" in as_list(s["Action"])]
+    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+    # One message in it alarms, to the notification topic
+    (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
+    (alarm,) = [
+        a["Properties"]
+        for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Dimensions") == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
+    ]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
 def test_the_abandoned_execution_function_may_only_journal_notify_and_read_this_stacks_executions(synthesized: Synthesized) -> None:

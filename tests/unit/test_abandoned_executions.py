@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from restore_runbook.common import clock
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import abandoned, records
+from restore_runbook.contract import STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
+from restore_runbook.journal import abandoned, notice, records
 from restore_runbook.journal import lock as journal_lock
 from restore_runbook.journal.table import JournalSettings
 from restorectl.emulated_journal import EmulatedJournal
@@ -337,3 +341,156 @@ def test_a_lock_marked_for_recovery_between_the_release_read_and_its_delete_is_s
     assert words.startswith("KEPT the lock on irisx-prod-rds-postgres: it is marked as needing recovery")
     (lock,) = emulated.locks()
     assert lock["holder"] == IN_PLACE_ARN and lock["needs_recovery"] == "it stopped mid-swap"
+
+
+# ---- the end notice: the record is closed before the publish, so a retry sends one that was lost
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
+
+
+class FunctionKilled(BaseException):
+    """The runtime ending the invocation (its timeout): nothing after it runs, not even an except clause."""
+
+
+def publish_throttled(**message: Any) -> bool:
+    raise throttled("Publish")
+
+
+def aborted_holding_the_source_lock(settings: JournalSettings) -> None:
+    records.record_start(
+        workflow="restore", execution_arn=ARN, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
+    )
+    journal_lock.take_lock(
+        workflow="restore", execution_arn=ARN, resource="rds:irisx-prod-rds-postgres", requested_by="ana", settings=settings
+    )
+
+
+def test_an_end_notice_whose_publish_fails_after_the_record_is_closed_is_sent_by_the_retried_invocation_once(world, monkeypatch):
+    emulated, settings = world
+    aborted_holding_the_source_lock(settings)
+    real_notify = notice.notify
+    calls: list[str] = []
+
+    def throttled_once(**message: Any) -> bool:
+        calls.append(message["outcome"])
+        if len(calls) == 1:
+            raise throttled("Publish")
+        return real_notify(**message)
+
+    monkeypatch.setattr(notice, "notify", throttled_once)
+
+    # When the first invocation's publish is throttled after it closed the record
+    with pytest.raises(ClientError, match="Throttling"):
+        abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    # Then the end is journaled and the lock released, nobody is told yet, and the record says the notice failed and why
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["notice"]) == ("ABORTED", "failed")
+    assert record["notice_failure"] == "Throttling: An error occurred (Throttling) when calling the Publish operation: Rate exceeded"
+    assert emulated.locks() == [] and emulated.notifications() == []
+
+    # When Lambda retries the invocation
+    retried = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    # Then it journals nothing twice and sends the notice that was lost
+    assert retried["recorded"] is False and retried["notice"] == "its notice read failed; sent now"
+    (notification,) = emulated.notifications()
+    assert notification["subject"] == "[irisx-restore] restore ABORTED: ExecutionAborted"
+    assert "Left behind: it stopped in state WaitForRestore" in notification["message"]
+    (record,) = emulated.executions()
+    assert record["notice"] == "sent" and record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
+
+    # And a later delivery of the same event sends nothing more
+    again = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+    assert again["notice"] == "its notice reads sent" and len(emulated.notifications()) == 1
+
+
+def test_a_notice_left_pending_by_an_invocation_that_may_still_run_is_waited_for_then_sent_once_it_cannot(world, monkeypatch):
+    emulated, settings = world
+    aborted_holding_the_source_lock(settings)
+    now = [datetime(2025, 11, 2, 12, 30, tzinfo=timezone.utc)]
+    monkeypatch.setattr(clock, "now", lambda: now[0])
+    real_send = notice.send
+
+    def killed_before_publishing(*args: Any) -> bool:
+        raise FunctionKilled
+
+    # Given an invocation ended by its timeout between closing the record and publishing
+    monkeypatch.setattr(notice, "send", killed_before_publishing)
+    with pytest.raises(FunctionKilled):
+        abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+    monkeypatch.setattr(notice, "send", real_send)
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["notice"], record["notice_at"]) == ("ABORTED", "pending", "2025-11-02T12:30:00Z")
+
+    # When another invocation finds the record closed while that one could still be publishing
+    now[0] += timedelta(seconds=STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS - 1)
+    with pytest.raises(notice.NoticeInDoubt, match="pending for 59s"):
+        abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+    # Then it sends nothing, so the notice is not sent twice
+    assert emulated.notifications() == []
+
+    # When it is retried once the first one can no longer be running
+    now[0] += timedelta(seconds=1)
+    retried = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    # Then the notice is sent, once
+    assert retried["notice"] == "its notice left pending 60s; sent now"
+    assert len(emulated.notifications()) == 1
+    assert emulated.executions()[0]["notice"] == "sent"
+
+
+def test_of_two_retries_that_find_a_lost_notice_at_once_one_sends_it_and_the_other_waits(world, monkeypatch):
+    emulated, settings = world
+    aborted_holding_the_source_lock(settings)
+    real_notify = notice.notify
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    with pytest.raises(ClientError):
+        abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+    monkeypatch.setattr(notice, "notify", real_notify)
+    real_read = notice._read
+    other: list[str] = []
+
+    # The other retry runs whole between this one's read of the failed notice and its claim
+    def read_then_the_other_retry_sends_it(*args: Any) -> dict[str, Any]:
+        seen = real_read(*args)
+        if not other:
+            monkeypatch.setattr(notice, "_read", real_read)
+            other.append(abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")["notice"])
+        return seen
+
+    monkeypatch.setattr(notice, "_read", read_then_the_other_retry_sends_it)
+
+    with pytest.raises(notice.NoticeInDoubt, match="another invocation claimed the end notice"):
+        abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    assert other == ["its notice read failed; sent now"]
+    assert len(emulated.notifications()) == 1 and emulated.executions()[0]["notice"] == "sent"
+
+
+def test_a_notice_the_table_would_not_mark_failed_stays_pending_and_is_sent_once_its_writer_cannot_run(world, monkeypatch):
+    emulated, settings = world
+    aborted_holding_the_source_lock(settings)
+    now = [datetime(2025, 11, 2, 12, 30, tzinfo=timezone.utc)]
+    monkeypatch.setattr(clock, "now", lambda: now[0])
+
+    def table_throttled(*args: Any, **kwargs: Any) -> None:
+        raise throttled("UpdateItem")
+
+    real_notify, real_mark = notice.notify, notice._mark
+    # Given a publish that fails, and a table that will not take the mark that says so
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    monkeypatch.setattr(notice, "_mark", table_throttled)
+    with pytest.raises(ClientError, match="Publish"):
+        abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+    assert emulated.executions()[0]["notice"] == "pending"
+    monkeypatch.setattr(notice, "notify", real_notify)
+    monkeypatch.setattr(notice, "_mark", real_mark)
+    # When it is retried once its writer can no longer be running
+    now[0] += timedelta(seconds=STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS)
+
+    retried = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
+
+    assert retried["notice"] == "its notice left pending 60s; sent now" and len(emulated.notifications()) == 1

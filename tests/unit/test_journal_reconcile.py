@@ -7,9 +7,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import abandoned, reconcile, records
+from restore_runbook.journal import abandoned, notice, reconcile, records
 from restore_runbook.journal import lock as journal_lock
 from restore_runbook.journal.table import JournalSettings
 from restorectl.emulated_journal import EmulatedJournal
@@ -232,3 +233,120 @@ def test_a_recordings_lock_the_locks_index_does_not_list_yet_is_found_in_its_buc
     assert done is not None and done["lock"] == "released the lock on s3://irisx-recordings/recordings/2025/"
     assert emulated.locks() == []
     assert prefix_registry.read("irisx-recordings", settings).holders == {}
+
+
+def test_a_reconciled_end_whose_notice_failed_to_publish_is_announced_by_the_retried_invocation_once(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
+    real_notify = notice.notify
+
+    def publish_throttled(**message: Any) -> bool:
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
+
+    # When the status-change function closes the record left RUNNING and its publish is throttled
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    with pytest.raises(ClientError, match="Throttling"):
+        reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    (closed,) = emulated.executions()
+    assert (closed["outcome"], closed["notice"]) == ("FAILED", "failed") and emulated.notifications() == []
+
+    # Then Lambda's retry, finding the record closed, sends the notice the first invocation owed, once
+    monkeypatch.setattr(notice, "notify", real_notify)
+    retried = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    assert retried["reconciled"] is False and retried["notice"] == "its notice read failed; sent now"
+    again = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    assert again["notice"] == "its notice reads sent"
+    (notification,) = emulated.notifications()
+    assert notification["subject"] == "[irisx-restore] restore FAILED: RestoreFailed"
+    assert "Cause:       storage-full" in notification["message"]
+    assert "[journal record reconciled from RUNNING by the status-change function]" in notification["message"]
+
+
+def test_restorectl_status_lists_an_end_whose_notice_was_not_sent_with_why_until_it_is(world, monkeypatch, capsys):
+    import boto3
+
+    from restorectl import journal_view
+
+    emulated, settings = world
+    started(settings)
+    monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
+    real_notify = notice.notify
+
+    def publish_refused(**message: Any) -> bool:
+        raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not allowed to publish"}}, "Publish")
+
+    # Given a reconciled end whose notice could not be published
+    monkeypatch.setattr(notice, "notify", publish_refused)
+    with pytest.raises(ClientError):
+        reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    table = boto3.resource("dynamodb").Table(settings.table_name)
+
+    # Then restorectl status names it, with the publish's error
+    journal_view.print_status(journal_view.status(table, ["restore"]))
+    out = capsys.readouterr().out
+    assert "end notice NOT sent: restore execution run-1 ended FAILED; its notice reads failed since " in out
+    assert "AuthorizationError" in out
+
+    # And once a retry has sent it, no longer
+    monkeypatch.setattr(notice, "notify", real_notify)
+    reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+    assert journal_view.status(table, ["restore"])["notices_not_sent"] == []
+    assert len(emulated.notifications()) == 1
+
+
+def test_an_end_reconciled_by_a_person_without_a_topic_is_announced_when_its_status_change_event_comes(world, monkeypatch):
+    emulated, settings = world
+    record = started(settings)
+    describe = described("FAILED", error="RestoreFailed", cause="storage-full")
+    # Given `restorectl status` closing the record first (it has no topic: the notice is owed)
+    quiet = JournalSettings(table_name=settings.table_name, topic_arn="", source_instance=settings.source_instance)
+    done = reconcile.reconcile(record, reconciled_by="restorectl status (ana)", settings=quiet, describe=describe)
+    assert done is not None and done["notified"] is False
+    assert emulated.executions()[0]["notice"] == "owed" and emulated.notifications() == []
+
+    # When the status-change function's event for that end arrives
+    monkeypatch.setattr(reconcile, "describe_execution", describe)
+    result = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+
+    # Then it sends the notice, saying who reconciled the record
+    assert result["notice"] == "its notice read owed; sent now"
+    (notification,) = emulated.notifications()
+    assert "[journal record reconciled from RUNNING by restorectl status (ana)]" in notification["message"]
+
+
+def test_a_success_release_without_record_announced_is_marked_not_due_and_never_resent(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    output = json.dumps({"journal_release": {"notified": True}, "left_behind": "nothing"})
+    monkeypatch.setattr(reconcile, "describe_execution", described("SUCCEEDED", output=output))
+
+    first = reconcile.record_status_change(event("SUCCEEDED"), settings, "irisx-restore-", "the status-change function")
+    again = reconcile.record_status_change(event("SUCCEEDED"), settings, "irisx-restore-", "the status-change function")
+
+    assert first["notified"] is False and again["notice"] == "its notice reads not-due"
+    assert emulated.executions()[0]["notice"] == "not-due" and emulated.notifications() == []
+
+
+def test_a_record_the_workflow_closed_itself_has_no_notice_for_the_status_change_function_to_send(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    records.finish(
+        workflow="restore",
+        execution_arn=ARN,
+        started_at=START,
+        outcome="FAILED",
+        error="RestoreFailed",
+        cause="storage-full",
+        left_behind="nothing",
+        lock_resource=None,
+        details={},
+        result=None,
+        settings=settings,
+    )
+    monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
+
+    result = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+
+    assert result["notice"].startswith("no notice of this function's to check")
+    assert len(emulated.notifications()) == 1  # the workflow's own

@@ -20,7 +20,7 @@ from typing import Any
 
 from restore_runbook.common import aws
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import prefix_registry
+from restore_runbook.journal import notice, prefix_registry
 from restore_runbook.journal import table as journal
 from restore_runbook.journal.attempts import REDRIVEN, first_attempt
 from restore_runbook.journal.lock import keep_for_recovery, release_lock
@@ -187,9 +187,11 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     start = iso_millis(detail.get("startDate"))
     record = find_record(workflow, str(execution_arn), start, settings)
     if record is not None and record.get("outcome") != journal.RUNNING:
-        # EventBridge delivers at least once: this end is journaled and its lock seen to already.
+        # EventBridge delivers at least once, and Lambda retries: this end is journaled and its lock seen
+        # to already; only its notice may still be owed, by an invocation whose publish failed.
         why = f"the record already reads {record.get('outcome')}"
-        return {"workflow": workflow, "execution_arn": execution_arn, "recorded": False, "why": why, "locks": []}
+        owed = notice.resend_if_lost({journal.PK: record[journal.PK], journal.SK: record[journal.SK]}, settings)
+        return {"workflow": workflow, "execution_arn": execution_arn, "recorded": False, "why": why, "locks": [], "notice": owed}
     started_at = str((record or {}).get("execution_start_time") or start or "")
     error, cause = ABANDONED_ERRORS[str(status)], detail.get("cause") or ABANDONED_CAUSES[str(status)]
     state = last_state(str(execution_arn))

@@ -56,12 +56,19 @@ def report_lines(report: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def worth_telling(workflow: str, outcome: str) -> bool:
+    return outcome != "SUCCEEDED" or traits_of(workflow).notify_on_success
+
+
+def is_due(workflow: str, outcome: str, settings: JournalSettings) -> bool:
+    """Whether this end is worth a message and there is a topic to send it to."""
+    return bool(settings.topic_arn) and worth_telling(workflow, outcome)
+
+
 def notify(
     *, workflow: str, execution_arn: str, outcome: str, error: str | None, cause: str | None, left_behind: str, settings: JournalSettings
 ) -> bool:
-    if not settings.topic_arn:
-        return False
-    if outcome == "SUCCEEDED" and not traits_of(workflow).notify_on_success:
+    if not is_due(workflow, outcome, settings):
         return False
     subject, body = notification(
         workflow=workflow, execution_arn=execution_arn, outcome=outcome, error=error, cause=cause, left_behind=left_behind

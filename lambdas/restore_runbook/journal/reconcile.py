@@ -18,6 +18,7 @@ from typing import Any
 
 from restore_runbook.common import aws, clock
 from restore_runbook.common.errors import InvalidInput
+from restore_runbook.journal import notice
 from restore_runbook.journal import table as journal
 from restore_runbook.journal.abandoned import (
     ABANDONED_CAUSES,
@@ -34,7 +35,7 @@ from restore_runbook.journal.abandoned import (
 from restore_runbook.journal.abandoned import left_behind as abandoned_left_behind
 from restore_runbook.journal.attempts import FirstAttemptUnknown, as_first_attempt, first_attempt, redrive_count
 from restore_runbook.journal.lock import release_lock
-from restore_runbook.journal.notify import notify
+from restore_runbook.journal.notify import worth_telling
 from restore_runbook.journal.records import parse_input
 
 ENDED_STATUSES = ("SUCCEEDED", "FAILED", *ABANDONED_STATUSES)
@@ -120,12 +121,16 @@ def reconcile(
     now = clock.isoformat(clock.now())
     source = "GetExecutionHistory (the first attempt's end)" if first is not None else "DescribeExecution"
     reconciled = {"by": reconciled_by, "at": now, "was": journal.RUNNING, "source": source}
+    worth = notify_missing and not (status == "SUCCEEDED" and _already_notified(output)) and worth_telling(workflow, status)
+    marks = notice.opening_marks(worth, settings)
+    key = {journal.PK: record[journal.PK], journal.SK: record[journal.SK]}
     try:
         journal.table(settings).update_item(
-            Key={journal.PK: record[journal.PK], journal.SK: record[journal.SK]},
+            Key=key,
             UpdateExpression=(
                 "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
-                "cause = :cause, left_behind = :left, #result = :result, lock_release = :lock, reconciled = :reconciled"
+                "cause = :cause, left_behind = :left, #result = :result, lock_release = :lock, reconciled = :reconciled, "
+                "notice = :notice, notice_at = :notice_at"
             ),
             # Two reconcilers (the event and a person running status) may meet: the first one closes it.
             ConditionExpression="outcome = :running",
@@ -142,6 +147,7 @@ def reconcile(
                     ":lock": lock,
                     ":reconciled": reconciled,
                     ":running": journal.RUNNING,
+                    **marks,
                 }
             ),
         )
@@ -149,17 +155,9 @@ def reconcile(
         if aws.error_code(exc) == "ConditionalCheckFailedException":
             return None
         raise
-    notified = False
-    if notify_missing and not (status == "SUCCEEDED" and _already_notified(output)):
-        notified = notify(
-            workflow=workflow,
-            execution_arn=execution_arn,
-            outcome=status,
-            error=error,
-            cause=cause,
-            left_behind=f"{left_behind} [journal record reconciled from RUNNING by {reconciled_by}]",
-            settings=settings,
-        )
+    closed = {"workflow": workflow, "execution_arn": execution_arn, "outcome": status, "error": error, "cause": cause}
+    message = notice.message_of({**closed, "left_behind": left_behind, "reconciled": reconciled})
+    notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings)
     return {"execution_arn": execution_arn, "workflow": workflow, "outcome": status, "lock": lock, "notified": notified, **reconciled}
 
 
@@ -179,7 +177,11 @@ def reconcile_ended(
     done = reconcile(record, reconciled_by=reconciled_by, settings=settings, describe=describe) if record else None
     if done is None:
         why = "no start record" if record is None else f"the record already reads {record.get('outcome')}"
-        return {"workflow": workflow, "execution_arn": execution_arn, "status": detail.get("status"), "reconciled": False, "why": why}
+        answer = {"workflow": workflow, "execution_arn": execution_arn, "status": detail.get("status"), "reconciled": False, "why": why}
+        if record is None:
+            return answer
+        # Lambda retries an invocation whose publish failed after its write: the notice it owes is sent now.
+        return {**answer, "notice": notice.resend_if_lost({journal.PK: record[journal.PK], journal.SK: record[journal.SK]}, settings)}
     return {**done, "status": detail.get("status"), "reconciled": True}
 
 

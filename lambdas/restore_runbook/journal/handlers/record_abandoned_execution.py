@@ -21,7 +21,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     prefix = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "")
     by = f"the status-change function {context.function_name} (EventBridge)"
     result = record_status_change(event, JournalSettings.from_env(), f"{prefix}-" if prefix else "", by)
-    if result.get("reconciled") is False:
+    # Already closed (a second delivery, or Lambda's retry): at most a lost notice was sent, said in result["notice"].
+    if result.get("reconciled") is False or result.get("recorded") is False:
         logger.info("execution ended with its journal record closed", extra={"journal": result})
     else:
         logger.warning("journal record written from outside the execution", extra={"journal": result})

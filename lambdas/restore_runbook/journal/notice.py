@@ -1,0 +1,127 @@
+"""The end notice of a record the status-change function closes: sent at least once.
+
+That function closes a record first and publishes after (the record is what stops a second
+delivery of the event from acting twice), so a publish that fails after the write would leave
+the end journaled and nobody told, and the retried invocation, finding the record closed, would
+do nothing. The closing write therefore also marks the notice `pending`; the publish marks it
+`sent`, or `failed` before the error goes back to Lambda, which retries. A retry that finds the
+record closed sends a notice left `failed`, or `pending` for longer than that function can run
+(its writer is gone), and waits (NoticeInDoubt) on one whose writer may still be publishing.
+A writer with no topic (`restorectl status` reconciling a record) marks a notice worth sending
+`owed`, which the status-change function, if its event for that end comes, sends.
+A duplicate notice is possible (the function stopped between the publish and its mark); a lost
+one is not, while Lambda's retries last (then the dead-letter queue's alarm tells).
+
+A record closed by the workflow's own end step carries no notice mark: that step's Retry and the
+ReleaseWithoutRecord path see to its notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from restore_runbook.common import aws, clock
+from restore_runbook.common.observability import logger
+from restore_runbook.contract import STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
+from restore_runbook.journal import table as journal
+from restore_runbook.journal.notify import notify
+
+PENDING, SENT, FAILED, OWED, NOT_DUE = "pending", "sent", "failed", "owed", "not-due"
+
+
+class NoticeInDoubt(RuntimeError):
+    """The record is closed and its notice is being sent by another invocation that may still run;
+    raised so that Lambda retries once that invocation has either marked it sent or can no longer run."""
+
+
+def opening_marks(worth_telling: bool, settings: journal.JournalSettings) -> dict[str, str]:
+    """The notice's fields for the closing write (`:notice`, `:notice_at`): PENDING when this writer sends it next."""
+    mark = (PENDING if settings.topic_arn else OWED) if worth_telling else NOT_DUE
+    return {":notice": mark, ":notice_at": clock.isoformat(clock.now())}
+
+
+def _read(key: Mapping[str, Any], settings: journal.JournalSettings) -> dict[str, Any]:
+    return dict(journal.table(settings).get_item(Key=dict(key), ConsistentRead=True).get("Item") or {})
+
+
+def message_of(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The notice's fields, as the closing write recorded them."""
+    left_behind = str(record.get("left_behind") or "")
+    reconciled = record.get("reconciled")
+    if isinstance(reconciled, Mapping) and reconciled.get("by"):
+        left_behind = f"{left_behind} [journal record reconciled from RUNNING by {reconciled['by']}]"
+    return {
+        "workflow": str(record.get("workflow") or ""),
+        "execution_arn": str(record.get("execution_arn") or ""),
+        "outcome": str(record.get("outcome") or ""),
+        "error": record.get("error"),
+        "cause": record.get("cause"),
+        "left_behind": left_behind,
+    }
+
+
+def _mark(key: Mapping[str, Any], notice: str, settings: journal.JournalSettings, why: str | None = None) -> None:
+    journal.table(settings).update_item(
+        Key=dict(key),
+        UpdateExpression="SET notice = :notice, notice_at = :at, notice_failure = :why",
+        ExpressionAttributeValues={":notice": notice, ":at": clock.isoformat(clock.now()), ":why": why},
+    )
+
+
+def send(key: Mapping[str, Any], message: Mapping[str, Any], settings: journal.JournalSettings) -> bool:
+    """Publish the notice the closing write marked pending, then mark it sent; on a failed publish,
+    mark it failed (if the table answers) and raise, so the invocation is retried."""
+    try:
+        notify(**message, settings=settings)
+    except Exception as exc:
+        try:
+            _mark(key, FAILED, settings, why=f"{aws.error_code(exc) or type(exc).__name__}: {exc}"[:500])
+        except Exception:  # noqa: BLE001 - left pending, it is resent once its writer can no longer run
+            logger.exception("the end notice could not be marked failed; it stays pending", extra={"key": dict(key)})
+        raise
+    try:
+        _mark(key, SENT, settings)
+    except Exception:  # noqa: BLE001 - it was published; left pending, a later retry may send it twice, never zero times
+        logger.exception("the end notice was published but could not be marked sent", extra={"key": dict(key)})
+    return True
+
+
+def resend_if_lost(key: Mapping[str, Any], settings: journal.JournalSettings) -> str:
+    """For an invocation that finds the record already closed: send its notice if an earlier one
+    failed to. What was done, in words; NoticeInDoubt while another invocation may be sending it."""
+    record = _read(key, settings)
+    notice, marked_at = record.get("notice"), str(record.get("notice_at") or "")
+    if notice is None:
+        return "no notice of this function's to check (the workflow's own end step closed the record)"
+    if notice in (SENT, NOT_DUE) or not settings.topic_arn:
+        return f"its notice reads {notice}"
+    try:
+        age = (clock.now() - clock.parse_utc(marked_at)).total_seconds()
+    except ValueError:
+        age = float("inf")
+    if notice == PENDING and age < STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS:
+        raise NoticeInDoubt(
+            f"{record.get('execution_arn')}: the record is closed and its end notice has been pending for {age:.0f}s: "
+            "the invocation that closed it may still be publishing; retried later"
+        )
+    # Claimed as seen: of two invocations retrying at once, one sends.
+    try:
+        journal.table(settings).update_item(
+            Key=dict(key),
+            UpdateExpression="SET notice = :pending, notice_at = :now",
+            ConditionExpression="notice = :seen AND notice_at = :seen_at",
+            ExpressionAttributeValues={
+                ":pending": PENDING,
+                ":now": clock.isoformat(clock.now()),
+                ":seen": notice,
+                ":seen_at": marked_at,
+            },
+        )
+    except Exception as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        raise NoticeInDoubt(f"{record.get('execution_arn')}: another invocation claimed the end notice at the same moment") from exc
+    send(key, message_of(record), settings)
+    was = f"left pending {age:.0f}s" if notice == PENDING else f"read {notice}"
+    return f"its notice {was}; sent now"
