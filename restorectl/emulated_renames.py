@@ -86,6 +86,9 @@ class EmulatedRenames:
             # Deleted mid-rename: gone, or still listed `deleting` (EmulatedRds' delete_minutes); it never comes back renamed.
             if instance is None or instance.status == "deleting":
                 del self.pending[resource_id]
+                # Taken off the instance when the rename began, so the instance's delete could not drop it.
+                if rename.dbname is not None:
+                    self.rds.pg.drop_database(rename.dbname)
                 continue
             if not rename.identifier_changed and now >= rename.switch_at:
                 del backend.databases[rename.old]

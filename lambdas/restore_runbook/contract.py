@@ -49,9 +49,9 @@ JOURNAL_LOCK_PK = "LOCK#{resource}"
 JOURNAL_PREFIX_REGISTRY_PK = "PREFIXES#s3:{bucket}"
 # A scheduled drill's claim of its scheduled time (drill/request.py).
 JOURNAL_DRILL_CLAIM_PK = "DRILL#{source}"
-# The status-change function's timeout (stacks/abandoned.py): an end notice still "pending" this long
-# after its writer claimed it was never sent, because that writer can no longer be running
-# (journal/notice.py).
+# The status-change function's timeout (stacks/abandoned.py), which no workflow's end step exceeds: an
+# end notice still "pending" this long after its writer marked it was never sent, because that writer
+# can no longer be running (journal/notice.py).
 STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS = 60
 
 # -- identifiers --------------------------------------------------------------------------------------

@@ -55,8 +55,11 @@ def test_an_end_the_status_change_function_cannot_journal_or_announce_lands_in_a
 ) -> None:
     functions = synthesized.of_type("AWS::Lambda::Function")
     (function_id,) = [k for k, f in functions.items() if handler_module(f["Properties"]["Handler"]) == "record_abandoned_execution"]
-    # Its timeout is the one journal/notice.py counts on: a notice pending longer was never sent
+    # Its timeout is the one journal/notice.py counts on: a notice pending longer was never sent; the
+    # workflows' own end steps, which mark notices too, never run longer
     assert functions[function_id]["Properties"]["Timeout"] == STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
+    end_steps = [f["Properties"] for f in functions.values() if handler_module(f["Properties"]["Handler"]) == "record_outcome"]
+    assert end_steps and all(f["Timeout"] <= STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS for f in end_steps)
     # An invocation that fails every retry is sent to the queue, not dropped
     configs = synthesized.of_type("AWS::Lambda::EventInvokeConfig").values()
     (invoke_config,) = [c["Properties"] for c in configs if c["Properties"]["FunctionName"] == {"Ref": function_id}]
@@ -70,7 +73,9 @@ def test_an_end_the_status_change_function_cannot_journal_or_announce_lands_in_a
     (queue_policy,) = [p for p in synthesized.of_type("AWS::SQS::QueuePolicy").values() if {"Ref": queue_id} in p["Properties"]["Queues"]]
     statements = queue_policy["Properties"]["PolicyDocument"]["Statement"]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
-    assert any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"} for s in statements)
+    (from_events,) = [s for s in statements if s["Effect"] == "Allow" and s["Principal"] == {"Service": "events.amazonaws.com"}]
+    (rule_id,) = synthesized.of_type("AWS::Events::Rule")
+    assert from_events["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule_id, "Arn"]}}}
     # And the function's own role may send to it
     role = functions[function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
     sends = [s for s in role_policies(synthesized)[role] if "sqs:SendMessage" in as_list(s["Action"])]

@@ -27,6 +27,9 @@ START = "2025-11-02T12:00:00.123Z"
 START_MS = 1762084800123  # the same moment, as EventBridge gives it
 
 
+REAL_LAST_STATE = abandoned.last_state
+
+
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Any:
     from moto import mock_aws
@@ -262,6 +265,47 @@ def test_an_in_place_restore_stopped_before_the_app_was_touched_releases_its_loc
     assert emulated.locks() == []
 
 
+def test_an_in_place_restore_stopped_where_its_history_cannot_be_read_keeps_its_lock_as_if_mid_swap(world, monkeypatch):
+    emulated, settings = world
+    # Given an in-place restore that holds the production lock, aborted, and a history that cannot be read
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+
+    def history_refused(**kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory")
+
+    monkeypatch.setattr(abandoned, "last_state", REAL_LAST_STATE)
+    real_client = abandoned.aws.client
+    refusing_sfn = type("Sfn", (), {"get_execution_history": staticmethod(history_refused)})
+    monkeypatch.setattr(abandoned.aws, "client", lambda name: refusing_sfn if name == "stepfunctions" else real_client(name))
+    stopped = event("ABORTED", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
+
+    result = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+
+    # Then, not knowing whether it stopped mid-swap, it keeps the lock for recovery, and says why
+    assert result["last_state"] is None and result["locks"] == [PRODUCTION_LOCK]
+    (lock,) = emulated.locks()
+    assert lock["holder"] == IN_PLACE_ARN
+    assert lock["needs_recovery"].startswith("its last state is unknown, without its own cleanup or journal step: it may have stopped")
+    (record,) = emulated.executions()
+    assert record["lock_release"].startswith("KEPT the lock on irisx-prod-rds-postgres, marked as needing recovery")
+    assert "if it stopped during the swap: the app may still be STOPPED on every API host" in record["left_behind"]
+
+
+def test_a_snapshot_stopped_where_its_history_cannot_be_read_is_journaled_with_its_last_state_unknown(world, monkeypatch):
+    emulated, settings = world
+    monkeypatch.setattr(abandoned, "last_state", lambda arn: None)
+    machine = MACHINE.replace("-restore-restore", "-restore-snapshot")
+    arn = ARN.replace(":irisx-restore-restore:", ":irisx-restore-snapshot:")
+
+    abandoned.record_abandoned(event("TIMED_OUT", execution_arn=arn, stateMachineArn=machine), settings, "irisx-restore-")
+
+    (record,) = emulated.executions()
+    assert record["left_behind"].startswith("its last state is unknown, without its own cleanup or journal step: a snapshot being")
+    assert emulated.locks() == []
+
+
 def test_a_lock_is_not_released_by_hand_while_its_holder_runs(world):
     from unittest import mock
 
@@ -311,10 +355,11 @@ def test_a_second_delivery_that_could_not_read_where_it_stopped_never_releases_a
 
     first = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
 
-    # Then the lock the second delivery kept for recovery is still there, marked, whatever the first one tried
+    # Then the lock the second delivery kept for recovery is still there, marked with the second one's words
+    # (it saw where it stopped), and the first one, not knowing where it stopped, kept it too
     (lock,) = emulated.locks()
-    assert lock["holder"] == IN_PLACE_ARN and "STOPPED" in lock["needs_recovery"]
-    assert first["lock"].startswith("KEPT the lock on irisx-prod-rds-postgres: it is marked as needing recovery")
+    assert lock["holder"] == IN_PLACE_ARN and lock["needs_recovery"].startswith("it stopped in state CheckCopyRename")
+    assert first["lock"].startswith("KEPT the lock on irisx-prod-rds-postgres")
     # And the record and the one notification are the second delivery's, which saw where it stopped
     assert first["recorded"] is False and second[0]["recorded"] is True
     (record,) = emulated.executions()
@@ -494,3 +539,20 @@ def test_a_notice_the_table_would_not_mark_failed_stays_pending_and_is_sent_once
     retried = abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
 
     assert retried["notice"] == "its notice left pending 60s; sent now" and len(emulated.notifications()) == 1
+
+
+def test_every_lock_an_abandoned_execution_holds_is_released_even_when_its_notice_fails_to_publish(world, monkeypatch):
+    emulated, settings = world
+    # Given an execution holding the lock on the source its input names and on the configured one
+    for resource in ("rds:irisx-staging", "rds:irisx-prod-rds-postgres"):
+        journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource=resource, requested_by="ana", settings=settings)
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    stopped = event("ABORTED", input=json.dumps({"source_instance": "irisx-staging"}))
+
+    # When its end is journaled and the publish fails
+    with pytest.raises(ClientError):
+        abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+
+    # Then no lock is left for the retry, which finds the record closed and looks no further, to miss
+    assert emulated.locks() == []
+    assert emulated.executions()[0]["notice"] == "failed"

@@ -205,3 +205,36 @@ def test_an_instance_deleted_while_it_is_being_renamed_stays_deleting_and_never_
         assert "prod-old" not in rds_world.instance_db
         clock.advance(600)  # the delete is done
         assert world.rds.describe_db_instances(Filters=[{"Name": "dbi-resource-id", "Values": [resource_id]}])["DBInstances"] == []
+
+
+def test_the_database_behind_an_instance_deleted_mid_rename_is_dropped_with_the_rename() -> None:
+    from restorectl.emulated_rds import EmulatedRds
+
+    class RecordingCluster:
+        def __init__(self) -> None:
+            self.dropped: list[str] = []
+
+        def drop_database(self, name: str, **kwargs: object) -> None:
+            self.dropped.append(name)
+
+        def drop_databases(self, names: object, **kwargs: object) -> None:
+            self.dropped.extend(list(names))  # type: ignore[call-overload]
+
+    cluster = RecordingCluster()
+    clock = SimulatedClock(datetime(2025, 11, 2, 12, 0, tzinfo=timezone.utc))
+    rds_world = EmulatedRds(cluster, clock, run_id="t", restore_minutes=1, delete_minutes=15)  # type: ignore[arg-type]
+    renames = EmulatedRenames(rds_world, clock, rename_minutes=10)
+    with mock_aws(), clock.installed(), rds_world.installed(), renames.installed():
+        world = World(boto3.client("rds", region_name="us-east-1"), clock, renames, EndpointMap())
+        resource_id = world.create("prod")["DbiResourceId"]
+        rds_world.instance_db["prod"] = "t_prod"  # the local database answering on prod's endpoint
+        world.rename("prod", "prod-old")
+        clock.advance(360)
+        assert world.by_resource_id(resource_id)["DBInstanceIdentifier"] == "prod-old"
+        world.rds.delete_db_instance(DBInstanceIdentifier="prod-old", SkipFinalSnapshot=True)
+
+        clock.advance(360)  # past the rename's end, before the delete's
+        assert world.by_resource_id(resource_id)["DBInstanceStatus"] == "deleting"
+
+        assert cluster.dropped == ["t_prod"]
+        assert "t_prod" not in rds_world.instance_db.values()

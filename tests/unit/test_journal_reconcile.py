@@ -241,9 +241,6 @@ def test_a_reconciled_end_whose_notice_failed_to_publish_is_announced_by_the_ret
     monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
     real_notify = notice.notify
 
-    def publish_throttled(**message: Any) -> bool:
-        raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
-
     # When the status-change function closes the record left RUNNING and its publish is throttled
     monkeypatch.setattr(notice, "notify", publish_throttled)
     with pytest.raises(ClientError, match="Throttling"):
@@ -328,25 +325,113 @@ def test_a_success_release_without_record_announced_is_marked_not_due_and_never_
     assert emulated.executions()[0]["notice"] == "not-due" and emulated.notifications() == []
 
 
-def test_a_record_the_workflow_closed_itself_has_no_notice_for_the_status_change_function_to_send(world, monkeypatch):
-    emulated, settings = world
-    started(settings)
-    records.finish(
+def end_step(settings: JournalSettings, outcome: str = "FAILED") -> dict[str, Any]:
+    """The workflow's own end step (RecordFailure / RecordSuccess)."""
+    failed = outcome == "FAILED"
+    return records.finish(
         workflow="restore",
         execution_arn=ARN,
         started_at=START,
-        outcome="FAILED",
-        error="RestoreFailed",
-        cause="storage-full",
+        outcome=outcome,
+        error="RestoreFailed" if failed else None,
+        cause="storage-full" if failed else None,
         left_behind="nothing",
         lock_resource=None,
         details={},
         result=None,
         settings=settings,
     )
+
+
+def publish_throttled(**message: Any) -> bool:
+    raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
+
+
+def test_a_failure_whose_own_end_step_could_not_publish_its_notice_is_announced_by_the_status_change_function(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    real_notify = notice.notify
+    # Given RecordFailure writing the record, then its publish throttled (the execution fails through its catch)
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    with pytest.raises(ClientError):
+        end_step(settings)
+    assert emulated.executions()[0]["notice"] == "failed" and emulated.notifications() == []
+    monkeypatch.setattr(notice, "notify", real_notify)
+    monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
+
+    # When the FAILED event reaches the status-change function
+    result = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
+
+    # Then the record is left as the end step wrote it, and the notice it owed is sent, once
+    assert result["reconciled"] is False and result["notice"] == "its notice read failed; sent now"
+    (notification,) = emulated.notifications()
+    assert notification["subject"] == "[irisx-restore] restore FAILED: RestoreFailed" and "reconciled" not in notification["message"]
+    assert "reconciled" not in emulated.executions()[0]
+
+
+def test_a_success_release_without_record_announced_after_its_end_step_failed_to_publish_is_not_announced_again(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    real_notify = notice.notify
+    # Given RecordSuccess writing the record and failing to publish, then ReleaseWithoutRecord announcing the success
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    with pytest.raises(ClientError):
+        end_step(settings, "SUCCEEDED")
+    monkeypatch.setattr(notice, "notify", real_notify)
+    output = json.dumps({"journal_release": {"notified": True}, "left_behind": "nothing"})
+    monkeypatch.setattr(reconcile, "describe_execution", described("SUCCEEDED", output=output))
+
+    result = reconcile.record_status_change(event("SUCCEEDED"), settings, "irisx-restore-", "the status-change function")
+
+    # Then nothing is sent twice, and the record no longer says the notice failed
+    assert result["notice"] == "its notice read failed, but ReleaseWithoutRecord announced this success; marked sent"
+    assert emulated.notifications() == []
+    (record,) = emulated.executions()
+    assert (record["notice"], record["notice_failure"]) == ("sent", "sent by ReleaseWithoutRecord (the execution's output says so)")
+
+
+def test_an_end_step_that_overwrites_a_timed_out_record_replaces_its_failed_notice_mark_with_its_own(world, monkeypatch):
+    emulated, settings = world
+    started(settings)
+    real_notify = notice.notify
+    monkeypatch.setattr(abandoned, "last_state", lambda arn: "RecordSuccess")
+    monkeypatch.setattr(reconcile, "describe_execution", described("TIMED_OUT"))
+    # Given the status-change function journaling TIMED_OUT and failing to publish it
+    monkeypatch.setattr(notice, "notify", publish_throttled)
+    with pytest.raises(ClientError):
+        reconcile.record_status_change(event("TIMED_OUT"), settings, "irisx-restore-", "the status-change function")
+    assert emulated.executions()[0]["notice"] == "failed"
+    monkeypatch.setattr(notice, "notify", real_notify)
+
+    # When the end step, still running when the execution timed out, writes its own end and announces it
+    end_step(settings, "SUCCEEDED")
+
+    # Then the record's mark is the end step's, and a retry of the function resends nothing in its name
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["notice"], record.get("notice_failure")) == ("SUCCEEDED", "sent", None)
+    retried = reconcile.record_status_change(event("TIMED_OUT"), settings, "irisx-restore-", "the status-change function")
+    assert retried["notice"] == "its notice reads sent"
+    assert [n["subject"] for n in emulated.notifications()] == ["[irisx-restore] restore SUCCEEDED"]
+
+
+def test_a_record_closed_before_notices_were_marked_is_left_as_it_is(world, monkeypatch):
+    emulated, settings = world
+    record = started(settings)
+    table = emulated_table(settings)
+    table.update_item(
+        Key={"pk": record["pk"], "sk": record["sk"]},
+        UpdateExpression="SET outcome = :failed",
+        ExpressionAttributeValues={":failed": "FAILED"},
+    )
     monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
 
     result = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
 
-    assert result["notice"].startswith("no notice of this function's to check")
-    assert len(emulated.notifications()) == 1  # the workflow's own
+    assert result["notice"] == "no notice mark to check (the record was closed before notices were marked)"
+    assert emulated.notifications() == []
+
+
+def emulated_table(settings: JournalSettings) -> Any:
+    import boto3
+
+    return boto3.resource("dynamodb").Table(settings.table_name)

@@ -199,6 +199,8 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     left = left_behind(workflow, str(execution_arn), state)
     kept_words = keep_locks_if_mid_change(workflow, str(execution_arn), state, resources, left, settings)
     kept = "; ".join(kept_words) if kept_words is not None else None
+    # Every lock is seen to before the record is closed: a retry finds the record closed and looks no further.
+    others = [] if kept else [release_lock(execution_arn=str(execution_arn), resource=r, settings=settings) for r in resources[1:]]
     finished = finish(
         workflow=workflow,
         execution_arn=str(execution_arn),
@@ -216,7 +218,6 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
     )
     if not finished["recorded"]:
         # Another delivery of this event (or a reconciler) closed the record between our read and our write.
-        return {**finished, "workflow": workflow, "execution_arn": execution_arn, "locks": []}
-    for extra in [] if kept else resources[1:]:
-        release_lock(execution_arn=str(execution_arn), resource=extra, settings=settings)
-    return {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}
+        return {**finished, "workflow": workflow, "execution_arn": execution_arn, "locks": [], "other_locks": others}
+    answer = {**finished, "workflow": workflow, "last_state": state, "had_start_record": record is not None, "locks": resources}
+    return {**answer, "other_locks": others}

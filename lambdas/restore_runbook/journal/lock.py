@@ -151,18 +151,20 @@ def _kept_words(resource: str) -> str:
 
 def keep_for_recovery(*, execution_arn: str, resource: str, why: str, settings: JournalSettings) -> str:
     """Keep this execution's lock after it ended, marked as needing recovery, so no workflow starts
-    on a resource left half-changed (taking the lock is refused until `restorectl unlock`)."""
+    on a resource left half-changed (taking the lock is refused until `restorectl unlock`). A lock
+    already marked keeps its first words: another writer of this end may have seen where it stopped."""
     try:
         table(settings).update_item(
             Key={PK: lock_pk(resource), SK: "LOCK"},
             UpdateExpression="SET needs_recovery = :why, needs_recovery_since = :now",
-            ConditionExpression="holder = :me",
+            ConditionExpression="holder = :me AND attribute_not_exists(needs_recovery)",
             ExpressionAttributeValues={":why": why, ":me": execution_arn, ":now": clock.isoformat(clock.now())},
         )
     except Exception as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        if not _kept_for_recovery(resource, execution_arn, settings):
             return f"lock on {lock_label(resource)} not held by this execution; left as it is"
-        raise
     return (
         f"KEPT the lock on {lock_label(resource)}, marked as needing recovery: no workflow may start on it until a person "
         f"puts it right and runs `restorectl unlock {resource}`"

@@ -1,19 +1,19 @@
-"""The end notice of a record the status-change function closes: sent at least once.
+"""An execution's end notice: sent at least once.
 
-That function closes a record first and publishes after (the record is what stops a second
-delivery of the event from acting twice), so a publish that fails after the write would leave
-the end journaled and nobody told, and the retried invocation, finding the record closed, would
-do nothing. The closing write therefore also marks the notice `pending`; the publish marks it
-`sent`, or `failed` before the error goes back to Lambda, which retries. A retry that finds the
-record closed sends a notice left `failed`, or `pending` for longer than that function can run
-(its writer is gone), and waits (NoticeInDoubt) on one whose writer may still be publishing.
+Every writer of an end record (the workflow's own end step, the status-change function) closes
+the record first and publishes after (for the status-change function, the closed record is what
+stops a second delivery of the event from acting twice), so a publish that fails after the write
+would leave the end journaled and nobody told. The closing write therefore also marks the notice
+`pending`; the publish marks it `sent`, or `failed` before the error goes back to the caller. The
+status-change function, called when the execution ends and retried by Lambda, finds the record
+closed and sends a notice left `failed`, or `pending` for longer than any writer can run (its
+writer is gone), and waits (NoticeInDoubt) on one whose writer may still be publishing.
 A writer with no topic (`restorectl status` reconciling a record) marks a notice worth sending
 `owed`, which the status-change function, if its event for that end comes, sends.
-A duplicate notice is possible (the function stopped between the publish and its mark); a lost
-one is not, while Lambda's retries last (then the dead-letter queue's alarm tells).
-
-A record closed by the workflow's own end step carries no notice mark: that step's Retry and the
-ReleaseWithoutRecord path see to its notification.
+A duplicate notice is possible (a writer stopped between the publish and its mark, or SNS took a
+publish whose answer was lost), at most once per attempt; a lost one is not, while Lambda's retries
+last (then the dead-letter queue's alarm tells). Records closed before notices were marked carry no
+mark and are left as they are.
 """
 
 from __future__ import annotations
@@ -87,15 +87,20 @@ def send(key: Mapping[str, Any], message: Mapping[str, Any], settings: journal.J
     return True
 
 
-def resend_if_lost(key: Mapping[str, Any], settings: journal.JournalSettings) -> str:
-    """For an invocation that finds the record already closed: send its notice if an earlier one
-    failed to. What was done, in words; NoticeInDoubt while another invocation may be sending it."""
+def resend_if_lost(key: Mapping[str, Any], settings: journal.JournalSettings, *, announced: bool = False) -> str:
+    """For an invocation that finds the record already closed: send its notice if its writer failed
+    to. What was done, in words; NoticeInDoubt while another invocation may be sending it.
+
+    `announced`: the execution's output says ReleaseWithoutRecord sent this success's notice itself."""
     record = _read(key, settings)
     notice, marked_at = record.get("notice"), str(record.get("notice_at") or "")
     if notice is None:
-        return "no notice of this function's to check (the workflow's own end step closed the record)"
+        return "no notice mark to check (the record was closed before notices were marked)"
     if notice in (SENT, NOT_DUE) or not settings.topic_arn:
         return f"its notice reads {notice}"
+    if announced:
+        _mark(key, SENT, settings, why="sent by ReleaseWithoutRecord (the execution's output says so)")
+        return f"its notice read {notice}, but ReleaseWithoutRecord announced this success; marked sent"
     try:
         age = (clock.now() - clock.parse_utc(marked_at)).total_seconds()
     except ValueError:

@@ -105,14 +105,14 @@ def reconcile(
     left_behind = str((output or {}).get("left_behind") if isinstance(output, dict) else "") or (
         f"not recorded by the workflow (its end record could not be written); check the execution: {journal.console_link(execution_arn)}"
     )
-    # Stopped from outside half-way through changing production, and its status-change event lost:
-    # as for the status-change event (journal/abandoned.py), the lock is kept for recovery and the record says why.
-    state = (first.last_state if first else last_state(execution_arn)) if status in ABANDONED_STATUSES else None
-    mid_change_words = abandoned_left_behind(workflow, execution_arn, state)
-    kept = keep_locks_if_mid_change(workflow, execution_arn, state, resources, mid_change_words, settings)
+    kept = None
     if status in ABANDONED_STATUSES:
-        # Stopped from outside: what it may have left is said from where it stopped, as for its own event.
-        left_behind = mid_change_words
+        # Stopped from outside, and its status-change event lost: what it may have left is said from where it
+        # stopped, and a lock held half-way through changing production is kept for recovery, as for its own
+        # event (journal/abandoned.py).
+        state = first.last_state if first else last_state(execution_arn)
+        left_behind = abandoned_left_behind(workflow, execution_arn, state)
+        kept = keep_locks_if_mid_change(workflow, execution_arn, state, resources, left_behind, settings)
     if kept is not None:
         released = kept
     else:
@@ -180,8 +180,11 @@ def reconcile_ended(
         answer = {"workflow": workflow, "execution_arn": execution_arn, "status": detail.get("status"), "reconciled": False, "why": why}
         if record is None:
             return answer
-        # Lambda retries an invocation whose publish failed after its write: the notice it owes is sent now.
-        return {**answer, "notice": notice.resend_if_lost({journal.PK: record[journal.PK], journal.SK: record[journal.SK]}, settings)}
+        # A notice whose publish failed after its write (the end step's, or an earlier invocation's) is sent now,
+        # unless ReleaseWithoutRecord announced that success itself.
+        output = parse_input((describe or describe_execution)(execution_arn).get("output"))
+        key = {journal.PK: record[journal.PK], journal.SK: record[journal.SK]}
+        return {**answer, "notice": notice.resend_if_lost(key, settings, announced=_already_notified(output))}
     return {**done, "status": detail.get("status"), "reconciled": True}
 
 

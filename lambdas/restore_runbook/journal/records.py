@@ -10,7 +10,7 @@ from typing import Any
 from restore_runbook.common import aws, clock, failure
 from restore_runbook.journal import notice
 from restore_runbook.journal.lock import release_lock
-from restore_runbook.journal.notify import notify, worth_telling
+from restore_runbook.journal.notify import worth_telling
 from restore_runbook.journal.table import (
     EXECUTION_KIND,
     INDEX_PK,
@@ -106,8 +106,8 @@ def finish(
 
     `lock_kept`: what was done with a lock deliberately not released (journal/lock.py `keep_for_recovery`).
     `only_while_running`: write (and notify) only while the record reads RUNNING or does not exist, for a
-    writer that may meet another one closing the same record; the loser returns `recorded` False. That
-    writer (the status-change function) marks its notice so that a retry sends one lost (journal/notice.py)."""
+    writer that may meet another one closing the same record; the loser returns `recorded` False.
+    Every writer marks the notice, so that the status-change function sends one lost (journal/notice.py)."""
     finished_at = clock.isoformat(clock.now())
     key = {PK: execution_pk(workflow), SK: execution_sk(started_at, execution_arn)}
     recorded = table(settings).get_item(Key=key, ConsistentRead=True).get("Item") or {}
@@ -123,7 +123,8 @@ def finish(
     guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(outcome) OR outcome = :running"} if only_while_running else {}
     message: dict[str, Any] = {"workflow": workflow, "execution_arn": execution_arn, "outcome": outcome, "error": error}
     message.update(cause=cause, left_behind=left_behind)
-    marks = notice.opening_marks(worth_telling(workflow, outcome), settings) if only_while_running else {}
+    # Written unconditionally by the workflow's own end step: a mark left by an earlier writer of this end is replaced too.
+    marks = notice.opening_marks(worth_telling(workflow, outcome), settings)
     try:
         table(settings).update_item(
             Key=key,
@@ -132,7 +133,8 @@ def finish(
                 "cause = :cause, left_behind = :left, phases = :phases, validation = :validation, #result = :result, "
                 "lock_release = :lock, workflow = :workflow, execution_arn = :arn, started_at = :started, "
                 "execution_start_time = :start_time, execution_name = :name, console_link = :link, "
-                "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report" + (", notice = :notice, notice_at = :notice_at" if marks else "")
+                "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report, notice = :notice, notice_at = :notice_at "
+                "REMOVE notice_failure"
             ),
             ExpressionAttributeNames={"#error": "error", "#result": "result"},
             ExpressionAttributeValues=to_item(
@@ -169,9 +171,6 @@ def finish(
         why = f"the record already reads {closed.get('outcome')}: another writer closed it at the same moment"
         done = {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": False, "recorded": False, "why": why}
         return {**done, "notice": notice.resend_if_lost(key, settings)}
-    if marks:
-        notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings)
-    else:
-        notified = notify(**message, settings=settings)
+    notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings)
     done = {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": notified, "recorded": True}
     return {**done, "failure_report": failure_report}

@@ -53,6 +53,14 @@ class WorkflowTraits:
     mid_change: tuple[MidChange, ...] = ()
 
     def mid_change_at(self, state: str | None) -> MidChange | None:
+        """Where a stop from outside left production half-changed. `None`, a last state that could not be
+        read, counts as mid-change for a workflow that has any: released on a guess, the lock would let
+        another workflow start on a production left half-swapped."""
+        if state is None and self.mid_change:
+            return MidChange(
+                states=frozenset(),
+                what="it may have stopped half-way through changing production: if " + "; or if ".join(m.what for m in self.mid_change),
+            )
         return next((m for m in self.mid_change if state in m.states), None)
 
 
