@@ -16,6 +16,7 @@ from restore_runbook.journal import abandoned, notice, records
 from restore_runbook.journal import lock as journal_lock
 from restore_runbook.journal.table import JournalSettings
 from restorectl.emulated_journal import EmulatedJournal
+from tests.unit.publish_faults import publish_fails, throttled
 
 pytestmark = pytest.mark.unit
 
@@ -391,16 +392,8 @@ def test_a_lock_marked_for_recovery_between_the_release_read_and_its_delete_is_s
 # ---- the end notice: the record is closed before the publish, so a retry sends one that was lost
 
 
-def throttled(operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, operation)
-
-
 class FunctionKilled(BaseException):
     """The runtime ending the invocation (its timeout): nothing after it runs, not even an except clause."""
-
-
-def publish_throttled(**message: Any) -> bool:
-    raise throttled("Publish")
 
 
 def aborted_holding_the_source_lock(settings: JournalSettings) -> None:
@@ -490,11 +483,8 @@ def test_a_notice_left_pending_by_an_invocation_that_may_still_run_is_waited_for
 def test_of_two_retries_that_find_a_lost_notice_at_once_one_sends_it_and_the_other_waits(world, monkeypatch):
     emulated, settings = world
     aborted_holding_the_source_lock(settings)
-    real_notify = notice.notify
-    monkeypatch.setattr(notice, "notify", publish_throttled)
-    with pytest.raises(ClientError):
+    with publish_fails(monkeypatch):
         abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
-    monkeypatch.setattr(notice, "notify", real_notify)
     real_read = notice._read
     other: list[str] = []
 
@@ -524,14 +514,12 @@ def test_a_notice_the_table_would_not_mark_failed_stays_pending_and_is_sent_once
     def table_throttled(*args: Any, **kwargs: Any) -> None:
         raise throttled("UpdateItem")
 
-    real_notify, real_mark = notice.notify, notice._mark
+    real_mark = notice._mark
     # Given a publish that fails, and a table that will not take the mark that says so
-    monkeypatch.setattr(notice, "notify", publish_throttled)
     monkeypatch.setattr(notice, "_mark", table_throttled)
-    with pytest.raises(ClientError, match="Publish"):
+    with publish_fails(monkeypatch):
         abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
     assert emulated.executions()[0]["notice"] == "pending"
-    monkeypatch.setattr(notice, "notify", real_notify)
     monkeypatch.setattr(notice, "_mark", real_mark)
     # When it is retried once its writer can no longer be running
     now[0] += timedelta(seconds=STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS)
@@ -546,11 +534,10 @@ def test_every_lock_an_abandoned_execution_holds_is_released_even_when_its_notic
     # Given an execution holding the lock on the source its input names and on the configured one
     for resource in ("rds:irisx-staging", "rds:irisx-prod-rds-postgres"):
         journal_lock.take_lock(workflow="restore", execution_arn=ARN, resource=resource, requested_by="ana", settings=settings)
-    monkeypatch.setattr(notice, "notify", publish_throttled)
     stopped = event("ABORTED", input=json.dumps({"source_instance": "irisx-staging"}))
 
     # When its end is journaled and the publish fails
-    with pytest.raises(ClientError):
+    with publish_fails(monkeypatch):
         abandoned.record_abandoned(stopped, settings, "irisx-restore-")
 
     # Then no lock is left for the retry, which finds the record closed and looks no further, to miss

@@ -10,10 +10,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal import abandoned, notice, reconcile, records
+from restore_runbook.journal import abandoned, reconcile, records
 from restore_runbook.journal import lock as journal_lock
 from restore_runbook.journal.table import JournalSettings
 from restorectl.emulated_journal import EmulatedJournal
+from tests.unit.publish_faults import publish_fails
 
 pytestmark = pytest.mark.unit
 
@@ -239,17 +240,14 @@ def test_a_reconciled_end_whose_notice_failed_to_publish_is_announced_by_the_ret
     emulated, settings = world
     started(settings)
     monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
-    real_notify = notice.notify
 
     # When the status-change function closes the record left RUNNING and its publish is throttled
-    monkeypatch.setattr(notice, "notify", publish_throttled)
-    with pytest.raises(ClientError, match="Throttling"):
+    with publish_fails(monkeypatch):
         reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
     (closed,) = emulated.executions()
     assert (closed["outcome"], closed["notice"]) == ("FAILED", "failed") and emulated.notifications() == []
 
     # Then Lambda's retry, finding the record closed, sends the notice the first invocation owed, once
-    monkeypatch.setattr(notice, "notify", real_notify)
     retried = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
     assert retried["reconciled"] is False and retried["notice"] == "its notice read failed; sent now"
     again = reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
@@ -268,14 +266,12 @@ def test_restorectl_status_lists_an_end_whose_notice_was_not_sent_with_why_until
     emulated, settings = world
     started(settings)
     monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
-    real_notify = notice.notify
 
     def publish_refused(**message: Any) -> bool:
         raise ClientError({"Error": {"Code": "AuthorizationError", "Message": "not allowed to publish"}}, "Publish")
 
     # Given a reconciled end whose notice could not be published
-    monkeypatch.setattr(notice, "notify", publish_refused)
-    with pytest.raises(ClientError):
+    with publish_fails(monkeypatch, publish_refused):
         reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
     table = boto3.resource("dynamodb").Table(settings.table_name)
 
@@ -286,7 +282,6 @@ def test_restorectl_status_lists_an_end_whose_notice_was_not_sent_with_why_until
     assert "AuthorizationError" in out
 
     # And once a retry has sent it, no longer
-    monkeypatch.setattr(notice, "notify", real_notify)
     reconcile.record_status_change(event("FAILED"), settings, "irisx-restore-", "the status-change function")
     assert journal_view.status(table, ["restore"])["notices_not_sent"] == []
     assert len(emulated.notifications()) == 1
@@ -343,20 +338,13 @@ def end_step(settings: JournalSettings, outcome: str = "FAILED") -> dict[str, An
     )
 
 
-def publish_throttled(**message: Any) -> bool:
-    raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "Publish")
-
-
 def test_a_failure_whose_own_end_step_could_not_publish_its_notice_is_announced_by_the_status_change_function(world, monkeypatch):
     emulated, settings = world
     started(settings)
-    real_notify = notice.notify
     # Given RecordFailure writing the record, then its publish throttled (the execution fails through its catch)
-    monkeypatch.setattr(notice, "notify", publish_throttled)
-    with pytest.raises(ClientError):
+    with publish_fails(monkeypatch):
         end_step(settings)
     assert emulated.executions()[0]["notice"] == "failed" and emulated.notifications() == []
-    monkeypatch.setattr(notice, "notify", real_notify)
     monkeypatch.setattr(reconcile, "describe_execution", described("FAILED", error="RestoreFailed", cause="storage-full"))
 
     # When the FAILED event reaches the status-change function
@@ -372,12 +360,9 @@ def test_a_failure_whose_own_end_step_could_not_publish_its_notice_is_announced_
 def test_a_success_release_without_record_announced_after_its_end_step_failed_to_publish_is_not_announced_again(world, monkeypatch):
     emulated, settings = world
     started(settings)
-    real_notify = notice.notify
     # Given RecordSuccess writing the record and failing to publish, then ReleaseWithoutRecord announcing the success
-    monkeypatch.setattr(notice, "notify", publish_throttled)
-    with pytest.raises(ClientError):
+    with publish_fails(monkeypatch):
         end_step(settings, "SUCCEEDED")
-    monkeypatch.setattr(notice, "notify", real_notify)
     output = json.dumps({"journal_release": {"notified": True}, "left_behind": "nothing"})
     monkeypatch.setattr(reconcile, "describe_execution", described("SUCCEEDED", output=output))
 
@@ -393,15 +378,12 @@ def test_a_success_release_without_record_announced_after_its_end_step_failed_to
 def test_an_end_step_that_overwrites_a_timed_out_record_replaces_its_failed_notice_mark_with_its_own(world, monkeypatch):
     emulated, settings = world
     started(settings)
-    real_notify = notice.notify
     monkeypatch.setattr(abandoned, "last_state", lambda arn: "RecordSuccess")
     monkeypatch.setattr(reconcile, "describe_execution", described("TIMED_OUT"))
     # Given the status-change function journaling TIMED_OUT and failing to publish it
-    monkeypatch.setattr(notice, "notify", publish_throttled)
-    with pytest.raises(ClientError):
+    with publish_fails(monkeypatch):
         reconcile.record_status_change(event("TIMED_OUT"), settings, "irisx-restore-", "the status-change function")
     assert emulated.executions()[0]["notice"] == "failed"
-    monkeypatch.setattr(notice, "notify", real_notify)
 
     # When the end step, still running when the execution timed out, writes its own end and announces it
     end_step(settings, "SUCCEEDED")
