@@ -117,8 +117,8 @@ def status(table: Any, workflows: list[str], reconciled: list[dict[str, Any]] | 
 
 
 def notices_not_sent(table: Any) -> list[dict[str, Any]]:
-    """Ended executions, among the newest, whose end notice the status-change function has not marked
-    sent (journal/notice.py): failed, owed, or pending (being sent, or lost with its writer)."""
+    """Ended executions, among the newest, whose end notice no writer has marked sent
+    (journal/notice.py): failed, owed, or pending (being sent, or lost with its writer)."""
     from restore_runbook.journal.notice import FAILED, OWED, PENDING
 
     return [run for run in history(table, None, RECONCILE_LOOKBACK) if run.get("notice") in (FAILED, OWED, PENDING)]

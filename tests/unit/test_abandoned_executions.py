@@ -294,17 +294,54 @@ def test_an_in_place_restore_stopped_where_its_history_cannot_be_read_keeps_its_
     assert "if it stopped during the swap: the app may still be STOPPED on every API host" in record["left_behind"]
 
 
-def test_a_snapshot_stopped_where_its_history_cannot_be_read_is_journaled_with_its_last_state_unknown(world, monkeypatch):
+def test_a_drill_stopped_where_its_history_cannot_be_read_releases_its_lock_it_changes_nothing_of_production(world, monkeypatch):
     emulated, settings = world
     monkeypatch.setattr(abandoned, "last_state", lambda arn: None)
-    machine = MACHINE.replace("-restore-restore", "-restore-snapshot")
-    arn = ARN.replace(":irisx-restore-restore:", ":irisx-restore-snapshot:")
+    machine = MACHINE.replace("-restore-restore", "-restore-drill")
+    arn = ARN.replace(":irisx-restore-restore:", ":irisx-restore-drill:")
+    lock = "drill:irisx-prod-rds-postgres"
+    journal_lock.take_lock(workflow="drill", execution_arn=arn, resource=lock, requested_by="scheduler", settings=settings)
 
     abandoned.record_abandoned(event("TIMED_OUT", execution_arn=arn, stateMachineArn=machine), settings, "irisx-restore-")
 
     (record,) = emulated.executions()
-    assert record["left_behind"].startswith("its last state is unknown, without its own cleanup or journal step: a snapshot being")
+    assert record["left_behind"].startswith("its last state is unknown, without its own cleanup or journal step: its temporary copy")
+    assert record["lock_release"] == "released the lock on drill:irisx-prod-rds-postgres"
     assert emulated.locks() == []
+
+
+def test_a_delivery_that_saw_where_it_stopped_replaces_the_guess_of_one_that_could_not(world, monkeypatch):
+    emulated, settings = world
+    # Given an in-place restore's lock kept on a guess by a delivery that could not read the history
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+    guess = abandoned.left_behind("in-place-restore", IN_PLACE_ARN, None)
+    assert abandoned.keep_locks_if_mid_change("in-place-restore", IN_PLACE_ARN, None, [PRODUCTION_LOCK], guess, settings)
+    assert emulated.locks()[0]["needs_recovery"].startswith("its last state is unknown")
+    # And the usual words for what it may have left follow the mid-change ones
+    assert "otherwise: a final snapshot and a copy restored alongside" in guess
+
+    # When a delivery that read where it stopped keeps it
+    seen = abandoned.left_behind("in-place-restore", IN_PLACE_ARN, "CheckCopyRename")
+    abandoned.keep_locks_if_mid_change("in-place-restore", IN_PLACE_ARN, "CheckCopyRename", [PRODUCTION_LOCK], seen, settings)
+
+    # Then the lock says where it stopped; a later guess changes nothing
+    assert emulated.locks()[0]["needs_recovery"].startswith("it stopped in state CheckCopyRename")
+    abandoned.keep_locks_if_mid_change("in-place-restore", IN_PLACE_ARN, None, [PRODUCTION_LOCK], guess, settings)
+    assert emulated.locks()[0]["needs_recovery"].startswith("it stopped in state CheckCopyRename")
+
+
+def test_a_lock_taken_over_by_another_execution_is_not_marked_for_recovery_in_the_ended_ones_name(world):
+    emulated, settings = world
+    journal_lock.take_lock(workflow="restore", execution_arn=OTHER, resource=PRODUCTION_LOCK, requested_by="ben", settings=settings)
+
+    why = "it stopped mid-swap"
+    words = journal_lock.keep_for_recovery(execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, why=why, settings=settings)
+
+    assert words == "lock on irisx-prod-rds-postgres not held by this execution; left as it is"
+    (lock,) = emulated.locks()
+    assert lock["holder"] == OTHER and "needs_recovery" not in lock
 
 
 def test_a_lock_is_not_released_by_hand_while_its_holder_runs(world):

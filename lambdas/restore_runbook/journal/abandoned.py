@@ -159,11 +159,17 @@ def last_state(execution_arn: str) -> str | None:
     return None
 
 
+# How the words begin of a writer that could not read where the execution stopped: a writer that could replaces them.
+UNKNOWN_STATE = "its last state is unknown"
+
+
 def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
-    where = f"it stopped in state {state}" if state else "its last state is unknown"
+    where = f"it stopped in state {state}" if state else UNKNOWN_STATE
     traits = traits_of(workflow)
     mid_change = traits.mid_change_at(state)
     hint = (mid_change.what if mid_change else traits.left_behind_when_abandoned).format(arn=execution_arn)
+    if mid_change and state is None:
+        hint += f"; otherwise: {traits.left_behind_when_abandoned.format(arn=execution_arn)}"
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
 
 
@@ -175,7 +181,8 @@ def keep_locks_if_mid_change(
     put right. The words for each lock kept, or None when the execution was not mid-change."""
     if not resources or not traits_of(workflow).mid_change_at(state):
         return None
-    return [keep_for_recovery(execution_arn=execution_arn, resource=r, why=why, settings=settings) for r in resources]
+    replaces = UNKNOWN_STATE if state else None
+    return [keep_for_recovery(execution_arn=execution_arn, resource=r, why=why, settings=settings, replaces=replaces) for r in resources]
 
 
 def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, state_machine_prefix: str) -> dict[str, Any]:

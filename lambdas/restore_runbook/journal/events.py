@@ -93,8 +93,9 @@ def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[
 def release_without_record_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
     """After a success whose end record could not be written: release the lock and notify all the same.
 
-    The record stays RUNNING; `restorectl status` shows it beside the execution's real status, and
-    the failure that stopped the record is in this step's output and the notification.
+    The record stays RUNNING (unless the end step wrote it and only its publish failed: its notice
+    reads failed, and this one is the notice); the status-change function or `restorectl status`
+    closes it, and the failure that stopped the record is in this step's output and the notification.
     """
     workflow, execution_arn = _context(event)
     lock = event.get("lock") or {}
@@ -109,8 +110,9 @@ def release_without_record_from_event(event: dict[str, Any], settings: JournalSe
     journal_error = event.get("journal_failure") or {}
     left_behind = str(event.get("left_behind") or "nothing")
     note = (
-        f"{left_behind} [the journal's end record could NOT be written ({journal_error.get('Error', 'unknown error')}); "
-        "it still reads RUNNING: restorectl status shows the execution's real outcome]"
+        f"{left_behind} [the journal's end record could NOT be written, or its notice sent "
+        f"({journal_error.get('Error', 'unknown error')}); "
+        "a record still RUNNING is closed with the execution's real outcome when the execution ends, or by restorectl status]"
     )
     notified = notify(
         workflow=workflow, execution_arn=execution_arn, outcome="SUCCEEDED", error=None, cause=None, left_behind=note, settings=settings

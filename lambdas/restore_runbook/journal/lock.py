@@ -149,16 +149,23 @@ def _kept_words(resource: str) -> str:
     )
 
 
-def keep_for_recovery(*, execution_arn: str, resource: str, why: str, settings: JournalSettings) -> str:
+def keep_for_recovery(*, execution_arn: str, resource: str, why: str, settings: JournalSettings, replaces: str | None = None) -> str:
     """Keep this execution's lock after it ended, marked as needing recovery, so no workflow starts
     on a resource left half-changed (taking the lock is refused until `restorectl unlock`). A lock
-    already marked keeps its first words: another writer of this end may have seen where it stopped."""
+    already marked keeps its words (another writer of this end saw where it stopped), unless they
+    begin with `replaces`: the words of a writer that could only guess."""
+    condition = "holder = :me AND (attribute_not_exists(needs_recovery)" + (" OR begins_with(needs_recovery, :guess))" if replaces else ")")
     try:
         table(settings).update_item(
             Key={PK: lock_pk(resource), SK: "LOCK"},
             UpdateExpression="SET needs_recovery = :why, needs_recovery_since = :now",
-            ConditionExpression="holder = :me AND attribute_not_exists(needs_recovery)",
-            ExpressionAttributeValues={":why": why, ":me": execution_arn, ":now": clock.isoformat(clock.now())},
+            ConditionExpression=condition,
+            ExpressionAttributeValues={
+                ":why": why,
+                ":me": execution_arn,
+                ":now": clock.isoformat(clock.now()),
+                **({":guess": replaces} if replaces else {}),
+            },
         )
     except Exception as exc:
         if aws.error_code(exc) != "ConditionalCheckFailedException":

@@ -98,7 +98,7 @@ def resend_if_lost(key: Mapping[str, Any], settings: journal.JournalSettings, *,
         return "no notice mark to check (the record was closed before notices were marked)"
     if notice in (SENT, NOT_DUE) or not settings.topic_arn:
         return f"its notice reads {notice}"
-    if announced:
+    if announced and record.get("outcome") == "SUCCEEDED":
         _mark(key, SENT, settings, why="sent by ReleaseWithoutRecord (the execution's output says so)")
         return f"its notice read {notice}, but ReleaseWithoutRecord announced this success; marked sent"
     try:
