@@ -110,9 +110,9 @@ def release_without_record_from_event(event: dict[str, Any], settings: JournalSe
     journal_error = event.get("journal_failure") or {}
     left_behind = str(event.get("left_behind") or "nothing")
     note = (
-        f"{left_behind} [the journal's end record could NOT be written, or its notice sent "
-        f"({journal_error.get('Error', 'unknown error')}); "
-        "a record still RUNNING is closed with the execution's real outcome when the execution ends, or by restorectl status]"
+        f"{left_behind} [the journal's end record could NOT be written ({journal_error.get('Error', 'unknown error')}), "
+        "or only its notice failed; a record still RUNNING is closed with the execution's real outcome when the execution "
+        "ends, or by restorectl status]"
     )
     notified = notify(
         workflow=workflow, execution_arn=execution_arn, outcome="SUCCEEDED", error=None, cause=None, left_behind=note, settings=settings
