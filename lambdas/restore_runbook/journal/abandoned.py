@@ -197,7 +197,7 @@ def record_abandoned(event: dict[str, Any], settings: journal.JournalSettings, s
         # EventBridge delivers at least once, and Lambda retries: this end is journaled and its lock seen
         # to already; only its notice may still be owed, by an invocation whose publish failed.
         why = f"the record already reads {record.get('outcome')}"
-        owed = notice.resend_if_lost({journal.PK: record[journal.PK], journal.SK: record[journal.SK]}, settings)
+        owed = notice.resend_if_lost(journal.key_of(record), settings)
         return {"workflow": workflow, "execution_arn": execution_arn, "recorded": False, "why": why, "locks": [], "notice": owed}
     started_at = str((record or {}).get("execution_start_time") or start or "")
     error, cause = ABANDONED_ERRORS[str(status)], detail.get("cause") or ABANDONED_CAUSES[str(status)]

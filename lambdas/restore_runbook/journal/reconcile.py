@@ -123,7 +123,7 @@ def reconcile(
     reconciled = {"by": reconciled_by, "at": now, "was": journal.RUNNING, "source": source}
     worth = notify_missing and not (status == "SUCCEEDED" and _already_notified(output)) and worth_telling(workflow, status)
     marks = notice.opening_marks(worth, settings)
-    key = {journal.PK: record[journal.PK], journal.SK: record[journal.SK]}
+    key = journal.key_of(record)
     try:
         journal.table(settings).update_item(
             Key=key,
@@ -183,7 +183,7 @@ def reconcile_ended(
         # A notice whose publish failed after its write (the end step's, or an earlier invocation's) is sent now,
         # unless ReleaseWithoutRecord announced that success itself.
         output = parse_input((describe or describe_execution)(execution_arn).get("output"))
-        key = {journal.PK: record[journal.PK], journal.SK: record[journal.SK]}
+        key = journal.key_of(record)
         return {**answer, "notice": notice.resend_if_lost(key, settings, announced=_already_notified(output))}
     return {**done, "status": detail.get("status"), "reconciled": True}
 

@@ -121,8 +121,14 @@ def finish(
     # A failed step's report (e.g. the check that failed, with its measured values) rides at the end of the cause.
     _text, failure_report = failure.split_report(cause or "")
     guard: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(outcome) OR outcome = :running"} if only_while_running else {}
-    message: dict[str, Any] = {"workflow": workflow, "execution_arn": execution_arn, "outcome": outcome, "error": error}
-    message.update(cause=cause, left_behind=left_behind)
+    message = {
+        "workflow": workflow,
+        "execution_arn": execution_arn,
+        "outcome": outcome,
+        "error": error,
+        "cause": cause,
+        "left_behind": left_behind,
+    }
     # Written unconditionally by the workflow's own end step: a mark left by an earlier writer of this end is replaced too.
     marks = notice.opening_marks(worth_telling(workflow, outcome), settings)
     try:

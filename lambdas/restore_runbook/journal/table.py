@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -64,6 +65,11 @@ def execution_pk(workflow: str) -> str:
 
 def execution_sk(started_at: str, execution_arn: str) -> str:
     return f"{started_at}#{execution_name(execution_arn)}"
+
+
+def key_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The table key of an item read from it."""
+    return {PK: item[PK], SK: item[SK]}
 
 
 def lock_pk(resource: str) -> str:
