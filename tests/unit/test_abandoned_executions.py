@@ -489,7 +489,7 @@ def test_a_notice_left_pending_by_an_invocation_that_may_still_run_is_waited_for
     monkeypatch.setattr(clock, "now", lambda: now[0])
     real_send = notice.send
 
-    def killed_before_publishing(*args: Any) -> bool:
+    def killed_before_publishing(*args: Any, **kwargs: Any) -> bool:
         raise FunctionKilled
 
     # Given an invocation ended by its timeout between closing the record and publishing
@@ -535,7 +535,7 @@ def test_of_two_retries_that_find_a_lost_notice_at_once_one_sends_it_and_the_oth
 
     monkeypatch.setattr(notice, "_read", read_then_the_other_retry_sends_it)
 
-    with pytest.raises(notice.NoticeInDoubt, match="another invocation claimed the end notice"):
+    with pytest.raises(notice.NoticeInDoubt, match="another writer took the end notice since it was read"):
         abandoned.record_abandoned(event("ABORTED"), settings, "irisx-restore-")
 
     assert other == ["its notice read failed; sent now"]
@@ -580,3 +580,51 @@ def test_every_lock_an_abandoned_execution_holds_is_released_even_when_its_notic
     # Then no lock is left for the retry, which finds the record closed and looks no further, to miss
     assert emulated.locks() == []
     assert emulated.executions()[0]["notice"] == "failed"
+
+
+def test_an_end_step_still_running_when_its_execution_timed_out_keeps_its_own_notice_mark_and_its_lost_notice_is_sent(world, monkeypatch):
+    emulated, settings = world
+    aborted_holding_the_source_lock(settings)
+    real_notify = notice.notify
+    published: list[str] = []
+
+    def end_step_closes_it_meanwhile_and_its_publish_fails(**message: Any) -> bool:
+        if message["outcome"] == "TIMED_OUT" and not published:
+            published.append("end step ran")
+            # The execution's own end step, still running past the timeout, replaces the record with its success
+            with publish_fails(monkeypatch):
+                records.finish(
+                    workflow="restore",
+                    execution_arn=ARN,
+                    started_at=START,
+                    outcome="SUCCEEDED",
+                    error=None,
+                    cause=None,
+                    left_behind="nothing",
+                    lock_resource="rds:irisx-prod-rds-postgres",
+                    details={},
+                    result={"ok": True},
+                    settings=settings,
+                )
+            monkeypatch.setattr(notice, "notify", end_step_closes_it_meanwhile_and_its_publish_fails)
+        published.append(message["outcome"])
+        return real_notify(**message)
+
+    monkeypatch.setattr(notice, "notify", end_step_closes_it_meanwhile_and_its_publish_fails)
+
+    # When the status-change function closes the timed-out record and, while it publishes, the end step closes it again
+    abandoned.record_abandoned(event("TIMED_OUT"), settings, "irisx-restore-")
+
+    # Then the only notice sent is the timeout's, and the record, which reads the success, says its notice failed
+    assert [n["subject"] for n in emulated.notifications()] == ["[irisx-restore] restore TIMED_OUT: States.Timeout"]
+    (record,) = emulated.executions()
+    assert (record["outcome"], record["notice"]) == ("SUCCEEDED", "failed")
+    assert record["notice_failure"].startswith("Throttling")
+
+    # When Lambda retries (or the event comes again)
+    retried = abandoned.record_abandoned(event("TIMED_OUT"), settings, "irisx-restore-")
+
+    # Then the success the record reads is announced, once
+    assert retried["recorded"] is False and retried["notice"] == "its notice read failed; sent now"
+    assert [n["subject"] for n in emulated.notifications()][1:] == ["[irisx-restore] restore SUCCEEDED"]
+    assert emulated.executions()[0]["notice"] == "sent"

@@ -130,7 +130,7 @@ def reconcile(
             UpdateExpression=(
                 "SET outcome = :outcome, finished_at = :finished, duration_seconds = :seconds, #error = :error, "
                 "cause = :cause, left_behind = :left, #result = :result, lock_release = :lock, reconciled = :reconciled, "
-                "notice = :notice, notice_at = :notice_at"
+                "notice = :notice, notice_at = :notice_at, notice_by = :notice_by"
             ),
             # Two reconcilers (the event and a person running status) may meet: the first one closes it.
             ConditionExpression="outcome = :running",
@@ -157,7 +157,7 @@ def reconcile(
         raise
     closed = {"workflow": workflow, "execution_arn": execution_arn, "outcome": status, "error": error, "cause": cause}
     message = notice.message_of({**closed, "left_behind": left_behind, "reconciled": reconciled})
-    notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings)
+    notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings, claim=marks[":notice_by"])
     return {"execution_arn": execution_arn, "workflow": workflow, "outcome": status, "lock": lock, "notified": notified, **reconciled}
 
 

@@ -139,7 +139,7 @@ def finish(
                 "cause = :cause, left_behind = :left, phases = :phases, validation = :validation, #result = :result, "
                 "lock_release = :lock, workflow = :workflow, execution_arn = :arn, started_at = :started, "
                 "execution_start_time = :start_time, execution_name = :name, console_link = :link, "
-                "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report, notice = :notice, notice_at = :notice_at "
+                "gsi1pk = :kind, gsi1sk = :sk, failure_report = :report, notice = :notice, notice_at = :notice_at, notice_by = :notice_by "
                 "REMOVE notice_failure"
             ),
             ExpressionAttributeNames={"#error": "error", "#result": "result"},
@@ -177,6 +177,6 @@ def finish(
         why = f"the record already reads {closed.get('outcome')}: another writer closed it at the same moment"
         done = {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": False, "recorded": False, "why": why}
         return {**done, "notice": notice.resend_if_lost(key, settings)}
-    notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings)
+    notified = marks[":notice"] == notice.PENDING and notice.send(key, message, settings, claim=marks[":notice_by"])
     done = {"outcome": outcome, "finished_at": finished_at, "lock": lock, "notified": notified, "recorded": True}
     return {**done, "failure_report": failure_report}
