@@ -621,7 +621,7 @@ def test_an_end_step_still_running_when_its_execution_timed_out_keeps_its_own_no
     assert (record["outcome"], record["notice"]) == ("SUCCEEDED", "failed")
     assert record["notice_failure"].startswith("Throttling")
 
-    # When Lambda retries (or the event comes again)
+    # When the event is delivered again (the function itself succeeded, so Lambda does not retry it)
     retried = abandoned.record_abandoned(event("TIMED_OUT"), settings, "irisx-restore-")
 
     # Then the success the record reads is announced, once
