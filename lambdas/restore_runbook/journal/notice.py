@@ -106,21 +106,24 @@ def send(key: Mapping[str, Any], message: Mapping[str, Any], settings: journal.J
     return True
 
 
-def _claim(key: Mapping[str, Any], record: Mapping[str, Any], settings: journal.JournalSettings) -> str:
-    """Take the notice as it was read (its mark, time and outcome unchanged since), so that of two
-    invocations retrying at once one acts, and a writer that replaced the record since is left alone."""
+def _claim(
+    key: Mapping[str, Any], record: Mapping[str, Any], settings: journal.JournalSettings, *, mark: str = PENDING, why: str | None = None
+) -> str:
+    """Take the notice as it was read (its mark, time and outcome unchanged since), marking it `mark`,
+    so that of two invocations retrying at once one acts, and a writer that replaced the record since is left alone."""
     claim, seen_by = uuid.uuid4().hex, record.get("notice_by")
     # A record closed before writers named their claim has none: it is taken as seen by mark and time alone.
     same_writer = "notice_by = :seen_by" if seen_by else "attribute_not_exists(notice_by)"
     try:
         journal.table(settings).update_item(
             Key=dict(key),
-            UpdateExpression="SET notice = :pending, notice_at = :now, notice_by = :claim",
+            UpdateExpression="SET notice = :mark, notice_at = :now, notice_by = :claim, notice_failure = :why",
             ConditionExpression=f"notice = :seen AND notice_at = :seen_at AND outcome = :outcome AND {same_writer}",
             ExpressionAttributeValues={
-                ":pending": PENDING,
+                ":mark": mark,
                 ":now": clock.isoformat(clock.now()),
                 ":claim": claim,
+                ":why": why,
                 ":seen": record.get("notice"),
                 ":seen_at": str(record.get("notice_at") or ""),
                 ":outcome": record.get("outcome"),
@@ -146,8 +149,7 @@ def resend_if_lost(key: Mapping[str, Any], settings: journal.JournalSettings, *,
     if notice in (SENT, NOT_DUE) or not settings.topic_arn:
         return f"its notice reads {notice}"
     if announced and record.get("outcome") == "SUCCEEDED":
-        claim = _claim(key, record, settings)
-        _mark(key, SENT, settings, claim=claim, why="sent by ReleaseWithoutRecord (the execution's output says so)")
+        _claim(key, record, settings, mark=SENT, why="sent by ReleaseWithoutRecord (the execution's output says so)")
         return f"its notice read {notice}, but ReleaseWithoutRecord announced this success; marked sent"
     try:
         age = (clock.now() - clock.parse_utc(marked_at)).total_seconds()
