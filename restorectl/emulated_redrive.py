@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -112,6 +112,21 @@ class Redrives:
             runs = [(r.count, run) for run, r in self._by_run.items() if r.execution_arn == execution_arn]
         return [run for _count, run in sorted(runs)]
 
+    def history(self, execution_arn: str, read: Callable[[str], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """`execution_arn`'s history as AWS gives it after its redrives, from `read` (one run's events, fresh
+        copies): the first attempt's events, then for each redrive an ExecutionRedriven event and its run's."""
+        events, runs = read(execution_arn), self.runs_of(execution_arn)
+        if not runs:
+            return events
+        for count, run in enumerate(runs, start=1):
+            run_events = [e for e in read(run) if e.get("type") != "ExecutionStarted"]
+            started = run_events[0].get("timestamp") if run_events else None
+            events.append({"type": "ExecutionRedriven", "timestamp": started, "executionRedrivenEventDetails": {"redriveCount": count}})
+            events.extend(run_events)
+        for number, event in enumerate(events, start=1):
+            event.update(id=number, previousEventId=number - 1)
+        return events
+
     @contextlib.contextmanager
     def installed(self) -> Iterator[Redrives]:
         """The context field, the redriven runs, and the execution's ARN answered for. Entered before
@@ -154,18 +169,9 @@ class Redrives:
 
         def get_execution_history(response: Any) -> Any:
             arn = response._get_param("executionArn")
-            runs = redrives.runs_of(arn)
-            if not runs:
-                return history(response)
-            events = list(answer_for(response, history, arn)["events"])
-            for count, run in enumerate(runs, start=1):
-                run_events = [e for e in answer_for(response, history, run)["events"] if e.get("type") != "ExecutionStarted"]
-                started = run_events[0].get("timestamp") if run_events else None
-                events.append({"type": "ExecutionRedriven", "timestamp": started, "executionRedrivenEventDetails": {"redriveCount": count}})
-                events.extend(run_events)
-            for number, event in enumerate(events, start=1):
-                event.update(id=number, previousEventId=number - 1)
-            return ActionResult({"events": events})
+            if not redrives.runs_of(arn):
+                return history(response)  # moto's answer, paged by emulated_sfn
+            return ActionResult({"events": redrives.history(arn, lambda run: list(answer_for(response, history, run)["events"]))})
 
         with (
             mock.patch.object(StepFunctionResponse, "describe_execution", describe_execution),

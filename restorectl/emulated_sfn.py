@@ -49,3 +49,46 @@ def installed() -> Iterator[None]:
 
     with mock.patch.object(StepFunctionResponse, "get_execution_history", get_execution_history):
         yield
+
+
+# ---------------------------------------------------------------------- the harness's own reads
+# The harness follows every execution it starts and keeps its whole history for the result. Through
+# the API that costs moto a deep copy and a walk of botocore's shape model for each of hundreds of
+# events, on every call; the suite spends minutes there. The harness, in the same process, reads
+# moto's execution instead. The steps' own calls (the status-change function's, the journal's) go
+# through the API as in AWS. tests/workflow/test_harness_reads.py holds the two readings equal.
+
+
+def execution_in_process(execution_arn: str) -> Any | None:
+    """moto's Execution for `execution_arn`, or None when moto's internals are not where they were."""
+    try:
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        region, account = execution_arn.split(":")[3:5]
+        execution = stepfunctions_parser_backends[account][region].describe_execution(execution_arn=execution_arn)
+        return execution if hasattr(execution, "exec_worker") and hasattr(execution, "exec_status") else None
+    except (ImportError, AttributeError, KeyError):
+        return None
+
+
+def status_in_process(execution_arn: str) -> str | None:
+    execution = execution_in_process(execution_arn)
+    status = getattr(execution, "exec_status", None)
+    return str(status.value) if status is not None else None
+
+
+def history_in_process(execution_arn: str) -> list[dict[str, Any]] | None:
+    """The execution's events as GetExecutionHistory answers them (a timestamp, a plain string type)."""
+    from datetime import datetime
+
+    execution = execution_in_process(execution_arn)
+    worker = getattr(execution, "exec_worker", None)
+    if execution is None or worker is None:
+        return None
+    env = worker.env
+    events: list[dict[str, Any]] = list(env.event_manager.get_event_history()) if env is not None else []
+    for event in events:
+        event["type"] = str(getattr(event["type"], "value", event["type"]))
+        if isinstance(event.get("timestamp"), str):
+            event["timestamp"] = datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
+    return events

@@ -43,6 +43,7 @@ SECRET_NAME = "irisx/prod/rds-postgres"  # noqa: S105 - a name, not a secret
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 # A failed execution must never hang a test run; real seconds, not simulated ones.
 EXECUTION_REAL_TIMEOUT_SECONDS = 300
+FOLLOW_POLL_SECONDS = 0.005
 STATE_MACHINE_PREFIX = "irisx-restore-"
 RECORDINGS_WORK_BUCKET = f"irisx-restore-recordings-work-{ACCOUNT}"
 ABANDONED_FUNCTION = "irisx-restore-RecordAbandonedExecution"
@@ -437,7 +438,7 @@ class Rehearsal:
             raise NotRedrivable(f"execution {ended['name']} is {ended['status']}: only a FAILED, ABORTED or TIMED_OUT one can be redriven")
         workflow = next(w for w, arn in self.state_machines.items() if arn == ended["stateMachineArn"])
         definition = json.loads(sfn.describe_state_machine(stateMachineArn=ended["stateMachineArn"])["definition"])
-        history = _all_events(sfn, execution_arn)  # every attempt's: a redrive resumes where the latest one stopped
+        history = self.history(execution_arn)  # every attempt's: a redrive resumes where the latest one stopped
         state, state_input = unsuccessful_state(definition, history) if resume_at is None else entered_with(history, resume_at)
         redrive = Redrive(execution_arn=execution_arn, count=self.redrives.count(execution_arn) + 1, state=state)
         name = f"{ended['name']}-redrive-{redrive.count}"
@@ -546,13 +547,28 @@ class Rehearsal:
         result: dict[str, Any] = answer
         return result
 
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's whole history, as GetExecutionHistory pages give it, read in process when moto allows."""
+        import boto3
+
+        first = emulated_sfn.history_in_process(execution_arn)
+        if first is None:
+            return _all_events(boto3.client("stepfunctions"), execution_arn)
+
+        def read(arn: str) -> list[dict[str, Any]]:
+            return first if arn == execution_arn else emulated_sfn.history_in_process(arn) or []
+
+        return self.redrives.history(execution_arn, read)
+
     def _follow(self, sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + EXECUTION_REAL_TIMEOUT_SECONDS
         printed = 0
         while True:
-            status = sfn.describe_execution(executionArn=execution_arn)["status"]
+            # In process, a look at moto's execution costs microseconds; DescribeExecution every few
+            # milliseconds would take the interpreter lock from the execution it waits for.
+            status = emulated_sfn.status_in_process(execution_arn) or sfn.describe_execution(executionArn=execution_arn)["status"]
             if status != "RUNNING":
-                events = _all_events(sfn, execution_arn)  # the whole history once, for the result
+                events = self.history(execution_arn)  # the whole history once, for the result
                 self._print_progress(events[printed:])
                 return events
             if self.options.progress is not None:
@@ -560,7 +576,7 @@ class Rehearsal:
             if time.monotonic() > deadline:
                 sfn.stop_execution(executionArn=execution_arn, error="RehearsalTimedOut", cause="ran for too long in real time")
                 raise TimeoutError(f"execution {execution_arn} still running after {EXECUTION_REAL_TIMEOUT_SECONDS} s of real time")
-            time.sleep(0.02)
+            time.sleep(FOLLOW_POLL_SECONDS)
 
     def _print_progress(self, events: list[dict[str, Any]]) -> int:
         """Print the states entered and errors among `events` (the ones not printed yet); return how many."""
@@ -628,24 +644,19 @@ def _short(cause: Any, limit: int = 300) -> str:
 def _events_since(sfn: Any, execution_arn: str, seen: int) -> list[dict[str, Any]]:
     """The execution's history events after the first `seen`, without copying the ones before.
 
-    moto's GetExecutionHistory deep-copies and serializes the whole history on every call (and
-    ignores maxResults), so following a long execution through it every 20 ms costs more each
-    time. In process, the interpreter's own event list is read from `seen` on instead; should
-    moto's internals move, the API is the fallback.
+    Following a long execution through GetExecutionHistory every few milliseconds would copy and
+    serialize the whole history each time; in process, the interpreter's own event list is read
+    from `seen` on instead. Should moto's internals move, the API is the fallback.
     """
-    try:
-        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-        execution = stepfunctions_parser_backends[ACCOUNT][REGION].describe_execution(execution_arn=execution_arn)
-        worker = getattr(execution, "exec_worker", None)  # the parser backend's Execution; moto's own has none
-        env = worker.env if worker is not None else None
-        if env is None:
-            return []  # not started yet
-        manager = env.event_manager
-        with manager._mutex:
-            return list(manager._history_event_list[seen:])
-    except (ImportError, AttributeError, KeyError):
+    execution = emulated_sfn.execution_in_process(execution_arn)
+    if execution is None:
         return _all_events(sfn, execution_arn)[seen:]
+    env = execution.exec_worker.env if execution.exec_worker is not None else None
+    if env is None:
+        return []  # not started yet
+    manager = env.event_manager
+    with manager._mutex:
+        return list(manager._history_event_list[seen:])
 
 
 def _all_events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
