@@ -16,6 +16,7 @@ stderr) are what GetCommandInvocation answers, visible after a few simulated sec
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -128,12 +129,12 @@ case "$action" in
     stop_server
     {python} -m restorectl.app_health_server {env_file} {map_file} {port} </dev/null >>"$HOST_DIR/server.log" 2>&1 &
     echo $! > "$HOST_DIR/server.pid"
-    for _ in $(seq 1 100); do
+    for _ in $(seq 1 500); do  # 5 s
       if (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; then
         echo "[PM2] [${{2:-?}}](0) ✓"
         exit 0
       fi
-      sleep 0.05
+      sleep 0.01
     done
     echo "[PM2][ERROR] ${{2:-?}} did not start listening" >&2
     exit 1
@@ -343,6 +344,7 @@ class EmulatedAppHosts:
         self._write_map()
         by_id = {h.instance_id: h for h in self.hosts}
         ready_at = self.clock.now() + timedelta(seconds=COMMAND_SECONDS)
+        scripts: dict[str, tuple[EmulatedHost, str]] = {}
         for instance_id in command.instance_ids:
             host = by_id.get(instance_id)
             if host is None:
@@ -353,7 +355,13 @@ class EmulatedAppHosts:
             chrooted = dict(parameters)
             if "EnvFile" in chrooted:
                 chrooted["EnvFile"] = [str(host.path(chrooted["EnvFile"][0]))]
-            status, stdout, stderr = self._run_on(host, check_and_render(document_content, chrooted), command.command_id)
+            scripts[instance_id] = (host, check_and_render(document_content, chrooted))
+        # SSM runs a command on its hosts at the same time; each script mostly waits for its app to listen.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(scripts))) as pool:
+            runs = {i: pool.submit(self._run_on, host, script, command.command_id) for i, (host, script) in scripts.items()}
+        for instance_id, run in runs.items():
+            host = scripts[instance_id][0]
+            status, stdout, stderr = run.result()
             self.invocations[(command.command_id, instance_id)] = Invocation(status, stdout, stderr, ready_at, self.command_polls)
             self.commands_run.append({"host": host.name, "document": command.document_name, "parameters": parameters, "status": status})
 
