@@ -551,14 +551,9 @@ class Rehearsal:
         """The execution's whole history, as GetExecutionHistory pages give it, read in process when moto allows."""
         import boto3
 
-        first = emulated_sfn.history_in_process(execution_arn)
-        if first is None:
+        if emulated_sfn.execution_in_process(execution_arn) is None:
             return _all_events(boto3.client("stepfunctions"), execution_arn)
-
-        def read(arn: str) -> list[dict[str, Any]]:
-            return first if arn == execution_arn else emulated_sfn.history_in_process(arn) or []
-
-        return self.redrives.history(execution_arn, read)
+        return self.redrives.history(execution_arn, lambda arn: emulated_sfn.history_in_process(arn) or [])
 
     def _follow(self, sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
         deadline = time.monotonic() + EXECUTION_REAL_TIMEOUT_SECONDS
