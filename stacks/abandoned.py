@@ -18,7 +18,7 @@ from constructs import Construct
 
 from restore_runbook.contract import STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
 from stacks import nag
-from stacks.dead_letters import dead_letter_alarm, dead_letter_queue
+from stacks.dead_letters import dead_letter_alarms, dead_letter_queue
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.journal import INDEX, Journal
 from stacks.permissions.journal import every_execution_key, every_lock_key, every_prefix_registry_key, executions_arn
@@ -107,7 +107,7 @@ class AbandonedExecutions(Construct):
                 )
             ],
         )
-        self.alarm = dead_letter_alarm(
+        self.alarms = dead_letter_alarms(
             self,
             "DeadLettersAlarm",
             queue=self.dead_letters,

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from restore_runbook.contract import PURPOSE_DRILL, TAG_PURPOSE
 from stacks import nag
-from stacks.dead_letters import dead_letter_alarm, dead_letter_queue
+from stacks.dead_letters import dead_letter_alarms, dead_letter_queue
 from stacks.functions import FunctionDefaults, FunctionSpec, StepPermissions
 from stacks.permissions.journal import drill_claim_keys, execution_keys, executions_arn
 from stacks.permissions.rds import production_fence
@@ -267,11 +267,11 @@ class DrillWorkflow(RegisteredWorkflow):
         action = cloudwatch_actions.SnsAction(self.context.journal.topic)
         for alarm in (failed, overdue):
             alarm.add_alarm_action(action)
-        dead_letters = dead_letter_alarm(
+        dead_letters = dead_letter_alarms(
             self,
             "ScheduleDeadLettersAlarm",
             queue=self.dead_letters,
             description="A drill schedule could not start its target (drill, sweep or days-since): see the dead-letter queue",
             topic=self.context.journal.topic,
         )
-        return [failed, overdue, dead_letters]
+        return [failed, overdue, *dead_letters]

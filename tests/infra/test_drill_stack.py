@@ -155,7 +155,8 @@ def test_days_since_reads_only_the_journal(synthesized: Synthesized) -> None:
 def test_a_failed_or_overdue_drill_alarms_to_the_notification_topic(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
-    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()}
+    every_alarm = [a["Properties"] for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()]
+    alarms = {a["MetricName"]: a for a in every_alarm if "MetricName" in a}
     # The dimensions Powertools writes on the drill functions' metrics: their service, and Source.
     dimensions = [{"Name": "Source", "Value": settings.source_instance}, {"Name": "service", "Value": "irisx-restore-drill"}]
     failed, overdue = alarms["DrillFailed"], alarms["DaysSinceLastSuccessfulDrill"]
@@ -169,7 +170,7 @@ def test_a_failed_or_overdue_drill_alarms_to_the_notification_topic(synthesized:
         settings.drill_overdue_days,
     )
     assert (overdue["Period"], overdue["EvaluationPeriods"], overdue["TreatMissingData"]) == (86400, 1, "breaching")
-    for alarm in alarms.values():
+    for alarm in every_alarm:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
 
 
@@ -179,7 +180,15 @@ def test_every_alarm_evaluates_a_window_cloudwatch_accepts(synthesized: Synthesi
     alarms = synthesized.of_type("AWS::CloudWatch::Alarm")
     assert alarms
     for alarm_id, alarm in alarms.items():
-        period, evaluations = alarm["Properties"]["Period"], alarm["Properties"]["EvaluationPeriods"]
+        properties = alarm["Properties"]
+        # A metric-math alarm's period is its metrics'; it evaluates the longest of them
+        periods = (
+            [properties["Period"]]
+            if "Period" in properties
+            else [m["MetricStat"]["Period"] for m in properties["Metrics"] if "MetricStat" in m]
+        )
+        assert periods, alarm_id
+        period, evaluations = max(periods), properties["EvaluationPeriods"]
         assert period * evaluations <= 604800, alarm_id
         if period < 3600:
             assert period * evaluations <= 86400, alarm_id
