@@ -422,9 +422,18 @@ def test_a_failed_rename_back_with_a_second_fault_still_ends_in_rollback_failed_
     assert went(result, second, after)
     # StopApp crashed before acting, so the app kept serving production throughout
     assert hosts_of(result) == on_the_original(result)
-    assert locks(result) == []
     (record,) = executions(result, "in-place-restore")
     assert record["outcome"] == "FAILED"
+    if after == "ExplainRenameBackFailure":
+        # The explanation looked: production's name is on the original, so the lock is released
+        assert locks(result) == []
+        assert record["lock_release"] == f"released the lock on {SOURCE}"
+    else:
+        # Nothing could look at where the names stand: production's lock is kept for a person to release
+        (lock,) = locks(result)
+        assert lock["needs_recovery"].startswith("renaming back failed and no step could look at the instances")
+        assert record["lock_release"].startswith(f"KEPT the lock on {SOURCE}, marked as needing recovery")
+        assert f"restorectl unlock rds:{SOURCE}" in record["left_behind"]
 
 
 def test_a_final_snapshot_start_that_fails_after_rds_accepted_says_the_final_snapshot_is_kept(rehearsal):

@@ -445,6 +445,48 @@ def test_when_renaming_back_fails_the_app_is_started_anyway_and_rollback_failed_
     assert_each_redrive_refused(world, result, only=[*after_failed_rename_back, "ExplainRenameBackFailure"])
 
 
+def test_a_swap_left_half_done_keeps_production_locked_so_the_next_workflow_cannot_act_on_the_wrong_instance(rehearsal):
+    from restore_runbook.journal import lock as journal_lock
+    from restore_runbook.journal.table import JournalSettings
+
+    # Given a swap that fails half-way (the copy is being renamed to production) and a rename-back that cannot work
+    world = rehearsal(**FAST, inject=["CheckCopyRename=InjectedFault", "RenameBack=InjectedFault"])
+    original_id = resource_id_of(SOURCE)
+
+    result = world.run("in-place-restore", CONFIRMED)
+
+    # Then production's name is held by the copy and the original is parked under another name
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert rds_instance(SOURCE)["DbiResourceId"] != original_id
+    # And the lock on production is kept, marked as needing recovery, on words that say where the names stand
+    (lock,) = [r for r in result.world["journal"] if r["pk"] == f"LOCK#rds:{SOURCE}"]
+    assert lock["needs_recovery"].startswith(f"renaming back failed and production's name {SOURCE} is not back on the original")
+    assert f"resource id {original_id}" in lock["needs_recovery"] and f"the name {SOURCE} is held by" in lock["needs_recovery"]
+    (record,) = [r for r in result.world["journal"] if r["pk"] == "WORKFLOW#in-place-restore"]
+    assert record["lock_release"].startswith(f"KEPT the lock on {SOURCE}, marked as needing recovery")
+    # And the notice tells the person to put it right and release the lock
+    (notice,) = [n for n in result.world["notifications"] if "in-place-restore FAILED" in n["subject"]]
+    assert f"restorectl unlock rds:{SOURCE}" in notice["message"]
+
+    # And an hour later, the renames in flight settled, another in-place restore, or a restore, of production
+    # is refused at its lock, touching nothing (without the lock, the in-place restore would swap the copy away)
+    world.clock.advance(3600)
+    names_before = sorted(instance_ids(result.world))
+    for workflow, execution_input in [
+        ("in-place-restore", CONFIRMED),
+        ("restore", {"mode": "point-in-time", "restore_time": "latest", "target_instance": "irisx-during-recovery"}),
+    ]:
+        refused = world.run(workflow, execution_input)
+        assert (refused.status, refused.error) == ("FAILED", "OperationInProgress"), refused.cause
+        assert "left it needing recovery" in refused.cause and f"restorectl unlock rds:{SOURCE}" in refused.cause
+        assert sorted(instance_ids(refused.world)) == names_before
+    assert rds_instance(SOURCE)["DbiResourceId"] != original_id, "the copy still holds the name: nothing acted on it"
+
+    # And once a person has released it, the lock can be taken again
+    released = journal_lock.unlock(resource=f"rds:{SOURCE}", settings=JournalSettings.from_env())
+    assert released["released"] is True and released["needed_recovery"] == lock["needs_recovery"]
+
+
 def test_a_host_whose_app_never_starts_again_ends_in_rollback_failed_saying_so(rehearsal):
     # Given an API host whose pm2 fails every restart
     world = rehearsal(**FAST, broken_hosts=("irisx-api-2",))
@@ -460,6 +502,8 @@ def test_a_host_whose_app_never_starts_again_ends_in_rollback_failed_saying_so(r
     assert f"{broken.instance_id}: Failed" in result.cause, "the cause names the host whose app did not start"
     healthy = [h for h in result.world["app_hosts"] if h["name"] == "irisx-api-1"]
     assert [(h["db_host"], h["health"]) for h in healthy] == [(ENDPOINT, "connected")]
+    # And with production's name back on the original, its lock is released: the host is the person's to fix
+    assert not [r for r in result.world["journal"] if r["pk"].startswith("LOCK#")]
 
 
 def test_a_host_terminated_while_the_app_was_stopped_does_not_keep_the_others_stopped(rehearsal):

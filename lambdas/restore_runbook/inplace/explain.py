@@ -3,7 +3,8 @@
 Two endings. The rename-back worked and the app is healthy on the original: fail with the ORIGINAL
 error, saying production is back and where the copy and the final snapshot are. The rename-back
 (or the app on the original) failed: RollbackFailed naming both instances, their names and
-statuses, who holds production's name, and the app's state on each host.
+statuses, who holds production's name, and the app's state on each host; and, unless production's
+name is back on the original, the words on which the end step keeps production's lock.
 
 A failure from the start on also stopped the app (on the copy, which held production's name)
 before renaming back; either ending then says that writes the app took between the start and that
@@ -118,16 +119,31 @@ def rename_back_failed(
     back_error, back_cause = failures.explain(rollback_failure)
     try:
         where = rename_back.where_instances_stand(plan, execution_id, settings)
+        put_right = rename_back.production_name_put_right(plan, execution_id, settings)
     except Exception as exc:  # noqa: BLE001 - the explanation must still be written; it says it could not look
         where = f"could not look at the instances ({type(exc).__name__}: {exc}); check both by hand"
+        put_right = False
     hosts = app_state(*records, last_failure=restart_failure or rollback_failure)
     left = f"{where}; the app on each host: {hosts}; final snapshot {plan.get('final_snapshot')} kept"
     # The rename-back failed: the copy's name now is what `where` says.
     writes = writes_on_copy(plan, start, stop, stop_failure, f"the restored copy created as {plan['temporary_instance']}")
     if writes:
         left = f"{left}; {writes}"
-    return {
+    outcome = {
         "error": "RollbackFailed",
         "cause": f"renaming back failed ({back_error}: {back_cause}) [original error {error}: {cause}] [{left}]",
         "cleanup": left,
     }
+    if not put_right:
+        # The end step keeps production's lock on these words (journal/events.py): the next workflow on
+        # production's name would otherwise act on whichever instance holds it now.
+        outcome["recovery"] = needs_recovery(plan, where)
+    return outcome
+
+
+def needs_recovery(plan: dict[str, Any], where: str) -> str:
+    return (
+        f"renaming back failed and production's name {plan['production_instance']} is not back on the original production "
+        f"(resource id {plan['production_resource_id']}) alone: {where}. Give production's name to the instance that should "
+        "serve, mark it irisx-restore:role=production, start the app with pm2 on every API host and check its health"
+    )

@@ -35,6 +35,26 @@ def where_instances_stand(plan: dict[str, Any], execution_id: str, settings: Run
     )
 
 
+def production_name_put_right(plan: dict[str, Any], execution_id: str, settings: RunbookSettings) -> bool:
+    """Whether production's name is on the original production again, settled and not marked as
+    replaced, and this execution's copy neither holds it, nor is being renamed, nor is marked as
+    production: only then may another workflow act on production's name and find what it expects.
+    A swap left any other way keeps production's lock for a person to release."""
+    original = rename.by_resource_id(plan["production_resource_id"])
+    copy = rename.find_copy(execution_id, settings)
+    if original is None or not _settled(original) or original["DBInstanceIdentifier"] != plan["production_instance"]:
+        return False
+    if rds.tags_of(original).get(rds.TAG_ROLE) == rds.ROLE_REPLACED_PRODUCTION:
+        return False
+    if copy is None:
+        return True
+    return (
+        copy["DBInstanceIdentifier"] != plan["production_instance"]
+        and not rename.rename_requested(copy, plan["production_instance"])
+        and rds.tags_of(copy).get(rds.TAG_ROLE) != rds.ROLE_PRODUCTION
+    )
+
+
 def rename_back(plan: dict[str, Any], progress: dict[str, Any] | None, execution_id: str, settings: RunbookSettings) -> dict[str, Any]:
     progress = dict(progress or {"attempts": 0, "stable_reads": 0, "actions": [], "started_at": clock.isoformat(clock.now())})
     attempts = int(progress.get("attempts", 0)) + 1

@@ -6,7 +6,7 @@ from typing import Any
 
 from restore_runbook.common import clock
 from restore_runbook.common.errors import InvalidInput
-from restore_runbook.journal.lock import release_lock, take_lock
+from restore_runbook.journal.lock import keep_for_recovery, release_lock, take_lock
 from restore_runbook.journal.notify import notify
 from restore_runbook.journal.records import NOT_GIVEN, finish, record_start
 from restore_runbook.journal.table import JournalSettings
@@ -60,18 +60,31 @@ def _planned_lock(workflow: str, plan: Any) -> str | None:
 
 
 def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[str, Any]:
-    """The finish step's input: `failure` ({error, cause[, cleanup]}) on the failure path, `result` on success."""
+    """The finish step's input: `failure` ({error, cause[, cleanup][, recovery]}) on the failure path, `result` on success.
+
+    A failure with `recovery` (words for the person who must put production right) left production
+    half-changed: its lock is kept, marked as needing recovery, as for an execution stopped from
+    outside mid-change (journal/abandoned.py), and the notice says so."""
     workflow, execution_arn = _context(event)
     failure = event.get("failure")
     lock = event.get("lock") or {}
+    recovery = None
     if failure:
         outcome, error, cause = "FAILED", str(failure.get("error") or "States.Runtime"), str(failure.get("cause") or "")
         left_behind = str(failure.get("cleanup") or event.get("left_behind") or "unknown: the cleanup did not report; see the cause")
+        recovery = failure.get("recovery")
     else:
         outcome, error, cause = "SUCCEEDED", None, None
         left_behind = str(event.get("left_behind") or "nothing")
     resource = lock.get("resource") if isinstance(lock, dict) else None
     details = event.get("details") or {}
+    lock_resource = resource or _planned_lock(workflow, details.get("plan"))
+    kept = None
+    if recovery and lock_resource:
+        # Marked before the record is written: every later writer of this end (a retry, the status-change
+        # function's reconciliation if the record write fails) then finds the mark and leaves the lock held.
+        kept = keep_for_recovery(execution_arn=execution_arn, resource=lock_resource, why=str(recovery), settings=settings)
+        left_behind = f"{left_behind}; {recovery} [{kept}]"
     return finish(
         workflow=workflow,
         execution_arn=execution_arn,
@@ -82,11 +95,12 @@ def finish_from_event(event: dict[str, Any], settings: JournalSettings) -> dict[
         left_behind=left_behind,
         # Who holds the lock decides, not whether the lock step answered: without its answer, the
         # resource comes from the plan and the release stays conditional on this execution holding it.
-        lock_resource=resource or _planned_lock(workflow, details.get("plan")),
+        lock_resource=lock_resource,
         lock_answered=resource is not None,
         details={k: v for k, v in (event.get("details") or {}).items() if v is not None},
         result=event.get("result"),
         settings=settings,
+        lock_kept=kept,
     )
 
 

@@ -34,9 +34,10 @@ from restore_runbook.journal.abandoned import (
 )
 from restore_runbook.journal.abandoned import left_behind as abandoned_left_behind
 from restore_runbook.journal.attempts import FirstAttemptUnknown, as_first_attempt, first_attempt, redrive_count
-from restore_runbook.journal.lock import release_lock
+from restore_runbook.journal.lock import keep_for_recovery, release_lock
 from restore_runbook.journal.notify import worth_telling
 from restore_runbook.journal.records import parse_input
+from restore_runbook.journal.workflows import traits_of
 
 ENDED_STATUSES = ("SUCCEEDED", "FAILED", *ABANDONED_STATUSES)
 # What the rule delivers: every end. TIMED_OUT / ABORTED never reach the workflow's own journal step.
@@ -113,6 +114,10 @@ def reconcile(
         state = first.last_state if first else last_state(execution_arn)
         left_behind = abandoned_left_behind(workflow, execution_arn, state)
         kept = keep_locks_if_mid_change(workflow, execution_arn, state, resources, left_behind, settings)
+    elif status == "FAILED" and resources and (words := traits_of(workflow).kept_when_failed_with.get(error or "")):
+        why = words.format(arn=execution_arn)
+        kept = [keep_for_recovery(execution_arn=execution_arn, resource=r, why=why, settings=settings) for r in resources]
+        left_behind = f"{left_behind}; {why}"
     if kept is not None:
         released = kept
     else:

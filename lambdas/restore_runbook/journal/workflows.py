@@ -10,7 +10,7 @@ workflows on different things do not.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from restore_runbook.common.errors import InvalidInput
@@ -51,6 +51,10 @@ class WorkflowTraits:
     left_behind_when_abandoned: str
     # Stopped in one of these states, the lock is kept for recovery (journal/abandoned.py).
     mid_change: tuple[MidChange, ...] = ()
+    # Ended FAILED with one of these errors, its own end step keeps the lock when the failure's
+    # explanation says production was left half-changed (journal/events.py); a reconciler closing such
+    # an end that step did not record cannot read the explanation, so it keeps the lock on these words.
+    kept_when_failed_with: Mapping[str, str] = field(default_factory=dict)
 
     def mid_change_at(self, state: str | None) -> MidChange | None:
         """Where a stop from outside left production half-changed. `None`, a last state that could not be
@@ -145,6 +149,15 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
                 ),
             ),
         ),
+        kept_when_failed_with={
+            "RollbackFailed": (
+                "it failed renaming back, and its end record could not be written: production's name may be held by the "
+                "restored copy (tag irisx-restore:execution={arn}) and the original production may be named "
+                "<name>-replaced-<time>. Find both by their resource ids (the original's is in the execution's plan), give "
+                "production's name to the instance that should serve, mark it irisx-restore:role=production, then start "
+                "the app with pm2 on every host and check its health"
+            ),
+        },
     ),
     # A drill locks its own resource: it never blocks or delays an incident's restore of the same source.
     "drill": WorkflowTraits(
