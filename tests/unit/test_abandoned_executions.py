@@ -364,8 +364,12 @@ def test_every_mid_change_state_is_a_state_of_its_workflow(workflow):
     from restorectl.harness import asl_path
 
     states = set(json.loads(asl_path(workflow).read_text())["States"])
-    (mid_change,) = traits_of(workflow).mid_change
+    traits = traits_of(workflow)
+    (mid_change,) = traits.mid_change
     assert mid_change.states <= states, sorted(mid_change.states - states)
+    # A state is either half-way through the change or past it, never both
+    assert traits.changed_by <= states and not traits.changed_by & mid_change.states
+    assert bool(traits.changed_by) == bool(traits.left_behind_once_changed)
 
 
 def test_a_second_delivery_that_could_not_read_where_it_stopped_never_releases_a_lock_kept_for_recovery(world, monkeypatch):

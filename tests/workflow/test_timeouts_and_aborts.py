@@ -133,6 +133,30 @@ def test_interruptions_are_written_as_the_console_names_states():
     assert Interruption.parse("DescribeRestore", "TIMED_OUT") == Interruption("DescribeRestore", "TIMED_OUT")
 
 
+def test_an_in_place_restore_aborted_once_its_swap_finished_is_journaled_as_swapped_and_releases_the_lock(rehearsal):
+    # Given an in-place restore stopped by a person after the swap finished and the app was healthy, while it reported
+    world = rehearsal(
+        calls_rows=300,
+        restore_minutes=3,
+        snapshot_minutes=2,
+        rename_minutes=2,
+        interruptions=[Interruption("ReportInPlaceRestore", "ABORTED")],
+    )
+    result = world.run("in-place-restore", {"confirm": SOURCE, "mode": "point-in-time", "requested_by": "ana"})
+
+    # Then the record says the swap is done and where the original is, not that nothing was renamed
+    assert result.status == "ABORTED"
+    (record,) = records(result, "in-place-restore")
+    assert "it stopped in state ReportInPlaceRestore" in record["left_behind"]
+    assert "after the swap had finished" in record["left_behind"] and "<name>-replaced-<time>" in record["left_behind"]
+    assert "production was not renamed" not in record["left_behind"]
+    # And it is true: the copy holds production's name, the original is parked, and the app serves
+    assert [i for i in instance_ids(result.world) if "-replaced-" in i]
+    assert {h["health"] for h in result.world["app_hosts"]} == {"connected"}
+    # And production is not half-changed, so its lock is released
+    assert locks(result) == [] and record["lock_release"] == f"released the lock on {SOURCE}"
+
+
 def test_an_in_place_restore_aborted_mid_swap_keeps_production_locked_until_a_person_releases_it(rehearsal):
     from restore_runbook.journal import lock as journal_lock
     from restore_runbook.journal.table import JournalSettings

@@ -167,7 +167,7 @@ def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
     where = f"it stopped in state {state}" if state else UNKNOWN_STATE
     traits = traits_of(workflow)
     mid_change = traits.mid_change_at(state)
-    hint = (mid_change.what if mid_change else traits.left_behind_when_abandoned).format(arn=execution_arn)
+    hint = (mid_change.what if mid_change else traits.abandoned_words(state)).format(arn=execution_arn)
     if mid_change and state is None:
         hint += f"; otherwise: {traits.left_behind_when_abandoned.format(arn=execution_arn)}"
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"

@@ -55,6 +55,16 @@ class WorkflowTraits:
     # explanation says production was left half-changed (journal/events.py); a reconciler closing such
     # an end that step did not record cannot read the explanation, so it keeps the lock on these words.
     kept_when_failed_with: Mapping[str, str] = field(default_factory=dict)
+    # Stopped in one of these states, production was changed as asked and serves: the lock is released,
+    # and these words, not left_behind_when_abandoned, say what the world is (`{arn}` as there).
+    changed_by: frozenset[str] = frozenset()
+    left_behind_once_changed: str = ""
+
+    def abandoned_words(self, state: str | None) -> str:
+        """What an execution stopped from outside in `state` left, when it was not mid-change."""
+        if state is not None and state in self.changed_by:
+            return self.left_behind_once_changed
+        return self.left_behind_when_abandoned
 
     def mid_change_at(self, state: str | None) -> MidChange | None:
         """Where a stop from outside left production half-changed. `None`, a last state that could not be
@@ -148,6 +158,13 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
                     "on every host and check its health"
                 ),
             ),
+        ),
+        changed_by=frozenset({"ReportInPlaceRestore", "ReportUnavailable", "RecordSuccess", "ReleaseWithoutRecord"}),
+        left_behind_once_changed=(
+            "it stopped after the swap had finished and the app was healthy: production's name is held by the restored copy "
+            "(tag irisx-restore:execution={arn}, marked production), and the original production is kept renamed to "
+            "<name>-replaced-<time> with deletion protection on, with the final snapshot taken before the swap; only the "
+            "execution's report or end record may be missing"
         ),
         kept_when_failed_with={
             "RollbackFailed": (
