@@ -5,11 +5,16 @@ ends in its own named error before the state machine's TimeoutSeconds does."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from restore_runbook.contract import STATUS_CHANGE_FUNCTION_TIMEOUT_SECONDS
+from stacks.restore_runbook_stack import RestoreRunbookStack
+from stacks.settings import StackSettings
 from stacks.workflow import handler_module
 
 from .conftest import Synthesized
@@ -139,21 +144,48 @@ def test_every_bounded_poll_loop_ends_in_its_own_error_before_the_state_machine_
 
 def test_the_in_place_restore_outlasts_every_bounded_wait_it_can_make_so_it_never_times_out_mid_swap(synthesized: Synthesized) -> None:
     from restore_runbook.settings import RunbookSettings, SnapshotSettings
+    from stacks.workflows.in_place_budget import COUNTED_WAITS, POLL_TASK_SECONDS, longest_bounded_run_seconds
 
     environment = synthesized.settings.lambda_environment()
     runbook, snapshot = RunbookSettings.from_env(environment), SnapshotSettings.from_env(environment)
-    rename = runbook.rename_poll_max_attempts * runbook.rename_poll_seconds
-    command = runbook.command_poll_max_attempts * runbook.command_poll_seconds
-    health = runbook.health_check_attempts * runbook.health_check_interval_seconds
-    before_the_stop = (
-        snapshot.poll_max_attempts * snapshot.poll_max_seconds  # the final snapshot
-        + runbook.restore_poll_max_attempts * runbook.restore_poll_max_seconds  # the restore alongside
-        + 660  # validation's Task timeout
+    longest = longest_bounded_run_seconds(runbook, snapshot)
+    assert longest < timeout_of("in-place-restore"), (longest, timeout_of("in-place-restore"))
+    # Every loop of the ASL is counted: each Wait state is one the model names
+    definition = json.loads((STATEMACHINES / "in-place-restore.asl.json").read_text(encoding="utf-8"))
+    assert {name for name, state in definition["States"].items() if state["Type"] == "Wait"} == COUNTED_WAITS
+    # And counted in full: the final snapshot and the restore alone, each poll at its longest wait, then
+    # four SSM commands and three health checks at least (stop, start, restart, start again), five renames' polls
+    command = runbook.command_poll_max_attempts * (runbook.command_poll_seconds + POLL_TASK_SECONDS)
+    floor = (
+        snapshot.poll_max_attempts * snapshot.poll_max_seconds
+        + runbook.restore_poll_max_attempts * runbook.restore_poll_max_seconds
+        + 4 * command
+        + 3 * runbook.health_check_attempts * command
+        + 5 * runbook.rename_poll_max_attempts * runbook.rename_poll_seconds
     )
-    # stop; two renames and the settings; start and health; then, on failure, the rename-back (up
-    # to twice a rename), a restart and health, and the start after a failed rename-back
-    after_the_stop = command + 3 * rename + (command + health) + 2 * rename + 2 * (command + health)
-    assert before_the_stop + after_the_stop < timeout_of("in-place-restore"), (before_the_stop, after_the_stop)
+    assert longest >= floor, (longest, floor)
+
+
+@pytest.mark.parametrize("setting", ["snapshot_poll_max_attempts", "rename_poll_max_attempts", "health_check_attempts"])
+def test_settings_whose_waits_outlast_the_in_place_restore_are_refused_at_synth_naming_them(
+    runbook_context: dict[str, Any], tmp_path, setting: str
+) -> None:
+    # Given one bound raised far enough that a run could time out mid-swap
+    settings = StackSettings.from_context({**runbook_context, setting: 1000})
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    app = cdk.App(outdir=str(tmp_path / "cdk.out"))
+
+    # Then synth refuses, saying why and which settings to lower, before any state machine exists
+    with pytest.raises(ValueError, match=r"in-place restore wait up to \d+ s .* could time out mid-swap") as refused:
+        RestoreRunbookStack(
+            app,
+            "TooLong",
+            settings=settings,
+            layer_asset_path=tmp_path / "layer",
+            env=cdk.Environment(account=settings.account, region=settings.region),
+        )
+    longest = int(re.search(r"wait up to (\d+) s", str(refused.value)).group(1))  # type: ignore[union-attr]
+    assert longest >= timeout_of("in-place-restore") and f"({timeout_of('in-place-restore')} s," in str(refused.value)
 
 
 def test_the_validate_steps_budgets_leave_its_function_three_minutes_to_connect_read_and_report(synthesized: Synthesized) -> None:
