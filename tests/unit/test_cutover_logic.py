@@ -55,6 +55,7 @@ def _world_with_copy(monkeypatch: pytest.MonkeyPatch, made_from: str | None) -> 
     copy = {"DBInstanceIdentifier": "irisx-copy", "Endpoint": {"Address": "irisx-copy.example"}, "TagList": tags}
     asked: list[str] = []
     monkeypatch.setattr(rds, "find_instance", lambda identifier: copy if identifier == "irisx-copy" else None)
+    monkeypatch.setattr(rds, "all_instances", lambda: iter([copy]))
     monkeypatch.setattr(cutover, "source_endpoint", lambda source: asked.append(source) or f"{source}.example")
     monkeypatch.setattr(ssm, "find_hosts", lambda settings: ["i-1"])
     monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: [])

@@ -340,6 +340,7 @@ def rollback_world(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return copy if identifier == "irisx-copy" else None
 
     monkeypatch.setattr(rds, "find_instance", find_instance)
+    monkeypatch.setattr(rds, "all_instances", lambda: iter([copy]))
     monkeypatch.setattr(cutover, "source_endpoint", lambda source: asked.append(source) or f"{source}.ABC.us-east-1.rds.amazonaws.com")
     monkeypatch.setattr(ssm, "find_hosts", lambda settings: ["i-1"])
     monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: [])

@@ -71,6 +71,7 @@ def world_with_copy(monkeypatch: pytest.MonkeyPatch, role: str | None, made_from
     copy = {"DBInstanceIdentifier": "irisx-copy", "Endpoint": {"Address": "irisx-copy.example"}, "TagList": tags}
     looked: list[str] = []
     monkeypatch.setattr(rds, "find_instance", lambda identifier: copy if identifier == "irisx-copy" else None)
+    monkeypatch.setattr(rds, "all_instances", lambda: iter([copy]))
     monkeypatch.setattr(cutover, "source_endpoint", lambda source: f"{source}.example")
     monkeypatch.setattr(ssm, "find_hosts", lambda settings: looked.append("hosts") or ["i-1"])
     monkeypatch.setattr(ssm, "find_stopped_hosts", lambda settings: [])
@@ -85,6 +86,25 @@ def test_a_copy_marked_production_needs_its_exact_name_as_confirm(monkeypatch, c
         plan_rollback(request, SETTINGS)
     assert looked == []
     assert plan_rollback({"restored_instance": "irisx-copy", "confirm": "irisx-copy"}, SETTINGS)["restored_instance"] == "irisx-copy"
+
+
+@pytest.mark.parametrize("original_endpoint", [None, "irisx-serving.example"])
+def test_a_copy_is_not_rolled_back_onto_the_source_while_production_runs_on_another_copy_of_it(monkeypatch, original_endpoint):
+    # Given the copy to roll back, and another copy of the same source a later cutover marked production
+    world_with_copy(monkeypatch, None)
+    copy = rds.find_instance("irisx-copy")
+    serving_tags = [{"Key": rds.TAG_SOURCE, "Value": SOURCE}, {"Key": rds.TAG_ROLE, "Value": rds.ROLE_PRODUCTION}]
+    serving = {"DBInstanceIdentifier": "irisx-serving", "Endpoint": {"Address": "irisx-serving.example"}, "TagList": serving_tags}
+    monkeypatch.setattr(rds, "all_instances", lambda: iter([copy, serving]))
+    request = {"restored_instance": "irisx-copy", **({"original_endpoint": original_endpoint} if original_endpoint else {})}
+
+    if original_endpoint is None:
+        # Then pointing the hosts back at the source is refused, naming the copy production runs on
+        with pytest.raises(UnsafeOperation, match=r"production was cut over to irisx-serving .*Nothing was touched"):
+            plan_rollback(request, SETTINGS)
+    else:
+        # Unless the hosts are to stay on that copy
+        assert plan_rollback(request, SETTINGS)["original_endpoint"] == "irisx-serving.example"
 
 
 def test_a_copy_production_never_ran_on_needs_no_confirm_but_a_wrong_one_is_refused(monkeypatch):

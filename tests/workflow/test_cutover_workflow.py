@@ -507,6 +507,37 @@ def test_rollback_workflow_refuses_the_source_and_unmanaged_instances_touching_n
     assert [h["health"] for h in result.world["app_hosts"]] == ["connected"] * 2
 
 
+def test_rolling_back_a_copy_production_never_ran_on_after_a_cutover_to_another_is_refused_keeping_the_hosts_on_it(rehearsal):
+    # Given a copy restored and kept without cutover, then a second restore cut over to (production runs on it)
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    kept = world.run("restore", {"mode": "snapshot", "target_instance": "irisx-kept-copy"})
+    assert kept.status == "SUCCEEDED", kept.cause
+    serving = world.run("restore", {**SNAPSHOT_CUTOVER, "target_instance": "irisx-serving-copy"})
+    assert serving.status == "SUCCEEDED", serving.cause
+    serving_endpoint = endpoint_of("irisx-serving-copy")
+    assert {h["db_host"] for h in serving.world["app_hosts"]} == {serving_endpoint}
+    commands_before = len(world.app_hosts.commands_run)
+
+    # When someone rolls back the first copy (no confirm needed: production never ran on it)
+    result = world.run("rollback", {"restored_instance": "irisx-kept-copy", "requested_by": "ana"})
+
+    # Then it is refused before anything is touched, naming the copy production runs on and what to do
+    assert (result.status, result.error) == ("FAILED", "UnsafeOperation"), result.cause
+    assert "production was cut over to irisx-serving-copy" in result.cause and "Nothing was touched" in result.cause
+    assert f"give original_endpoint {serving_endpoint}" in result.cause
+    assert "StopApp" not in result.states() and len(world.app_hosts.commands_run) == commands_before
+    # And the hosts stay on the copy production runs on, both copies exist, and the lock is free
+    assert [(h["db_host"], h["health"]) for h in result.world["app_hosts"]] == [(serving_endpoint, "connected")] * 2
+    assert {"irisx-kept-copy", "irisx-serving-copy"} <= set(instance_ids(result.world))
+    assert not [r for r in result.world["journal"] if r["pk"].startswith("LOCK#")]
+
+    # And given the serving copy's endpoint as the one to keep, the first copy is rolled back with the hosts kept on it
+    again = world.run("rollback", {"restored_instance": "irisx-kept-copy", "original_endpoint": serving_endpoint})
+    assert again.status == "SUCCEEDED", again.cause
+    assert [(h["db_host"], h["health"]) for h in again.world["app_hosts"]] == [(serving_endpoint, "connected")] * 2
+    assert "irisx-kept-copy" not in instance_ids(again.world) and "irisx-serving-copy" in instance_ids(again.world)
+
+
 def test_rollback_workflow_without_stopping_first_skips_only_the_stop(rehearsal):
     world = rehearsal(calls_rows=300, restore_minutes=3)
     target = world.run("restore", {"mode": "snapshot"}).output["target_instance"]

@@ -6,6 +6,7 @@ the IAM policy repeats the same fence with a tag condition.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -77,6 +78,11 @@ def find_instance(identifier: str) -> dict[str, Any] | None:
         raise
     instances: list[dict[str, Any]] = response["DBInstances"]
     return instances[0] if instances else None
+
+
+def all_instances() -> Iterator[dict[str, Any]]:
+    for page in aws.client("rds").get_paginator("describe_db_instances").paginate():
+        yield from page["DBInstances"]
 
 
 def describe_source(identifier: str) -> dict[str, Any]:

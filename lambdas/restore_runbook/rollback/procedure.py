@@ -111,6 +111,7 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
             raise InvalidInput(f"{exc}; nothing was touched") from None
     if restored_address and original == restored_address:
         raise InvalidInput(f"original_endpoint {original!r} is the endpoint of the instance being deleted; nothing was touched")
+    refuse_if_production_moved_on(restored, source, original)
 
     hosts = ssm.find_hosts(settings)
     if not hosts:
@@ -130,6 +131,26 @@ def plan_rollback(request: Any, settings: RunbookSettings) -> dict[str, Any]:
         "ec2_stopped_hosts": ssm.find_stopped_hosts(settings),
         "final_snapshot": rds.final_snapshot_name(restored),
     }
+
+
+def refuse_if_production_moved_on(restored: str, source: str, original: str) -> None:
+    """Production cut over, since this copy was made, to another copy of the same source (marked production
+    by that cutover): the hosts use that one, and pointing them at `original` would move production off
+    it onto an older database and strand every write it took. Refused before anything is touched, unless
+    `original` is that copy's own endpoint (the hosts then stay where production is)."""
+    for instance in rds.all_instances():
+        name, tags = instance["DBInstanceIdentifier"], rds.tags_of(instance)
+        if name in (restored, source) or tags.get(rds.TAG_ROLE) != rds.ROLE_PRODUCTION or tags.get(rds.TAG_SOURCE) != source:
+            continue
+        address = str((instance.get("Endpoint") or {}).get("Address") or "").lower()
+        if original == address:
+            continue
+        raise UnsafeOperation(
+            f"production was cut over to {name} (marked {rds.TAG_ROLE}={rds.ROLE_PRODUCTION}, restored from {source}), not to "
+            f"{restored}: the API hosts use {name}, and rolling back {restored} would point them at {original} and strand "
+            f"every write {name} took. Roll back {name} if production must leave it, or give original_endpoint "
+            f"{address or 'as its endpoint'} to delete {restored} with the hosts kept on {name}. Nothing was touched"
+        )
 
 
 def check_confirmation(restored: str, confirm: str | None, *, serves_production: bool) -> None:
