@@ -38,6 +38,7 @@ DAYS_SINCE_HANDLER = "restore_runbook.drill.handlers.publish_days_since_drill.ha
 # (POWERTOOLS_SERVICE_NAME, `<name_prefix>-drill` for every drill function) and `Source`.
 DRILL_FAILED_METRIC = "DrillFailed"
 DAYS_SINCE_METRIC = "DaysSinceLastSuccessfulDrill"
+OBJECTIVES_MISSED_METRIC = "DrillObjectivesMissed"
 DAILY_SWEEP = scheduler.ScheduleExpression.cron(minute="30", hour="3", time_zone=TimeZone.ETC_UTC)
 DAILY_DAYS_SINCE = scheduler.ScheduleExpression.cron(minute="0", hour="6", time_zone=TimeZone.ETC_UTC)
 
@@ -242,6 +243,28 @@ class DrillWorkflow(RegisteredWorkflow):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+        # A drill that restored, validated and tore down but took longer than the RTO, or restored to a point
+        # older than the RPO allows, succeeds as an execution (its copy worked); the objective it missed is
+        # what the runbook's drill is for, so it pages as a failure does.
+        missed = cloudwatch.Alarm(
+            self,
+            "DrillObjectivesMissedAlarm",
+            alarm_description=(
+                f"A restore drill of {s.source_instance} restored its copy but missed an objective (RTO or RPO, or the data "
+                "gap): see the drill's journal record (`restorectl drills`) for the measures and the objectives"
+            ),
+            metric=cloudwatch.Metric(
+                namespace=s.name_prefix,
+                metric_name=OBJECTIVES_MISSED_METRIC,
+                dimensions_map=dimensions,
+                statistic="Sum",
+                period=Duration.hours(1),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
         # CloudWatch cannot look back a month (Period x EvaluationPeriods <= 7 days), so the daily
         # function publishes the age of the last success and this alarm reads one day of it; no data
         # (no success on record, or the publisher stopped) is breaching.
@@ -265,7 +288,7 @@ class DrillWorkflow(RegisteredWorkflow):
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
         action = cloudwatch_actions.SnsAction(self.context.journal.topic)
-        for alarm in (failed, overdue):
+        for alarm in (failed, missed, overdue):
             alarm.add_alarm_action(action)
         dead_letters = dead_letter_alarms(
             self,
@@ -274,4 +297,4 @@ class DrillWorkflow(RegisteredWorkflow):
             description="A drill schedule could not start its target (drill, sweep or days-since): see the dead-letter queue",
             topic=self.context.journal.topic,
         )
-        return [failed, overdue, *dead_letters]
+        return [failed, missed, overdue, *dead_letters]

@@ -152,18 +152,25 @@ def test_days_since_reads_only_the_journal(synthesized: Synthesized) -> None:
     assert (as_list(query["Action"]), query["Resource"]) == (["dynamodb:Query"], {"Fn::GetAtt": [table_id, "Arn"]})
 
 
-def test_a_failed_or_overdue_drill_alarms_to_the_notification_topic(synthesized: Synthesized) -> None:
+def test_a_failed_overdue_or_objective_missing_drill_alarms_to_the_notification_topic(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     (topic_id,) = synthesized.of_type("AWS::SNS::Topic")
     every_alarm = [a["Properties"] for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()]
     alarms = {a["MetricName"]: a for a in every_alarm if "MetricName" in a}
     # The dimensions Powertools writes on the drill functions' metrics: their service, and Source.
     dimensions = [{"Name": "Source", "Value": settings.source_instance}, {"Name": "service", "Value": "irisx-restore-drill"}]
-    failed, overdue = alarms["DrillFailed"], alarms["DaysSinceLastSuccessfulDrill"]
-    for alarm in (failed, overdue):
+    failed, overdue, missed = alarms["DrillFailed"], alarms["DaysSinceLastSuccessfulDrill"], alarms["DrillObjectivesMissed"]
+    for alarm in (failed, overdue, missed):
         assert alarm["Namespace"] == settings.name_prefix
         assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == dimensions
     assert (failed["Statistic"], failed["ComparisonOperator"], failed["Threshold"]) == ("Sum", "GreaterThanOrEqualToThreshold", 1)
+    # A drill whose copy worked but that missed its RTO or RPO pages too: it ends SUCCEEDED, and succeeded drills send no notice
+    assert (missed["Statistic"], missed["ComparisonOperator"], missed["Threshold"]) == ("Sum", "GreaterThanOrEqualToThreshold", 1)
+    assert missed["TreatMissingData"] == "notBreaching"
+    from restore_runbook.drill import measure
+
+    published = {name: value for name, _unit, value in measure.metrics_of({"verdict": measure.OBJECTIVES_MISSED, "missed": ["rto"]})}
+    assert published[missed["MetricName"]] == 1, "the alarm reads what a drill that missed one objective publishes"
     assert (overdue["Statistic"], overdue["ComparisonOperator"], overdue["Threshold"]) == (
         "Maximum",
         "GreaterThanThreshold",

@@ -279,3 +279,11 @@ class TestMetricsOnTheWire:
 
         assert (document["Source"], document["DrillFailed"]) == (SOURCE, [1.0])
         assert "DrillSucceeded" not in document
+
+
+def test_a_drill_that_missed_an_objective_publishes_the_metric_its_alarm_reads():
+    # The stack's DrillObjectivesMissedAlarm (stacks/workflows/drill.py) reads this name: a Sum of at least 1 pages
+    result = measure.drill_result(drill("snapshot", rto_seconds=1200), RESTORE, VALIDATION, TEARDOWN)  # 21m10s against 20 minutes
+    assert result["verdict"] == measure.OBJECTIVES_MISSED
+    published = {name: value for name, _unit, value in measure.metrics_of(result)}
+    assert published["DrillObjectivesMissed"] == len(result["missed"]) >= 1
