@@ -211,6 +211,37 @@ class TestSweep:
         subject, body = sweep.notification(report)
         assert subject.endswith("1 refused") and "did NOT delete 1 drill-tagged instance(s)" in body
 
+    def test_a_drill_whose_execution_cannot_be_read_is_kept_and_named_and_the_sweep_goes_on_to_the_next(self, world, monkeypatch):
+        from botocore.exceptions import ClientError
+
+        # Given two leftovers, the first from a drill whose execution DescribeExecution refuses to show
+        # (another deployment's, say, under the same management tag)
+        unreadable = "arn:aws:states:us-east-1:123456789012:execution:other-stack-drill:x"
+        make_instance(world, "irisx-a-unreadable-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": unreadable}])
+        make_instance(world, "irisx-b-leftover-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": "gone"}])
+
+        def status(arn: str) -> str:
+            if arn == unreadable:
+                raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "DescribeExecution")
+            return "unknown"
+
+        monkeypatch.setattr(sweep, "_execution_status", status)
+
+        report = sweep.sweep(settings())
+
+        # Then the first is kept and named (it may still run), the second is removed, and the notice says both
+        assert [r["instance"] for r in report["refused"]] == ["irisx-a-unreadable-drill"]
+        assert "could not be read (AccessDeniedException" in report["refused"][0]["reason"]
+        assert [r["instance"] for r in report["removed"]] == ["irisx-b-leftover-drill"]
+        assert names(world) == ["irisx-a-unreadable-drill"]
+
+        # And once it has outlived every drill's allowed run, its age alone lets the sweep remove it
+        later = clock.now() + timedelta(hours=13)
+        monkeypatch.setattr(clock, "now", lambda: later)
+        report = sweep.sweep(settings())
+        assert [r["instance"] for r in report["removed"]] == ["irisx-a-unreadable-drill"]
+        assert "older than 12 h" in report["removed"][0]["reason"]
+
     def test_a_deletion_rds_refuses_is_reported_and_the_sweep_goes_on_to_the_next(self, world, monkeypatch):
         # Given two leftovers, the first of which RDS (or IAM) refuses to delete
         make_instance(world, "irisx-a-denied-drill", [MANAGED, DRILL, {"Key": rds.TAG_EXECUTION, "Value": "gone"}])

@@ -62,8 +62,18 @@ def sweep(settings: RunbookSettings) -> dict[str, Any]:
         if instance.get("DBInstanceStatus") in ("deleting", "deleted"):
             kept.append({"instance": identifier, "reason": "already being deleted"})
             continue
-        status = _execution_status(execution)
         too_old = age is not None and age > lifetime
+        try:
+            status = _execution_status(execution)
+        except Exception as exc:  # noqa: BLE001 - one drill that cannot be read must not stop the sweep of the others
+            code = aws.error_code(exc) or type(exc).__name__
+            if not too_old:
+                # It may still run: only its age would let the sweep delete it, and it is not that old yet.
+                refused.append(
+                    {"instance": identifier, "reason": f"its drill {execution} could not be read ({code}: {exc}); left as it is"}
+                )
+                continue
+            status = f"unreadable ({code})"
         if status == "RUNNING" and not too_old:
             kept.append({"instance": identifier, "reason": f"its drill {execution} is still running"})
             continue
