@@ -233,3 +233,62 @@ def test_the_planner_loop_is_bounded(s3: tuple[Any, S3Clock], monkeypatch) -> No
     seed_split_histories(client, clock, 12)
     with pytest.raises(InvalidInput, match="narrower prefixes"):
         run_planner(as_of(), settings(RECORDINGS_LIST_PAGE_SIZE="2", RECORDINGS_PAGES_PER_INVOCATION="1"))
+
+
+# ------------------------------------------------------------------------- same-second histories
+
+AT_T_PLUS = T + timedelta(minutes=30)  # one whole second (S3 lists LastModified to the second)
+
+
+def page_of(*entries: tuple[str, str, datetime, bool]) -> dict[str, Any]:
+    """A ListObjectVersions page as boto3 returns it, versions and markers in two lists: (kind, id, when, latest)."""
+    versions = [
+        {"Key": "k", "VersionId": i, "LastModified": w, "IsLatest": latest, "Size": 10, "ETag": f'"{i}"'}
+        for kind, i, w, latest in entries
+        if kind == "V"
+    ]
+    markers = [{"Key": "k", "VersionId": i, "LastModified": w, "IsLatest": latest} for kind, i, w, latest in entries if kind == "DM"]
+    return {"Versions": versions, "DeleteMarkers": markers}
+
+
+def test_a_version_and_a_marker_of_one_second_are_never_guessed_at_so_a_deleted_recording_is_not_copied_back() -> None:
+    # Given V2 written and then deleted (DM1) within one second before T, and V3 written after T: at T the key was
+    # deleted, so the right outcome leaves V3 current; listed in two lists, the second's order is lost
+    page = page_of(
+        ("V", "V3", T + timedelta(hours=1), True),
+        ("V", "V2", AT_T_PLUS - timedelta(hours=1), False),
+        ("V", "V1", T - timedelta(hours=3), False),
+        ("DM", "DM1", AT_T_PLUS - timedelta(hours=1), False),
+    )
+    (history_,) = plan._items(page).values()
+
+    outcome, entry = plan.decide("k", history_, as_of())
+
+    # Then the key is reported, naming both and the second, and nothing is planned for it (no copy of V2 over V3)
+    assert outcome == plan.SAME_SECOND
+    assert sorted(entry["version_ids"]) == ["DM1", "V2"] and "which came first is unknown" in entry["detail"]
+
+
+def test_undelete_does_not_guess_either_when_a_marker_and_a_version_share_a_second() -> None:
+    late = T + timedelta(hours=2)
+    page = page_of(("DM", "DM2", late + timedelta(hours=1), True), ("DM", "DM1", late, False), ("V", "V2", late, False))
+    (history_,) = plan._items(page).values()
+    assert plan.decide("k", history_, undelete_after())[0] == plan.SAME_SECOND
+
+
+def test_same_second_ties_that_s3s_own_order_settles_are_decided_as_usual() -> None:
+    # Two versions in one second keep S3's order within its Versions list; the current one is placed by IsLatest
+    second = T - timedelta(hours=1)
+    two_versions = page_of(("V", "V3", T + timedelta(hours=1), True), ("V", "V2", second, False), ("V", "V1", second, False))
+    (history_,) = plan._items(two_versions).values()
+    outcome, entry = plan.decide("k", history_, as_of())
+    assert (outcome, entry["version_id"]) == (plan.COPY, "V2")
+    current_tied = page_of(("DM", "DM1", second, True), ("V", "V1", second, False))
+    (history_,) = plan._items(current_tied).values()
+    assert plan.decide("k", history_, as_of())[0] == plan.UNCHANGED  # deleted at T, deleted now
+
+
+def test_a_key_left_for_its_same_second_history_is_counted_in_the_plan_totals() -> None:
+    totals = plan.empty_totals()
+    plan._count(totals, plan.SAME_SECOND, {"key": "k"})
+    assert totals["left_as_is"][plan.SAME_SECOND] == 1 and totals["entries"] == 0

@@ -32,6 +32,11 @@ SAME_CONTENT = "same-content"  # the current version already holds the wanted co
 CREATED_AFTER = "created-after"  # did not exist at T; left alone unless hide_created_after
 NOT_DELETED = "not-deleted"  # undelete mode: current version is not a marker placed after T
 NOTHING_UNDER_MARKER = "nothing-under-marker"  # undelete mode: removing the markers would expose no recording
+# A version and a delete marker of the key written in the same second, neither the current one: S3 lists
+# times to the second and versions and markers in two lists, so which came first cannot be known, and a
+# guess could copy back a version that was deleted, or leave a key deleted. Reported, never acted on.
+SAME_SECOND = "same-second"
+REASONS = (UNCHANGED, SAME_CONTENT, CREATED_AFTER, NOT_DELETED, NOTHING_UNDER_MARKER, SAME_SECOND)
 NEEDS_RETRIEVAL = ("GLACIER", "DEEP_ARCHIVE")
 # CopyObject copies at most 5 GB; above that S3 needs a multipart upload of UploadPartCopy parts.
 COPY_OBJECT_LIMIT = 5 * 1024**3
@@ -70,9 +75,30 @@ def _same_content(a: Item, b: Item) -> bool:
     return not a.marker and not b.marker and a.etag == b.etag and a.size == b.size
 
 
+def order_unknown(history: list[Item]) -> list[Item]:
+    """The items below the current one whose place in the history is a guess: a version and a delete
+    marker with the same LastModified (IsLatest places the current one; within versions, and within
+    markers, S3's own order is kept)."""
+    older = history[1:]
+    versions = {item.last_modified for item in older if not item.marker}
+    markers = {item.last_modified for item in older if item.marker}
+    return [item for item in older if item.last_modified in versions & markers]
+
+
 def decide(key: str, history: list[Item], request: RecordingsRequest) -> tuple[str, dict[str, Any]]:
     """(action or reason, entry) for one key; `history` is newest first, as S3 lists it."""
     current = history[0]
+    unknown = order_unknown(history)
+    if unknown:
+        second = clock.isoformat(unknown[0].last_modified)
+        return SAME_SECOND, {
+            "key": key,
+            "version_ids": [item.version_id for item in unknown],
+            "detail": (
+                f"a version and a delete marker were both written at {second} (S3 lists times to the second), so which came "
+                "first is unknown; left as it is: restore the version wanted by its version_id"
+            ),
+        }
     moment = clock.parse_utc(request.point_in_time) if request.point_in_time else None
     if request.mode == UNDELETE:
         assert moment is not None
@@ -138,7 +164,8 @@ def _items(page: dict[str, Any]) -> dict[str, list[Item]]:
     for marker in page.get("DeleteMarkers") or []:
         item = Item(version_id=marker["VersionId"], last_modified=marker["LastModified"], marker=True)
         by_key.setdefault(marker["Key"], []).append((bool(marker.get("IsLatest")), item))
-    # The two lists lose S3's one interleaved order; IsLatest and LastModified (1 s resolution) restore it.
+    # The two lists lose S3's one interleaved order; IsLatest and LastModified (1 s resolution) restore it,
+    # but for a version and a marker in the same second, which `decide` refuses to guess (order_unknown).
     return {
         key: [item for _, item in sorted(entries, key=lambda e: (e[0], e[1].last_modified), reverse=True)]
         for key, entries in by_key.items()
@@ -177,7 +204,7 @@ def empty_totals() -> dict[str, Any]:
         "entries": 0,
         "bytes_to_copy": 0,
         "actions": {action: 0 for action in ACTIONS},
-        "left_as_is": {reason: 0 for reason in (UNCHANGED, SAME_CONTENT, CREATED_AFTER, NOT_DELETED, NOTHING_UNDER_MARKER)},
+        "left_as_is": {reason: 0 for reason in REASONS},
         "needs_retrieval": 0,
         "markers_to_remove": 0,
         "multipart_parts": 0,
@@ -216,7 +243,7 @@ def _count(totals: dict[str, Any], outcome: str, entry: dict[str, Any]) -> None:
         elif outcome == UNDELETE_ACTION:
             totals["markers_to_remove"] += len(entry["markers"])
     else:
-        totals["left_as_is"][outcome] += 1
+        totals["left_as_is"][outcome] = totals["left_as_is"].get(outcome, 0) + 1
 
 
 def part_ranges(size: int, part_size: int = PART_SIZE) -> list[str]:
