@@ -538,6 +538,27 @@ def test_rolling_back_a_copy_production_never_ran_on_after_a_cutover_to_another_
     assert "irisx-kept-copy" not in instance_ids(again.world) and "irisx-serving-copy" in instance_ids(again.world)
 
 
+def test_a_cutover_names_the_warm_pool_hosts_it_could_not_reach_so_none_starts_on_the_old_database_unnoticed(rehearsal):
+    import boto3
+
+    # Given a warm pool's app host, stopped in EC2: no SSM command reaches it, and it starts with its own .env
+    world = rehearsal(calls_rows=300, restore_minutes=3)
+    parked = start_tagged_host(world, stopped=True)
+
+    result = world.run("restore", SNAPSHOT_CUTOVER)
+
+    # Then the running hosts are cut over, and the success record and its notice name the parked host and what to do
+    assert result.status == "SUCCEEDED", result.cause
+    restored_host = result.output["endpoint"]["address"]
+    assert {h["db_host"] for h in result.world["app_hosts"]} == {restored_host}
+    (record,) = [r for r in result.world["journal"] if r["pk"] == "WORKFLOW#restore"]
+    assert f"WARNING: app host(s) {parked} are stopped in EC2" in record["left_behind"]
+    assert f"set DB_HOST={restored_host} on them before they start" in record["left_behind"]
+    (notice,) = [n for n in result.world["notifications"] if "restore SUCCEEDED" in n["subject"]]
+    assert parked in notice["message"]
+    boto3.client("ec2").terminate_instances(InstanceIds=[parked])
+
+
 def test_rollback_workflow_without_stopping_first_skips_only_the_stop(rehearsal):
     world = rehearsal(calls_rows=300, restore_minutes=3)
     target = world.run("restore", {"mode": "snapshot"}).output["target_instance"]

@@ -56,7 +56,10 @@ def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: s
             "could be pointed at the restored database; no host was changed"
         )
     command = ssm.set_db_host(hosts, db_host, settings, f"irisx-restore cutover [{marker}] to {plan.get('target_instance')}")
-    return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, **record)
+    # A warm pool's hosts, stopped in EC2: no command reaches them, and one started later serves with the
+    # DB_HOST its own .env has, the old database's; the success record names them (restore/protection.py).
+    parked = ssm.find_stopped_hosts(settings)
+    return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, **record, ec2_stopped_hosts=parked)
 
 
 def source_endpoint(source_instance: str) -> str:

@@ -119,4 +119,11 @@ def after_successful_cutover(progress: dict[str, Any]) -> dict[str, Any]:
         f"the old instance {source or 'the source'} is untouched and still running. Do NOT delete {target}: "
         "to go back, run the rollback workflow"
     )
-    return {"deletion_protection": protection, "left_behind": left_behind}
+    parked = progress.get("ec2_stopped_hosts") or []
+    if parked:
+        left_behind += (
+            f"; WARNING: app host(s) {', '.join(parked)} are stopped in EC2 (a warm pool's, say), so the cutover could not "
+            f"reach them: started as they are, they would use the DB_HOST in their own .env, the old database's, and write "
+            f"there; set DB_HOST={progress.get('target_db_host')} on them before they start"
+        )
+    return {"deletion_protection": protection, "left_behind": left_behind, "ec2_stopped_hosts": parked}
