@@ -24,6 +24,7 @@ from stacks.permissions.journal import journal_steps
 from stacks.permissions.rds import RdsArns
 from stacks.settings import StackSettings
 from stacks.workflow import Workflow
+from stacks.workflows.budgets import check_outlasts_its_waits
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class RegisteredWorkflow(Construct):
 
     def __init__(self, scope: Construct, context: WorkflowContext) -> None:
         super().__init__(scope, self.construct_id())
+        asl_path = context.statemachines / f"{self.NAME}.asl.json"
+        check_outlasts_its_waits(self.NAME, context.settings.lambda_environment(), asl_path)
         # Before the Workflow: `steps()` may need the journal, a bucket or the function defaults.
         self.context = context
         self.settings = context.settings
@@ -74,7 +77,7 @@ class RegisteredWorkflow(Construct):
             self,
             "Workflow",
             workflow_name=self.NAME,
-            asl_path=context.statemachines / f"{self.NAME}.asl.json",
+            asl_path=asl_path,
             manifest=context.manifest,
             steps={**journal_steps(context.journal, context.settings, self.NAME), **self.steps()},
             defaults=defaults,

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
 from restore_runbook.contract import SNAPSHOT_WORKFLOW, TAG_WORKFLOW
 from stacks import nag, ssm_documents
@@ -27,8 +26,7 @@ from stacks.permissions.rds import (
     production_fence,
 )
 from stacks.permissions.restore import RestoreSteps, with_statements
-from stacks.workflows.base import RegisteredWorkflow, WorkflowContext
-from stacks.workflows.in_place_budget import check_outlasts_its_waits
+from stacks.workflows.base import RegisteredWorkflow
 from stacks.workflows.restore import RestoreWorkflow
 from stacks.workflows.snapshot import read_snapshots
 
@@ -41,10 +39,6 @@ class InPlaceRestoreWorkflow(RegisteredWorkflow):
     """`statemachines/in-place-restore.asl.json` and what each of its steps may do."""
 
     NAME = "in-place-restore"
-
-    def __init__(self, scope: Construct, context: WorkflowContext) -> None:
-        check_outlasts_its_waits(context.settings.lambda_environment(), context.statemachines / f"{self.NAME}.asl.json")
-        super().__init__(scope, context)
 
     def steps(self) -> Mapping[str, StepPermissions]:
         restore = RestoreSteps(self.settings)

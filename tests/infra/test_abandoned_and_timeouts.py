@@ -142,41 +142,59 @@ def test_every_bounded_poll_loop_ends_in_its_own_error_before_the_state_machine_
     assert snapshot_budget < timeout_of("snapshot"), (snapshot_budget, timeout_of("snapshot"))
 
 
-def test_the_in_place_restore_outlasts_every_bounded_wait_it_can_make_so_it_never_times_out_mid_swap(synthesized: Synthesized) -> None:
-    from restore_runbook.settings import RunbookSettings, SnapshotSettings
-    from stacks.workflows.in_place_budget import COUNTED_WAITS, POLL_TASK_SECONDS, longest_bounded_run_seconds
+@pytest.mark.parametrize("workflow", ["restore", "rollback", "in-place-restore"])
+def test_a_workflow_that_changes_what_production_runs_on_outlasts_every_bounded_wait_so_it_never_times_out_half_way(
+    synthesized: Synthesized, workflow: str
+) -> None:
+    from stacks.workflows.budgets import BUDGETS, loops_of
 
-    environment = synthesized.settings.lambda_environment()
-    runbook, snapshot = RunbookSettings.from_env(environment), SnapshotSettings.from_env(environment)
-    longest = longest_bounded_run_seconds(runbook, snapshot)
-    assert longest < timeout_of("in-place-restore"), (longest, timeout_of("in-place-restore"))
+    budget, loops = BUDGETS[workflow], loops_of(synthesized.settings.lambda_environment())
+    longest = budget.longest(loops)
+    assert longest < timeout_of(workflow), (longest, timeout_of(workflow))
     # Every loop of the ASL is counted: each Wait state is one the model names
-    definition = json.loads((STATEMACHINES / "in-place-restore.asl.json").read_text(encoding="utf-8"))
-    assert {name for name, state in definition["States"].items() if state["Type"] == "Wait"} == COUNTED_WAITS
-    # And counted in full: the final snapshot and the restore alone, each poll at its longest wait, then
-    # four SSM commands and three health checks at least (stop, start, restart, start again), five renames' polls
-    command = runbook.command_poll_max_attempts * (runbook.command_poll_seconds + POLL_TASK_SECONDS)
-    floor = (
-        snapshot.poll_max_attempts * snapshot.poll_max_seconds
-        + runbook.restore_poll_max_attempts * runbook.restore_poll_max_seconds
-        + 4 * command
-        + 3 * runbook.health_check_attempts * command
-        + 5 * runbook.rename_poll_max_attempts * runbook.rename_poll_seconds
-    )
+    definition = json.loads((STATEMACHINES / f"{workflow}.asl.json").read_text(encoding="utf-8"))
+    assert {name for name, state in definition["States"].items() if state["Type"] == "Wait"} == budget.counted_waits
+    # And counted in full: at least the commands and health checks its longest path sends, each to its last poll
+    commands, healths = {"restore": (2, 2), "rollback": (4, 3), "in-place-restore": (6, 3)}[workflow]
+    floor = commands * loops.command + healths * loops.health
+    if workflow != "rollback":
+        floor += loops.restore
+    if workflow == "in-place-restore":
+        floor += loops.snapshot_taken + 3 * loops.rename + loops.rename_back
     assert longest >= floor, (longest, floor)
 
 
-@pytest.mark.parametrize("setting", ["snapshot_poll_max_attempts", "rename_poll_max_attempts", "health_check_attempts"])
-def test_settings_whose_waits_outlast_the_in_place_restore_are_refused_at_synth_naming_them(
-    runbook_context: dict[str, Any], tmp_path, setting: str
+def test_the_longest_loops_count_each_poll_at_its_longest_wait_and_each_health_check_as_a_command_of_its_own(
+    synthesized: Synthesized,
 ) -> None:
-    # Given one bound raised far enough that a run could time out mid-swap
+    from stacks.workflows.budgets import POLL_TASK_SECONDS, loops_of
+
+    loops = loops_of(synthesized.settings.lambda_environment())
+    r = loops.runbook
+    assert loops.command == r.command_poll_max_attempts * (r.command_poll_seconds + POLL_TASK_SECONDS)
+    assert loops.health == r.health_check_attempts * (loops.command + r.health_check_interval_seconds + POLL_TASK_SECONDS)
+    assert loops.rename_back == 2 * loops.rename  # it gives up after twice a rename's attempts
+
+
+@pytest.mark.parametrize(
+    ("setting", "workflow"),
+    [
+        ("snapshot_poll_max_attempts", "in-place-restore"),
+        ("rename_poll_max_attempts", "in-place-restore"),
+        ("restore_poll_max_attempts", "restore"),
+        ("health_check_attempts", "rollback"),
+    ],
+)
+def test_settings_whose_waits_outlast_a_workflow_are_refused_at_synth_naming_it(
+    runbook_context: dict[str, Any], tmp_path, setting: str, workflow: str
+) -> None:
+    # Given one bound raised far enough that a run could time out half-way
     settings = StackSettings.from_context({**runbook_context, setting: 1000})
     (tmp_path / "layer" / "python").mkdir(parents=True)
     app = cdk.App(outdir=str(tmp_path / "cdk.out"))
 
-    # Then synth refuses, saying why and which settings to lower, before any state machine exists
-    with pytest.raises(ValueError, match=r"in-place restore wait up to \d+ s .* could time out mid-swap") as refused:
+    # Then synth refuses, saying which workflow, how long, and what to lower, before any state machine exists
+    with pytest.raises(ValueError, match=r"let a [a-z-]+ wait up to \d+ s .* could time out half-way") as refused:
         RestoreRunbookStack(
             app,
             "TooLong",
@@ -184,8 +202,12 @@ def test_settings_whose_waits_outlast_the_in_place_restore_are_refused_at_synth_
             layer_asset_path=tmp_path / "layer",
             env=cdk.Environment(account=settings.account, region=settings.region),
         )
-    longest = int(re.search(r"wait up to (\d+) s", str(refused.value)).group(1))  # type: ignore[union-attr]
-    assert longest >= timeout_of("in-place-restore") and f"({timeout_of('in-place-restore')} s," in str(refused.value)
+    named = re.search(r"let a ([a-z-]+) wait up to (\d+) s", str(refused.value))
+    assert named is not None
+    refusing = named.group(1)
+    # A setting several workflows share is refused by the first one built that it outruns (restore before the others)
+    assert refusing == workflow or refusing == "restore"
+    assert int(named.group(2)) >= timeout_of(refusing) and f"({timeout_of(refusing)} s," in str(refused.value)
 
 
 def test_the_validate_steps_budgets_leave_its_function_three_minutes_to_connect_read_and_report(synthesized: Synthesized) -> None:
