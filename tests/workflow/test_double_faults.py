@@ -93,6 +93,19 @@ def test_a_revert_that_cannot_start_ends_in_rollback_failed_naming_the_hosts_lef
     assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", "RollbackFailed", result.cause)
 
 
+def test_a_revert_whose_answer_was_lost_is_not_said_to_have_sent_nothing(rehearsal):
+    # Given a cutover whose health check fails, and a revert step that points the hosts back, then loses its answer
+    world = rehearsal(**QUICK, app_blocked_from_restored=True, inject=["RevertCutover=RuntimeError@after"])
+
+    result = world.run("restore", {"mode": "snapshot", "cutover": True})
+
+    # Then the hosts really are back on the original, and the cause does not claim no rollback was sent
+    assert (result.status, result.error) == ("FAILED", "RollbackFailed")
+    assert {h["db_host"] for h in result.world["app_hosts"]} == {endpoint_of(SOURCE)}
+    assert "no rollback sent" not in result.cause
+    assert "a rollback may have been sent before its step failed: check it" in result.cause
+
+
 def test_a_health_check_on_the_original_that_crashes_ends_in_rollback_failed_with_the_hosts_back_on_the_original(rehearsal):
     # Given a cutover that fails its health check and is reverted, then a health check on the original that crashes
     world = rehearsal(**QUICK, app_blocked_from_restored=True, inject=["CheckHealthOnOriginal=RuntimeError"])

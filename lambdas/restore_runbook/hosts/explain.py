@@ -9,8 +9,12 @@ from restore_runbook.common import rds
 from restore_runbook.hosts import ssm
 
 
-def where_hosts_stand(cutover: dict[str, Any] | None, rollback: dict[str, Any] | None) -> str:
-    """Every host the cutover or its rollback touched, and the last DB_HOST the records show for it."""
+def where_hosts_stand(cutover: dict[str, Any] | None, rollback: dict[str, Any] | None, *, revert_unanswered: bool = False) -> str:
+    """Every host the cutover or its rollback touched, and the last DB_HOST the records show for it.
+
+    `revert_unanswered`: the revert step failed without a record, possibly after sending its command,
+    so a host the cutover set is not said to have had "no rollback sent"."""
+    no_rollback = "a rollback may have been sent before its step failed: check it" if revert_unanswered else "no rollback sent"
     cutover, rollback = cutover or {}, rollback or {}
     if not cutover.get("commands") and not rollback.get("commands"):
         return (
@@ -42,9 +46,9 @@ def where_hosts_stand(cutover: dict[str, Any] | None, rollback: dict[str, Any] |
         elif host in unchanged:
             where = "not changed by the cutover (its command stopped before reading .env)"
         elif cut.get("output", {}).get("db_host"):
-            where = f"DB_HOST={cut['output']['db_host']} (set by the cutover; no rollback sent)"
+            where = f"DB_HOST={cut['output']['db_host']} (set by the cutover; {no_rollback})"
         else:
-            where = f"DB_HOST unknown: the cutover to {target} was sent, no rollback sent"
+            where = f"DB_HOST unknown: the cutover to {target} was sent, {no_rollback}"
         if host in health:
             where += f"; health: {health[host].get('detail')}"
         parts.append(f"{host}: {where}")
@@ -103,7 +107,8 @@ def explain_rollback_failure(
     target = (plan or {}).get("target_instance")  # the restore workflow's copy
     if not target:
         return {"error": "RollbackFailed", "cause": " ".join(parts)}
-    hosts = where_hosts_stand(cutover, rollback)
+    # No revert record beside the revert's own failure: its step failed, perhaps after it sent the command.
+    hosts = where_hosts_stand(cutover, rollback, revert_unanswered=not rollback and rollback_failure is not None)
     parts.append(f"[where the hosts stand: {hosts}]")
     parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
     left = f"{target} (the restored copy) was NOT deleted: a host may still use it; where the hosts stand: {hosts}"
