@@ -419,32 +419,39 @@ def emulated_table(settings: JournalSettings) -> Any:
     return boto3.resource("dynamodb").Table(settings.table_name)
 
 
-IN_PLACE = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:irisx-restore-in-place-restore:run-1"
+@pytest.mark.parametrize(
+    ("workflow", "error", "kept"),
+    [
+        ("in-place-restore", "RollbackFailed", True),
+        ("in-place-restore", "ValidationFailed", False),
+        ("restore", "RollbackFailed", True),
+        ("rollback", "RollbackFailed", True),
+        ("restore", "ValidationFailed", False),
+    ],
+)
+def test_an_end_that_failed_putting_production_back_and_could_not_record_it_keeps_production_locked(world, workflow, error, kept):
+    from restore_runbook.journal.workflows import traits_of
 
-
-@pytest.mark.parametrize(("error", "kept"), [("RollbackFailed", True), ("ValidationFailed", False)])
-def test_an_in_place_restore_that_failed_renaming_back_and_could_not_record_it_keeps_production_locked(world, error, kept):
     emulated, settings = world
-    # Given an in-place restore holding production's lock that failed without its end record: its own end
-    # step, which would have read whether production's name was put right, never ran
-    records.record_start(
-        workflow="in-place-restore", execution_arn=IN_PLACE, started_at=START, execution_input={"requested_by": "ana"}, settings=settings
-    )
-    record = abandoned.find_record("in-place-restore", IN_PLACE, START, settings)
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:irisx-restore-{workflow}:run-1"
+    # Given an execution holding production's lock that failed without its end record: its own end step,
+    # which would have read whether production was put right, never ran
+    records.record_start(workflow=workflow, execution_arn=arn, started_at=START, execution_input={"requested_by": "ana"}, settings=settings)
+    record = abandoned.find_record(workflow, arn, START, settings)
     assert record is not None
-    journal_lock.take_lock(workflow="in-place-restore", execution_arn=IN_PLACE, resource=SOURCE_LOCK, requested_by="ana", settings=settings)
+    journal_lock.take_lock(workflow=workflow, execution_arn=arn, resource=SOURCE_LOCK, requested_by="ana", settings=settings)
 
     # When its end is reconciled
     done = reconcile.reconcile(record, reconciled_by="x", settings=settings, describe=described("FAILED", error=error, cause="c"))
 
-    # Then after a failed rename-back the lock is kept for a person, on words that say what to put right;
-    # after any other failure (the swap undone, or never begun) it is released
+    # Then after a failure to put production back the lock is kept for a person, on words that say what to
+    # put right; after any other failure (production never left as it was, or put back) it is released
     assert done is not None
     (closed,) = emulated.executions()
     if kept:
         (lock,) = emulated.locks()
-        assert lock["holder"] == IN_PLACE and lock["needs_recovery"].startswith("it failed renaming back")
-        assert f"irisx-restore:execution={IN_PLACE}" in lock["needs_recovery"]
+        assert lock["holder"] == arn
+        assert lock["needs_recovery"] == traits_of(workflow).kept_when_failed_with[error].format(arn=arn)
         assert closed["lock_release"].startswith("KEPT the lock on irisx-prod-rds-postgres, marked as needing recovery")
         assert lock["needs_recovery"] in closed["left_behind"]
     else:

@@ -51,6 +51,15 @@ def block_connections(world: Any, instance: str) -> None:
 # ---------------------------------------------------------------------------------------- restore
 
 
+def kept_for_recovery(result: Any, workflow: str, words: str) -> None:
+    """Production's lock is kept, marked as needing recovery on `words`, and the record and its notice say so."""
+    (lock,) = locks(result)
+    assert lock["needs_recovery"].startswith(words), lock["needs_recovery"]
+    (record,) = executions(result, workflow)
+    assert record["lock_release"].startswith(f"KEPT the lock on {SOURCE}, marked as needing recovery")
+    assert f"restorectl unlock rds:{SOURCE}" in record["left_behind"]
+
+
 def test_a_restore_whose_end_record_and_lock_release_both_fail_still_succeeds_and_the_reconciler_frees_the_lock(rehearsal):
     # Given a restore that succeeds, and both the end record and the release-without-record failing
     world = rehearsal(**QUICK, inject=["RecordSuccess=RuntimeError", "ReleaseWithoutRecord=RuntimeError"])
@@ -86,11 +95,12 @@ def test_a_revert_that_cannot_start_ends_in_rollback_failed_naming_the_hosts_lef
         assert host["db_host"] == endpoint_of(target)
         assert host["id"] in result.cause
     assert endpoint_of(target) in result.cause
-    # And the copy the hosts use is kept; the lock is released and the journal closed with the same words
+    # And the copy the hosts use is kept, the journal closed with the same words, and production's lock kept
+    # for the person finishing by hand: no other workflow may move the hosts meanwhile
     assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
-    assert locks(result) == []
     (record,) = executions(result, "restore")
     assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", "RollbackFailed", result.cause)
+    kept_for_recovery(result, "restore", f"the rollback of the cutover to {target} failed")
 
 
 def test_a_revert_whose_answer_was_lost_is_not_said_to_have_sent_nothing(rehearsal):
@@ -118,9 +128,10 @@ def test_a_health_check_on_the_original_that_crashes_ends_in_rollback_failed_wit
     assert went(result, "CheckHealthOnOriginal", "ExplainRollbackFailure")
     assert hosts_of(result) == on_the_original(result)
     assert "RuntimeError injected by the rehearsal into CheckHealthOnOriginal" in result.cause
-    assert locks(result) == []
     (record,) = executions(result, "restore")
     assert record["outcome"] == "FAILED" and record["cause"] == result.cause
+    # And, with the app's health on the original never confirmed, production's lock is kept for a person
+    kept_for_recovery(result, "restore", "the rollback of the cutover to")
 
 
 def test_a_revert_with_nothing_to_wait_for_goes_straight_to_the_health_of_the_original(rehearsal):
@@ -159,11 +170,12 @@ def test_a_failed_rollback_whose_explanation_also_fails_still_records_rollback_f
     assert went(result, "ExplainRollbackFailure", "RollbackExplanationUnavailable")
     assert "RuntimeError" in (result.error or "") + (result.cause or "")
     assert "RevertCutover" in result.cause
-    # And the copy the hosts still use is kept, the lock released, the journal closed FAILED
+    # And the copy the hosts still use is kept, the journal closed FAILED, and, as nobody could look at the
+    # hosts, production's lock kept for a person
     assert len(instance_ids(result.world)) == 2
-    assert locks(result) == []
     (record,) = executions(result, "restore")
     assert record["outcome"] == "FAILED"
+    kept_for_recovery(result, "restore", "the rollback of the cutover failed and no step could look at the hosts afterwards")
 
 
 # ---------------------------------------------------------------------------------------- rollback
@@ -206,11 +218,12 @@ def test_a_rollback_whose_restart_on_the_copy_crashes_too_names_where_every_host
     # (each host's DB_HOST as the cause says it is where the host's .env really points)
     for host in result.world["app_hosts"]:
         assert f"{host['id']}: DB_HOST={host['db_host']}" in result.cause
-    # And the copy, which may serve production, is kept; the lock released; the journal closed with the same words
+    # And the copy, which may serve production, is kept; the journal closed with the same words; and with the app
+    # not confirmed on one database everywhere, production's lock kept for the person finishing by hand
     assert sorted(instance_ids(result.world)) == sorted([SOURCE, target])
-    assert locks(result) == []
     (record,) = executions(result, "rollback")
     assert (record["outcome"], record["error"], record["cause"]) == ("FAILED", "RollbackFailed", result.cause)
+    kept_for_recovery(result, "rollback", "the rollback failed with the app not confirmed running on one database on every host")
 
 
 def test_a_rollback_whose_end_record_and_release_fail_still_succeeds_and_is_reconciled(rehearsal):

@@ -103,7 +103,15 @@ def explain_rollback_failure(
         copy = rds.presence(str(restored))
         parts.append(f"[the app: {app}]")
         parts.append(f"[{copy}]")
-        return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": f"{copy}; the app: {app}"}
+        outcome = {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": f"{copy}; the app: {app}"}
+        if not serving_from_one_database(plan, recoveries):
+            # The end step keeps the lock on these words (journal/events.py): a person is finishing this by hand.
+            outcome["recovery"] = (
+                f"the rollback failed with the app not confirmed running on one database on every host ({app}): point every "
+                f"API host at one database that answers, start the app with pm2 and check its health, then run the rollback "
+                f"of {restored} again or delete it by hand"
+            )
+        return outcome
     target = (plan or {}).get("target_instance")  # the restore workflow's copy
     if not target:
         return {"error": "RollbackFailed", "cause": " ".join(parts)}
@@ -112,7 +120,13 @@ def explain_rollback_failure(
     parts.append(f"[where the hosts stand: {hosts}]")
     parts.append(f"[{target} was NOT deleted: a host may still use it; finish the rollback by hand, then delete it]")
     left = f"{target} (the restored copy) was NOT deleted: a host may still use it; where the hosts stand: {hosts}"
-    return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": left}
+    # The cutover's own revert failed, or the app was not confirmed healthy after it: the hosts may be split
+    # between the copy and the original. The end step keeps the lock on these words (journal/events.py).
+    recovery = (
+        f"the rollback of the cutover to {target} failed ({hosts}): point every API host at one database that answers, start "
+        f"the app with pm2 and check its health, then run the rollback workflow for {target} or delete it by hand"
+    )
+    return {"error": "RollbackFailed", "cause": " ".join(parts), "cleanup": left, "recovery": recovery}
 
 
 def _what_to_do_with_the_copy(restored: str, rollback_error: str) -> str:
@@ -135,6 +149,25 @@ def where_hosts_run(plan: dict[str, Any] | None, recoveries: list[dict[str, Any]
         return "no API host was planned for (the rollback failed before it touched any): nothing was stopped"
     seen = [(recovery, _results_of(recovery)) for recovery in recoveries if recovery]
     return "; ".join(f"{host}: {_host_state(host, seen)}" for host in hosts)
+
+
+def serving_from_one_database(plan: dict[str, Any] | None, recoveries: list[dict[str, Any] | None]) -> bool:
+    """Whether the last recovery that reached each planned host confirmed its app healthy, all on one database."""
+    hosts = list((plan or {}).get("hosts") or [])
+    seen = [(recovery, _results_of(recovery)) for recovery in recoveries if recovery]
+    targets = set()
+    for host in hosts:
+        # As _host_state reads it: the newest recovery that says anything of the host decides.
+        for recovery, results in reversed(seen):
+            health = ((recovery.get("health") or {}).get("hosts") or {}).get(host)
+            if health and health.get("healthy"):
+                targets.add(recovery.get("target"))
+                break
+            if results.get(host):
+                return False
+        else:
+            return False
+    return bool(hosts) and len(targets) == 1
 
 
 def _results_of(recovery: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -102,6 +102,13 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
                 ),
             ),
         ),
+        kept_when_failed_with={
+            "RollbackFailed": (
+                "the rollback of its cutover failed, and its end record could not be written: some hosts may have DB_HOST on the "
+                "restored instance (tag irisx-restore:execution={arn}) and some on the original, the app stopped on any; point them "
+                "all at one database that answers, start the app and check its health"
+            ),
+        },
     ),
     "rollback": WorkflowTraits(
         lock=RDS_SOURCE,
@@ -127,6 +134,13 @@ WORKFLOWS: dict[str, WorkflowTraits] = {
                 ),
             ),
         ),
+        kept_when_failed_with={
+            "RollbackFailed": (
+                "it failed, and its end record could not be written: the app may be STOPPED on some hosts, with DB_HOST on the "
+                "original or still on the restored copy; check DB_HOST and pm2 on every host, point them at one database that "
+                "answers, and start the app"
+            ),
+        },
     ),
     "in-place-restore": WorkflowTraits(
         lock=RDS_SOURCE,
