@@ -292,3 +292,21 @@ def test_a_key_left_for_its_same_second_history_is_counted_in_the_plan_totals() 
     totals = plan.empty_totals()
     plan._count(totals, plan.SAME_SECOND, {"key": "k"})
     assert totals["left_as_is"][plan.SAME_SECOND] == 1 and totals["entries"] == 0
+
+
+def test_a_same_second_pair_in_a_second_that_decides_nothing_does_not_hold_the_key_back() -> None:
+    # Given a key deleted after T (DM2), its wanted version V2 before T, and an old version and marker of one second
+    old = T - timedelta(days=1)
+    page = page_of(
+        ("DM", "DM2", T + timedelta(hours=1), True),
+        ("V", "V2", T - timedelta(hours=1), False),
+        ("V", "V1", old, False),
+        ("DM", "DM1", old, False),
+    )
+    (history_,) = plan._items(page).values()
+
+    # Then both modes decide it as usual: the old pair's order changes neither the state at T nor what the marker exposes
+    outcome, entry = plan.decide("k", history_, as_of())
+    assert (outcome, entry["restores"], entry["markers"]) == (plan.UNDELETE_ACTION, "V2", ["DM2"])
+    outcome, entry = plan.decide("k", history_, undelete_after())
+    assert (outcome, entry["restores"]) == (plan.UNDELETE_ACTION, "V2")

@@ -75,30 +75,33 @@ def _same_content(a: Item, b: Item) -> bool:
     return not a.marker and not b.marker and a.etag == b.etag and a.size == b.size
 
 
-def order_unknown(history: list[Item]) -> list[Item]:
-    """The items below the current one whose place in the history is a guess: a version and a delete
-    marker with the same LastModified (IsLatest places the current one; within versions, and within
-    markers, S3's own order is kept)."""
-    older = history[1:]
+def order_unknown(history: list[Item], decisive: datetime) -> list[Item]:
+    """The items below the current one whose place in the history is a guess that decides the outcome:
+    a version and a delete marker with the same LastModified, in the second that decides (`decisive`:
+    the state at T in as_of, the item the markers would expose in undelete) or later. IsLatest places
+    the current one; within versions, and within markers, S3's own order is kept; a tie in any
+    other second changes nothing the key needs."""
+    older = [item for item in history[1:] if item.last_modified >= decisive]
     versions = {item.last_modified for item in older if not item.marker}
     markers = {item.last_modified for item in older if item.marker}
     return [item for item in older if item.last_modified in versions & markers]
 
 
+def _same_second(key: str, unknown: list[Item]) -> tuple[str, dict[str, Any]]:
+    second = clock.isoformat(unknown[0].last_modified)
+    return SAME_SECOND, {
+        "key": key,
+        "version_ids": [item.version_id for item in unknown],
+        "detail": (
+            f"a version and a delete marker were both written at {second} (S3 lists times to the second), so which came "
+            "first is unknown; left as it is: restore the version wanted by its version_id"
+        ),
+    }
+
+
 def decide(key: str, history: list[Item], request: RecordingsRequest) -> tuple[str, dict[str, Any]]:
     """(action or reason, entry) for one key; `history` is newest first, as S3 lists it."""
     current = history[0]
-    unknown = order_unknown(history)
-    if unknown:
-        second = clock.isoformat(unknown[0].last_modified)
-        return SAME_SECOND, {
-            "key": key,
-            "version_ids": [item.version_id for item in unknown],
-            "detail": (
-                f"a version and a delete marker were both written at {second} (S3 lists times to the second), so which came "
-                "first is unknown; left as it is: restore the version wanted by its version_id"
-            ),
-        }
     moment = clock.parse_utc(request.point_in_time) if request.point_in_time else None
     if request.mode == UNDELETE:
         assert moment is not None
@@ -108,6 +111,9 @@ def decide(key: str, history: list[Item], request: RecordingsRequest) -> tuple[s
                 break
             markers.append(item)
         exposed = history[len(markers)] if len(markers) < len(history) else None
+        unknown = order_unknown(history, exposed.last_modified) if exposed is not None else []
+        if unknown:
+            return _same_second(key, unknown)
         if not markers:
             return NOT_DELETED, {"key": key}
         if exposed is None or exposed.marker:
@@ -121,6 +127,11 @@ def decide(key: str, history: list[Item], request: RecordingsRequest) -> tuple[s
         }
     assert request.mode == AS_OF and moment is not None
     at_time = next((item for item in history if item.last_modified <= moment), None)
+    if at_time is not None and at_time is not current:
+        # Only the second of the state at T decides: newer items count as a set, older ones not at all.
+        unknown = [item for item in order_unknown(history, at_time.last_modified) if item.last_modified == at_time.last_modified]
+        if unknown:
+            return _same_second(key, unknown)
     if at_time is None or at_time.marker:
         # It did not exist at T (never, or deleted): whatever is there now was created after T.
         if current.marker:
