@@ -36,6 +36,10 @@ def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: s
         "marker": marker,
         "target_instance": plan.get("target_instance"),
         "source_instance": plan.get("source_instance"),
+        # A warm pool's hosts, stopped in EC2: no command reaches them, and one started later serves with the
+        # DB_HOST its own .env has, the old database's; the success record names them (restore/protection.py).
+        # Read before anything is sent, so a failure to read them reverts nothing.
+        "ec2_stopped_hosts": ssm.find_stopped_hosts(settings),
     }
     # Idempotent: a retry of this step (the first invocation sent the command, then its answer was lost)
     # finds this execution's command by the marker in its Comment and follows it instead of sending again.
@@ -56,10 +60,7 @@ def start_cutover(plan: dict[str, Any], restore: dict[str, Any], execution_id: s
             "could be pointed at the restored database; no host was changed"
         )
     command = ssm.set_db_host(hosts, db_host, settings, f"irisx-restore cutover [{marker}] to {plan.get('target_instance')}")
-    # A warm pool's hosts, stopped in EC2: no command reaches them, and one started later serves with the
-    # DB_HOST its own .env has, the old database's; the success record names them (restore/protection.py).
-    parked = ssm.find_stopped_hosts(settings)
-    return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, **record, ec2_stopped_hosts=parked)
+    return commands.new_progress([command], dict.fromkeys(hosts, db_host), settings, **record)
 
 
 def source_endpoint(source_instance: str) -> str:
