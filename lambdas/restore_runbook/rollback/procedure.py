@@ -145,11 +145,14 @@ def refuse_if_production_moved_on(restored: str, source: str, original: str) -> 
         address = str((instance.get("Endpoint") or {}).get("Address") or "").lower()
         if original == address:
             continue
+        # Read from the marker, not from the hosts: say what to check before acting on the advice.
         raise UnsafeOperation(
             f"production was cut over to {name} (marked {rds.TAG_ROLE}={rds.ROLE_PRODUCTION}, restored from {source}), not to "
-            f"{restored}: the API hosts use {name}, and rolling back {restored} would point them at {original} and strand "
-            f"every write {name} took. Roll back {name} if production must leave it, or give original_endpoint "
-            f"{address or 'as its endpoint'} to delete {restored} with the hosts kept on {name}. Nothing was touched"
+            f"{restored}: the API hosts may use {name}, and rolling back {restored} would point them at {original} and strand "
+            f"every write {name} took. Check every API host's DB_HOST first: if they use {name}, roll back {name} if production "
+            f"must leave it, or give original_endpoint {address or 'as its endpoint'} to delete {restored} with the hosts kept "
+            f"on {name}; if none uses it, its marker is left from a rollback of it whose delete failed: finish that rollback "
+            "first. Nothing was touched"
         )
 
 
