@@ -294,6 +294,39 @@ def test_an_in_place_restore_stopped_where_its_history_cannot_be_read_keeps_its_
     assert "if it stopped during the swap: the app may still be STOPPED on every API host" in record["left_behind"]
 
 
+@pytest.mark.parametrize("recovery", ["renaming back failed and production's name is not back on the original", None])
+def test_a_stop_while_the_failure_end_step_runs_keeps_the_lock_its_failure_asked_to_keep(world, monkeypatch, recovery):
+    emulated, settings = world
+    # Given an in-place restore holding production's lock, stopped while its failure end step ran, before that
+    # step could mark the lock: the step's input says whether the failure left production half-changed
+    journal_lock.take_lock(
+        workflow="in-place-restore", execution_arn=IN_PLACE_ARN, resource=PRODUCTION_LOCK, requested_by="ana", settings=settings
+    )
+    outcome = {"error": "RollbackFailed", "cause": "c", **({"recovery": recovery} if recovery else {})}
+    entered = {"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "RecordFailure", "input": json.dumps({"outcome": outcome})}}
+
+    def history(**kwargs: Any) -> Any:
+        return {"events": [entered]}
+
+    monkeypatch.setattr(abandoned, "last_state", REAL_LAST_STATE)
+    real_client = abandoned.aws.client
+    sfn = type("Sfn", (), {"get_execution_history": staticmethod(history)})
+    monkeypatch.setattr(abandoned.aws, "client", lambda name: sfn if name == "stepfunctions" else real_client(name))
+    stopped = event("ABORTED", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
+
+    result = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
+
+    # Then a failure that asked for it keeps the lock on its own words; any other releases it
+    assert result["last_state"] == "RecordFailure"
+    (record,) = emulated.executions()
+    if recovery:
+        (lock,) = emulated.locks()
+        assert lock["needs_recovery"].startswith(f"it stopped in state RecordFailure, without its own cleanup or journal step: {recovery}")
+        assert record["lock_release"].startswith("KEPT the lock on irisx-prod-rds-postgres, marked as needing recovery")
+    else:
+        assert emulated.locks() == [] and record["lock_release"] == "released the lock on irisx-prod-rds-postgres"
+
+
 def test_a_drill_stopped_where_its_history_cannot_be_read_releases_its_lock_it_changes_nothing_of_production(world, monkeypatch):
     emulated, settings = world
     monkeypatch.setattr(abandoned, "last_state", lambda arn: None)

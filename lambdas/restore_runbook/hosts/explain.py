@@ -152,9 +152,15 @@ def where_hosts_run(plan: dict[str, Any] | None, recoveries: list[dict[str, Any]
 
 
 def serving_from_one_database(plan: dict[str, Any] | None, recoveries: list[dict[str, Any] | None]) -> bool:
-    """Whether the last recovery that reached each planned host confirmed its app healthy, all on one database."""
-    hosts = list((plan or {}).get("hosts") or [])
-    seen = [(recovery, _results_of(recovery)) for recovery in recoveries if recovery]
+    """Whether the last recovery that reached each host confirmed its app healthy, all on one database.
+
+    The hosts are the ones the recoveries acted on (the planned ones still running, and any tagged
+    since: hosts/ssm.py serving_now), less those each found gone; with no recovery, the planned ones."""
+    reached = [recovery for recovery in recoveries if recovery]
+    gone = {host for recovery in reached for host in recovery.get("hosts_gone") or []}
+    acted_on = {host for recovery in reached for host in recovery.get("hosts") or []}
+    hosts = sorted((acted_on or set((plan or {}).get("hosts") or [])) - gone)
+    seen = [(recovery, _results_of(recovery)) for recovery in reached]
     targets = set()
     for host in hosts:
         # As _host_state reads it: the newest recovery that says anything of the host decides.

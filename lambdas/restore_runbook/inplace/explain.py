@@ -134,11 +134,21 @@ def rename_back_failed(
         "cause": f"renaming back failed ({back_error}: {back_cause}) [original error {error}: {cause}] [{left}]",
         "cleanup": left,
     }
+    # The end step keeps production's lock on these words (journal/events.py): the next workflow on production's
+    # name would otherwise act on whichever instance holds it now, or on a fleet a person is starting by hand.
     if not put_right:
-        # The end step keeps production's lock on these words (journal/events.py): the next workflow on
-        # production's name would otherwise act on whichever instance holds it now.
         outcome["recovery"] = needs_recovery(plan, where)
+    elif not app_confirmed_healthy(records[0]):
+        outcome["recovery"] = (
+            f"production's name {plan['production_instance']} is back on the original production, but the app is not confirmed "
+            f"healthy on every API host ({hosts}): start it with pm2 where it is not running and check its health"
+        )
     return outcome
+
+
+def app_confirmed_healthy(restart: dict[str, Any] | None) -> bool:
+    """The last start's health check passed on every host it checked (hosts/health.py answers 'healthy' only then)."""
+    return ((restart or {}).get("health") or {}).get("state") == "healthy"
 
 
 def needs_recovery(plan: dict[str, Any], where: str) -> str:

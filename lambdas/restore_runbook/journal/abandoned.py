@@ -14,6 +14,7 @@ resource until someone has put it right and run `restorectl unlock`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -161,13 +162,40 @@ def last_state(execution_arn: str) -> str | None:
 
 # How the words begin of a writer that could not read where the execution stopped: a writer that could replaces them.
 UNKNOWN_STATE = "its last state is unknown"
+# The failure path's end step: stopped while it ran, it may not yet have kept a lock its failure asked to keep.
+FAILURE_END_STEP = "RecordFailure"
+
+
+def recovery_being_recorded(execution_arn: str, state: str | None) -> str | None:
+    """Stopped in the failure end step, whose input carried `outcome.recovery` (production left half-changed,
+    journal/events.py): those words, for the lock that step would have kept; else None."""
+    if state != FAILURE_END_STEP:
+        return None
+    try:
+        events = aws.client("stepfunctions").get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=50)["events"]
+    except Exception:  # noqa: BLE001 - unread, the state alone decides, as before
+        return None
+    for event in events:
+        details = event.get("stateEnteredEventDetails") or {}
+        if details.get("name") == FAILURE_END_STEP:
+            try:
+                state_input = json.loads(details.get("input") or "{}")
+            except ValueError:
+                return None
+            recovery = ((state_input.get("outcome") or {}) if isinstance(state_input, dict) else {}).get("recovery")
+            return str(recovery) if recovery else None
+    return None
 
 
 def left_behind(workflow: str, execution_arn: str, state: str | None) -> str:
     where = f"it stopped in state {state}" if state else UNKNOWN_STATE
     traits = traits_of(workflow)
     mid_change = traits.mid_change_at(state)
-    hint = (mid_change.what if mid_change else traits.abandoned_words(state)).format(arn=execution_arn)
+    recovery = None if mid_change else recovery_being_recorded(execution_arn, state)
+    if recovery:
+        hint = f"{recovery} (its end step was recording this failure when the execution stopped)"
+    else:
+        hint = (mid_change.what if mid_change else traits.abandoned_words(state)).format(arn=execution_arn)
     if mid_change and state is None:
         hint += f"; otherwise: {traits.left_behind_when_abandoned.format(arn=execution_arn)}"
     return f"{where}, without its own cleanup or journal step: {hint}; check the execution: {journal.console_link(execution_arn)}"
@@ -179,7 +207,7 @@ def keep_locks_if_mid_change(
     """Stopped half-way through changing production: every lock stays, marked as needing recovery, so
     nothing starts from a state no workflow was written for; a person releases it once production is
     put right. The words for each lock kept, or None when the execution was not mid-change."""
-    if not resources or not traits_of(workflow).mid_change_at(state):
+    if not resources or not (traits_of(workflow).mid_change_at(state) or recovery_being_recorded(execution_arn, state)):
         return None
     replaces = UNKNOWN_STATE if state else None
     return [keep_for_recovery(execution_arn=execution_arn, resource=r, why=why, settings=settings, replaces=replaces) for r in resources]
