@@ -4,7 +4,8 @@ Two endings. The rename-back worked and the app is healthy on the original: fail
 error, saying production is back and where the copy and the final snapshot are. The rename-back
 (or the app on the original) failed: RollbackFailed naming both instances, their names and
 statuses, who holds production's name, and the app's state on each host; and, unless production's
-name is back on the original, the words on which the end step keeps production's lock.
+name is back on the original and the app confirmed healthy, the words on which the end step keeps
+production's lock.
 
 A failure from the start on also stopped the app (on the copy, which held production's name)
 before renaming back; either ending then says that writes the app took between the start and that
