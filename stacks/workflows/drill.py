@@ -224,16 +224,15 @@ class DrillWorkflow(RegisteredWorkflow):
             description=f"{self.settings.name_prefix} {self.NAME}: EventBridge Scheduler may {purpose}",
         )
 
-    def _build_alarms(self) -> list[cloudwatch.Alarm]:
-        s = self.settings
-        dimensions = {"service": f"{s.name_prefix}-{self.NAME}", "Source": s.source_instance}
-        failed = cloudwatch.Alarm(
+    def _count_alarm(self, construct_id: str, description: str, metric_name: str, dimensions: dict[str, str]) -> cloudwatch.Alarm:
+        """In alarm in any hour in which the drill functions published `metric_name` at least once."""
+        return cloudwatch.Alarm(
             self,
-            "DrillFailedAlarm",
-            alarm_description=f"A restore drill of {s.source_instance} failed: see the drill's journal record and execution",
+            construct_id,
+            alarm_description=description,
             metric=cloudwatch.Metric(
-                namespace=s.name_prefix,
-                metric_name=DRILL_FAILED_METRIC,
+                namespace=self.settings.name_prefix,
+                metric_name=metric_name,
                 dimensions_map=dimensions,
                 statistic="Sum",
                 period=Duration.hours(1),
@@ -243,27 +242,27 @@ class DrillWorkflow(RegisteredWorkflow):
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+    def _build_alarms(self) -> list[cloudwatch.Alarm]:
+        s = self.settings
+        dimensions = {"service": f"{s.name_prefix}-{self.NAME}", "Source": s.source_instance}
+        failed = self._count_alarm(
+            "DrillFailedAlarm",
+            f"A restore drill of {s.source_instance} failed: see the drill's journal record and execution",
+            DRILL_FAILED_METRIC,
+            dimensions,
+        )
         # A drill that restored, validated and tore down but took longer than the RTO, or restored to a point
         # older than the RPO allows, succeeds as an execution (its copy worked); the objective it missed is
         # what the runbook's drill is for, so it pages as a failure does.
-        missed = cloudwatch.Alarm(
-            self,
+        missed = self._count_alarm(
             "DrillObjectivesMissedAlarm",
-            alarm_description=(
+            (
                 f"A restore drill of {s.source_instance} restored its copy but missed an objective (RTO or RPO, or the data "
                 "gap): see the drill's journal record (`restorectl drills`) for the measures and the objectives"
             ),
-            metric=cloudwatch.Metric(
-                namespace=s.name_prefix,
-                metric_name=OBJECTIVES_MISSED_METRIC,
-                dimensions_map=dimensions,
-                statistic="Sum",
-                period=Duration.hours(1),
-            ),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            OBJECTIVES_MISSED_METRIC,
+            dimensions,
         )
         # CloudWatch cannot look back a month (Period x EvaluationPeriods <= 7 days), so the daily
         # function publishes the age of the last success and this alarm reads one day of it; no data

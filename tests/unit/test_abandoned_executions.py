@@ -266,6 +266,14 @@ def test_an_in_place_restore_stopped_before_the_app_was_touched_releases_its_loc
     assert emulated.locks() == []
 
 
+def history_read_by(monkeypatch: pytest.MonkeyPatch, get_execution_history: Any) -> None:
+    """The real last_state, reading GetExecutionHistory from `get_execution_history`; every other client as it is."""
+    monkeypatch.setattr(abandoned, "last_state", REAL_LAST_STATE)
+    real_client = abandoned.aws.client
+    sfn = type("Sfn", (), {"get_execution_history": staticmethod(get_execution_history)})
+    monkeypatch.setattr(abandoned.aws, "client", lambda name: sfn if name == "stepfunctions" else real_client(name))
+
+
 def test_an_in_place_restore_stopped_where_its_history_cannot_be_read_keeps_its_lock_as_if_mid_swap(world, monkeypatch):
     emulated, settings = world
     # Given an in-place restore that holds the production lock, aborted, and a history that cannot be read
@@ -276,10 +284,7 @@ def test_an_in_place_restore_stopped_where_its_history_cannot_be_read_keeps_its_
     def history_refused(**kwargs: Any) -> Any:
         raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "GetExecutionHistory")
 
-    monkeypatch.setattr(abandoned, "last_state", REAL_LAST_STATE)
-    real_client = abandoned.aws.client
-    refusing_sfn = type("Sfn", (), {"get_execution_history": staticmethod(history_refused)})
-    monkeypatch.setattr(abandoned.aws, "client", lambda name: refusing_sfn if name == "stepfunctions" else real_client(name))
+    history_read_by(monkeypatch, history_refused)
     stopped = event("ABORTED", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
 
     result = abandoned.record_abandoned(stopped, settings, "irisx-restore-")
@@ -308,10 +313,7 @@ def test_a_stop_while_the_failure_end_step_runs_keeps_the_lock_its_failure_asked
     def history(**kwargs: Any) -> Any:
         return {"events": [entered]}
 
-    monkeypatch.setattr(abandoned, "last_state", REAL_LAST_STATE)
-    real_client = abandoned.aws.client
-    sfn = type("Sfn", (), {"get_execution_history": staticmethod(history)})
-    monkeypatch.setattr(abandoned.aws, "client", lambda name: sfn if name == "stepfunctions" else real_client(name))
+    history_read_by(monkeypatch, history)
     stopped = event("ABORTED", execution_arn=IN_PLACE_ARN, stateMachineArn=IN_PLACE_MACHINE, input=json.dumps({"confirm": "x"}))
 
     result = abandoned.record_abandoned(stopped, settings, "irisx-restore-")

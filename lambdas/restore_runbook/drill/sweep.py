@@ -37,13 +37,12 @@ def _created(instance: dict[str, Any]) -> datetime | None:
 
 
 def drill_copies(settings: RunbookSettings) -> list[dict[str, Any]]:
-    copies = []
-    for page in aws.client("rds").get_paginator("describe_db_instances").paginate():
-        for instance in page["DBInstances"]:
-            tags = rds.tags_of(instance)
-            if tags.get(rds.TAG_PURPOSE) == rds.PURPOSE_DRILL and tags.get(settings.management_tag_key) == settings.management_tag_value:
-                copies.append(instance)
-    return copies
+    return [
+        instance
+        for instance in rds.all_instances()
+        if rds.tags_of(instance).get(rds.TAG_PURPOSE) == rds.PURPOSE_DRILL
+        and rds.tags_of(instance).get(settings.management_tag_key) == settings.management_tag_value
+    ]
 
 
 def sweep(settings: RunbookSettings) -> dict[str, Any]:

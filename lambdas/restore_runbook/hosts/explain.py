@@ -161,19 +161,9 @@ def serving_from_one_database(plan: dict[str, Any] | None, recoveries: list[dict
     acted_on = {host for recovery in reached for host in recovery.get("hosts") or []}
     hosts = sorted((acted_on or set((plan or {}).get("hosts") or [])) - gone)
     seen = [(recovery, _results_of(recovery)) for recovery in reached]
-    targets = set()
-    for host in hosts:
-        # As _host_state reads it: the newest recovery that says anything of the host decides.
-        for recovery, results in reversed(seen):
-            health = ((recovery.get("health") or {}).get("hosts") or {}).get(host)
-            if health and health.get("healthy"):
-                targets.add(recovery.get("target"))
-                break
-            if results.get(host):
-                return False
-        else:
-            return False
-    return bool(hosts) and len(targets) == 1
+    last = [_last_word(host, seen) for host in hosts]
+    healthy_on = {word[0].get("target") for word in last if word is not None and _healthy(word[1])}
+    return bool(hosts) and all(word is not None and _healthy(word[1]) for word in last) and len(healthy_on) == 1
 
 
 def _results_of(recovery: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -184,19 +174,35 @@ def _results_of(recovery: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return results
 
 
-def _host_state(host: str, seen: list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]) -> str:
+Seen = list[tuple[dict[str, Any], dict[str, dict[str, Any]]]]
+
+
+def _last_word(host: str, seen: Seen) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]] | None:
+    """(recovery, its health verdict, its command result) of the newest recovery that says anything of `host`."""
     for recovery, results in reversed(seen):
         health = ((recovery.get("health") or {}).get("hosts") or {}).get(host)
         result = results.get(host) or {}
-        db_host = (result.get("output") or {}).get("db_host") or recovery.get("db_host")
-        if health and health.get("healthy"):
-            return f"DB_HOST={db_host}, app running and healthy ({recovery.get('target')} database)"
-        if result.get("status") == ssm.SUCCESS:
-            verdict = health.get("detail") if health else "health not confirmed"
-            return f"DB_HOST={db_host}, app restarted but not confirmed healthy ({verdict})"
-        if result:
-            problem = result.get("error") or result.get("status")
-            reported = (result.get("output") or {}).get("db_host")
-            where = f"DB_HOST={reported}" if reported else "DB_HOST unknown"
-            return f"{where}, restart on the {recovery.get('target')} database failed ({problem}): the app may be STOPPED"
-    return "DB_HOST unknown, no restart confirmed: the app may be STOPPED"
+        if _healthy(health) or result:
+            return recovery, health, result
+    return None
+
+
+def _healthy(health: dict[str, Any] | None) -> bool:
+    return bool(health and health.get("healthy"))
+
+
+def _host_state(host: str, seen: Seen) -> str:
+    word = _last_word(host, seen)
+    if word is None:
+        return "DB_HOST unknown, no restart confirmed: the app may be STOPPED"
+    recovery, health, result = word
+    db_host = (result.get("output") or {}).get("db_host") or recovery.get("db_host")
+    if _healthy(health):
+        return f"DB_HOST={db_host}, app running and healthy ({recovery.get('target')} database)"
+    if result.get("status") == ssm.SUCCESS:
+        verdict = health.get("detail") if health else "health not confirmed"
+        return f"DB_HOST={db_host}, app restarted but not confirmed healthy ({verdict})"
+    problem = result.get("error") or result.get("status")
+    reported = (result.get("output") or {}).get("db_host")
+    where = f"DB_HOST={reported}" if reported else "DB_HOST unknown"
+    return f"{where}, restart on the {recovery.get('target')} database failed ({problem}): the app may be STOPPED"

@@ -31,11 +31,10 @@ def by_resource_id(resource_id: str) -> dict[str, Any] | None:
 
 def find_copy(execution_id: str, settings: RunbookSettings) -> dict[str, Any] | None:
     """The copy this execution restored, whatever its name is now (a rename changes the name, not the tags)."""
-    for page in aws.client("rds").get_paginator("describe_db_instances").paginate():
-        for instance in page["DBInstances"]:
-            tags = rds.tags_of(instance)
-            if tags.get(rds.TAG_EXECUTION) == execution_id and tags.get(settings.management_tag_key) == settings.management_tag_value:
-                return dict(instance)
+    for instance in rds.all_instances():
+        tags = rds.tags_of(instance)
+        if tags.get(rds.TAG_EXECUTION) == execution_id and tags.get(settings.management_tag_key) == settings.management_tag_value:
+            return dict(instance)
     return None
 
 
